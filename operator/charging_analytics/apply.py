@@ -1,0 +1,81 @@
+"""Execute a plan through the RisingWave client, one autocommitted statement at a time.
+
+Every action is idempotent on its own (``IF NOT EXISTS`` / ``IF EXISTS``), and its ledger rows are
+written only after its DDL succeeded. A run interrupted after any statement therefore leaves a
+state the next plan converges from: an object without a ledger row is rebuilt, a leftover shadow
+sends its subgraph down the recreate path.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from psycopg import sql
+
+from .catalog import CatalogSnapshot
+from .plan import Action, Plan
+from .render import as_text
+
+log = logging.getLogger(__name__)
+
+
+class StatementRunner(Protocol):
+    """The part of the RisingWave client that apply needs."""
+
+    async def execute(self, statement: str) -> None: ...
+
+    async def snapshot(self) -> CatalogSnapshot: ...
+
+
+class ApplyError(RuntimeError):
+    """An action failed; ``done`` actions were applied before it."""
+
+    def __init__(self, action: Action, cause: BaseException, done: int) -> None:
+        super().__init__(f"{action.type} {action.kind} {action.name} failed: {cause}")
+        self.action = action
+        self.cause = cause
+        self.done = done
+
+
+@dataclass
+class ApplyResult:
+    applied: list[Action] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+async def apply_plan(
+    runner: StatementRunner,
+    plan: Plan,
+    *,
+    on_action: Callable[[Action], Awaitable[None]] | None = None,
+) -> ApplyResult:
+    """Run every action of ``plan`` in order; raise :class:`ApplyError` on the first failure."""
+    result = ApplyResult()
+    started = time.monotonic()
+    for action in plan.actions:
+        try:
+            await _run(runner, action.statement)
+            for stmt in action.ledger:
+                await _run(runner, stmt)
+            if action.ledger:
+                await runner.execute("FLUSH")  # make the ledger write visible to the next snapshot
+        except Exception as err:  # noqa: BLE001 - re-raised with context
+            raise ApplyError(action, err, len(result.applied)) from err
+        log.info("applied %s", action.describe())
+        result.applied.append(action)
+        if on_action is not None:
+            await on_action(action)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+async def _run(runner: StatementRunner, statement: sql.Composable) -> None:
+    await runner.execute(as_text(statement))
+
+
+def summarize(actions: Sequence[Action]) -> str:
+    return "; ".join(f"{a.type} {a.name}" for a in actions) or "nothing"

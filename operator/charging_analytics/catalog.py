@@ -1,0 +1,97 @@
+"""What the operator knows about a RisingWave database: a pure, immutable snapshot.
+
+The RisingWave client (:mod:`charging_analytics.rw.client`) builds a :class:`CatalogSnapshot`
+from a handful of catalog reads; the planner compares desired objects against it. Nothing in
+this module does I/O.
+
+RisingWave re-prints stored definitions (keywords upper-cased, ``IF NOT EXISTS`` stripped,
+definitions rewritten on renames; risingwave-sql reference §11), so definitions cannot be
+compared as text. The operator keeps its own *ledger* instead: one row per object it applied,
+with the definition hash, the kind and the object's dependencies, in the operator-owned table
+``cha_system.ledger`` (one table for all tenants, so a whole-endpoint snapshot is one read).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+ObjectKind = Literal["Schema", "Source", "MaterializedView", "View", "Sink", "Table", "Secret", "User"]
+
+#: Schema that holds the operator's ledger.
+SYSTEM_SCHEMA = "cha_system"
+LEDGER_TABLE = "ledger"
+#: Ledger row (object_name) that records which resource owns a tenant on this endpoint.
+OWNER_ROW = "__owner__"
+
+
+@dataclass(frozen=True)
+class ObservedObject:
+    """An object found in RisingWave's catalog."""
+
+    kind: ObjectKind
+    schema: str
+    name: str
+    id: int | None = None
+    #: RisingWave's normalised definition; informational only (never compared as text).
+    definition: str | None = None
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.schema}.{self.name}" if self.schema else self.name
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """What the operator recorded after applying an object."""
+
+    tenant: str
+    name: str  # object name inside the tenant schema ("" for the schema itself)
+    kind: ObjectKind
+    hash: str
+    depends_on: tuple[str, ...] = ()  # object names inside the same schema
+
+
+@dataclass(frozen=True)
+class TenantCatalog:
+    """The slice of a snapshot that belongs to one tenant schema."""
+
+    tenant: str
+    schema_exists: bool
+    objects: Mapping[str, ObservedObject] = field(default_factory=dict)  # by object name
+    ledger: Mapping[str, LedgerEntry] = field(default_factory=dict)  # by object name
+    owner: str | None = None  # "namespace/name" of the resource that owns the tenant
+    #: DDL progress of objects still being built, e.g. {"station_revenue": "42.10%"}.
+    ddl_progress: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CatalogSnapshot:
+    """Everything the planner needs about one RisingWave endpoint (host:port/database)."""
+
+    endpoint: str
+    schemas: frozenset[str] = frozenset()
+    objects: tuple[ObservedObject, ...] = ()
+    ledger: tuple[LedgerEntry, ...] = ()
+    owners: Mapping[str, str] = field(default_factory=dict)  # tenant -> owner identity
+    users: frozenset[str] = frozenset()
+    ddl_progress: Mapping[str, str] = field(default_factory=dict)  # "schema.name" -> "42.10%"
+    ledger_exists: bool = False
+    taken_at: float = 0.0  # time.monotonic() when read
+
+    def tenant(self, tenant: str) -> TenantCatalog:
+        """The tenant's view of the snapshot (cheap; used once per reconcile)."""
+        objects = {o.name: o for o in self.objects if o.schema == tenant}
+        ledger = {e.name: e for e in self.ledger if e.tenant == tenant and e.name != OWNER_ROW}
+        progress = {
+            q.split(".", 1)[1]: p for q, p in self.ddl_progress.items() if q.split(".", 1)[0] == tenant
+        }
+        return TenantCatalog(
+            tenant=tenant,
+            schema_exists=tenant in self.schemas,
+            objects=objects,
+            ledger=ledger,
+            owner=self.owners.get(tenant),
+            ddl_progress=progress,
+        )

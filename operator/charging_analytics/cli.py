@@ -1,0 +1,224 @@
+"""``charging-analytics``: render, validate, plan and apply tenants without Kubernetes; generate
+the CRD; simulate OCPP traffic; run the operator."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .catalog import CatalogSnapshot
+from .crd import CRD_FILENAME, render_crd_yaml
+from .plan import Plan, PlanOptions, build_plan
+from .render import RenderOptions, SecretStore, render, statements_text
+from .spec import ChargingAnalytics
+from .validation import ManifestError, Manifests, load_file
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CHART_CRD_DIR = REPO_ROOT / "charts" / "charging-analytics-operator" / "crds"
+
+
+def _load(path: str) -> Manifests:
+    manifests = load_file(Path(path))
+    if not manifests.resources:
+        raise ManifestError([])
+    return manifests
+
+
+def _owner(resource: ChargingAnalytics) -> str:
+    return f"{resource.metadata.namespace or 'default'}/{resource.metadata.name}"
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    manifests = _load(args.file)
+    for resource in manifests.resources:
+        creds, _ = manifests.credentials_for(resource)
+        objects = render(resource.spec, RenderOptions(secret_store=args.secret_store, credentials=creds))
+        print(f"-- tenant {resource.spec.tenant} ({_owner(resource)})\n")
+        print(statements_text(objects))
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    manifests = _load(args.file)
+    for resource in manifests.resources:
+        _, missing = manifests.credentials_for(resource)
+        note = f" (Secrets not in this file: {', '.join(missing)})" if missing else ""
+        print(f"{_owner(resource)}: valid (tenant {resource.spec.tenant}){note}")
+    return 0
+
+
+def _plan_json(plan: Plan) -> dict[str, Any]:
+    return {
+        "tenant": plan.tenant,
+        "hash": plan.hash,
+        "destructive": plan.destructive,
+        "summary": plan.summary(),
+        "actions": [
+            {"type": a.type, "kind": a.kind, "name": a.name, "reason": a.reason,
+             "destructive": a.destructive, "sql": a.sql}
+            for a in plan.actions
+        ],
+        "drift": [d.describe() for d in plan.drift],
+    }
+
+
+def _print_plan(plan: Plan, output: str) -> None:
+    if output == "json":
+        print(json.dumps(_plan_json(plan), indent=2))
+        return
+    print(f"-- plan for tenant {plan.tenant}: {plan.summary()} (hash {plan.hash})")
+    for d in plan.drift:
+        print(f"-- drift: {d.describe()}")
+    for a in plan.actions:
+        print(f"\n-- {a.describe()}\n{a.sql};")
+
+
+async def _plan_for(
+    resource: ChargingAnalytics, manifests: Manifests, snapshot: CatalogSnapshot, store: SecretStore
+) -> tuple[Plan, list[str]]:
+    creds, missing = manifests.credentials_for(resource)
+    objects = render(resource.spec, RenderOptions(secret_store=store, credentials=creds))
+    catalog = snapshot.tenant(resource.spec.tenant)
+    options = PlanOptions(owner=_owner(resource), ledger_exists=snapshot.ledger_exists,
+                          correct_drift=resource.spec.on_drift == "Correct")
+    return build_plan(objects, catalog, options), missing
+
+
+async def _with_client(args: argparse.Namespace, apply: bool) -> int:
+    from .apply import ApplyError, apply_plan
+    from .rw.client import Endpoint, RisingWaveClient
+
+    manifests = _load(args.file)
+    endpoint = Endpoint.from_dsn(args.dsn)
+    status = 0
+    async with RisingWaveClient(endpoint) as client:
+        for resource in manifests.resources:
+            snapshot = await client.snapshot()
+            owner = snapshot.owners.get(resource.spec.tenant)
+            if owner is not None and owner != _owner(resource):
+                print(f"error: tenant {resource.spec.tenant} on {endpoint.key} is owned by {owner}",
+                      file=sys.stderr)
+                status = 1
+                continue
+            plan, missing = await _plan_for(resource, manifests, snapshot, args.secret_store)
+            _print_plan(plan, args.output)
+            if not apply or plan.empty:
+                continue
+            if missing:
+                print(f"error: cannot apply without {', '.join(missing)}", file=sys.stderr)
+                status = 1
+                continue
+            if plan.destructive and args.approve != plan.hash:
+                print(f"error: the plan is destructive; re-run with --approve {plan.hash}", file=sys.stderr)
+                status = 1
+                continue
+            try:
+                result = await apply_plan(client, plan)
+            except ApplyError as err:
+                print(f"error: {err}", file=sys.stderr)
+                status = 1
+                continue
+            print(f"-- applied {len(result.applied)} actions in {result.seconds:.1f}s")
+    return status
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    return asyncio.run(_with_client(args, apply=False))
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    return asyncio.run(_with_client(args, apply=True))
+
+
+def cmd_crds(args: argparse.Namespace) -> int:
+    text = render_crd_yaml()
+    targets = [Path(args.output_dir) / CRD_FILENAME]
+    if args.chart and CHART_CRD_DIR.parent.exists():
+        targets.append(CHART_CRD_DIR / CRD_FILENAME)
+    stale = [t for t in targets if not t.exists() or t.read_text(encoding="utf-8") != text]
+    if args.check:
+        for t in stale:
+            print(f"out of date: {t} (run `charging-analytics crds`)", file=sys.stderr)
+        return 1 if stale else 0
+    for t in targets:
+        t.parent.mkdir(parents=True, exist_ok=True)
+        t.write_text(text, encoding="utf-8")
+        print(f"wrote {t}")
+    return 0
+
+
+def cmd_operator(args: argparse.Namespace) -> int:
+    from .operator.main import run
+
+    return run(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="charging-analytics", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_file(p: argparse.ArgumentParser) -> None:
+        p.add_argument("-f", "--file", required=True, help="YAML manifest(s); multi-document accepted")
+        p.add_argument("--secret-store", choices=["inline", "risingwave"], default="inline",
+                       help="credentials as RisingWave SECRETs (licensed) or inline (default)")
+
+    p = sub.add_parser("render", help="print the tenant's statements in apply order")
+    with_file(p)
+    p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser("validate", help="check manifests against the CRD's rules")
+    with_file(p)
+    p.set_defaults(func=cmd_validate)
+
+    for name, func, text in (("plan", cmd_plan, "show what apply would do"),
+                             ("apply", cmd_apply, "apply the plan to RisingWave")):
+        p = sub.add_parser(name, help=text)
+        with_file(p)
+        p.add_argument("--dsn", required=True, help="postgresql://user[:password]@host:4566/dev")
+        p.add_argument("-o", "--output", choices=["text", "json"], default="text")
+        if name == "apply":
+            p.add_argument("--approve", metavar="PLAN_HASH", help="approve a destructive plan by its hash")
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("crds", help="write the CRD generated from the resource model")
+    p.add_argument("--output-dir", default=str(REPO_ROOT / "crds"))
+    p.add_argument("--no-chart", dest="chart", action="store_false", help="skip the chart's crds/ copy")
+    p.add_argument("--check", action="store_true", help="exit 1 if a checked-in CRD is out of date")
+    p.set_defaults(func=cmd_crds)
+
+    try:
+        from .simulate_cli import add_simulate_parser
+    except ImportError:  # pragma: no cover - the simulator is part of the package
+        pass
+    else:
+        add_simulate_parser(sub)
+
+    p = sub.add_parser("operator", help="run the Kubernetes operator (Kopf)")
+    p.add_argument("-A", "--all-namespaces", action="store_true")
+    p.add_argument("-n", "--namespace", action="append", default=[])
+    p.add_argument("--standalone", action="store_true", help="no peering (single replica)")
+    p.add_argument("--peering", default=None, help="peering object name (replicas > 1)")
+    p.add_argument("--liveness", default="http://0.0.0.0:8080/healthz")
+    p.set_defaults(func=cmd_operator)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ManifestError as err:
+        if not err.issues:
+            print("error: no ChargingAnalytics resource in the input", file=sys.stderr)
+        for issue in err.issues:
+            print(f"error: {issue}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

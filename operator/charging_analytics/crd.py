@@ -1,0 +1,181 @@
+"""Generate the ChargingAnalytics CustomResourceDefinition from the Pydantic models.
+
+Pydantic's JSON Schema is turned into a Kubernetes *structural* schema: ``$ref`` inlined,
+``Optional[X]`` reduced to ``X`` (absent means unset), titles dropped, object defaults made
+explicit so the API server defaults nested fields, and the models' rules kept as CEL
+``x-kubernetes-validations``.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel
+
+from . import constants as c
+from .spec import ChargingAnalyticsSpec, ChargingAnalyticsStatus
+
+CRD_FILENAME = f"{c.CRD_NAME}.yaml"
+
+_DROP_KEYS = {"title", "additionalProperties"}
+
+
+def _structural(node: Any, defs: dict[str, Any]) -> Any:
+    if isinstance(node, list):
+        return [_structural(item, defs) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = dict(node)
+    if "$ref" in node:
+        ref = node.pop("$ref").rsplit("/", 1)[-1]
+        merged = copy.deepcopy(defs[ref])
+        merged.update(node)  # field-level description/default win over the model's
+        node = merged
+    if "anyOf" in node:
+        variants = [v for v in node.pop("anyOf") if v.get("type") != "null"]
+        if len(variants) != 1:
+            raise ValueError(f"cannot express union {variants!r} structurally")
+        inner = _structural(variants[0], defs)
+        inner.update({k: v for k, v in node.items() if k not in ("default",) or v is not None})
+        node = inner
+    if node.get("default", "absent") is None:
+        del node["default"]
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in _DROP_KEYS:
+            continue
+        if key == "properties":
+            out[key] = {name: _structural(prop, defs) for name, prop in value.items()}
+        elif key in ("items",):
+            out[key] = _structural(value, defs)
+        else:
+            out[key] = value
+    if out.get("type") == "object" and "properties" not in out and node.get("additionalProperties") is not None:
+        out["additionalProperties"] = _structural(node["additionalProperties"], defs)
+    return out
+
+
+def _default_nested_objects(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    """Give optional object fields built by ``default_factory`` an explicit ``default: {}``.
+
+    The API server then applies the nested defaults, so ``kubectl get -o yaml`` shows the
+    effective configuration.
+    """
+    props = schema.get("properties", {})
+    for name, field in model.model_fields.items():
+        key = field.alias or name
+        sub = props.get(key)
+        if sub is None:
+            continue
+        annotation = field.annotation
+        if field.default_factory is not None and isinstance(annotation, type) and issubclass(
+            annotation, BaseModel
+        ):
+            sub.setdefault("default", {})
+        inner = _model_of(annotation)
+        if inner is not None and sub.get("type") == "object":
+            _default_nested_objects(sub, inner)
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return arg
+    return None
+
+
+def openapi_schema(model: type[BaseModel]) -> dict[str, Any]:
+    raw = model.model_json_schema(by_alias=True, mode="validation")
+    defs = raw.pop("$defs", {})
+    schema: dict[str, Any] = _structural(raw, defs)
+    _default_nested_objects(schema, model)
+    return schema
+
+
+def build_crd() -> dict[str, Any]:
+    spec_schema = openapi_schema(ChargingAnalyticsSpec)
+    status_schema = openapi_schema(ChargingAnalyticsStatus)
+    status_schema["x-kubernetes-preserve-unknown-fields"] = True  # Kopf keeps its own progress here
+    status_schema["properties"]["conditions"]["x-kubernetes-list-type"] = "map"
+    status_schema["properties"]["conditions"]["x-kubernetes-list-map-keys"] = ["type"]
+    root = {
+        "type": "object",
+        "description": "One EV charging network tenant's streaming analytics pipeline in RisingWave.",
+        "required": ["spec"],
+        "properties": {
+            "apiVersion": {"type": "string"},
+            "kind": {"type": "string"},
+            "metadata": {"type": "object"},
+            "spec": spec_schema,
+            "status": status_schema,
+        },
+    }
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": c.CRD_NAME},
+        "spec": {
+            "group": c.GROUP,
+            "scope": "Namespaced",
+            "names": {
+                "kind": c.KIND,
+                "listKind": c.LIST_KIND,
+                "plural": c.PLURAL,
+                "singular": c.SINGULAR,
+                "shortNames": list(c.SHORT_NAMES),
+                "categories": ["all", "evcharging"],
+            },
+            "versions": [
+                {
+                    "name": c.VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": [
+                        {"name": "Tenant", "type": "string", "jsonPath": ".spec.tenant"},
+                        {"name": "Mode", "type": "string", "jsonPath": ".spec.mode", "priority": 1},
+                        {
+                            "name": "Ready",
+                            "type": "string",
+                            "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
+                        },
+                        {
+                            "name": "Reason",
+                            "type": "string",
+                            "jsonPath": '.status.conditions[?(@.type=="Ready")].reason',
+                        },
+                        {
+                            "name": "Drifted",
+                            "type": "string",
+                            "jsonPath": '.status.conditions[?(@.type=="Drifted")].status',
+                            "priority": 1,
+                        },
+                        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+                    ],
+                    "schema": {"openAPIV3Schema": root},
+                }
+            ],
+        },
+    }
+
+
+HEADER = (
+    "# Generated by `charging-analytics crds` from the Pydantic models in\n"
+    "# operator/charging_analytics/spec.py. Do not edit by hand.\n"
+)
+
+
+def render_crd_yaml() -> str:
+    return HEADER + yaml.safe_dump(build_crd(), sort_keys=False, width=100)
+
+
+def write_crd(directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / CRD_FILENAME
+    path.write_text(render_crd_yaml(), encoding="utf-8")
+    return path

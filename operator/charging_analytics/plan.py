@@ -1,0 +1,400 @@
+"""Plan: desired objects vs a catalog snapshot -> ordered actions (pure).
+
+RisingWave has no transactional DDL and no ``CREATE OR REPLACE`` for streaming objects
+(risingwave-sql §10, §13), so a change is a sequence of single statements, each idempotent, each
+followed by a ledger write. The plan is built in phases:
+
+1. bootstrap — the operator's ledger table and the tenant ownership row;
+2. build — missing objects, and *shadows* (``name__next``) of changed views (zero-downtime path);
+3. swap — ``ALTER … SWAP WITH`` each shadow into place (RisingWave >= 2.2), dependency order;
+4. drop — what must go, dependents first: sinks of the rebuilt subgraph (they stay bound to the
+   old view otherwise), the old versions now under the shadow names, removed objects, and, on
+   the recreate path, the changed objects themselves;
+5. create — sinks of the rebuilt subgraph and, on the recreate path, every rebuilt object.
+
+A change replaces the changed object and everything that depends on it, and nothing else. Views
+use the shadow/swap path; a changed source (or a shadow left over by an interrupted run) takes the
+recreate path for its subgraph. Dropping or recreating the source or the schema is destructive.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from psycopg import sql
+
+from .catalog import OWNER_ROW, LedgerEntry, ObjectKind, ObservedObject, TenantCatalog
+from .render import (
+    SCHEMA_KEY,
+    SHADOW_SUFFIX,
+    DesiredObject,
+    as_text,
+    drop_statement,
+    ledger_bootstrap,
+    ledger_forget,
+    ledger_record,
+    rebind,
+    swap_statement,
+)
+
+ActionType = Literal["bootstrap", "claim", "create", "shadow", "swap", "drop", "update"]
+DESTRUCTIVE_KINDS: frozenset[str] = frozenset({"Source", "Schema", "Secret"})
+
+
+@dataclass(frozen=True)
+class Action:
+    """One DDL statement plus the ledger writes that follow it."""
+
+    type: ActionType
+    kind: ObjectKind | Literal["Ledger"]
+    name: str  # qualified name the statement acts on
+    sql: str  # display form (credentials redacted)
+    reason: str
+    destructive: bool = False
+    statement: sql.Composable = field(repr=False, compare=False, default_factory=lambda: sql.SQL(""))
+    ledger: tuple[sql.Composable, ...] = field(repr=False, compare=False, default=())
+
+    def describe(self) -> str:
+        flag = " [destructive]" if self.destructive else ""
+        return f"{self.type:<9} {self.kind} {self.name}{flag} — {self.reason}"
+
+
+DriftProblem = Literal["missing", "unrecorded", "modified", "unexpected", "kind-mismatch", "leftover-shadow"]
+
+
+@dataclass(frozen=True)
+class Drift:
+    name: str
+    kind: str
+    problem: DriftProblem
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.name} is {self.problem.replace('-', ' ')}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    tenant: str
+    actions: tuple[Action, ...]
+    drift: tuple[Drift, ...]
+    #: Objects whose desired definition differs from the recorded one (spec changes).
+    changed: tuple[str, ...]
+
+    @property
+    def empty(self) -> bool:
+        return not self.actions
+
+    @property
+    def destructive(self) -> bool:
+        return any(a.destructive for a in self.actions)
+
+    @property
+    def hash(self) -> str:
+        """Identity of the plan (display statements in order); approvals carry it."""
+        h = hashlib.sha256()
+        for a in self.actions:
+            h.update(a.type.encode())
+            h.update(b"\0")
+            h.update(a.sql.encode())
+            h.update(b"\n")
+        return "sha256:" + h.hexdigest()[:24]
+
+    def statements(self) -> list[str]:
+        return [a.sql for a in self.actions]
+
+    def summary(self) -> str:
+        if self.empty:
+            return "no changes"
+        counts: dict[str, int] = {}
+        for a in self.actions:
+            counts[a.type] = counts.get(a.type, 0) + 1
+        return ", ".join(f"{n} {t}" for t, n in counts.items())
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    #: Rebuild changed views as shadows and swap them in (RisingWave >= 2.2).
+    zero_downtime: bool = True
+    #: Identity written to the ledger's owner row ("namespace/name").
+    owner: str | None = None
+    #: Fingerprints of RisingWave's own definitions, as observed after the last apply; an object
+    #: whose current fingerprint differs was changed behind the operator's back.
+    expected_fingerprints: Mapping[str, str] = field(default_factory=dict)
+    #: Whether the ledger table exists (from the snapshot).
+    ledger_exists: bool = True
+    #: Repair drift (``onDrift: Correct``); with False drift is only reported and spec changes
+    #: are still applied.
+    correct_drift: bool = True
+
+
+def fingerprint(obj: ObservedObject) -> str:
+    """Identity of an object as RisingWave stores it (id + normalised definition)."""
+    h = hashlib.sha256(f"{obj.kind}\0{obj.id}\0{obj.definition or ''}".encode())
+    return h.hexdigest()[:16]
+
+
+def _closure(roots: Iterable[str], dependents: Mapping[str, set[str]]) -> set[str]:
+    out: set[str] = set()
+    stack = list(roots)
+    while stack:
+        key = stack.pop()
+        if key in out:
+            continue
+        out.add(key)
+        stack.extend(dependents.get(key, ()))
+    return out
+
+
+def _reverse_topological(keys: set[str], deps: Mapping[str, Sequence[str]]) -> list[str]:
+    """Order ``keys`` dependents-first using the dependency map (ties broken by name)."""
+    order: list[str] = []
+    seen: set[str] = set()
+
+    def visit(k: str) -> None:
+        if k in seen:
+            return
+        seen.add(k)
+        for d in sorted(deps.get(k, ())):
+            if d in keys:
+                visit(d)
+        order.append(k)
+
+    for k in sorted(keys):
+        visit(k)
+    return list(reversed(order))
+
+
+def build_plan(
+    desired: Sequence[DesiredObject],
+    catalog: TenantCatalog,
+    options: PlanOptions | None = None,
+) -> Plan:
+    options = options or PlanOptions()
+    tenant = catalog.tenant
+    by_key = {o.key: o for o in desired}
+    order = [o.key for o in desired]  # render emits dependency order
+    dependents: dict[str, set[str]] = {}
+    for o in desired:
+        for d in o.depends_on:
+            dependents.setdefault(d, set()).add(o.key)
+
+    def observed(key: str) -> ObservedObject | None:
+        if key == SCHEMA_KEY:
+            return ObservedObject("Schema", "", tenant) if catalog.schema_exists else None
+        return catalog.objects.get(key)
+
+    drift: list[Drift] = []
+    changed: list[str] = []
+    roots: set[str] = set()
+    force_recreate: set[str] = set()
+
+    def drifted(o: DesiredObject, problem: DriftProblem, *, recreate: bool = False) -> None:
+        drift.append(Drift(o.qualified, o.kind, problem))
+        if options.correct_drift:
+            roots.add(o.key)
+            if recreate:
+                force_recreate.add(o.key)
+
+    for o in desired:
+        seen = observed(o.key)
+        entry = catalog.ledger.get(o.key)
+        if seen is None:
+            if entry is not None and entry.hash == o.hash:
+                drifted(o, "missing")
+            else:
+                roots.add(o.key)  # new in the spec (or changed while it was gone)
+            continue
+        if seen.kind != o.kind:
+            drifted(o, "kind-mismatch", recreate=True)
+            continue
+        if entry is None:
+            drifted(o, "unrecorded")
+            continue
+        expected = options.expected_fingerprints.get(o.key)
+        if expected is not None and o.kind != "Schema" and expected != fingerprint(seen):
+            drifted(o, "modified")
+            if entry.hash != o.hash:
+                changed.append(o.qualified)
+                roots.add(o.key)
+            continue
+        if entry.hash != o.hash:
+            changed.append(o.qualified)
+            roots.add(o.key)
+
+    # Leftover shadows (an interrupted rebuild) force the recreate path for their base object.
+    leftovers = [n for n in catalog.objects if n.endswith(SHADOW_SUFFIX)]
+    for name in leftovers:
+        base = name[: -len(SHADOW_SUFFIX)]
+        drift.append(Drift(f"{tenant}.{name}", catalog.objects[name].kind, "leftover-shadow"))
+        if base in by_key:
+            roots.add(base)
+            force_recreate.add(base)
+
+    # Secrets change in place (ALTER SECRET): they do not dirty their dependents.
+    updates = [k for k in roots if by_key[k].kind == "Secret" and observed(k) is not None]
+    dirty = _closure((r for r in roots if r not in updates), dependents)
+
+    # Objects the ledger knows that are no longer desired; unknown objects are only reported.
+    removed = [
+        e for k, e in catalog.ledger.items() if k not in by_key and k != OWNER_ROW and k != SCHEMA_KEY
+    ]
+    managed = set(catalog.ledger) | set(by_key)
+    for name, obj in catalog.objects.items():
+        if name not in managed and not name.endswith(SHADOW_SUFFIX):
+            drift.append(Drift(obj.qualified, obj.kind, "unexpected"))
+
+    recreate_path = (not options.zero_downtime) or any(
+        k in force_recreate or not by_key[k].swappable
+        for k in dirty
+        if observed(k) is not None and by_key[k].kind != "Sink"
+    )
+
+    actions: list[Action] = []
+
+    def record(o: DesiredObject) -> tuple[sql.Composable, ...]:
+        return tuple(ledger_record(tenant, o.key, o.kind, o.hash, o.depends_on))
+
+    def act(
+        type_: ActionType,
+        o_kind: ObjectKind | Literal["Ledger"],
+        name: str,
+        statement: sql.Composable,
+        display: sql.Composable,
+        reason: str,
+        *,
+        destructive: bool = False,
+        ledger: tuple[sql.Composable, ...] = (),
+    ) -> None:
+        actions.append(
+            Action(type_, o_kind, name, as_text(display), reason, destructive, statement, ledger)
+        )
+
+    # 1. bootstrap -----------------------------------------------------------------------------
+    if not options.ledger_exists:
+        for stmt in ledger_bootstrap():
+            act("bootstrap", "Ledger", "cha_system.ledger", stmt, stmt, "operator ledger is missing")
+    if options.owner is not None and catalog.owner != options.owner:
+        forget_owner, insert_owner = ledger_record(tenant, OWNER_ROW, "Tenant", options.owner, ())
+        act("claim", "Ledger", tenant, forget_owner, insert_owner,
+            f"record {options.owner} as the tenant's owner", ledger=(insert_owner,))
+
+    def reason_for(key: str) -> str:
+        if observed(key) is None:
+            return "missing"
+        if key in force_recreate:
+            return "must be rebuilt"
+        if key in roots:
+            return "definition changed" if f"{by_key[key].qualified}" in changed else "drifted"
+        return "depends on a rebuilt object"
+
+    shadows: dict[tuple[str, ...], tuple[str, ...]] = {}
+    swapped: list[str] = []
+    rebuild_later: list[str] = []
+
+    # 2. build: missing objects and shadows, in dependency order --------------------------------
+    for key in order:
+        o = by_key[key]
+        if key in updates:
+            assert o.update_statement is not None
+            act("update", o.kind, o.qualified, o.update_statement, _redacted_update(o), "credential rotated",
+                ledger=record(o))
+            continue
+        if key not in dirty:
+            continue
+        exists = observed(key) is not None
+        if recreate_path or o.kind == "Sink":
+            rebuild_later.append(key)  # built in phase 5, after what it replaces is dropped
+            continue
+        if not exists:
+            act("create", o.kind, o.qualified, rebind(o.statement, shadows), rebind(o.display, shadows),
+                reason_for(key), destructive=False, ledger=record(o))
+            continue
+        shadow = o.name + SHADOW_SUFFIX
+        shadows[(o.schema, o.name)] = (o.schema, shadow)
+        act("shadow", o.kind, f"{o.schema}.{shadow}", rebind(o.statement, shadows),
+            rebind(o.display, shadows), f"build the new {o.name} beside the old ({reason_for(key)})")
+        swapped.append(key)
+
+    # 3. swap ---------------------------------------------------------------------------------
+    for key in swapped:
+        o = by_key[key]
+        stmt = swap_statement(o.kind, o.schema, o.name, o.name + SHADOW_SUFFIX)
+        act("swap", o.kind, o.qualified, stmt, stmt, "switch readers to the new definition", ledger=record(o))
+
+    # 4. drop, dependents first (using the dependencies recorded when the objects were built) ------
+    old_deps: dict[str, list[str]] = {k: list(e.depends_on) for k, e in catalog.ledger.items()}
+    for o in desired:
+        old_deps.setdefault(o.key, list(o.depends_on))
+    to_drop: dict[str, tuple[ObjectKind, str, str, bool]] = {}  # key -> (kind, name, reason, cascade)
+    for key in rebuild_later:
+        seen = observed(key)
+        if seen is not None:
+            to_drop[key] = (seen.kind, seen.name, f"rebuild ({reason_for(key)})", False)
+    for key in swapped:
+        to_drop[key] = (by_key[key].kind, key + SHADOW_SUFFIX, "old version, swapped out", False)
+    for e in removed:
+        seen = observed(e.name)
+        if seen is not None:
+            to_drop[e.name] = (seen.kind, seen.name, "no longer in the spec", False)
+    for name in leftovers:
+        to_drop["~" + name] = (catalog.objects[name].kind, name, "left over by an interrupted rebuild", True)
+    removed_keys = {e.name for e in removed}
+    drop_order = _reverse_topological(set(to_drop), old_deps)
+    for key in drop_order:
+        kind, name, why, cascade = to_drop[key]
+        stmt = drop_statement(kind, tenant, name, cascade=cascade)
+        forget = (ledger_forget(tenant, key),) if key in removed_keys else ()
+        act("drop", kind, f"{tenant}.{name}", stmt, stmt, why, destructive=kind in DESTRUCTIVE_KINDS,
+            ledger=forget)
+    for e in removed:
+        if observed(e.name) is None:
+            forget = ledger_forget(tenant, e.name)
+            act("drop", "Ledger", f"{tenant}.{e.name}", forget, forget, "forget an object that is gone")
+
+    # 5. create what was dropped for rebuilding, in dependency order ----------------------------
+    for key in rebuild_later:
+        o = by_key[key]
+        act("create", o.kind, o.qualified, o.statement, o.display, reason_for(key),
+            destructive=o.kind in DESTRUCTIVE_KINDS and observed(key) is not None, ledger=record(o))
+
+    return Plan(tenant=tenant, actions=tuple(actions), drift=tuple(drift), changed=tuple(changed))
+
+
+def _redacted_update(o: DesiredObject) -> sql.Composable:
+    return sql.SQL("ALTER SECRET {} WITH (backend = 'meta') AS {}").format(
+        sql.Identifier(o.schema, o.name), sql.Literal("[redacted]")
+    )
+
+
+def teardown_plan(catalog: TenantCatalog, *, orphan_ledger_only: bool = False) -> Plan:
+    """Drop everything the tenant owns, dependents first (``deletionPolicy: Delete``)."""
+    tenant = catalog.tenant
+    actions: list[Action] = []
+    if not orphan_ledger_only:
+        deps = {k: list(e.depends_on) for k, e in catalog.ledger.items()}
+        keys = {k for k in catalog.ledger if k not in (SCHEMA_KEY, OWNER_ROW) and k in catalog.objects}
+        shadows = {n for n in catalog.objects if n.endswith(SHADOW_SUFFIX)}
+        for name in sorted(shadows):
+            kind = catalog.objects[name].kind
+            stmt = drop_statement(kind, tenant, name, cascade=True)
+            actions.append(Action("drop", kind, f"{tenant}.{name}", as_text(stmt), "leftover shadow",
+                                  kind in DESTRUCTIVE_KINDS, stmt))
+        for key in _reverse_topological(keys, deps):
+            kind = catalog.objects[key].kind
+            stmt = drop_statement(kind, tenant, key)
+            actions.append(Action("drop", kind, f"{tenant}.{key}", as_text(stmt), "tenant deleted",
+                                  kind in DESTRUCTIVE_KINDS, stmt))
+        if catalog.schema_exists and SCHEMA_KEY in catalog.ledger:
+            stmt = drop_statement("Schema", "", tenant)
+            actions.append(Action("drop", "Schema", tenant, as_text(stmt), "tenant deleted", True, stmt))
+    forget = ledger_forget(tenant)
+    actions.append(Action("drop", "Ledger", tenant, as_text(forget), "forget the tenant", False, forget))
+    return Plan(tenant=tenant, actions=tuple(actions), drift=(), changed=())
+
+
+def ledger_entries(desired: Sequence[DesiredObject], tenant: str) -> dict[str, LedgerEntry]:
+    """The ledger a fully applied plan leaves behind (for tests and status)."""
+    return {o.key: LedgerEntry(tenant, o.key, o.kind, o.hash, o.depends_on) for o in desired}

@@ -1,0 +1,521 @@
+"""The ChargingAnalytics resource model: the single source of truth.
+
+The CRD in ``crds/`` is generated from these models (see :mod:`charging_analytics.crd`), the CLI
+validates manifests with them, and the renderer reads only these types.  Every field carries its
+structural rule (pattern, enum, bound) here; cross-field rules are :class:`Rule` objects that are
+emitted as CEL ``x-kubernetes-validations`` for the API server *and* checked in Python by the
+same model, so ``charging-analytics validate`` and ``kubectl apply`` reject the same manifests
+with the same message.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from . import constants as c
+
+# --------------------------------------------------------------------------------------------
+# Scalar types
+# --------------------------------------------------------------------------------------------
+
+#: Durations are Go/CEL style with one unit (``90s``, ``15m``, ``24h``) so CEL's ``duration()``
+#: can evaluate the cross-field rules at admission time.
+DURATION_PATTERN = r"^(0|[1-9][0-9]{0,6})(s|m|h)$"
+_DURATION_RE = re.compile(DURATION_PATTERN)
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600}
+
+
+def duration_seconds(value: str) -> int:
+    """Seconds in a one-unit duration string such as ``15m``."""
+    match = _DURATION_RE.match(value)
+    if match is None:
+        raise ValueError(f"{value!r} is not a duration like 90s, 15m or 24h")
+    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+Duration = Annotated[str, Field(pattern=DURATION_PATTERN, max_length=10)]
+
+TENANT_PATTERN = r"^[a-z][a-z0-9_]{1,39}$"
+#: Schema names RisingWave or PostgreSQL reserve; a tenant may not take them.
+RESERVED_TENANTS = ("public", "information_schema", "pg_catalog", "rw_catalog")
+K8S_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
+SECRET_KEY_PATTERN = r"^[-._a-zA-Z0-9]{1,253}$"
+HOST_PATTERN = r"^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,251}[a-zA-Z0-9])?$"
+BOOTSTRAP_SERVER_PATTERN = r"^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,251}[a-zA-Z0-9])?:[0-9]{1,5}$"
+KAFKA_TOPIC_PATTERN = r"^[a-zA-Z0-9._-]{1,249}$"
+CONSUMER_GROUP_PATTERN = r"^[a-zA-Z0-9._-]{1,100}$"
+SQL_NAME_PATTERN = r"^[a-z_][a-z0-9_]{0,62}$"
+CURRENCY_PATTERN = r"^[A-Z]{3}$"
+
+K8sName = Annotated[str, Field(pattern=K8S_NAME_PATTERN, max_length=253)]
+SecretKey = Annotated[str, Field(pattern=SECRET_KEY_PATTERN, max_length=253)]
+SqlName = Annotated[str, Field(pattern=SQL_NAME_PATTERN, max_length=63)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
+
+
+# --------------------------------------------------------------------------------------------
+# Cross-field rules: one definition, two evaluators (CEL at admission, Python in the CLI)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A cross-field rule of one object in the spec.
+
+    ``cel`` is evaluated by the API server with ``self`` bound to the object; ``check`` is the
+    same predicate over the Pydantic model.  ``field`` names the offending field (relative to the
+    object) so both evaluators report the same path.
+    """
+
+    cel: str
+    message: str
+    check: Callable[[Any], bool]
+    field: str | None = None
+
+    def to_cel(self) -> dict[str, str]:
+        out = {"rule": self.cel, "message": self.message}
+        if self.field:
+            out["fieldPath"] = f".{self.field}"
+        return out
+
+
+class SpecError(ValueError):
+    """A spec that parsed but breaks a cross-field rule; ``field`` is the dotted path."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def _schema_extra(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    """Emit the model's cross-field rules as CEL for the generated CRD."""
+    rules: tuple[Rule, ...] = getattr(model, "rules", ())
+    if rules:
+        schema["x-kubernetes-validations"] = [rule.to_cel() for rule in rules]
+
+
+class _Model(BaseModel):
+    """Base: camelCase names on the wire, unknown fields rejected, immutable instances."""
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+        validate_default=True,
+        json_schema_extra=_schema_extra,
+    )
+    rules: ClassVar[tuple[Rule, ...]] = ()
+
+    @model_validator(mode="after")
+    def _check_rules(self) -> _Model:
+        for rule in type(self).rules:
+            if not rule.check(self):
+                raise SpecError(rule.field or "", rule.message)
+        return self
+
+
+def _alias(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(p[:1].upper() + p[1:] for p in rest)
+
+
+class Model(_Model):
+    model_config = ConfigDict(alias_generator=_alias)
+
+
+# --------------------------------------------------------------------------------------------
+# Secret references (same namespace only: there is no namespace field on purpose)
+# --------------------------------------------------------------------------------------------
+
+
+class CredentialsSecretRef(Model):
+    """A Secret in the resource's own namespace holding a user name and a password."""
+
+    name: K8sName = Field(description="Name of a Secret in the same namespace as the resource.")
+    username_key: SecretKey = Field("username", description="Key of the user name in the Secret.")
+    password_key: SecretKey = Field("password", description="Key of the password in the Secret.")
+
+
+# --------------------------------------------------------------------------------------------
+# RisingWave endpoint
+# --------------------------------------------------------------------------------------------
+
+
+class RisingWaveSpec(Model):
+    """Where the tenant's pipeline runs. Omit to use the operator-wide default endpoint."""
+
+    host: str = Field(pattern=HOST_PATTERN, max_length=253, description="RisingWave frontend host.")
+    port: Port = Field(4566, description="RisingWave frontend port (the RisingWave operator uses 4567).")
+    database: SqlName = Field("dev", description="Database that holds the tenant schema.")
+    sslmode: SslMode = Field("prefer", description="libpq sslmode for the connection.")
+    credentials_secret_ref: CredentialsSecretRef | None = Field(
+        None, description="User and password; omitted means user root without a password."
+    )
+
+    @property
+    def endpoint(self) -> str:
+        """Identity of the RisingWave cluster+database (tenant uniqueness is per endpoint)."""
+        return f"{self.host}:{self.port}/{self.database}"
+
+
+# --------------------------------------------------------------------------------------------
+# Kafka
+# --------------------------------------------------------------------------------------------
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+
+class KafkaSecuritySpec(Model):
+    rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="!self.protocol.startsWith('SASL_') || "
+            "(has(self.saslMechanism) && has(self.credentialsSecretRef))",
+            message="SASL_PLAINTEXT and SASL_SSL need saslMechanism and credentialsSecretRef",
+            check=lambda s: not s.protocol.startswith("SASL_")
+            or (s.sasl_mechanism is not None and s.credentials_secret_ref is not None),
+            field="protocol",
+        ),
+        Rule(
+            cel="self.protocol.startsWith('SASL_') || "
+            "(!has(self.saslMechanism) && !has(self.credentialsSecretRef))",
+            message="saslMechanism and credentialsSecretRef are only valid with a SASL_ protocol",
+            check=lambda s: s.protocol.startswith("SASL_")
+            or (s.sasl_mechanism is None and s.credentials_secret_ref is None),
+            field="protocol",
+        ),
+    )
+
+    protocol: SecurityProtocol = Field("PLAINTEXT", description="Kafka security protocol.")
+    sasl_mechanism: SaslMechanism | None = Field(None, description="SASL mechanism.")
+    credentials_secret_ref: CredentialsSecretRef | None = Field(
+        None, description="SASL user name and password."
+    )
+
+
+class KafkaSpec(Model):
+    bootstrap_servers: list[
+        Annotated[str, Field(pattern=BOOTSTRAP_SERVER_PATTERN, max_length=260)]
+    ] = Field(min_length=1, max_length=16, description="Kafka brokers as host:port.")
+    events_topic: str = Field(
+        pattern=KAFKA_TOPIC_PATTERN, max_length=249, description="Topic carrying the OCPP event JSON."
+    )
+    startup_mode: Literal["earliest", "latest"] = Field(
+        "earliest", description="Where a new source starts reading (RisingWave accepts only these two)."
+    )
+    consumer_group_prefix: str | None = Field(
+        None,
+        pattern=CONSUMER_GROUP_PATTERN,
+        max_length=100,
+        description="RisingWave group.id.prefix; defaults to cha-<tenant>.",
+    )
+    security: KafkaSecuritySpec = Field(
+        default_factory=lambda: KafkaSecuritySpec(), description="Transport security and SASL."
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Analytics
+# --------------------------------------------------------------------------------------------
+
+Price = Annotated[float, Field(ge=0, le=1000)]
+
+
+class PricePerKwh(Model):
+    """Price of one kWh per connector type, in the tariff currency."""
+
+    model_config = ConfigDict(alias_generator=None)
+
+    ccs: Price = Field(alias="CCS", description="Price per kWh on CCS connectors.")
+    chademo: Price = Field(alias="CHAdeMO", description="Price per kWh on CHAdeMO connectors.")
+    type2: Price = Field(alias="Type2", description="Price per kWh on Type 2 connectors.")
+
+    @field_validator("ccs", "chademo", "type2")
+    @classmethod
+    def _at_most_four_decimals(cls, v: float) -> float:
+        if Decimal(str(v)).as_tuple().exponent < -4:  # type: ignore[operator]
+            raise ValueError("prices have at most 4 decimal places")
+        return v
+
+    def as_decimal(self) -> dict[str, Decimal]:
+        """Connector type (as it appears in events) to exact price."""
+        return {
+            "CCS": Decimal(str(self.ccs)),
+            "CHAdeMO": Decimal(str(self.chademo)),
+            "Type2": Decimal(str(self.type2)),
+        }
+
+
+class TariffSpec(Model):
+    currency: str = Field(pattern=CURRENCY_PATTERN, max_length=3, description="ISO 4217 currency code.")
+    price_per_kwh: PricePerKwh = Field(description="Energy price per connector type.")
+
+
+def _secs(expr: str) -> str:
+    return f"duration({expr}).getSeconds()"
+
+
+class AnalyticsSpec(Model):
+    rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel=f"{_secs('self.availabilitySlide')} > 0",
+            message="availabilitySlide must be greater than 0",
+            check=lambda s: duration_seconds(s.availability_slide) > 0,
+            field="availabilitySlide",
+        ),
+        Rule(
+            cel=f"{_secs('self.revenueWindow')} > 0",
+            message="revenueWindow must be greater than 0",
+            check=lambda s: duration_seconds(s.revenue_window) > 0,
+            field="revenueWindow",
+        ),
+        Rule(
+            cel=f"{_secs('self.availabilitySlide')} > 0 && "
+            f"{_secs('self.availabilityWindow')} % {_secs('self.availabilitySlide')} == 0 && "
+            f"{_secs('self.availabilityWindow')} > {_secs('self.availabilitySlide')}",
+            message="availabilityWindow must be a multiple of availabilitySlide, and larger than it",
+            check=lambda s: duration_seconds(s.availability_slide) > 0
+            and duration_seconds(s.availability_window) % duration_seconds(s.availability_slide) == 0
+            and duration_seconds(s.availability_window) > duration_seconds(s.availability_slide),
+            field="availabilityWindow",
+        ),
+        Rule(
+            cel=f"{_secs('self.stateRetention')} >= {_secs('self.revenueWindow')} && "
+            f"{_secs('self.stateRetention')} >= {_secs('self.availabilityWindow')}",
+            message="stateRetention must be at least revenueWindow and availabilityWindow",
+            check=lambda s: duration_seconds(s.state_retention)
+            >= max(duration_seconds(s.revenue_window), duration_seconds(s.availability_window)),
+            field="stateRetention",
+        ),
+        Rule(
+            cel=f"{_secs('self.lateEventTolerance')} < {_secs('self.stateRetention')}",
+            message="lateEventTolerance must be shorter than stateRetention",
+            check=lambda s: duration_seconds(s.late_event_tolerance) < duration_seconds(s.state_retention),
+            field="lateEventTolerance",
+        ),
+    )
+
+    tariffs: TariffSpec = Field(description="Energy prices used for revenue.")
+    revenue_window: Duration = Field("1h", description="Tumbling window of the station revenue view.")
+    availability_window: Duration = Field("15m", description="Hopping window size of connector availability.")
+    availability_slide: Duration = Field("1m", description="Hop of the availability window.")
+    late_event_tolerance: Duration = Field(
+        "5m", description="Watermark delay: events older than this behind the newest are dropped."
+    )
+    state_retention: Duration = Field(
+        "24h", description="Horizon after which rows leave every view's state (bounds memory)."
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Alerts
+# --------------------------------------------------------------------------------------------
+
+
+class KafkaAlertSink(Model):
+    topic: str = Field(pattern=KAFKA_TOPIC_PATTERN, max_length=249, description="Alerts topic.")
+    partitions: int = Field(1, ge=1, le=1000, description="Partitions when the operator creates the topic.")
+    replication_factor: int = Field(
+        1, ge=1, le=10, description="Replication factor when the operator creates the topic."
+    )
+
+
+class PostgresAlertSink(Model):
+    host: str = Field(pattern=HOST_PATTERN, max_length=253, description="PostgreSQL host.")
+    port: Port = Field(5432, description="PostgreSQL port.")
+    database: SqlName = Field(description="Database holding the alerts table.")
+    schema_: SqlName = Field("public", alias="schema", description="Schema of the alerts table.")
+    table: SqlName = Field("charging_alerts", description="Alerts table (created by the operator).")
+    sslmode: SslMode = Field("prefer", description="sslmode for the sink connection.")
+    credentials_secret_ref: CredentialsSecretRef = Field(description="User and password of the sink.")
+
+
+class AlertSinks(Model):
+    kafka: KafkaAlertSink | None = Field(None, description="Publish alerts to a Kafka topic.")
+    postgres: PostgresAlertSink | None = Field(None, description="Upsert open alerts into a PostgreSQL table.")
+
+
+class AlertsSpec(Model):
+    stalled_session_minutes: int = Field(
+        10, ge=1, le=1440, description="A session with no event for this long is stalled."
+    )
+    availability_below_percent: float | None = Field(
+        None, gt=0, le=100, description="Alert when a connector's availability drops below this."
+    )
+    connector_faults: bool = Field(True, description="Alert on StatusNotification Faulted.")
+    sinks: AlertSinks = Field(default_factory=lambda: AlertSinks(), description="Where alerts go.")
+
+
+class ReadOnlyUserSpec(Model):
+    enabled: bool = Field(False, description="Create a SELECT-only RisingWave user for dashboards.")
+    secret_name: K8sName | None = Field(
+        None, description="Secret (same namespace) to write its credentials to; default <name>-readonly."
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# The resource
+# --------------------------------------------------------------------------------------------
+
+
+class ChargingAnalyticsSpec(Model):
+    rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="!(self.tenant in " + "[" + ", ".join(f"'{t}'" for t in RESERVED_TENANTS) + "]) && "
+            "!self.tenant.startsWith('pg_') && !self.tenant.startsWith('rw_')",
+            message="tenant must not be a reserved schema name (public, information_schema, pg_*, rw_*)",
+            check=lambda s: s.tenant not in RESERVED_TENANTS and not s.tenant.startswith(("pg_", "rw_")),
+            field="tenant",
+        ),
+        Rule(
+            cel="!has(self.alerts) || !has(self.analytics) || "
+            f"self.alerts.stalledSessionMinutes * 60 < {_secs('self.analytics.stateRetention')}",
+            message="alerts.stalledSessionMinutes must be shorter than analytics.stateRetention",
+            check=lambda s: s.alerts.stalled_session_minutes * 60
+            < duration_seconds(s.analytics.state_retention),
+            field="alerts.stalledSessionMinutes",
+        ),
+    )
+
+    tenant: str = Field(
+        pattern=TENANT_PATTERN,
+        max_length=40,
+        description="Tenant id; becomes the tenant's RisingWave schema. Immutable.",
+        json_schema_extra={
+            "x-kubernetes-validations": [{"rule": "self == oldSelf", "message": "tenant is immutable"}]
+        },
+    )
+    mode: Literal["Apply", "Plan"] = Field(
+        "Apply", description="Apply changes, or only compute and publish the plan (dry run)."
+    )
+    suspend: bool = Field(False, description="Pause reconciliation.")
+    deletion_policy: Literal["Delete", "Orphan"] = Field(
+        "Delete", description="Drop the tenant's RisingWave objects on delete, or leave them."
+    )
+    on_drift: Literal["Report", "Correct"] = Field(
+        "Correct", description="What to do when RisingWave differs from the spec."
+    )
+    risingwave: RisingWaveSpec | None = Field(
+        None, description="RisingWave endpoint; omitted means the operator-wide default."
+    )
+    kafka: KafkaSpec = Field(description="Where the OCPP events come from.")
+    analytics: AnalyticsSpec = Field(description="Tariffs, windows and state bounds.")
+    alerts: AlertsSpec = Field(default_factory=lambda: AlertsSpec(), description="Alert rules and sinks.")
+    read_only_user: ReadOnlyUserSpec = Field(
+        default_factory=lambda: ReadOnlyUserSpec(), description="Optional dashboard user."
+    )
+
+    @property
+    def consumer_group_prefix(self) -> str:
+        return self.kafka.consumer_group_prefix or f"cha-{self.tenant}"
+
+
+class ObjectMeta(_Model):
+    """The part of metadata the operator and CLI read."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: str = Field(pattern=K8S_NAME_PATTERN, max_length=253)
+    namespace: str | None = None
+    generation: int | None = None
+    uid: str | None = None
+    annotations: dict[str, str] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class ChargingAnalytics(_Model):
+    """A whole manifest: apiVersion, kind, metadata, spec (status is ignored on input)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    api_version: Literal["analytics.evcharging.io/v1alpha1"] = Field(alias="apiVersion")
+    kind: Literal["ChargingAnalytics"]
+    metadata: ObjectMeta
+    spec: ChargingAnalyticsSpec
+
+
+# --------------------------------------------------------------------------------------------
+# Status model
+# --------------------------------------------------------------------------------------------
+
+
+class Condition(Model):
+    type: str = Field(max_length=64, description="Ready, Reconciling, Stalled or Drifted.")
+    status: Literal["True", "False", "Unknown"]
+    reason: str = Field(max_length=128, pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
+    message: str = Field("", max_length=4096)
+    last_transition_time: str = Field(description="RFC 3339 time the status last changed.")
+    observed_generation: int | None = Field(None, ge=0)
+
+
+class ObjectStatus(Model):
+    kind: Literal["Schema", "Source", "MaterializedView", "View", "Sink", "Table", "Secret", "User"]
+    name: str = Field(max_length=200, description="Qualified RisingWave name.")
+    state: Literal["Ready", "Creating", "Pending", "Missing", "Drifted", "Failed"]
+    hash: str = Field(max_length=80, description="Definition hash of the applied object.")
+    backfill_progress: str | None = Field(None, max_length=32, description="DDL progress while building.")
+
+
+class PlanStatus(Model):
+    hash: str = Field(max_length=80)
+    destructive: bool = False
+    actions: int = Field(0, ge=0)
+    statements: list[Annotated[str, Field(max_length=4096)]] = Field(default_factory=list, max_length=200)
+    truncated: bool = False
+
+
+class ChargingAnalyticsStatus(Model):
+    model_config = ConfigDict(extra="allow")
+
+    observed_generation: int | None = Field(None, ge=0)
+    conditions: list[Condition] = Field(default_factory=list, max_length=16)
+    objects: list[ObjectStatus] = Field(default_factory=list, max_length=64)
+    plan_hash: str | None = Field(None, max_length=80, description="Hash of the last computed plan.")
+    plan: PlanStatus | None = Field(None, description="The pending plan (Plan mode or awaiting approval).")
+    applied_hash: str | None = Field(None, max_length=80, description="Hash of the desired state applied.")
+    endpoint: str | None = Field(None, max_length=300, description="RisingWave endpoint in use.")
+
+
+def spec_error_path(loc: tuple[int | str, ...], prefix: str = "spec") -> str:
+    """A Pydantic error location as a dotted manifest path (``spec.kafka.eventsTopic``)."""
+    parts = [prefix] if prefix else []
+    for item in loc:
+        if isinstance(item, int):
+            parts[-1] = f"{parts[-1]}[{item}]"
+        else:
+            parts.append(str(item))
+    return ".".join(parts)
+
+
+__all__ = [
+    "AlertSinks",
+    "AlertsSpec",
+    "AnalyticsSpec",
+    "ChargingAnalytics",
+    "ChargingAnalyticsSpec",
+    "ChargingAnalyticsStatus",
+    "Condition",
+    "CredentialsSecretRef",
+    "KafkaAlertSink",
+    "KafkaSecuritySpec",
+    "KafkaSpec",
+    "ObjectStatus",
+    "PlanStatus",
+    "PostgresAlertSink",
+    "PricePerKwh",
+    "ReadOnlyUserSpec",
+    "RisingWaveSpec",
+    "Rule",
+    "SpecError",
+    "TariffSpec",
+    "duration_seconds",
+    "spec_error_path",
+]

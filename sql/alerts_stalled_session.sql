@@ -1,0 +1,10 @@
+SELECT
+    'stalled_session:' || session_id AS alert_id,
+    'StalledSession' AS alert_type,
+    'warning' AS severity,
+    station_id,
+    connector_id,
+    session_id,
+    'no event since ' || CAST(last_event_at AS VARCHAR) AS detail,
+    last_event_at AS detected_at
+FROM {stalled_sessions}

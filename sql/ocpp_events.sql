@@ -1,0 +1,24 @@
+-- The tenant's OCPP event stream. A SOURCE stores nothing in RisingWave; the materialized views
+-- read the shared Kafka stream. Rows later than the watermark are dropped at the source, so the
+-- delay is the spec's lateEventTolerance. Missing JSON keys read as NULL.
+CREATE SOURCE IF NOT EXISTS {source} (
+    event_id VARCHAR,
+    event_type VARCHAR,
+    station_id VARCHAR,
+    connector_id INT,
+    connector_type VARCHAR,
+    session_id VARCHAR,
+    status VARCHAR,
+    error_code VARCHAR,
+    energy_kwh DOUBLE PRECISION,
+    occurred_at TIMESTAMPTZ,
+    WATERMARK FOR occurred_at AS occurred_at - {late_event_tolerance}
+)
+WITH (
+    connector = 'kafka',
+    topic = {topic},
+    properties.bootstrap.server = {bootstrap_servers},
+    scan.startup.mode = {startup_mode},
+    group.id.prefix = {consumer_group_prefix}{kafka_security}
+)
+FORMAT PLAIN ENCODE JSON
