@@ -63,7 +63,7 @@ async def apply_plan(
                 await _run(runner, stmt)
             if action.ledger:
                 await runner.execute("FLUSH")  # make the ledger write visible to the next snapshot
-        except Exception as err:  # noqa: BLE001 - re-raised with context
+        except Exception as err:
             raise ApplyError(action, err, len(result.applied)) from err
         log.info("applied %s", action.describe())
         result.applied.append(action)

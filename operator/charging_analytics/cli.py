@@ -15,6 +15,7 @@ from .catalog import CatalogSnapshot
 from .crd import CRD_FILENAME, render_crd_yaml
 from .plan import Plan, PlanOptions, build_plan
 from .render import RenderOptions, SecretStore, render, statements_text
+from .simulate_cli import add_simulate_parser
 from .spec import ChargingAnalytics
 from .validation import ManifestError, Manifests, load_file
 
@@ -59,8 +60,14 @@ def _plan_json(plan: Plan) -> dict[str, Any]:
         "destructive": plan.destructive,
         "summary": plan.summary(),
         "actions": [
-            {"type": a.type, "kind": a.kind, "name": a.name, "reason": a.reason,
-             "destructive": a.destructive, "sql": a.sql}
+            {
+                "type": a.type,
+                "kind": a.kind,
+                "name": a.name,
+                "reason": a.reason,
+                "destructive": a.destructive,
+                "sql": a.sql,
+            }
             for a in plan.actions
         ],
         "drift": [d.describe() for d in plan.drift],
@@ -84,8 +91,11 @@ async def _plan_for(
     creds, missing = manifests.credentials_for(resource)
     objects = render(resource.spec, RenderOptions(secret_store=store, credentials=creds))
     catalog = snapshot.tenant(resource.spec.tenant)
-    options = PlanOptions(owner=_owner(resource), ledger_exists=snapshot.ledger_exists,
-                          correct_drift=resource.spec.on_drift == "Correct")
+    options = PlanOptions(
+        owner=_owner(resource),
+        ledger_exists=snapshot.ledger_exists,
+        correct_drift=resource.spec.on_drift == "Correct",
+    )
     return build_plan(objects, catalog, options), missing
 
 
@@ -101,8 +111,10 @@ async def _with_client(args: argparse.Namespace, apply: bool) -> int:
             snapshot = await client.snapshot()
             owner = snapshot.owners.get(resource.spec.tenant)
             if owner is not None and owner != _owner(resource):
-                print(f"error: tenant {resource.spec.tenant} on {endpoint.key} is owned by {owner}",
-                      file=sys.stderr)
+                print(
+                    f"error: tenant {resource.spec.tenant} on {endpoint.key} is owned by {owner}",
+                    file=sys.stderr,
+                )
                 status = 1
                 continue
             plan, missing = await _plan_for(resource, manifests, snapshot, args.secret_store)
@@ -164,8 +176,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     def with_file(p: argparse.ArgumentParser) -> None:
         p.add_argument("-f", "--file", required=True, help="YAML manifest(s); multi-document accepted")
-        p.add_argument("--secret-store", choices=["inline", "risingwave"], default="inline",
-                       help="credentials as RisingWave SECRETs (licensed) or inline (default)")
+        p.add_argument(
+            "--secret-store",
+            choices=["inline", "risingwave"],
+            default="inline",
+            help="credentials as RisingWave SECRETs (licensed) or inline (default)",
+        )
 
     p = sub.add_parser("render", help="print the tenant's statements in apply order")
     with_file(p)
@@ -175,8 +191,10 @@ def build_parser() -> argparse.ArgumentParser:
     with_file(p)
     p.set_defaults(func=cmd_validate)
 
-    for name, func, text in (("plan", cmd_plan, "show what apply would do"),
-                             ("apply", cmd_apply, "apply the plan to RisingWave")):
+    for name, func, text in (
+        ("plan", cmd_plan, "show what apply would do"),
+        ("apply", cmd_apply, "apply the plan to RisingWave"),
+    ):
         p = sub.add_parser(name, help=text)
         with_file(p)
         p.add_argument("--dsn", required=True, help="postgresql://user[:password]@host:4566/dev")
@@ -191,12 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="exit 1 if a checked-in CRD is out of date")
     p.set_defaults(func=cmd_crds)
 
-    try:
-        from .simulate_cli import add_simulate_parser
-    except ImportError:  # pragma: no cover - the simulator is part of the package
-        pass
-    else:
-        add_simulate_parser(sub)
+    add_simulate_parser(sub)
 
     p = sub.add_parser("operator", help="run the Kubernetes operator (Kopf)")
     p.add_argument("-A", "--all-namespaces", action="store_true")

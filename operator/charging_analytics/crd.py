@@ -21,6 +21,7 @@ from .spec import ChargingAnalyticsSpec, ChargingAnalyticsStatus
 CRD_FILENAME = f"{c.CRD_NAME}.yaml"
 
 _DROP_KEYS = {"title", "additionalProperties"}
+_EXCLUSIVE_BOUNDS = {"exclusiveMinimum": "minimum", "exclusiveMaximum": "maximum"}
 
 
 def _structural(node: Any, defs: dict[str, Any]) -> Any:
@@ -51,15 +52,24 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
             out[key] = {name: _structural(prop, defs) for name, prop in value.items()}
         elif key in ("items",):
             out[key] = _structural(value, defs)
+        elif key in _EXCLUSIVE_BOUNDS and not isinstance(value, bool):
+            # JSON Schema 2020-12 (Pydantic) has a numeric exclusive bound; OpenAPI v3.0
+            # (Kubernetes) wants the bound in minimum/maximum plus a boolean flag.
+            out[_EXCLUSIVE_BOUNDS[key]] = value
+            out[key] = True
         else:
             out[key] = value
-    if out.get("type") == "object" and "properties" not in out and node.get("additionalProperties") is not None:
+    if (
+        out.get("type") == "object"
+        and "properties" not in out
+        and node.get("additionalProperties") is not None
+    ):
         out["additionalProperties"] = _structural(node["additionalProperties"], defs)
     return out
 
 
 def _default_nested_objects(schema: dict[str, Any], model: type[BaseModel]) -> None:
-    """Give optional object fields built by ``default_factory`` an explicit ``default: {}``.
+    """Give optional object fields built by ``default_factory`` an explicit ``default``.
 
     The API server then applies the nested defaults, so ``kubectl get -o yaml`` shows the
     effective configuration.
@@ -71,10 +81,15 @@ def _default_nested_objects(schema: dict[str, Any], model: type[BaseModel]) -> N
         if sub is None:
             continue
         annotation = field.annotation
-        if field.default_factory is not None and isinstance(annotation, type) and issubclass(
-            annotation, BaseModel
+        if (
+            field.default_factory is not None
+            and isinstance(annotation, type)
+            and issubclass(annotation, BaseModel)
         ):
-            sub.setdefault("default", {})
+            # The model's own defaults, not ``{}``: the API server checks a default against the
+            # object's CEL rules without applying the nested defaults first.
+            default = field.get_default(call_default_factory=True)
+            sub.setdefault("default", default.model_dump(mode="json", by_alias=True, exclude_none=True))
         inner = _model_of(annotation)
         if inner is not None and sub.get("type") == "object":
             _default_nested_objects(sub, inner)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from psycopg import sql
+from psycopg.sql import Composable
 
 from .catalog import OWNER_ROW, LedgerEntry, ObjectKind, ObservedObject, TenantCatalog
 from .render import (
@@ -54,8 +55,8 @@ class Action:
     sql: str  # display form (credentials redacted)
     reason: str
     destructive: bool = False
-    statement: sql.Composable = field(repr=False, compare=False, default_factory=lambda: sql.SQL(""))
-    ledger: tuple[sql.Composable, ...] = field(repr=False, compare=False, default=())
+    statement: Composable = field(repr=False, compare=False, default_factory=lambda: sql.SQL(""))
+    ledger: tuple[Composable, ...] = field(repr=False, compare=False, default=())
 
     def describe(self) -> str:
         flag = " [destructive]" if self.destructive else ""
@@ -238,9 +239,7 @@ def build_plan(
     dirty = _closure((r for r in roots if r not in updates), dependents)
 
     # Objects the ledger knows that are no longer desired; unknown objects are only reported.
-    removed = [
-        e for k, e in catalog.ledger.items() if k not in by_key and k != OWNER_ROW and k != SCHEMA_KEY
-    ]
+    removed = [e for k, e in catalog.ledger.items() if k not in by_key and k != OWNER_ROW and k != SCHEMA_KEY]
     managed = set(catalog.ledger) | set(by_key)
     for name, obj in catalog.objects.items():
         if name not in managed and not name.endswith(SHADOW_SUFFIX):
@@ -268,9 +267,7 @@ def build_plan(
         destructive: bool = False,
         ledger: tuple[sql.Composable, ...] = (),
     ) -> None:
-        actions.append(
-            Action(type_, o_kind, name, as_text(display), reason, destructive, statement, ledger)
-        )
+        actions.append(Action(type_, o_kind, name, as_text(display), reason, destructive, statement, ledger))
 
     # 1. bootstrap -----------------------------------------------------------------------------
     if not options.ledger_exists:
@@ -278,8 +275,15 @@ def build_plan(
             act("bootstrap", "Ledger", "cha_system.ledger", stmt, stmt, "operator ledger is missing")
     if options.owner is not None and catalog.owner != options.owner:
         forget_owner, insert_owner = ledger_record(tenant, OWNER_ROW, "Tenant", options.owner, ())
-        act("claim", "Ledger", tenant, forget_owner, insert_owner,
-            f"record {options.owner} as the tenant's owner", ledger=(insert_owner,))
+        act(
+            "claim",
+            "Ledger",
+            tenant,
+            forget_owner,
+            insert_owner,
+            f"record {options.owner} as the tenant's owner",
+            ledger=(insert_owner,),
+        )
 
     def reason_for(key: str) -> str:
         if observed(key) is None:
@@ -299,8 +303,15 @@ def build_plan(
         o = by_key[key]
         if key in updates:
             assert o.update_statement is not None
-            act("update", o.kind, o.qualified, o.update_statement, _redacted_update(o), "credential rotated",
-                ledger=record(o))
+            act(
+                "update",
+                o.kind,
+                o.qualified,
+                o.update_statement,
+                _redacted_update(o),
+                "credential rotated",
+                ledger=record(o),
+            )
             continue
         if key not in dirty:
             continue
@@ -309,13 +320,27 @@ def build_plan(
             rebuild_later.append(key)  # built in phase 5, after what it replaces is dropped
             continue
         if not exists:
-            act("create", o.kind, o.qualified, rebind(o.statement, shadows), rebind(o.display, shadows),
-                reason_for(key), destructive=False, ledger=record(o))
+            act(
+                "create",
+                o.kind,
+                o.qualified,
+                rebind(o.statement, shadows),
+                rebind(o.display, shadows),
+                reason_for(key),
+                destructive=False,
+                ledger=record(o),
+            )
             continue
         shadow = o.name + SHADOW_SUFFIX
         shadows[(o.schema, o.name)] = (o.schema, shadow)
-        act("shadow", o.kind, f"{o.schema}.{shadow}", rebind(o.statement, shadows),
-            rebind(o.display, shadows), f"build the new {o.name} beside the old ({reason_for(key)})")
+        act(
+            "shadow",
+            o.kind,
+            f"{o.schema}.{shadow}",
+            rebind(o.statement, shadows),
+            rebind(o.display, shadows),
+            f"build the new {o.name} beside the old ({reason_for(key)})",
+        )
         swapped.append(key)
 
     # 3. swap ---------------------------------------------------------------------------------
@@ -346,9 +371,16 @@ def build_plan(
     for key in drop_order:
         kind, name, why, cascade = to_drop[key]
         stmt = drop_statement(kind, tenant, name, cascade=cascade)
-        forget = (ledger_forget(tenant, key),) if key in removed_keys else ()
-        act("drop", kind, f"{tenant}.{name}", stmt, stmt, why, destructive=kind in DESTRUCTIVE_KINDS,
-            ledger=forget)
+        act(
+            "drop",
+            kind,
+            f"{tenant}.{name}",
+            stmt,
+            stmt,
+            why,
+            destructive=kind in DESTRUCTIVE_KINDS,
+            ledger=(ledger_forget(tenant, key),) if key in removed_keys else (),
+        )
     for e in removed:
         if observed(e.name) is None:
             forget = ledger_forget(tenant, e.name)
@@ -357,8 +389,16 @@ def build_plan(
     # 5. create what was dropped for rebuilding, in dependency order ----------------------------
     for key in rebuild_later:
         o = by_key[key]
-        act("create", o.kind, o.qualified, o.statement, o.display, reason_for(key),
-            destructive=o.kind in DESTRUCTIVE_KINDS and observed(key) is not None, ledger=record(o))
+        act(
+            "create",
+            o.kind,
+            o.qualified,
+            o.statement,
+            o.display,
+            reason_for(key),
+            destructive=o.kind in DESTRUCTIVE_KINDS and observed(key) is not None,
+            ledger=record(o),
+        )
 
     return Plan(tenant=tenant, actions=tuple(actions), drift=tuple(drift), changed=tuple(changed))
 
@@ -380,13 +420,31 @@ def teardown_plan(catalog: TenantCatalog, *, orphan_ledger_only: bool = False) -
         for name in sorted(shadows):
             kind = catalog.objects[name].kind
             stmt = drop_statement(kind, tenant, name, cascade=True)
-            actions.append(Action("drop", kind, f"{tenant}.{name}", as_text(stmt), "leftover shadow",
-                                  kind in DESTRUCTIVE_KINDS, stmt))
+            actions.append(
+                Action(
+                    "drop",
+                    kind,
+                    f"{tenant}.{name}",
+                    as_text(stmt),
+                    "leftover shadow",
+                    kind in DESTRUCTIVE_KINDS,
+                    stmt,
+                )
+            )
         for key in _reverse_topological(keys, deps):
             kind = catalog.objects[key].kind
             stmt = drop_statement(kind, tenant, key)
-            actions.append(Action("drop", kind, f"{tenant}.{key}", as_text(stmt), "tenant deleted",
-                                  kind in DESTRUCTIVE_KINDS, stmt))
+            actions.append(
+                Action(
+                    "drop",
+                    kind,
+                    f"{tenant}.{key}",
+                    as_text(stmt),
+                    "tenant deleted",
+                    kind in DESTRUCTIVE_KINDS,
+                    stmt,
+                )
+            )
         if catalog.schema_exists and SCHEMA_KEY in catalog.ledger:
             stmt = drop_statement("Schema", "", tenant)
             actions.append(Action("drop", "Schema", tenant, as_text(stmt), "tenant deleted", True, stmt))

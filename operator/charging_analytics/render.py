@@ -18,11 +18,13 @@ from pathlib import Path
 from typing import Literal
 
 from psycopg import sql
+from psycopg.sql import Composed
 
 from .catalog import LEDGER_TABLE, SYSTEM_SCHEMA, ObjectKind
 from .spec import ChargingAnalyticsSpec, CredentialsSecretRef, duration_seconds
 
 REDACTED = "[redacted]"
+_PARTS: tuple[Literal["username", "password"], ...] = ("username", "password")
 SHADOW_SUFFIX = "__next"
 SCHEMA_KEY = "@schema"
 
@@ -47,7 +49,7 @@ def _template_text(directory: str, name: str) -> str:
 
 
 def template(name: str) -> sql.SQL:
-    return sql.SQL(_template_text(str(sql_dir()), name))  # type: ignore[arg-type]
+    return sql.SQL(_template_text(str(sql_dir()), name))
 
 
 # --------------------------------------------------------------------------------------------
@@ -107,10 +109,10 @@ class DesiredObject:
     sql: str  # display form: credentials redacted
     depends_on: tuple[str, ...]
     hash: str
-    statement: sql.Composed = field(repr=False, compare=False)  # executable form
-    display: sql.Composed = field(repr=False, compare=False)
+    statement: Composed = field(repr=False, compare=False)  # executable form
+    display: Composed = field(repr=False, compare=False)
     #: Statement that updates the object in place instead of replacing it (secrets only).
-    update_statement: sql.Composed | None = field(default=None, repr=False, compare=False)
+    update_statement: Composed | None = field(default=None, repr=False, compare=False)
     #: Credentials that this object's executable statement needs but were not provided.
     unresolved: tuple[str, ...] = ()
 
@@ -271,9 +273,9 @@ class _Builder:
             if al.sinks.postgres is not None:
                 needed.append("alerts_db")
             for role in needed:
-                for part in ("username", "password"):
+                for part in _PARTS:
                     name = self.secret_name(role, part)
-                    value = self.raw_credential(role, part)  # type: ignore[arg-type]
+                    value = self.raw_credential(role, part)
                     stmt = template("secret").format(secret=self.rel(name), value=value)
                     update = sql.SQL("ALTER SECRET {} WITH (backend = 'meta') AS {}").format(
                         self.rel(name), value
@@ -300,7 +302,9 @@ class _Builder:
         add(
             "MaterializedView",
             "sessions",
-            template("sessions").format(sessions=self.rel("sessions"), source=self.rel(src), retention=retention),
+            template("sessions").format(
+                sessions=self.rel("sessions"), source=self.rel(src), retention=retention
+            ),
             [src],
         )
         prices: Mapping[str, Decimal] = a.tariffs.price_per_kwh.as_decimal()
@@ -523,7 +527,9 @@ def ledger_bootstrap() -> list[sql.Composed]:
     ]
 
 
-def ledger_record(tenant: str, key: str, kind: str, value: str, depends_on: Sequence[str]) -> list[sql.Composed]:
+def ledger_record(
+    tenant: str, key: str, kind: str, value: str, depends_on: Sequence[str]
+) -> list[sql.Composed]:
     """Replace the ledger row of one object (DELETE + INSERT: correct whatever the table's
     ON CONFLICT behaviour; an interruption between them leaves no row, which re-applies)."""
     ledger = sql.Identifier(SYSTEM_SCHEMA, LEDGER_TABLE)

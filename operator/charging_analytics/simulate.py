@@ -82,6 +82,9 @@ CONNECTOR_TYPE_WEIGHTS: Final[tuple[tuple[ConnectorType, float], ...]] = (
     ("CHAdeMO", 0.15),
 )
 MAX_CONNECTORS_PER_STATION: Final = 4
+#: OCPP's MeterValueSampleInterval is 10 s or more in practice; shorter would also let meter
+#: values overtake the Charging status notification.
+MIN_METER_INTERVAL: Final = timedelta(seconds=10)
 #: A connector's meter register at the start of the simulation, kWh (a used charger).
 INITIAL_METER_KWH: Final = (0.0, 50_000.0)
 DC_TAPER_FROM: Final = 0.8
@@ -127,8 +130,8 @@ class SimulationConfig:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1 (got {value})")
-        if self.meter_interval < timedelta(seconds=1):
-            raise ValueError("meter_interval must be at least 1s")
+        if self.meter_interval < MIN_METER_INTERVAL:
+            raise ValueError(f"meter_interval must be at least {MIN_METER_INTERVAL.total_seconds():.0f}s")
         if self.stall_time <= self.meter_interval * (1 + METER_JITTER):
             raise ValueError("stall_time must be longer than meter_interval (plus 2 % jitter)")
         if self.mean_idle <= timedelta(0):
@@ -314,13 +317,27 @@ class _ConnectorSim:
                 yield self._status(self.last_ms + self._span(REPAIR_MS), "Available")
                 return
 
+            if mode == "stall" and delivered + step_wh >= incident_wh:
+                # The connector hangs: no event at all for longer than stall_time (counted from
+                # its last meter value), then it resumes meter values or stops the transaction.
+                mode = "normal"  # one stall per session
+                part = incident_wh - delivered
+                delivered += part
+                self.meter_wh += part
+                t_meter += int(self.stall_ms * rng.uniform(*STALL_GAP_FACTOR))
+                if rng.random() >= self.cfg.stall_resume_probability:
+                    yield from self._stop(t_meter, session_id)
+                    return
+                yield self._tx(t_meter, "MeterValues", session_id)
+                continue
+
             if delivered + step_wh >= target_wh:  # the EV is full within this interval
                 part = target_wh - delivered
                 self.meter_wh += part
                 t_full = t_meter + dt * part // step_wh
                 if rng.random() < SUSPENDED_EV_PROBABILITY:
+                    # The EV stays plugged in; the meter keeps its sampling cadence.
                     yield self._status(t_full, "SuspendedEV")
-                    t_meter = t_full
                     for _ in range(rng.randint(*SUSPENDED_EV_METER_VALUES)):
                         t_meter += self.interval_ms + rng.randint(-jitter, jitter)
                         yield self._tx(t_meter, "MeterValues", session_id)
@@ -332,14 +349,6 @@ class _ConnectorSim:
             self.meter_wh += step_wh
             t_meter += dt
             yield self._tx(t_meter, "MeterValues", session_id)
-
-            if mode == "stall" and delivered >= incident_wh:
-                mode = "normal"  # one stall per session
-                t_meter += int(self.stall_ms * rng.uniform(*STALL_GAP_FACTOR))
-                if rng.random() >= self.cfg.stall_resume_probability:
-                    yield from self._stop(t_meter, session_id)
-                    return
-                yield self._tx(t_meter, "MeterValues", session_id)
 
     def _stop(self, t: int, session_id: str) -> Iterator[_Timed]:
         yield self._tx(t, "StopTransaction", session_id)
@@ -475,7 +484,8 @@ class _Progress:
         self._tty = stream is not None and stream.isatty()
 
     def update(self, now: float, t0: float, sent: int, tally: _Tally, sim: datetime | None) -> None:
-        if self._stream is None or (self._last is not None and now - self._last < self._interval):
+        last = t0 if self._last is None else self._last
+        if self._stream is None or now - last < self._interval:
             return
         self._last = now
         self._write(now, t0, sent, tally, sim, final=False)

@@ -230,6 +230,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     except KafkaException as err:
         print(f"error: Kafka: {err}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # outside the produce loop (topic creation, flush)
+        return 130
     except BrokenPipeError:  # --dry-run | head
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())

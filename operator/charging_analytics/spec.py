@@ -18,8 +18,6 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from . import constants as c
-
 # --------------------------------------------------------------------------------------------
 # Scalar types
 # --------------------------------------------------------------------------------------------
@@ -180,16 +178,20 @@ class KafkaSecuritySpec(Model):
             cel="!self.protocol.startsWith('SASL_') || "
             "(has(self.saslMechanism) && has(self.credentialsSecretRef))",
             message="SASL_PLAINTEXT and SASL_SSL need saslMechanism and credentialsSecretRef",
-            check=lambda s: not s.protocol.startswith("SASL_")
-            or (s.sasl_mechanism is not None and s.credentials_secret_ref is not None),
+            check=lambda s: (
+                not s.protocol.startswith("SASL_")
+                or (s.sasl_mechanism is not None and s.credentials_secret_ref is not None)
+            ),
             field="protocol",
         ),
         Rule(
             cel="self.protocol.startsWith('SASL_') || "
             "(!has(self.saslMechanism) && !has(self.credentialsSecretRef))",
             message="saslMechanism and credentialsSecretRef are only valid with a SASL_ protocol",
-            check=lambda s: s.protocol.startswith("SASL_")
-            or (s.sasl_mechanism is None and s.credentials_secret_ref is None),
+            check=lambda s: (
+                s.protocol.startswith("SASL_")
+                or (s.sasl_mechanism is None and s.credentials_secret_ref is None)
+            ),
             field="protocol",
         ),
     )
@@ -202,9 +204,9 @@ class KafkaSecuritySpec(Model):
 
 
 class KafkaSpec(Model):
-    bootstrap_servers: list[
-        Annotated[str, Field(pattern=BOOTSTRAP_SERVER_PATTERN, max_length=260)]
-    ] = Field(min_length=1, max_length=16, description="Kafka brokers as host:port.")
+    bootstrap_servers: list[Annotated[str, Field(pattern=BOOTSTRAP_SERVER_PATTERN, max_length=260)]] = Field(
+        min_length=1, max_length=16, description="Kafka brokers as host:port."
+    )
     events_topic: str = Field(
         pattern=KAFKA_TOPIC_PATTERN, max_length=249, description="Topic carrying the OCPP event JSON."
     )
@@ -282,17 +284,21 @@ class AnalyticsSpec(Model):
             f"{_secs('self.availabilityWindow')} % {_secs('self.availabilitySlide')} == 0 && "
             f"{_secs('self.availabilityWindow')} > {_secs('self.availabilitySlide')}",
             message="availabilityWindow must be a multiple of availabilitySlide, and larger than it",
-            check=lambda s: duration_seconds(s.availability_slide) > 0
-            and duration_seconds(s.availability_window) % duration_seconds(s.availability_slide) == 0
-            and duration_seconds(s.availability_window) > duration_seconds(s.availability_slide),
+            check=lambda s: (
+                duration_seconds(s.availability_slide) > 0
+                and duration_seconds(s.availability_window) % duration_seconds(s.availability_slide) == 0
+                and duration_seconds(s.availability_window) > duration_seconds(s.availability_slide)
+            ),
             field="availabilityWindow",
         ),
         Rule(
             cel=f"{_secs('self.stateRetention')} >= {_secs('self.revenueWindow')} && "
             f"{_secs('self.stateRetention')} >= {_secs('self.availabilityWindow')}",
             message="stateRetention must be at least revenueWindow and availabilityWindow",
-            check=lambda s: duration_seconds(s.state_retention)
-            >= max(duration_seconds(s.revenue_window), duration_seconds(s.availability_window)),
+            check=lambda s: (
+                duration_seconds(s.state_retention)
+                >= max(duration_seconds(s.revenue_window), duration_seconds(s.availability_window))
+            ),
             field="stateRetention",
         ),
         Rule(
@@ -340,7 +346,9 @@ class PostgresAlertSink(Model):
 
 class AlertSinks(Model):
     kafka: KafkaAlertSink | None = Field(None, description="Publish alerts to a Kafka topic.")
-    postgres: PostgresAlertSink | None = Field(None, description="Upsert open alerts into a PostgreSQL table.")
+    postgres: PostgresAlertSink | None = Field(
+        None, description="Upsert open alerts into a PostgreSQL table."
+    )
 
 
 class AlertsSpec(Model):
@@ -379,8 +387,9 @@ class ChargingAnalyticsSpec(Model):
             cel="!has(self.alerts) || !has(self.analytics) || "
             f"self.alerts.stalledSessionMinutes * 60 < {_secs('self.analytics.stateRetention')}",
             message="alerts.stalledSessionMinutes must be shorter than analytics.stateRetention",
-            check=lambda s: s.alerts.stalled_session_minutes * 60
-            < duration_seconds(s.analytics.state_retention),
+            check=lambda s: (
+                s.alerts.stalled_session_minutes * 60 < duration_seconds(s.analytics.state_retention)
+            ),
             field="alerts.stalledSessionMinutes",
         ),
     )
@@ -462,6 +471,9 @@ class ObjectStatus(Model):
     state: Literal["Ready", "Creating", "Pending", "Missing", "Drifted", "Failed"]
     hash: str = Field(max_length=80, description="Definition hash of the applied object.")
     backfill_progress: str | None = Field(None, max_length=32, description="DDL progress while building.")
+    fingerprint: str | None = Field(
+        None, max_length=32, description="RisingWave's id + stored definition, to detect tampering."
+    )
 
 
 class PlanStatus(Model):

@@ -96,7 +96,8 @@ def parse_documents(docs: Iterable[Any], source: str = "<input>") -> Manifests:
             issues.append(Issue(label, "(document)", "is not a mapping"))
             continue
         kind = doc.get("kind")
-        meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
+        raw_meta = doc.get("metadata")
+        meta: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
         name = f"{meta.get('namespace') or '-'}/{meta.get('name') or '?'}"
         if kind == "Secret" and doc.get("apiVersion") == "v1":
             result.secrets[(meta.get("namespace"), str(meta.get("name")))] = secret_data(doc)

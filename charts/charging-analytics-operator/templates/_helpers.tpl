@@ -1,0 +1,119 @@
+{{/* Chart name, truncated to the 63 characters a label value allows. */}}
+{{- define "cha.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Release-qualified name used for every namespaced object of the release. */}}
+{{- define "cha.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Cluster-scoped objects share one namespace-less name space: qualify them with the namespace. */}}
+{{- define "cha.clusterName" -}}
+{{- printf "%s-%s" .Release.Namespace (include "cha.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "cha.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "cha.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "cha.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "cha.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: operator
+app.kubernetes.io/part-of: charging-analytics
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "cha.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "cha.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "cha.image" -}}
+{{- $repo := .Values.image.repository }}
+{{- if .Values.image.registry }}
+{{- $repo = printf "%s/%s" .Values.image.registry .Values.image.repository }}
+{{- end }}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" $repo .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" $repo (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/* "true" when replicas coordinate through Kopf peering. */}}
+{{- define "cha.peering" -}}
+{{- if gt (int .Values.replicas) 1 }}true{{ end }}
+{{- end }}
+
+{{/*
+Fail early on combinations the schema cannot express clearly. Included by the Deployment,
+which every rendering produces.
+*/}}
+{{- define "cha.validate" -}}
+{{- if and (eq .Values.rbac.scope "namespaced") (empty .Values.watchNamespaces) }}
+{{- fail "rbac.scope=namespaced needs watchNamespaces: a namespaced operator cannot serve all namespaces" }}
+{{- end }}
+{{- end }}
+
+{{/*
+RBAC rules for ChargingAnalytics work in the namespaces served. Rendered into a ClusterRole
+(rbac.scope=cluster) or into one Role per watched namespace (rbac.scope=namespaced). Every rule
+says which code path needs it.
+*/}}
+{{- define "cha.namespacedRules" -}}
+# Kopf lists and watches the resources it serves, reads one on demand, and patches metadata
+# (its finalizer analytics.evcharging.io/finalizer and its progress annotations). No update,
+# create or delete: the operator never rewrites a user's spec.
+- apiGroups: ["analytics.evcharging.io"]
+  resources: ["charginganalytics"]
+  verbs: ["get", "list", "watch", "patch"]
+# Conditions, observedGeneration, objects[] and the plan summary go through the status subresource.
+- apiGroups: ["analytics.evcharging.io"]
+  resources: ["charginganalytics/status"]
+  verbs: ["patch"]
+# Credentials referenced by spec.*.credentialsSecretRef (RisingWave, Kafka SASL, PostgreSQL sink),
+# always in the resource's own namespace; watched so a rotated password triggers a reconcile.
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get", "list", "watch"]
+{{- if .Values.rbac.secretWrites }}
+# Writes the credentials Secret of the SELECT-only dashboard user (spec.readOnlyUser). RBAC cannot
+# restrict create by name; disable with rbac.secretWrites=false when no tenant uses readOnlyUser.
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["create", "update", "patch"]
+{{- end }}
+# Kopf posts handler progress and errors as Events on the resource through the core API;
+# patch lets it bump the count of a repeated event instead of creating a new one.
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+# The same Events through events.k8s.io/v1, which newer Kubernetes clients (and the operator's
+# own reconcile events: plan computed, object created/swapped/dropped) use.
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- if and (include "cha.peering" .) .Values.watchNamespaces }}
+# Kopf peering for an operator started with --namespace: replicas announce themselves and their
+# priority in the KopfPeering of every served namespace; only the highest priority one works.
+- apiGroups: ["kopf.dev"]
+  resources: ["kopfpeerings"]
+  verbs: ["get", "list", "watch", "patch"]
+{{- end }}
+{{- end }}

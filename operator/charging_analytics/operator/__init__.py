@@ -1,0 +1,1 @@
+"""The Kubernetes side: Kopf handlers (``main``), the reconcile service, settings, metrics."""

@@ -1,0 +1,111 @@
+"""Preconditions outside RisingWave: the Kafka topics and the PostgreSQL alert table."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import psycopg
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
+from ..render import Credential, postgres_alerts_table
+from ..spec import ChargingAnalyticsSpec
+
+
+@dataclass(frozen=True)
+class CheckFailure(Exception):
+    """A precondition that needs the world (or a human) to change: becomes Stalled."""
+
+    reason: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.reason}: {self.message}"
+
+
+def _kafka_config(
+    spec: ChargingAnalyticsSpec, cred: Credential | None, timeout: float
+) -> dict[str, str | int | float | bool]:
+    conf: dict[str, str | int | float | bool] = {
+        "bootstrap.servers": ",".join(spec.kafka.bootstrap_servers),
+        "security.protocol": spec.kafka.security.protocol,
+        "socket.timeout.ms": str(int(timeout * 1000)),
+    }
+    if spec.kafka.security.sasl_mechanism is not None and cred is not None:
+        conf["sasl.mechanism"] = spec.kafka.security.sasl_mechanism
+        conf["sasl.username"] = cred.username
+        conf["sasl.password"] = cred.password
+    return conf
+
+
+def _check_topics(spec: ChargingAnalyticsSpec, cred: Credential | None, timeout: float) -> list[str]:
+    admin = AdminClient(_kafka_config(spec, cred, timeout))
+    servers = ",".join(spec.kafka.bootstrap_servers)
+    try:
+        topics = admin.list_topics(timeout=timeout).topics
+    except KafkaException as err:
+        raise CheckFailure("KafkaUnavailable", f"cannot list topics on {servers}: {err.args[0]}") from err
+    if spec.kafka.events_topic not in topics:
+        raise CheckFailure(
+            "EventsTopicMissing", f"events topic {spec.kafka.events_topic!r} does not exist on {servers}"
+        )
+    created: list[str] = []
+    sink = spec.alerts.sinks.kafka
+    if sink is not None and sink.topic not in topics:
+        futures = admin.create_topics(
+            [
+                NewTopic(
+                    sink.topic, num_partitions=sink.partitions, replication_factor=sink.replication_factor
+                )
+            ],
+            request_timeout=timeout,
+        )
+        try:
+            futures[sink.topic].result(timeout=timeout)
+        except KafkaException as err:
+            if "TOPIC_ALREADY_EXISTS" not in str(err.args[0]):
+                raise CheckFailure(
+                    "AlertsTopicFailed", f"cannot create alerts topic {sink.topic!r}: {err.args[0]}"
+                ) from err
+        created.append(sink.topic)
+    return created
+
+
+async def check_kafka(spec: ChargingAnalyticsSpec, cred: Credential | None, timeout_s: float) -> list[str]:
+    """Fail if the events topic is missing; create the alerts topic. Returns topics created."""
+    return await asyncio.to_thread(_check_topics, spec, cred, timeout_s)
+
+
+async def ensure_postgres_table(spec: ChargingAnalyticsSpec, cred: Credential, timeout_s: float) -> bool:
+    """Create the JDBC sink's target table (alert_id primary key) if it is missing."""
+    pg = spec.alerts.sinks.postgres
+    ddl = postgres_alerts_table(spec)
+    if pg is None or ddl is None:
+        return False
+    try:
+        conn = await psycopg.AsyncConnection.connect(
+            host=pg.host,
+            port=pg.port,
+            dbname=pg.database,
+            user=cred.username,
+            password=cred.password,
+            sslmode=pg.sslmode,
+            connect_timeout=max(1, int(timeout_s)),
+            autocommit=True,
+        )
+    except psycopg.OperationalError as err:
+        # The driver's message can echo connection parameters but never the password.
+        raise CheckFailure(
+            "AlertsDatabaseUnavailable",
+            f"cannot connect to {pg.host}:{pg.port}/{pg.database}: "
+            f"{str(err).splitlines()[0] if str(err) else type(err).__name__}",
+        ) from err
+    try:
+        async with conn:
+            await conn.execute(ddl)
+    except psycopg.Error as err:
+        raise CheckFailure(
+            "AlertsTableFailed", f"cannot create {pg.schema_}.{pg.table}: {err.diag.message_primary or err}"
+        ) from err
+    return True

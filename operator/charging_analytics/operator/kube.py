@@ -1,0 +1,81 @@
+"""The few Kubernetes API calls the reconcile service makes besides Kopf's own."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import Mapping
+from typing import Any
+
+import kubernetes
+
+from .. import constants as c
+
+
+def _load_config() -> kubernetes.client.ApiClient:
+    try:
+        kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
+    except kubernetes.config.ConfigException:
+        kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call]
+    return kubernetes.client.ApiClient()
+
+
+class KubeApi:
+    """Secrets (read, and write for generated credentials) and the resource's status subresource.
+
+    The synchronous client runs in worker threads so the event loop never blocks.
+    """
+
+    def __init__(self, api: kubernetes.client.ApiClient | None = None) -> None:
+        self.api = api or _load_config()
+        self.core = kubernetes.client.CoreV1Api(self.api)
+        self.custom = kubernetes.client.CustomObjectsApi(self.api)
+
+    async def read_secret(self, namespace: str, name: str) -> dict[str, str] | None:
+        """A Secret's data decoded to text, or None when it does not exist."""
+
+        def read() -> dict[str, str] | None:
+            try:
+                secret = self.core.read_namespaced_secret(name, namespace)
+            except kubernetes.client.ApiException as err:
+                if err.status == 404:
+                    return None
+                raise
+            data = {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
+            return data
+
+        return await asyncio.to_thread(read)
+
+    async def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
+        def patch() -> None:
+            try:
+                self.custom.patch_namespaced_custom_object_status(
+                    c.GROUP, c.VERSION, namespace, c.PLURAL, name, {"status": dict(status)}
+                )
+            except kubernetes.client.ApiException as err:
+                if err.status != 404:  # deleted meanwhile: nothing to report on
+                    raise
+
+        await asyncio.to_thread(patch)
+
+    async def get_resource(self, namespace: str, name: str) -> dict[str, Any] | None:
+        def get() -> dict[str, Any] | None:
+            try:
+                obj = self.custom.get_namespaced_custom_object(c.GROUP, c.VERSION, namespace, c.PLURAL, name)
+                return dict(obj)  # type: ignore[call-overload,no-any-return]
+            except kubernetes.client.ApiException as err:
+                if err.status == 404:
+                    return None
+                raise
+
+        return await asyncio.to_thread(get)
+
+    async def list_resources(self, namespace: str) -> list[dict[str, Any]]:
+        def list_() -> list[dict[str, Any]]:
+            out: Any = self.custom.list_namespaced_custom_object(c.GROUP, c.VERSION, namespace, c.PLURAL)
+            return list(out.get("items", []))
+
+        return await asyncio.to_thread(list_)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.api.close)

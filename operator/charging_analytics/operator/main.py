@@ -1,0 +1,168 @@
+"""Kopf handlers: decorators and thin wrappers only. The logic lives in ``service.py``.
+
+Run with ``charging-analytics operator`` (or ``kopf run -m charging_analytics.operator.main``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from .. import constants as c
+from . import metrics
+from .service import Outcome, Resource, RetryLater, Service
+from .settings import OperatorSettings
+
+SETTINGS = OperatorSettings()
+RESOURCE = (c.GROUP, c.VERSION, c.PLURAL)
+log = logging.getLogger("charging_analytics.operator")
+
+
+def _service(memo: Any) -> Service:
+    service: Service = memo.service
+    return service
+
+
+def _body(body: Mapping[str, Any]) -> Any:
+    """Kopf's event posting accepts any mapping with apiVersion/kind/metadata."""
+    return dict(body)
+
+
+def _post_events(body: Mapping[str, Any], outcome: Outcome) -> None:
+    for type_, reason, message in outcome.events:
+        if type_ == "Warning":
+            kopf.warn(_body(body), reason=reason, message=message)
+        else:
+            kopf.info(_body(body), reason=reason, message=message)
+
+
+async def _reconcile(body: Mapping[str, Any], memo: Any, origin: str) -> None:
+    outcome = await _service(memo).reconcile(Resource.from_body(body), origin=origin)
+    _post_events(body, outcome)
+    if outcome.retry_after is not None and origin != "timer":
+        raise kopf.TemporaryError(
+            outcome.conditions[0].message if outcome.conditions else outcome.result, delay=outcome.retry_after
+        )
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    """Configure Kopf and build the service (pools, caches) once."""
+    settings.persistence.finalizer = c.FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=c.ANNOTATION_KOPF_PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=c.ANNOTATION_KOPF_PREFIX, key="last-handled-configuration"
+    )
+    settings.posting.level = logging.WARNING  # explicit events only; no log lines as events
+    settings.watching.server_timeout = 60
+    settings.watching.client_timeout = 90
+    settings.networking.request_timeout = 30
+    settings.execution.max_workers = 8
+    metrics.serve(SETTINGS.metrics_port)
+    memo.service = Service(SETTINGS)
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    service: Service | None = getattr(memo, "service", None)
+    if service is not None:
+        await service.close()
+
+
+@kopf.on.create(*RESOURCE)
+async def on_create(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """A new tenant: build its pipeline."""
+    await _reconcile(body, memo, "create")
+
+
+@kopf.on.update(*RESOURCE)
+async def on_update(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """A changed spec or annotation (approval): re-plan and apply the affected subgraph."""
+    await _reconcile(body, memo, "update")
+
+
+@kopf.on.resume(*RESOURCE)
+async def on_resume(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Operator restart: converge whatever was interrupted."""
+    await _reconcile(body, memo, "resume")
+
+
+@kopf.timer(
+    *RESOURCE,
+    interval=SETTINGS.drift_interval_seconds,
+    initial_delay=SETTINGS.drift_interval_seconds,
+    idle=SETTINGS.drift_interval_seconds / 2,
+)
+async def drift_check(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
+    """Periodic drift check against the shared per-endpoint snapshot; corrects under onDrift: Correct."""
+    try:
+        await _reconcile(body, memo, "timer")
+    except Exception:  # a periodic check must never spin into Kopf retries
+        logger.exception("drift check failed")
+
+
+@kopf.on.delete(*RESOURCE)
+async def on_delete(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Drop the tenant's objects (Delete) or release them (Orphan), then let the finalizer go."""
+    try:
+        outcome = await _service(memo).delete(Resource.from_body(body))
+    except RetryLater as err:
+        kopf.warn(_body(body), reason="DeletionBlocked", message=str(err))
+        raise kopf.TemporaryError(str(err), delay=err.delay) from err
+    _post_events(body, outcome)
+
+
+@kopf.on.event("", "v1", "secrets")
+async def on_secret(
+    event: Mapping[str, Any], namespace: str | None, name: str | None, memo: kopf.Memo, **_: Any
+) -> None:
+    """A referenced Secret changed: reconcile the resources that use it."""
+    if event.get("type") is None or namespace is None or name is None:
+        return  # initial listing: resume handlers cover it
+    service = _service(memo)
+    for owner in service.resources_using_secret(namespace, name):
+        ns, res_name = owner.split("/", 1)
+        body = await service.kube.get_resource(ns, res_name)
+        if body is None or (body.get("spec") or {}).get("suspend"):
+            continue
+        outcome = await service.reconcile(Resource.from_body(body), origin="secret")
+        _post_events(body, outcome)
+
+
+@kopf.on.probe(id="risingwave_pools")
+async def probe(memo: kopf.Memo, **_: Any) -> int:
+    """Liveness detail: number of open RisingWave pools."""
+    service: Service | None = getattr(memo, "service", None)
+    return len(service._clients) if service else 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of ``charging-analytics operator``."""
+    kopf.configure(
+        verbose=False,
+        log_format=kopf.LogFormat.JSON if SETTINGS.log_format == "json" else kopf.LogFormat.PLAIN,
+    )
+    namespaces = list(args.namespace) or [n for n in SETTINGS.watch_namespaces.split(",") if n]
+    clusterwide = bool(args.all_namespaces or not namespaces)
+    # Replicas must differ in priority, or Kopf peering freezes all of them: derive it from the
+    # pod name the chart passes in, so the newest-named pod does not matter.
+    pod = os.environ.get("CHA_POD_NAME", "")
+    priority = int(hashlib.sha256(pod.encode()).hexdigest()[:6], 16) if pod else 0
+    asyncio.run(
+        kopf.operator(
+            priority=priority,
+            clusterwide=clusterwide,
+            namespaces=[] if clusterwide else namespaces,
+            standalone=args.standalone or args.peering is None,
+            peering_name=args.peering,
+            liveness_endpoint=args.liveness,
+        )
+    )
+    return 0

@@ -1,0 +1,47 @@
+"""Operator configuration, from environment variables (documented defaults)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class OperatorSettings(BaseSettings):
+    """Every field maps to ``CHA_<FIELD>`` (e.g. ``CHA_DRIFT_INTERVAL_SECONDS``)."""
+
+    model_config = SettingsConfigDict(env_prefix="CHA_", extra="ignore", frozen=True)
+
+    # Default RisingWave endpoint for resources without spec.risingwave.
+    default_rw_host: str | None = Field(None, description="Default RisingWave frontend host")
+    default_rw_port: int = 4566
+    default_rw_database: str = "dev"
+    default_rw_sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = (
+        "prefer"
+    )
+    default_rw_user: str = "root"
+    default_rw_password: str | None = Field(None, repr=False)
+
+    secret_store: Literal["auto", "risingwave", "inline"] = Field(
+        "auto", description="Credentials as RisingWave SECRETs (licensed), inline, or probe (auto)"
+    )
+    zero_downtime: bool = Field(
+        True, description="Rebuild changed views as shadow + SWAP (RisingWave >= 2.2)"
+    )
+    statement_timeout_seconds: float = 600.0
+    connect_timeout_seconds: float = 5.0
+    pool_max_size: int = 4
+
+    drift_interval_seconds: float = Field(60.0, description="How often each resource is checked for drift")
+    catalog_cache_seconds: float = Field(30.0, description="Max age of the shared per-endpoint snapshot")
+    backoff_base_seconds: float = 5.0
+    backoff_max_seconds: float = 300.0
+
+    check_kafka: bool = Field(True, description="Verify the events topic and create the alerts topic")
+    kafka_timeout_seconds: float = 10.0
+    manage_postgres_table: bool = Field(True, description="Create the PostgreSQL sink's target table")
+
+    metrics_port: int = Field(9090, description="Prometheus metrics port; 0 disables")
+    log_format: Literal["json", "plain"] = "plain"
+    watch_namespaces: str = Field("", description="Comma-separated namespaces; empty means all")

@@ -1,0 +1,594 @@
+"""The RisingWave boundary: the only module that talks to RisingWave.
+
+Two operations matter to the rest of the operator:
+
+* :meth:`RisingWaveClient.snapshot` reads the catalog (a handful of plain SELECTs, one round trip
+  each, on one connection) into a :class:`~charging_analytics.catalog.CatalogSnapshot`;
+* :meth:`RisingWaveClient.execute` runs one fully composed statement.
+
+Connections come from a ``psycopg_pool.AsyncConnectionPool`` and are configured the way
+RisingWave needs (risingwave-sql §13): ``autocommit=True`` (RisingWave has no read-write
+transactions; psycopg would otherwise send BEGIN, which RisingWave ignores with a notice),
+``prepare_threshold=None`` (no server-side prepared statements) and, on connect, a
+``statement_timeout`` and ``BACKGROUND_DDL`` (risingwave-sql §12).
+
+Errors surface as two types: :class:`RisingWaveUnavailable` (cannot reach RisingWave: connection
+refused, timeout, pool exhausted; retry later) and :class:`RisingWaveStatementError` (RisingWave
+rejected a statement). Statements can carry credentials (sink passwords in the no-license
+fallback, ``CREATE USER ... PASSWORD``), so neither error, nor any log line, ever contains
+statement text; messages from the server are redacted before they are kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import re
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
+from types import TracebackType
+from typing import Any, Self, cast, get_args
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import psycopg
+from psycopg import sql as pgsql
+from psycopg.conninfo import make_conninfo
+from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
+
+from charging_analytics.catalog import (
+    LEDGER_TABLE,
+    OWNER_ROW,
+    SYSTEM_SCHEMA,
+    CatalogSnapshot,
+    LedgerEntry,
+    ObjectKind,
+    ObservedObject,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT = 4566  # risingwave-sql §13 (the RisingWave Kubernetes operator's Service uses 4567)
+DEFAULT_DATABASE = "dev"
+DEFAULT_USER = "root"
+
+_OBJECT_KINDS: frozenset[str] = frozenset(get_args(ObjectKind))
+
+
+# --------------------------------------------------------------------------------------------
+# Errors
+
+
+class RisingWaveError(Exception):
+    """Base class for everything the client raises."""
+
+    retryable: bool = False
+
+
+class RisingWaveUnavailable(RisingWaveError):
+    """RisingWave could not be reached (refused, timed out, pool exhausted). Retry later."""
+
+    retryable = True
+
+
+class RisingWaveStatementError(RisingWaveError):
+    """RisingWave rejected a statement.
+
+    ``message`` is the server's message with any secret material from the statement redacted;
+    the statement text itself is never kept. RisingWave reports most errors as SQLSTATE XX000,
+    so classify by ``message`` where SQLSTATE is not specific.
+    """
+
+    def __init__(self, *, sqlstate: str | None, message: str, statement_kind: str) -> None:
+        self.sqlstate = sqlstate
+        self.message = message
+        self.statement_kind = statement_kind
+        # class 08 connection, 40 transaction rollback, 53 resources, 57 operator intervention
+        self.retryable = sqlstate is not None and sqlstate[:2] in ("08", "40", "53", "57")
+        super().__init__(f"{statement_kind} failed [{sqlstate or '-----'}]: {message}")
+
+
+class RisingWaveStatementTimeout(RisingWaveStatementError):
+    """A statement was cancelled because it ran longer than its timeout (retryable)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Endpoint and options
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a RisingWave database is. The password never appears in ``repr`` or logs."""
+
+    host: str
+    port: int = DEFAULT_PORT
+    database: str = DEFAULT_DATABASE
+    user: str = DEFAULT_USER
+    password: str = field(default="", repr=False)  # "" = no password
+    sslmode: str = "prefer"
+
+    @property
+    def key(self) -> str:
+        """``host:port/database``: identifies the endpoint (and its ledger) across resources."""
+        return f"{self.host}:{self.port}/{self.database}"
+
+    @classmethod
+    def from_dsn(cls, dsn: str) -> Endpoint:
+        """Parse ``postgresql://user:password@host:port/database?sslmode=...``.
+
+        Errors never echo the DSN (it may contain a password).
+        """
+        parts = urlsplit(dsn)
+        if parts.scheme not in ("postgresql", "postgres"):
+            raise ValueError("RisingWave DSN must start with postgresql:// or postgres://")
+        try:
+            port = parts.port or DEFAULT_PORT
+        except ValueError:
+            raise ValueError("RisingWave DSN has an invalid port") from None
+        if not parts.hostname:
+            raise ValueError("RisingWave DSN has no host")
+        query = parse_qs(parts.query)
+        return cls(
+            host=parts.hostname,
+            port=port,
+            database=unquote(parts.path.lstrip("/")) or DEFAULT_DATABASE,
+            user=unquote(parts.username) if parts.username else DEFAULT_USER,
+            password=unquote(parts.password) if parts.password else "",
+            sslmode=query.get("sslmode", ["prefer"])[-1],
+        )
+
+    def conninfo(self, *, connect_timeout: float, application_name: str) -> str:
+        return make_conninfo(
+            host=self.host,
+            port=str(self.port),
+            dbname=self.database,
+            user=self.user,
+            password=self.password or None,
+            sslmode=self.sslmode,
+            # libpq takes whole seconds and treats values below 2 as 2
+            connect_timeout=str(max(2, math.ceil(connect_timeout))),
+            application_name=application_name,
+        )
+
+
+@dataclass(frozen=True)
+class ClientOptions:
+    #: Seconds. Sent as ``statement_timeout`` on connect; RisingWave applies it to batch queries
+    #: (reads) only, so reads also get a client-side guard of this plus one second.
+    statement_timeout: float = 30.0
+    #: Seconds to establish a connection / wait for a pooled one; bounds how long an
+    #: unreachable RisingWave takes to surface as :class:`RisingWaveUnavailable`.
+    connect_timeout: float = 5.0
+    pool_min: int = 1
+    pool_max: int = 4
+    #: ``SET BACKGROUND_DDL``: CREATE MV/SINK return before backfill completes (risingwave-sql §12).
+    background_ddl: bool = False
+    #: Client-side limit for :meth:`RisingWaveClient.execute` (None: wait as long as the DDL takes;
+    #: a foreground CREATE MV blocks until backfill is done). On expiry the statement is cancelled.
+    ddl_timeout: float | None = None
+    application_name: str = "charging-analytics-operator"
+
+
+# --------------------------------------------------------------------------------------------
+# Catalog SQL: plain SELECT / JOIN / UNION ALL, no casts, v2.x columns only (no schema_name before
+# v3.0, risingwave-sql §11). Each is one round trip.
+
+_SCHEMAS_SQL = "SELECT id, name FROM rw_catalog.rw_schemas"
+
+_RELATION_SOURCES: tuple[tuple[str, str, str], ...] = (
+    ("Source", "rw_sources", " WHERE r.associated_table_id IS NULL"),
+    ("MaterializedView", "rw_materialized_views", ""),
+    ("View", "rw_views", ""),
+    ("Sink", "rw_sinks", ""),
+    ("Table", "rw_tables", ""),
+)
+_RELATIONS_SQL = "\nUNION ALL\n".join(
+    f"SELECT '{kind}' AS kind, s.name AS schema_name, r.id, r.name, r.definition "
+    f"FROM rw_catalog.{table} r JOIN rw_catalog.rw_schemas s ON r.schema_id = s.id{where}"
+    for kind, table, where in _RELATION_SOURCES
+)
+_SECRETS_SQL = (
+    "SELECT s.name AS schema_name, r.id, r.name "
+    "FROM rw_catalog.rw_secrets r JOIN rw_catalog.rw_schemas s ON r.schema_id = s.id"
+)
+_USERS_SQL = "SELECT name FROM rw_catalog.rw_users"
+_PROGRESS_SQL = "SELECT ddl_id, ddl_statement, progress FROM rw_catalog.rw_ddl_progress"
+_LEDGER_SQL = (
+    f'SELECT tenant, object_name, kind, definition_hash, depends_on FROM "{SYSTEM_SCHEMA}"."{LEDGER_TABLE}"'
+)
+
+_SECRET_PROBE = "cha_secret_probe"
+
+_DDL_NAME = re.compile(
+    r"""^\s*CREATE\s+(?:MATERIALIZED\s+VIEW|SINK|TABLE|INDEX|SOURCE)\s+(?:IF\s+NOT\s+EXISTS\s+)?
+        (?P<name>(?:"(?:[^"]|"")+"|[A-Za-z_][\w$]*)(?:\.(?:"(?:[^"]|"")+"|[A-Za-z_][\w$]*))*)""",
+    re.IGNORECASE | re.VERBOSE,
+)
+
+
+# --------------------------------------------------------------------------------------------
+# The client
+
+
+class RisingWaveClient:
+    """Async client for one RisingWave endpoint (one connection pool)."""
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        options: ClientOptions | None = None,
+        *,
+        statement_timeout: float | None = None,
+        connect_timeout: float | None = None,
+        min_size: int | None = None,
+        max_size: int | None = None,
+        background_ddl: bool | None = None,
+        ddl_timeout: float | None = None,
+    ) -> None:
+        """``options`` (or defaults), with any keyword given here overriding it."""
+        base = options or ClientOptions()
+        overrides: dict[str, Any] = {
+            "statement_timeout": statement_timeout,
+            "connect_timeout": connect_timeout,
+            "pool_min": min_size,
+            "pool_max": max_size,
+            "background_ddl": background_ddl,
+            "ddl_timeout": ddl_timeout,
+        }
+        self.endpoint = endpoint
+        self.options = replace(base, **{k: v for k, v in overrides.items() if v is not None})
+        self._pool: AsyncConnectionPool[psycopg.AsyncConnection[tuple[Any, ...]]] | None = None
+        self._timeout_form: str | None = None  # which SET statement_timeout form the server took
+
+    def __repr__(self) -> str:
+        return f"RisingWaveClient({self.endpoint.key})"
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def open(self) -> None:
+        """Create the pool. Does not wait for RisingWave: the first call reports unavailability."""
+        if self._pool is not None:
+            return
+        opts = self.options
+        pool: AsyncConnectionPool[psycopg.AsyncConnection[tuple[Any, ...]]] = AsyncConnectionPool(
+            self.endpoint.conninfo(
+                connect_timeout=opts.connect_timeout, application_name=opts.application_name
+            ),
+            kwargs={"autocommit": True, "prepare_threshold": None},
+            min_size=opts.pool_min,
+            max_size=max(opts.pool_max, opts.pool_min),
+            open=False,
+            configure=self._configure,
+            check=AsyncConnectionPool.check_connection,
+            timeout=opts.connect_timeout,
+            name=f"risingwave:{self.endpoint.key}",
+        )
+        await pool.open(wait=False)
+        self._pool = pool
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close(timeout=5.0)
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def _configure(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        await self._set_statement_timeout(conn)
+        background = "true" if self.options.background_ddl else "false"
+        await conn.execute(pgsql.SQL("SET BACKGROUND_DDL = {}").format(pgsql.SQL(background)))
+
+    async def _set_statement_timeout(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """RisingWave ≥ v2.8 requires a unit ('30000ms'); older versions take bare seconds.
+
+        (A bare number means seconds in RisingWave, milliseconds in PostgreSQL; PR #24633 made
+        RisingWave reject it. The reference has no section on this yet.)
+        """
+        ms = max(0, round(self.options.statement_timeout * 1000))
+        forms = {
+            "unit": f"SET statement_timeout = '{ms}ms'" if ms else "SET statement_timeout = 0",
+            "seconds": f"SET statement_timeout = {math.ceil(ms / 1000)}",
+        }
+        order = [self._timeout_form] if self._timeout_form in forms else list(forms)
+        for form in order:
+            assert form is not None
+            try:
+                await conn.execute(forms[form])
+            except psycopg.Error as e:
+                if e.sqlstate is None:
+                    raise  # the connection itself failed
+                continue
+            self._timeout_form = form
+            return
+        log.warning(
+            "RisingWave at %s rejected statement_timeout; relying on client-side timeouts",
+            self.endpoint.key,
+        )
+        self._timeout_form = "none"
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[tuple[Any, ...]]]:
+        if self._pool is None:
+            await self.open()
+        assert self._pool is not None
+        try:
+            async with self._pool.connection() as conn:
+                yield conn
+        except (PoolTimeout, PoolClosed) as e:
+            raise RisingWaveUnavailable(
+                f"RisingWave at {self.endpoint.key} is unavailable ({type(e).__name__}: "
+                f"no connection within {self.options.connect_timeout:g}s)"
+            ) from None
+
+    # ------------------------------------------------------------------ operations
+
+    async def execute(self, statement: str | pgsql.Composable) -> None:
+        """Run one statement (DDL, DML, FLUSH, ...) in autocommit mode, without bind parameters.
+
+        DDL cannot take bind parameters; compose statements with :mod:`psycopg.sql` instead.
+        """
+        async with self._connection() as conn:
+            text = statement if isinstance(statement, str) else statement.as_string(conn)
+            kind = statement_kind(text)
+            log.debug("executing %s on %s", kind, self.endpoint.key)
+            await self._run(conn, text, kind, limit=self.options.ddl_timeout, fetch=False)
+
+    async def query(self, sql: str | pgsql.Composable) -> list[tuple[Any, ...]]:
+        """Run a read and return its rows (no bind parameters)."""
+        async with self._connection() as conn:
+            text = sql if isinstance(sql, str) else sql.as_string(conn)
+            return await self._run(
+                conn, text, statement_kind(text), limit=self.options.statement_timeout + 1.0, fetch=True
+            )
+
+    async def secrets_available(self) -> bool:
+        """Whether ``CREATE SECRET`` works here (a licensed feature, risingwave-sql §7).
+
+        Probes by creating and dropping a throwaway secret in ``public``; any statement error
+        (no license, no secret store key) means "not available".
+        """
+        probe = pgsql.Identifier("public", _SECRET_PROBE)
+        try:
+            await self.execute(
+                pgsql.SQL("CREATE SECRET IF NOT EXISTS {} WITH (backend = 'meta') AS 'probe'").format(probe)
+            )
+            await self.execute(pgsql.SQL("DROP SECRET IF EXISTS {}").format(probe))
+        except RisingWaveStatementError as e:
+            log.info("secrets unavailable on %s: %s", self.endpoint.key, e.message.splitlines()[0])
+            return False
+        return True
+
+    async def ping(self) -> None:
+        """Round-trip ``SELECT 1``; raises :class:`RisingWaveUnavailable` if unreachable."""
+        await self.query("SELECT 1")
+
+    async def snapshot(self) -> CatalogSnapshot:
+        """Read what RisingWave has (schemas, relations, secrets, users, DDL progress, ledger)."""
+        limit = self.options.statement_timeout + 1.0
+        async with self._connection() as conn:
+
+            async def read(sql: str) -> list[tuple[Any, ...]]:
+                return await self._run(conn, sql, "SELECT", limit=limit, fetch=True)
+
+            schema_rows = await read(_SCHEMAS_SQL)
+            relation_rows = await read(_RELATIONS_SQL)
+            secret_rows = await read(_SECRETS_SQL)
+            user_rows = await read(_USERS_SQL)
+            progress_rows = await read(_PROGRESS_SQL)
+            ledger_exists = any(
+                kind == "Table" and schema == SYSTEM_SCHEMA and name == LEDGER_TABLE
+                for kind, schema, _, name, _ in relation_rows
+            )
+            ledger_rows = await read(_LEDGER_SQL) if ledger_exists else []
+        return build_snapshot(
+            self.endpoint.key,
+            schema_rows=schema_rows,
+            relation_rows=relation_rows,
+            secret_rows=secret_rows,
+            user_rows=user_rows,
+            progress_rows=progress_rows,
+            ledger_rows=ledger_rows,
+            ledger_exists=ledger_exists,
+        )
+
+    async def _run(
+        self,
+        conn: psycopg.AsyncConnection[tuple[Any, ...]],
+        text: str,
+        kind: str,
+        *,
+        limit: float | None,
+        fetch: bool,
+    ) -> list[tuple[Any, ...]]:
+        try:
+            async with asyncio.timeout(limit):
+                cursor = await conn.execute(text)
+                return await cursor.fetchall() if fetch and cursor.description is not None else []
+        except TimeoutError:
+            # asyncio cancelled the query; psycopg sent a cancel request to the server
+            raise RisingWaveStatementTimeout(
+                sqlstate="57014",
+                message=f"cancelled by the client after {limit:g}s",
+                statement_kind=kind,
+            ) from None
+        except psycopg.Error as e:
+            raise _map_error(e, text, kind, self.endpoint.key) from None
+
+
+# --------------------------------------------------------------------------------------------
+# Pure helpers (unit-testable without a server)
+
+
+def build_snapshot(
+    endpoint_key: str,
+    *,
+    schema_rows: Sequence[tuple[Any, ...]],
+    relation_rows: Sequence[tuple[Any, ...]],
+    secret_rows: Sequence[tuple[Any, ...]],
+    user_rows: Sequence[tuple[Any, ...]],
+    progress_rows: Sequence[tuple[Any, ...]],
+    ledger_rows: Sequence[tuple[Any, ...]],
+    ledger_exists: bool,
+) -> CatalogSnapshot:
+    objects: list[ObservedObject] = []
+    by_id: dict[int, str] = {}
+    for kind, schema, oid, name, definition in relation_rows:
+        objects.append(
+            ObservedObject(
+                kind=cast(ObjectKind, kind), schema=schema, name=name, id=oid, definition=definition
+            )
+        )
+        by_id[int(oid)] = f"{schema}.{name}"
+    for schema, oid, name in secret_rows:
+        objects.append(ObservedObject(kind="Secret", schema=schema, name=name, id=oid))
+
+    progress: dict[str, str] = {}
+    for ddl_id, statement, value in progress_rows:
+        qualified = by_id.get(int(ddl_id)) if ddl_id is not None else None
+        if qualified is None:
+            qualified = _name_from_ddl(statement or "")
+        if qualified is not None:
+            progress[qualified] = str(value)
+
+    ledger: list[LedgerEntry] = []
+    owners: dict[str, str] = {}
+    for tenant, object_name, kind, definition_hash, depends_on in ledger_rows:
+        if object_name == OWNER_ROW:
+            owners[tenant] = definition_hash or ""
+            kind = kind if kind in _OBJECT_KINDS else "Schema"
+        elif kind not in _OBJECT_KINDS:
+            log.warning("ignoring ledger row %s/%s with unknown kind %r", tenant, object_name, kind)
+            continue
+        deps = tuple(d.strip() for d in (depends_on or "").split(",") if d.strip())
+        ledger.append(
+            LedgerEntry(
+                tenant=tenant,
+                name=object_name or "",
+                kind=cast(ObjectKind, kind),
+                hash=definition_hash or "",
+                depends_on=deps,
+            )
+        )
+    return CatalogSnapshot(
+        endpoint=endpoint_key,
+        schemas=frozenset(name for _, name in schema_rows),
+        objects=tuple(objects),
+        ledger=tuple(ledger),
+        owners=owners,
+        users=frozenset(name for (name,) in user_rows),
+        ddl_progress=progress,
+        ledger_exists=ledger_exists,
+        taken_at=time.monotonic(),
+    )
+
+
+def _name_from_ddl(statement: str) -> str | None:
+    """``schema.name`` from a DDL statement head (for jobs not yet listed in the catalog)."""
+    m = _DDL_NAME.match(statement)
+    if m is None:
+        return None
+    parts = [
+        p[1:-1].replace('""', '"') if p.startswith('"') else p.lower()
+        for p in re.findall(r'"(?:[^"]|"")+"|[^.]+', m.group("name"))
+    ]
+    if len(parts) == 1:
+        parts.insert(0, "public")
+    return ".".join(parts[-2:])
+
+
+_KIND_WORDS = re.compile(
+    r"""^\s*(?P<verb>[A-Za-z]+)
+        (?:\s+(?P<obj>OR\s+REPLACE\s+(?:MATERIALIZED\s+)?VIEW|MATERIALIZED\s+VIEW|(?!IF\b)[A-Za-z]+))?""",
+    re.VERBOSE,
+)
+_OBJECT_VERBS = frozenset({"CREATE", "DROP", "ALTER", "SHOW", "COMMENT"})
+
+
+def statement_kind(statement: str) -> str:
+    """A short, secret-free label: ``CREATE MATERIALIZED VIEW``, ``INSERT``, ``FLUSH``, ..."""
+    m = _KIND_WORDS.match(statement)
+    if m is None:
+        return "statement"
+    verb = m.group("verb").upper()
+    obj = m.group("obj")
+    if verb in _OBJECT_VERBS and obj:
+        return f"{verb} {' '.join(obj.upper().split())}"
+    return verb
+
+
+#: Option keys whose values are credentials (``key = '...'`` in WITH clauses).
+_SECRET_KEY = r"[\w.]*(?:password|secret|token|credential|private|jaas|sasl\.username|api[._]?key)[\w.]*"
+_LITERAL = r"'(?:[^']|'')*'"
+_SENSITIVE = [
+    re.compile(rf"(?i)\b{_SECRET_KEY}\s*=\s*({_LITERAL})"),
+    re.compile(rf"(?i)\bPASSWORD\s+({_LITERAL})"),  # CREATE/ALTER USER ... PASSWORD '...'
+    re.compile(rf"(?is)^\s*(?:CREATE|ALTER)\s+SECRET\b.*?\bAS\s+({_LITERAL})"),  # risingwave-sql §7
+]
+_ANY_LITERAL = re.compile(_LITERAL)
+_URL_CREDENTIALS = re.compile(r"(?i)(?:password=|://[^/'\s:@]+:)")
+
+
+def sensitive_values(statement: str) -> list[str]:
+    """Literal values in ``statement`` that must never be logged or echoed."""
+    values: list[str] = []
+    for pattern in _SENSITIVE:
+        for m in pattern.finditer(statement):
+            values.append(m.group(1)[1:-1].replace("''", "'"))
+    for m in _ANY_LITERAL.finditer(statement):
+        body = m.group()[1:-1].replace("''", "'")
+        if _URL_CREDENTIALS.search(body):  # e.g. jdbc.url with an embedded password
+            values.append(body)
+    return [v for v in values if v]
+
+
+def redact(message: str, statement: str) -> str:
+    """Remove secret material of ``statement`` from a server message.
+
+    Parser errors echo the statement line (``LINE 1: ...``) with a caret; those lines are
+    dropped entirely, and any sensitive literal left anywhere is replaced by ``***``.
+    """
+    lines: list[str] = []
+    skip_caret = False
+    for line in message.splitlines():
+        if re.match(r"^\s*LINE \d+:", line):
+            lines.append("LINE n: (statement text omitted)")
+            skip_caret = True
+            continue
+        if skip_caret and re.fullmatch(r"\s*\^\s*", line):
+            skip_caret = False
+            continue
+        skip_caret = False
+        lines.append(line)
+    text = "\n".join(lines)
+    for value in sorted(set(sensitive_values(statement)), key=len, reverse=True):
+        for form in {value, value.replace("'", "''")}:
+            text = text.replace(form, "***")
+    return text
+
+
+def _map_error(error: psycopg.Error, statement: str, kind: str, endpoint_key: str) -> RisingWaveError:
+    sqlstate = error.sqlstate
+    diag = error.diag
+    primary = diag.message_primary or str(error) or type(error).__name__
+    detail = diag.message_detail
+    hint = diag.message_hint
+    message = "\n".join(p for p in (primary, f"DETAIL: {detail}" if detail else None,
+                                     f"HINT: {hint}" if hint else None) if p)  # fmt: skip
+    message = redact(message, statement)
+    connection_lost = sqlstate is None or sqlstate.startswith("08") or sqlstate in ("57P01", "57P02", "57P03")
+    if connection_lost and isinstance(error, psycopg.OperationalError | psycopg.InterfaceError):
+        return RisingWaveUnavailable(
+            f"lost connection to RisingWave at {endpoint_key} during {kind}: {message}"
+        )
+    if sqlstate == "57014":
+        return RisingWaveStatementTimeout(sqlstate=sqlstate, message=message, statement_kind=kind)
+    return RisingWaveStatementError(sqlstate=sqlstate, message=message, statement_kind=kind)

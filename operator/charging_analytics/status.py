@@ -1,0 +1,154 @@
+"""Status of a ChargingAnalytics resource (pure): conditions, objects[], plan summary.
+
+Conditions follow the Kubernetes API conventions and kstatus: ``Ready`` is the summary,
+``Reconciling`` says work is in progress, ``Stalled`` says the operator cannot make progress
+without a change from a human (or the world), ``Drifted`` says RisingWave differs from the spec.
+``lastTransitionTime`` changes only when a condition's status changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from . import constants as c
+from .catalog import TenantCatalog
+from .plan import Plan, fingerprint
+from .render import DesiredObject
+
+CondStatus = Literal["True", "False", "Unknown"]
+MAX_PLAN_STATEMENTS = 50
+MAX_STATEMENT_CHARS = 4000
+MAX_MESSAGE_CHARS = 1024
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Cond:
+    type: str
+    status: CondStatus
+    reason: str
+    message: str = ""
+
+
+def merge_conditions(
+    existing: Iterable[Mapping[str, Any]] | None,
+    updates: Iterable[Cond],
+    generation: int | None,
+    now: str | None = None,
+) -> list[dict[str, Any]]:
+    """New condition list: ``updates`` replace same-typed entries; transition time kept when the
+    status is unchanged; unknown types are preserved; output in the canonical type order."""
+    now = now or now_rfc3339()
+    current = {str(cond.get("type")): dict(cond) for cond in (existing or [])}
+    for u in updates:
+        old = current.get(u.type)
+        changed = old is None or old.get("status") != u.status
+        current[u.type] = {
+            "type": u.type,
+            "status": u.status,
+            "reason": u.reason,
+            "message": u.message[:MAX_MESSAGE_CHARS],
+            "lastTransitionTime": now if changed else old.get("lastTransitionTime", now),  # type: ignore[union-attr]
+            "observedGeneration": generation,
+        }
+    order = {t: i for i, t in enumerate(c.CONDITION_TYPES)}
+    return sorted(current.values(), key=lambda cond: (order.get(cond["type"], 99), cond["type"]))
+
+
+def ready(reason: str, message: str) -> list[Cond]:
+    return [
+        Cond(c.COND_READY, "True", reason, message),
+        Cond(c.COND_RECONCILING, "False", reason, ""),
+        Cond(c.COND_STALLED, "False", reason, ""),
+    ]
+
+
+def stalled(reason: str, message: str) -> list[Cond]:
+    return [
+        Cond(c.COND_READY, "False", reason, message),
+        Cond(c.COND_RECONCILING, "False", reason, ""),
+        Cond(c.COND_STALLED, "True", reason, message),
+    ]
+
+
+def reconciling(reason: str, message: str) -> list[Cond]:
+    return [
+        Cond(c.COND_READY, "False", reason, message),
+        Cond(c.COND_RECONCILING, "True", reason, message),
+        Cond(c.COND_STALLED, "False", reason, ""),
+    ]
+
+
+def waiting(reason: str, message: str) -> list[Cond]:
+    """Not ready, not failing, waiting for a human (approval, plan mode, suspend)."""
+    return [
+        Cond(c.COND_READY, "False", reason, message),
+        Cond(c.COND_RECONCILING, "False", reason, ""),
+        Cond(c.COND_STALLED, "False", reason, ""),
+    ]
+
+
+def drifted(plan: Plan | None) -> Cond:
+    if plan is None or not plan.drift:
+        return Cond(c.COND_DRIFTED, "False", "InSync", "RisingWave matches the spec")
+    items = "; ".join(d.describe() for d in plan.drift[:10])
+    more = f" (+{len(plan.drift) - 10} more)" if len(plan.drift) > 10 else ""
+    return Cond(c.COND_DRIFTED, "True", "DriftDetected", items + more)
+
+
+def plan_status(plan: Plan) -> dict[str, Any]:
+    statements = [s[:MAX_STATEMENT_CHARS] for s in plan.statements()[:MAX_PLAN_STATEMENTS]]
+    return {
+        "hash": plan.hash,
+        "destructive": plan.destructive,
+        "actions": len(plan.actions),
+        "statements": statements,
+        "truncated": len(plan.actions) > MAX_PLAN_STATEMENTS
+        or any(len(s) > MAX_STATEMENT_CHARS for s in plan.statements()),
+    }
+
+
+def objects_status(desired: Sequence[DesiredObject], catalog: TenantCatalog) -> list[dict[str, Any]]:
+    """One entry per desired object: its state in RisingWave and the recorded hash."""
+    out: list[dict[str, Any]] = []
+    for o in desired:
+        if o.kind == "Schema":
+            present = catalog.schema_exists
+            seen = None
+        else:
+            seen = catalog.objects.get(o.name)
+            present = seen is not None
+        entry = catalog.ledger.get(o.key)
+        progress = catalog.ddl_progress.get(o.name)
+        if not present:
+            state = "Missing"
+        elif progress is not None:
+            state = "Creating"
+        elif entry is None or entry.hash != o.hash:
+            state = "Pending"
+        else:
+            state = "Ready"
+        item: dict[str, Any] = {"kind": o.kind, "name": o.qualified, "state": state, "hash": o.hash}
+        if progress is not None:
+            item["backfillProgress"] = progress
+        if seen is not None:
+            item["fingerprint"] = fingerprint(seen)
+        out.append(item)
+    return out
+
+
+def fingerprints_from(status: Mapping[str, Any] | None) -> dict[str, str]:
+    """Fingerprints recorded in a previous status, by object name inside the tenant."""
+    out: dict[str, str] = {}
+    for item in (status or {}).get("objects") or []:
+        name = str(item.get("name", ""))
+        fp = item.get("fingerprint")
+        if fp and "." in name:
+            out[name.split(".", 1)[1]] = str(fp)
+    return out

@@ -1,0 +1,79 @@
+"""The test bed fails loudly: a missing tool names the provision command, a service that dies
+during startup reports its log, and a readiness poll that never succeeds times out.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from tests.infra import tools
+from tests.infra.process import ManagedProcess, wait_until
+from tests.infra.tools import InfraError, ToolMissingError
+
+
+@pytest.mark.parametrize(
+    ("lookup", "target"),
+    [
+        (lambda: tools.k8s_binary("kube-apiserver"), "k8s"),
+        (lambda: tools.k8s_binary("etcd"), "k8s"),
+        (tools.kafka_libs, "kafka"),
+    ],
+    ids=["kube-apiserver", "etcd", "kafka"],
+)
+def test_missing_tool_names_the_provision_command(
+    lookup: object, target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CHARGING_TOOLS_DIR", str(tmp_path))
+    assert callable(lookup)
+    with pytest.raises(ToolMissingError, match=rf"scripts/provision\.sh {target}"):
+        lookup()
+
+
+def test_versions_come_from_versions_env() -> None:
+    pinned = tools.versions()
+    assert pinned["KUBERNETES_VERSION"].startswith("v1.")
+    assert tools.kubernetes_version() == pinned["KUBERNETES_VERSION"]
+    assert tools.kafka_version() == pinned["KAFKA_VERSION"]
+
+
+def test_process_dying_at_startup_reports_its_log(tmp_path: Path) -> None:
+    proc = ManagedProcess(
+        "doomed",
+        [sys.executable, "-c", "import sys; print('listen tcp: address already in use'); sys.exit(3)"],
+        tmp_path / "doomed.log",
+    )
+    proc.start()
+    try:
+        with pytest.raises(InfraError, match=r"(?s)doomed exited with code 3.*address already in use"):
+            wait_until(lambda: False, timeout=30, what="doomed to be ready", check=proc.check_running)
+    finally:
+        proc.stop()
+
+
+def test_readiness_poll_times_out_with_the_last_error() -> None:
+    def probe() -> bool:
+        raise ConnectionRefusedError("nobody home")
+
+    with pytest.raises(InfraError, match=r"timed out after 0s waiting for the thing.*nobody home"):
+        wait_until(probe, timeout=0.3, what="the thing")
+
+
+def test_stop_escalates_to_sigkill_when_the_signal_is_ignored(tmp_path: Path) -> None:
+    proc = ManagedProcess(
+        "stubborn",
+        [
+            sys.executable,
+            "-c",
+            "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+            "print('re' + 'ady', flush=True); time.sleep(60)",
+        ],
+        tmp_path / "stubborn.log",
+        stop_timeout=0.5,
+    )
+    proc.start()
+    wait_until(
+        lambda: "ready" in proc.log_tail(), timeout=20, what="stubborn to start", check=proc.check_running
+    )
+    assert proc.stop() == -9

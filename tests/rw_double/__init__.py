@@ -1,0 +1,28 @@
+"""A RisingWave DOUBLE for tests: a PostgreSQL-wire server with catalog-faithful semantics.
+
+This is NOT RisingWave. RisingWave cannot be installed here, so tests of the operator's RisingWave
+boundary (``charging_analytics.rw.client``) and everything above it run against this stand-in,
+or against a real RisingWave when ``RISINGWAVE_DSN`` is set (see ``fixtures.py``).
+
+What it imitates (each behaviour cites ``/work/shared/reference/risingwave-sql.md``):
+
+* catalog: schemas, sources, tables (with rows), materialized views, views, sinks, secrets, users,
+  grants; ids, owners, re-printed definitions (§11) and dependencies by object id;
+* DDL semantics: duplicates, IF [NOT] EXISTS (§9), DROP with dependents / CASCADE (§9),
+  ALTER ... SWAP WITH / RENAME TO (§10, §11), CREATE USER without IF NOT EXISTS (§8), GRANT/REVOKE
+  (§8), licensed secrets (§7), BEGIN notice (§13), NOW() and TUMBLE/HOP checks (§3, §4), sink
+  FROM/AS rules and append-only checks (§6), background DDL / WAIT / rw_ddl_progress (§12);
+* reads: ``rw_catalog.*`` (§11, §12) and a few ``pg_catalog`` views, plus user tables, answered by
+  transpiling the SELECT to SQLite with sqlglot;
+* knobs for tests: ``unreachable``, ``latency``, ``fail_next``, ``set_backfill``, ``license``,
+  ``statements``/``records``, ``dml_visibility_delay``.
+
+Entry point: :class:`RisingWaveDouble` (``start()``/``stop()``, ``.dsn``); pytest fixtures live in
+:mod:`tests.rw_double.fixtures`.
+"""
+
+from .errors import SqlError
+from .server import ObjectInfo, RisingWaveDouble
+from .wire import Injection, StatementRecord
+
+__all__ = ["Injection", "ObjectInfo", "RisingWaveDouble", "SqlError", "StatementRecord"]
