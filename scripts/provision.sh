@@ -79,7 +79,9 @@ helm() {
 
 kafka() {
   local out="$TOOLS/kafka-$KAFKA_VERSION"
-  if [[ -f "$out/.complete" ]]; then echo "kafka $KAFKA_VERSION cached in $out"; return; fi
+  if [[ -f "$out/.complete" && -f "$out/libs/slf4j-api-$SLF4J_VERSION.jar" ]]; then
+    echo "kafka $KAFKA_VERSION cached in $out"; return
+  fi
   rm -rf "$out"; mkdir -p "$out/libs"
   local pom; pom=$(mktemp -d)/pom.xml
   cat > "$pom" <<POM
@@ -89,6 +91,7 @@ kafka() {
   <packaging>pom</packaging>
   <dependencies>
     <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId><version>$KAFKA_VERSION</version></dependency>
+    <dependency><groupId>org.slf4j</groupId><artifactId>slf4j-api</artifactId><version>$SLF4J_VERSION</version></dependency>
     <dependency><groupId>org.slf4j</groupId><artifactId>slf4j-simple</artifactId><version>$SLF4J_VERSION</version></dependency>
   </dependencies>
 </project>

@@ -28,6 +28,8 @@ from tests.infra.tools import ToolMissingError  # noqa: E402
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
 
+pytest_plugins = ["tests.rw_double.fixtures"]
+
 T = TypeVar("T")
 TESTBED = pytest.StashKey[Testbed]()
 #: Fixture -> marker it implies (also through fixtures that depend on it).

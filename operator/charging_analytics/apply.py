@@ -61,8 +61,10 @@ async def apply_plan(
             await _run(runner, action.statement)
             for stmt in action.ledger:
                 await _run(runner, stmt)
-            if action.ledger:
-                await runner.execute("FLUSH")  # make the ledger write visible to the next snapshot
+            if action.ledger or action.kind == "Ledger":
+                # DML becomes visible at the next checkpoint; FLUSH makes the ledger write visible
+                # to the next snapshot.
+                await runner.execute("FLUSH")
         except Exception as err:
             raise ApplyError(action, err, len(result.applied)) from err
         log.info("applied %s", action.describe())

@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from .process import ManagedProcess, free_port, wait_until
+from .process import ManagedProcess, free_port, retry_on_port_conflict, wait_until
 from .tools import InfraError, k8s_binary, kubernetes_version
 
 if TYPE_CHECKING:
@@ -514,10 +514,10 @@ class ControlPlane:
         try:
             t0 = time.monotonic()
             self._write_pki()
-            self._start_etcd(etcd_bin)
+            retry_on_port_conflict(lambda: self._start_etcd(etcd_bin), self._reset_etcd)
             t1 = time.monotonic()
             self.etcd_seconds = t1 - t0
-            self._start_apiserver(apiserver_bin)
+            retry_on_port_conflict(lambda: self._start_apiserver(apiserver_bin), self._reset_apiserver)
             self.apiserver_seconds = time.monotonic() - t1
         except BaseException:
             self.stop(keep_workdir=True)
@@ -577,6 +577,18 @@ class ControlPlane:
             check=self._etcd.check_running,
             interval=0.05,
         )
+
+    def _reset_etcd(self) -> None:
+        if self._etcd is not None:
+            self._etcd.stop()
+            self._etcd = None
+        shutil.rmtree(self._dir() / "etcd", ignore_errors=True)
+
+    def _reset_apiserver(self) -> None:
+        if self._apiserver is not None:
+            self._apiserver.stop()
+            self._apiserver = None
+        self._rest = None  # bound to the old port
 
     def _start_apiserver(self, apiserver_bin: Path) -> None:
         work, pki = self._dir(), self.pki

@@ -26,7 +26,7 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic  # what confluent_kafka.admin re-exports
 
-from .process import ManagedProcess, free_port, run_checked, wait_until
+from .process import ManagedProcess, free_port, retry_on_port_conflict, run_checked, wait_until
 from .tools import InfraError, java_binary, kafka_libs, kafka_version
 
 _log = logging.getLogger(__name__)
@@ -318,58 +318,66 @@ class KafkaBroker:
             self._owns_workdir = True
         self.workdir.mkdir(parents=True, exist_ok=True)
         t0 = time.monotonic()
-        self.broker_port, self.controller_port = free_port(), free_port()
-        config = self.workdir / "server.properties"
-        config.write_text(self._properties(self.workdir / "data"), encoding="utf-8")
         classpath, logging_warning = broker_classpath(libs)
         if logging_warning:
             with self.log_path.open("a", encoding="utf-8") as log:
                 log.write(logging_warning + "\n")
+        try:
+            retry_on_port_conflict(lambda: self._format_and_start(java, classpath), self._reset)
+        except BaseException:
+            self.stop(keep_workdir=True)
+            raise
+        self.startup_seconds = time.monotonic() - t0
+        return self
+
+    def _format_and_start(self, java: Path, classpath: str) -> None:
+        assert self.workdir is not None
+        self.broker_port, self.controller_port = free_port(), free_port()
+        config = self.workdir / "server.properties"
+        config.write_text(self._properties(self.workdir / "data"), encoding="utf-8")
         env = {**os.environ, "LOG_DIR": str(self.workdir)}
+        storage_format: list[str | os.PathLike[str]] = [
+            java,
+            "-Xmx256m",
+            "-cp",
+            classpath,
+            "kafka.tools.StorageTool",
+            "format",
+        ]
         run_checked(
             "kafka storage format",
-            [
-                java,
-                "-Xmx256m",
-                "-cp",
-                classpath,
-                "kafka.tools.StorageTool",
-                "format",
-                "-t",
-                random_cluster_id(),
-                "-c",
-                config,
-            ],
+            [*storage_format, "-t", random_cluster_id(), "-c", config],
             self.log_path,
             timeout=120,
             env=env,
         )
-        self._process = ManagedProcess(
+        self._process = process = ManagedProcess(
             "kafka",
             [java, *JVM_OPTS, f"-Dkafka.logs.dir={self.workdir}", "-cp", classpath, "kafka.Kafka", config],
             self.log_path,
             env=env,
             stop_timeout=30,
         )
-        self._process.start()
+        process.start()
         admin = AdminClient(_client_conf(self.bootstrap, **{"socket.connection.setup.timeout.ms": 2000}))
 
         def ready() -> bool:
             return bool(admin.list_topics(timeout=2).brokers)
 
-        try:
-            wait_until(
-                ready,
-                timeout=self.start_timeout,
-                what=f"Kafka {kafka_version()} at {self.bootstrap}",
-                check=self._process.check_running,
-                interval=0.25,
-            )
-        except BaseException:
-            self.stop(keep_workdir=True)
-            raise
-        self.startup_seconds = time.monotonic() - t0
-        return self
+        wait_until(
+            ready,
+            timeout=self.start_timeout,
+            what=f"Kafka {kafka_version()} at {self.bootstrap}",
+            check=process.check_running,
+            interval=0.25,
+        )
+
+    def _reset(self) -> None:
+        if self._process is not None:
+            self._process.stop()
+            self._process = None
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir / "data", ignore_errors=True)
 
     def stop(self, *, keep_workdir: bool = False) -> None:
         if self._process is not None:

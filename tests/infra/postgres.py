@@ -26,7 +26,7 @@ from types import TracebackType
 
 import psycopg
 
-from .process import ManagedProcess, free_port, run_checked, wait_until
+from .process import ManagedProcess, free_port, retry_on_port_conflict, run_checked, wait_until
 from .tools import InfraError, postgres_bin_dir
 
 SERVICE_USER = "chatest"
@@ -201,6 +201,18 @@ class PostgresServer:
             "host all all ::1/128 trust\n",
             encoding="utf-8",
         )
+        try:
+            retry_on_port_conflict(lambda: self._start_server(bindir, data, env, uid, gid), self._stop_server)
+            self._create_alerts_database()
+        except BaseException:
+            self.stop(keep_workdir=True)
+            raise
+        self.startup_seconds = time.monotonic() - t0
+        return self
+
+    def _start_server(
+        self, bindir: Path, data: Path, env: dict[str, str], uid: int | None, gid: int | None
+    ) -> None:
         self.port = free_port()
         settings = {
             "listen_addresses": self.host,
@@ -220,7 +232,7 @@ class PostgresServer:
         for key, value in settings.items():
             argv += ["-c", f"{key}={value}"]
         # SIGINT is PostgreSQL's "fast" shutdown (SIGTERM waits for clients to disconnect).
-        self._process = ManagedProcess(
+        self._process = process = ManagedProcess(
             "postgres",
             argv,
             self.log_path,
@@ -231,21 +243,19 @@ class PostgresServer:
             stop_signal=signal.SIGINT,
             stop_timeout=20,
         )
-        self._process.start()
-        try:
-            wait_until(
-                self._accepts_connections,
-                timeout=self.start_timeout,
-                what=f"PostgreSQL on {self.host}:{self.port}",
-                check=self._process.check_running,
-                interval=0.05,
-            )
-            self._create_alerts_database()
-        except BaseException:
-            self.stop(keep_workdir=True)
-            raise
-        self.startup_seconds = time.monotonic() - t0
-        return self
+        process.start()
+        wait_until(
+            self._accepts_connections,
+            timeout=self.start_timeout,
+            what=f"PostgreSQL on {self.host}:{self.port}",
+            check=process.check_running,
+            interval=0.05,
+        )
+
+    def _stop_server(self) -> None:
+        if self._process is not None:
+            self._process.stop()
+            self._process = None
 
     def _accepts_connections(self) -> bool:
         with self.connect() as conn:

@@ -48,6 +48,28 @@ def set_parent_death_signal(sig: signal.Signals) -> None:
         _libc.prctl(_PR_SET_PDEATHSIG, int(sig))
 
 
+def is_port_conflict(exc: BaseException) -> bool:
+    """Whether a startup failure reads like losing a race for a port from :func:`free_port`."""
+    text = str(exc).lower()
+    return "address already in use" in text or "bindexception" in text
+
+
+def retry_on_port_conflict(start: Callable[[], None], reset: Callable[[], None], attempts: int = 3) -> None:
+    """Run ``start``; if it fails on a taken port, ``reset`` and try again with new ports.
+
+    Another test session on the same machine can grab a port between :func:`free_port` and the
+    service binding it.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            start()
+            return
+        except InfraError as exc:
+            if attempt == attempts or not is_port_conflict(exc):
+                raise
+            reset()
+
+
 def _die_with_parent() -> None:
     """Runs in the child between fork and exec (after any uid change): SIGKILL when we die."""
     set_parent_death_signal(signal.SIGKILL)
@@ -86,7 +108,13 @@ def wait_until(
 
 
 class ManagedProcess:
-    """One long-running child process with its output in ``log_path``."""
+    """One long-running child process with its output in ``log_path``.
+
+    The child leads its own process group (so :meth:`stop` reaches its children too) and gets
+    SIGKILL from the kernel when the *thread* that started it exits (``PR_SET_PDEATHSIG``), so a
+    crashed or killed test run leaves nothing behind. Start services from a thread that outlives
+    them -- pytest's main thread does.
+    """
 
     def __init__(
         self,

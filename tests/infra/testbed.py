@@ -121,9 +121,9 @@ class Testbed:
     def close(self, *, keep: bool = False) -> None:
         """Stop every service (API server before etcd; independent of each other's failures).
 
-        ``keep`` leaves the root (logs, data) on disk if anything was started.
+        ``keep`` leaves the root (logs, data) on disk if a service got as far as writing a log.
         """
-        keep = keep and self.used
+        keep = keep and self.used and any(self.root.rglob("*.log"))
         errors: list[str] = []
         for svc in (self._control_plane, self._kafka, self._postgres):
             if svc is None:

@@ -5,10 +5,12 @@ with it), owns the ``alerts`` database, and can create, write and read a table t
 from __future__ import annotations
 
 import os
+import socket
 
 import psycopg
 import pytest
 from tests.infra.postgres import PostgresServer
+from tests.infra.process import free_port
 
 
 def test_alerts_writer_writes_and_reads_back_with_password(postgres_server: PostgresServer) -> None:
@@ -78,3 +80,22 @@ def test_server_stops_cleanly_and_removes_its_directory() -> None:
     with pytest.raises(ProcessLookupError):
         os.killpg(pid, 0)  # no process left in its group (children included)
     assert not workdir.exists()
+
+
+@pytest.mark.postgres
+def test_server_retries_when_its_port_is_taken(monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        ports = iter([taken])
+        monkeypatch.setattr("tests.infra.postgres.free_port", lambda: next(ports, None) or free_port())
+        server = PostgresServer().start()
+        try:
+            assert server.port != taken
+            log = server.log_path.read_text()
+            assert "Address already in use" in log
+            with server.connect() as conn:
+                assert conn.execute("SELECT 1").fetchone() == (1,)
+        finally:
+            server.stop()

@@ -4,12 +4,14 @@ during startup reports its log, and a readiness poll that never succeeds times o
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from tests.infra import tools
-from tests.infra.process import ManagedProcess, wait_until
+from tests.infra.process import ManagedProcess, retry_on_port_conflict, wait_until
 from tests.infra.tools import InfraError, ToolMissingError
 
 
@@ -77,3 +79,44 @@ def test_stop_escalates_to_sigkill_when_the_signal_is_ignored(tmp_path: Path) ->
         lambda: "ready" in proc.log_tail(), timeout=20, what="stubborn to start", check=proc.check_running
     )
     assert proc.stop() == -9
+
+
+def test_port_conflicts_are_retried_and_other_failures_are_not() -> None:
+    calls: list[str] = []
+
+    def flaky() -> None:
+        calls.append("start")
+        if len(calls) == 1:
+            raise InfraError(
+                "etcd exited with code 1: listen tcp 127.0.0.1:4001: bind: address already in use"
+            )
+
+    retry_on_port_conflict(flaky, lambda: calls.append("reset"))
+    assert calls == ["start", "reset", "start"]
+
+    def broken() -> None:
+        calls.append("broken")
+        raise InfraError("exited with code 2: unknown flag --bogus")
+
+    with pytest.raises(InfraError, match="unknown flag"):
+        retry_on_port_conflict(broken, lambda: calls.append("reset"))
+    assert calls[3:] == ["broken"]
+
+
+def test_fixture_fails_not_skips_when_tools_are_missing(tmp_path: Path) -> None:
+    repo = Path(__file__).resolve().parents[2]
+    test = "tests/infra_tests/test_control_plane.py::test_apiserver_serves_pinned_kubernetes_version"
+    env = {**os.environ, "CHARGING_TOOLS_DIR": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", test, "-q", "-p", "no:cacheprovider"],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "scripts/provision.sh k8s" in out.stdout
+    assert "1 error" in out.stdout
+    assert "skipped" not in out.stdout

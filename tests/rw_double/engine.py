@@ -254,7 +254,7 @@ class Engine:
             c.schemas[sid] = Schema(sid, name, 1)
 
     def _register_functions(self, db: sqlite3.Connection) -> None:
-        db.create_function("version", 0, lambda: f"PostgreSQL {SERVER_VERSION}-RisingWave-double")
+        db.create_function("rw_version", 0, lambda: f"PostgreSQL {SERVER_VERSION}-RisingWave-double")
         db.create_function("current_database", 0, lambda: DATABASE)
         db.create_function("current_schema", 0, lambda: "public")
 
@@ -1018,6 +1018,8 @@ class Engine:
                 user.name = c.name().name
             self._expect_end(c)
             return Outcome("ALTER_USER")
+        if c.at_kw("secret"):
+            return self._alter_secret(session, c)
         kind = self._kind(c)
         name = c.name()
         rel = self._lookup(session, name, (kind,))
@@ -1060,6 +1062,28 @@ class Engine:
                 c.next()
             return Outcome(tag)  # SET PARALLELISM / rate limits: accepted, not modelled
         raise not_supported_by_double(f"ALTER {kind.upper()} {c.rest_text()[:20]}")
+
+    def _alter_secret(self, session: Session, c: Cursor) -> Outcome:
+        """risingwave-sql §7: ALTER SECRET exists; the value changes in place.
+
+        The license check is assumed to apply as for CREATE/DROP SECRET (UNCERTAIN).
+        """
+        c.expect_kw("secret")
+        if not self.config.license:
+            raise SqlError(LICENSE_ERROR)
+        name = c.name()
+        secret = self._lookup(session, name, (SECRET,))
+        if secret is None:
+            raise SqlError(f"secret not found: {name}")
+        if c.accept_kw("with"):
+            secret.options = parse_options(c)
+        c.expect_kw("as")
+        value = c.next()
+        if value.kind != "string":
+            raise c.error("expected a string literal")
+        self._expect_end(c)
+        secret.secret_value = value.value
+        return Outcome("ALTER_SECRET")
 
     # ------------------------------------------------------------------ GRANT / REVOKE
 
@@ -1230,6 +1254,7 @@ class Engine:
             raise parse_error(sql, 0, str(e).splitlines()[0]) from None
         self._apply_pending(everything=False)
         types = self._map_tables(session, tree)
+        tree = tree.transform(_portable_functions)
         try:
             cursor = self.visible.execute(tree.sql(dialect="sqlite"))
         except sqlite3.Error as e:
@@ -1607,6 +1632,16 @@ def _retarget(table: exp.Table, target: str) -> None:
     table.set("this", exp.to_identifier(target, quoted=True))
     table.set("db", None)
     table.set("catalog", None)
+
+
+def _portable_functions(node: exp.Expression) -> exp.Expression:
+    """Functions SQLite lacks, mapped to ones the double registers."""
+    name = type(node).__name__
+    if name in ("CurrentVersion", "Version") or (
+        isinstance(node, exp.Anonymous) and node.name.lower() == "version"
+    ):
+        return exp.Anonymous(this="rw_version", expressions=[])
+    return node
 
 
 def _array(items: Iterable[str]) -> str:

@@ -88,8 +88,17 @@ class RisingWaveDouble:
     def stop(self) -> None:
         if self._loop is None or self._thread is None:
             return
-        if self._server is not None:
-            self._call(self._server.stop())
+        server = self._server
+
+        async def shutdown() -> None:
+            if server is not None:
+                await server.stop()
+            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in others:
+                task.cancel()
+            await asyncio.gather(*others, return_exceptions=True)
+
+        self._call(shutdown())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
         self._loop.close()

@@ -371,7 +371,7 @@ def test_errors_never_contain_a_password_from_the_statement(
     for text in (str(error), repr(error), error.message, str(error.args)):
         assert password not in text
     assert error.__cause__ is None
-    assert error.__suppress_context__
+    assert error.__context__ is None
     assert error.statement_kind == "CREATE SINK"
 
 

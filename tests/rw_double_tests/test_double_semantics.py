@@ -343,6 +343,21 @@ def test_a_secret_used_by_a_source_cannot_be_dropped(
     assert secrets == [("kafka_pw",)]
 
 
+def test_alter_secret_changes_the_value_in_place(
+    risingwave: RisingWaveTarget, rw: Conn, rw_schema: str
+) -> None:
+    """risingwave-sql §7: ALTER SECRET exists, so a rotated credential keeps its dependents."""
+    double = risingwave.require_double("reads the secret value")
+    double.license = True
+    secret = p.q(rw_schema, "kafka_pw")
+    rw.run(
+        p.schema_stmt(rw_schema),
+        f"CREATE SECRET IF NOT EXISTS {secret} WITH (backend = 'meta') AS 'old'",
+        f"ALTER SECRET {secret} WITH (backend = 'meta') AS 'new'",
+    )
+    assert double.secret_value(f"{rw_schema}.kafka_pw") == "new"
+
+
 def test_create_user_has_no_if_not_exists(rw: Conn, rw_schema: str) -> None:
     """risingwave-sql §8: CreateUserStatement has only a name and options."""
     user = f"{rw_schema}_reader"

@@ -36,11 +36,9 @@ def _body(body: Mapping[str, Any]) -> Any:
 
 
 def _post_events(body: Mapping[str, Any], outcome: Outcome) -> None:
+    # kopf.event posts whatever settings.posting.level is (that level filters log lines only).
     for type_, reason, message in outcome.events:
-        if type_ == "Warning":
-            kopf.warn(_body(body), reason=reason, message=message)
-        else:
-            kopf.info(_body(body), reason=reason, message=message)
+        kopf.event(_body(body), type=type_, reason=reason, message=message)
 
 
 async def _reconcile(body: Mapping[str, Any], memo: Any, origin: str) -> None:
@@ -67,6 +65,15 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.execution.max_workers = 8
     metrics.serve(SETTINGS.metrics_port)
     memo.service = Service(SETTINGS)
+
+
+@kopf.on.login()
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """In-cluster service account, else the kubeconfig named by $KUBECONFIG (read at login time)."""
+    info: kopf.ConnectionInfo | None = kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(
+        **kwargs
+    )
+    return info
 
 
 @kopf.on.cleanup()
@@ -114,7 +121,7 @@ async def on_delete(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     try:
         outcome = await _service(memo).delete(Resource.from_body(body))
     except RetryLater as err:
-        kopf.warn(_body(body), reason="DeletionBlocked", message=str(err))
+        kopf.event(_body(body), type="Warning", reason="DeletionBlocked", message=str(err))
         raise kopf.TemporaryError(str(err), delay=err.delay) from err
     _post_events(body, outcome)
 

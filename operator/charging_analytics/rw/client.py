@@ -409,19 +409,21 @@ class RisingWaveClient:
         limit: float | None,
         fetch: bool,
     ) -> list[tuple[Any, ...]]:
+        failure: RisingWaveError
         try:
             async with asyncio.timeout(limit):
                 cursor = await conn.execute(text)
                 return await cursor.fetchall() if fetch and cursor.description is not None else []
         except TimeoutError:
             # asyncio cancelled the query; psycopg sent a cancel request to the server
-            raise RisingWaveStatementTimeout(
-                sqlstate="57014",
-                message=f"cancelled by the client after {limit:g}s",
-                statement_kind=kind,
-            ) from None
+            failure = RisingWaveStatementTimeout(
+                sqlstate="57014", message=f"cancelled by the client after {limit:g}s", statement_kind=kind
+            )
         except psycopg.Error as e:
-            raise _map_error(e, text, kind, self.endpoint.key) from None
+            failure = _map_error(e, text, kind, self.endpoint.key)
+        # Raised outside the handler so the psycopg error (whose message may echo the statement)
+        # is not even kept as ``__context__``.
+        raise failure
 
 
 # --------------------------------------------------------------------------------------------
