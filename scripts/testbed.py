@@ -26,12 +26,11 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from charging_analytics import constants as c  # noqa: E402
 from tests.infra.controlplane import KubeApiError, KubeRest  # noqa: E402
 from tests.infra.process import set_parent_death_signal  # noqa: E402
 from tests.infra.testbed import Testbed  # noqa: E402
 from tests.infra.tools import InfraError  # noqa: E402
-
-from charging_analytics import constants as c  # noqa: E402
 
 TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io"
 

@@ -17,9 +17,6 @@ import pydantic
 import pytest
 import yaml
 from kubernetes import client as k8s
-from tests.infra.controlplane import ControlPlane, KubeApiError, KubeRest
-from tests.infra.process import wait_until
-from tests.infra.tools import kubernetes_version
 
 from charging_analytics import constants as c
 from charging_analytics.crd import build_crd
@@ -35,6 +32,9 @@ from charging_analytics.spec import (
     KafkaSecuritySpec,
     Rule,
 )
+from tests.infra.controlplane import ControlPlane, KubeApiError, KubeRest
+from tests.infra.process import wait_until
+from tests.infra.tools import kubernetes_version
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka.admin import AdminClient
+
 from tests.infra.kafka import KafkaBroker, consume_all, create_topic, list_topics, produce
 from tests.infra.tools import InfraError
 

@@ -9,6 +9,7 @@ import socket
 
 import psycopg
 import pytest
+
 from tests.infra.postgres import PostgresServer
 from tests.infra.process import free_port
 

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from tests.infra import tools
 from tests.infra.process import ManagedProcess, retry_on_port_conflict, wait_until
 from tests.infra.tools import InfraError, ToolMissingError

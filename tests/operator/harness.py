@@ -94,8 +94,9 @@ class Harness:
             "tenant": tenant,
             "risingwave": {"host": ep.host, "port": ep.port, "database": ep.database, "sslmode": "disable"},
             "kafka": {"bootstrapServers": [self.kafka], "eventsTopic": topic},
-            "analytics": {"tariffs": {"currency": "EUR", "pricePerKwh": {"CCS": 0.59, "CHAdeMO": 0.49,
-                                                                          "Type2": 0.35}}},
+            "analytics": {
+                "tariffs": {"currency": "EUR", "pricePerKwh": {"CCS": 0.59, "CHAdeMO": 0.49, "Type2": 0.35}}
+            },
             "alerts": {"stalledSessionMinutes": 10, "availabilityBelowPercent": 80, "sinks": sinks},
         }
         _deep_update(spec, spec_overrides)
@@ -136,8 +137,12 @@ class Harness:
         self.rest.delete(self.path(name))
 
     def secret(self, name: str, data: Mapping[str, str]) -> None:
-        body = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": self.ns},
-                "stringData": dict(data)}
+        body = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": self.ns},
+            "stringData": dict(data),
+        }
         try:
             self.rest.post(f"/api/v1/namespaces/{self.ns}/secrets", body)
         except KubeApiError as err:
@@ -146,7 +151,9 @@ class Harness:
             self.rest.put(f"/api/v1/namespaces/{self.ns}/secrets/{name}", body)
 
     def alerts_db_secret(self, cr_name: str) -> None:
-        self.secret(f"{cr_name}-alerts-db", {"username": self.pg.alerts_user, "password": self.pg.alerts_password})
+        self.secret(
+            f"{cr_name}-alerts-db", {"username": self.pg.alerts_user, "password": self.pg.alerts_password}
+        )
 
     def events(self) -> list[dict[str, Any]]:
         out: dict[str, Any] = self.rest.get(f"/api/v1/namespaces/{self.ns}/events")
@@ -162,7 +169,13 @@ class Harness:
         return None
 
     def wait_condition(
-        self, name: str, type_: str, status: str, *, reason: str | None = None, timeout: float = 60,
+        self,
+        name: str,
+        type_: str,
+        status: str,
+        *,
+        reason: str | None = None,
+        timeout: float = 60,
         generation: bool = True,
     ) -> dict[str, Any]:
         """Wait until ``type_`` has ``status`` (and ``reason``) for the current generation."""
@@ -175,8 +188,10 @@ class Harness:
             if generation and st.get("observedGeneration") != obj["metadata"].get("generation"):
                 return None
             for cond in st.get("conditions") or []:
-                if cond.get("type") == type_ and cond.get("status") == status and (
-                    reason is None or cond.get("reason") == reason
+                if (
+                    cond.get("type") == type_
+                    and cond.get("status") == status
+                    and (reason is None or cond.get("reason") == reason)
                 ):
                     return obj
             return None
@@ -192,9 +207,11 @@ class Harness:
     # -- the operator -----------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def operator(self, timeout: float = 60) -> Iterator[KopfRunner]:
-        """Run the operator (Kopf) against this namespace for the duration of the block."""
-        args = ["run", "--standalone", "--namespace", self.ns, "-m", "charging_analytics.operator.main"]
+    def operator(self, timeout: float = 60, *, all_namespaces: bool = False) -> Iterator[KopfRunner]:
+        """Run the operator (Kopf) against this namespace (or, with ``all_namespaces``, cluster-wide
+        as the chart's default does) for the duration of the block."""
+        scope = ["--all-namespaces"] if all_namespaces else ["--namespace", self.ns]
+        args = ["run", "--standalone", *scope, "-m", "charging_analytics.operator.main"]
         with KopfRunner(args, timeout=timeout) as runner:
             yield runner
         self.outputs.append(runner.output)
@@ -217,7 +234,7 @@ def _relations(conn: Any) -> list[tuple[str, str]]:
     rows: list[tuple[str, str]] = []
     for table in ("rw_sources", "rw_materialized_views", "rw_views", "rw_sinks", "rw_tables"):
         rows += conn.execute(
-            f"SELECT s.name, r.name FROM rw_catalog.{table} r JOIN rw_catalog.rw_schemas s "  # noqa: S608
+            f"SELECT s.name, r.name FROM rw_catalog.{table} r JOIN rw_catalog.rw_schemas s "
             "ON r.schema_id = s.id"
         ).fetchall()
     return rows

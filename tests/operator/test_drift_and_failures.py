@@ -21,8 +21,9 @@ def test_dropped_view_is_reported_then_corrected(harness: Harness) -> None:
         harness.create(body)
         harness.wait_ready("acme")
         harness.rw.execute(f'DROP MATERIALIZED VIEW "{tenant}"."alerts" CASCADE')
-        wait_for(lambda: any(e["reason"] == "DriftCorrected" for e in harness.events()), 30,
-                 "DriftCorrected event")
+        wait_for(
+            lambda: any(e["reason"] == "DriftCorrected" for e in harness.events()), 30, "DriftCorrected event"
+        )
         obj = harness.wait_condition("acme", c.COND_DRIFTED, "False")
     assert f"{tenant}.alerts" in harness.rw_objects(tenant)
     assert f"{tenant}.alerts_to_kafka" in harness.rw_objects(tenant)  # dropped by the CASCADE, rebuilt
@@ -55,7 +56,8 @@ def test_view_replaced_behind_the_operators_back_is_detected_as_modified(harness
         harness.wait_condition("acme", c.COND_DRIFTED, "False")
         harness.rw.execute(f'DROP VIEW "{tenant}"."active_sessions_live"')
         harness.rw.execute(
-            f'CREATE VIEW "{tenant}"."active_sessions_live" AS SELECT session_id FROM "{tenant}"."active_sessions"'
+            f'CREATE VIEW "{tenant}"."active_sessions_live" AS '
+            f'SELECT session_id FROM "{tenant}"."active_sessions"'
         )
         obj = harness.wait_condition("acme", c.COND_DRIFTED, "True", timeout=30)
     drifted = next(cond for cond in obj["status"]["conditions"] if cond["type"] == c.COND_DRIFTED)
@@ -130,7 +132,10 @@ def test_second_resource_claiming_a_tenant_is_refused_and_the_first_untouched(ha
         harness.wait_ready("first")
     stalled = next(cond for cond in obj["status"]["conditions"] if cond["type"] == c.COND_STALLED)
     assert f"already owned by {harness.ns}/first" in stalled["message"]
-    ddl = [s for s in harness.rw.statements if s.lstrip().upper().startswith(("CREATE", "DROP", "ALTER",
-                                                                                "INSERT", "DELETE"))]
+    ddl = [
+        s
+        for s in harness.rw.statements
+        if s.lstrip().upper().startswith(("CREATE", "DROP", "ALTER", "INSERT", "DELETE"))
+    ]
     assert ddl == []
     assert harness.rw.object(f"{tenant}.stalled_sessions").definition == definition

@@ -19,9 +19,9 @@ PIPELINE = {
 
 
 _TARGET = re.compile(
-    r'^(?:CREATE (?:MATERIALIZED VIEW|VIEW|SINK|SOURCE|TABLE|SECRET)(?: IF NOT EXISTS)?'
-    r'|DROP (?:MATERIALIZED VIEW|VIEW|SINK|SOURCE|TABLE|SECRET)(?: IF EXISTS)?'
-    r'|ALTER (?:MATERIALIZED VIEW|VIEW|SINK|SOURCE))'
+    r"^(?:CREATE (?:MATERIALIZED VIEW|VIEW|SINK|SOURCE|TABLE|SECRET)(?: IF NOT EXISTS)?"
+    r"|DROP (?:MATERIALIZED VIEW|VIEW|SINK|SOURCE|TABLE|SECRET)(?: IF EXISTS)?"
+    r"|ALTER (?:MATERIALIZED VIEW|VIEW|SINK|SOURCE))"
     r' "(?P<schema>[^"]+)"\."(?P<name>[^"]+)"'
 )
 
@@ -53,7 +53,8 @@ def test_new_tenant_becomes_ready_with_exactly_its_pipeline(harness: Harness) ->
         obj = harness.wait_ready("acme")
         reasons = wait_for(
             lambda: {"Applied", "TopicCreated"} <= (r := {e["reason"] for e in harness.events()}) and r,
-            20, "Applied and TopicCreated events",
+            20,
+            "Applied and TopicCreated events",
         )
     assert harness.rw_objects(tenant) == {f"{tenant}.{n}" for n in PIPELINE}
     status = obj["status"]
@@ -131,7 +132,7 @@ def test_delete_follows_the_deletion_policy(harness: Harness, policy: str) -> No
         assert left == {f"{tenant}.{n}" for n in PIPELINE}
     with harness.rw.connect() as conn:
         rows = conn.execute(
-            f"SELECT object_name FROM cha_system.ledger WHERE tenant = '{tenant}'"  # noqa: S608
+            f"SELECT object_name FROM cha_system.ledger WHERE tenant = '{tenant}'"
         ).fetchall()
     assert rows == []  # the tenant is released either way: a new resource may adopt it
 

@@ -23,7 +23,9 @@ def test_plan_mode_publishes_the_plan_and_changes_nothing(harness: Harness) -> N
         obj = harness.wait_condition("acme", c.COND_READY, "False", reason="PlanReady")
     plan = obj["status"]["plan"]
     assert plan["actions"] == len(plan["statements"]) > 10
-    assert any(s.startswith(f'CREATE SOURCE IF NOT EXISTS "{tenant}"."ocpp_events"') for s in plan["statements"])
+    assert any(
+        s.startswith(f'CREATE SOURCE IF NOT EXISTS "{tenant}"."ocpp_events"') for s in plan["statements"]
+    )
     assert plan["hash"] == obj["status"]["planHash"]
     assert _ddl(harness) == []
     assert harness.rw_objects(tenant) == set()
@@ -58,7 +60,8 @@ def test_destructive_plan_waits_for_approval_and_refuses_a_stale_one(harness: Ha
 
         harness.annotate("acme", c.ANNOTATION_APPROVED_PLAN, "sha256:000000000000000000000000")
         stale = wait_for(
-            lambda: "is stale" in (harness.condition("acme", c.COND_READY) or {}).get("message", ""), 30,
+            lambda: "is stale" in (harness.condition("acme", c.COND_READY) or {}).get("message", ""),
+            30,
             "stale approval to be reported",
         )
         assert stale
@@ -73,8 +76,9 @@ def test_destructive_plan_waits_for_approval_and_refuses_a_stale_one(harness: Ha
 def test_operator_restarted_after_a_failed_statement_converges(harness: Harness) -> None:
     body = harness.tenant("acme")
     tenant = body["spec"]["tenant"]
-    harness.rw.fail_next("CREATE MATERIALIZED VIEW", "internal error: compute node lost", after=True,
-                         disconnect=True)
+    harness.rw.fail_next(
+        "CREATE MATERIALIZED VIEW", "internal error: compute node lost", after=True, disconnect=True
+    )
     with harness.operator():
         harness.create(body)
         harness.wait_condition("acme", c.COND_STALLED, "True", timeout=30)
@@ -113,8 +117,13 @@ def test_no_credential_reaches_logs_events_status_or_plans(
     sasl = harness.tenant(
         "sasl",
         mode="Plan",
-        kafka={"security": {"protocol": "SASL_PLAINTEXT", "saslMechanism": "PLAIN",
-                            "credentialsSecretRef": {"name": "sasl-kafka"}}},
+        kafka={
+            "security": {
+                "protocol": "SASL_PLAINTEXT",
+                "saslMechanism": "PLAIN",
+                "credentialsSecretRef": {"name": "sasl-kafka"},
+            }
+        },
     )
     planned = harness.tenant("planned", postgres_sink=True, mode="Plan")
     applied = harness.tenant("applied", postgres_sink=True)

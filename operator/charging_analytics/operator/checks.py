@@ -39,7 +39,9 @@ def _kafka_config(
     return conf
 
 
-def _check_topics(spec: ChargingAnalyticsSpec, cred: Credential | None, timeout: float) -> list[str]:
+def _check_topics(
+    spec: ChargingAnalyticsSpec, cred: Credential | None, timeout: float, create: bool
+) -> list[str]:
     admin = AdminClient(_kafka_config(spec, cred, timeout))
     servers = ",".join(spec.kafka.bootstrap_servers)
     try:
@@ -52,7 +54,7 @@ def _check_topics(spec: ChargingAnalyticsSpec, cred: Credential | None, timeout:
         )
     created: list[str] = []
     sink = spec.alerts.sinks.kafka
-    if sink is not None and sink.topic not in topics:
+    if create and sink is not None and sink.topic not in topics:
         futures = admin.create_topics(
             [
                 NewTopic(
@@ -72,9 +74,12 @@ def _check_topics(spec: ChargingAnalyticsSpec, cred: Credential | None, timeout:
     return created
 
 
-async def check_kafka(spec: ChargingAnalyticsSpec, cred: Credential | None, timeout_s: float) -> list[str]:
-    """Fail if the events topic is missing; create the alerts topic. Returns topics created."""
-    return await asyncio.to_thread(_check_topics, spec, cred, timeout_s)
+async def check_kafka(
+    spec: ChargingAnalyticsSpec, cred: Credential | None, timeout_s: float, *, create: bool = True
+) -> list[str]:
+    """Fail if the events topic is missing; create the alerts topic (unless ``create`` is False,
+    as in Plan mode, which changes nothing). Returns the topics created."""
+    return await asyncio.to_thread(_check_topics, spec, cred, timeout_s, create)
 
 
 async def ensure_postgres_table(spec: ChargingAnalyticsSpec, cred: Credential, timeout_s: float) -> bool:

@@ -70,9 +70,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 @kopf.on.login()
 def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     """In-cluster service account, else the kubeconfig named by $KUBECONFIG (read at login time)."""
-    info: kopf.ConnectionInfo | None = kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(
+    info: kopf.ConnectionInfo | None = kopf.login_with_service_account(
         **kwargs
-    )
+    ) or kopf.login_with_kubeconfig(**kwargs)
     return info
 
 

@@ -253,11 +253,14 @@ class Service:
         try:
             endpoint = await self._endpoint(res, spec)
             creds = await self._credentials(res, spec)
+            applying = spec.mode == "Apply"  # Plan mode changes nothing anywhere
             if self.settings.check_kafka:
-                created = await check_kafka(spec, creds.kafka, self.settings.kafka_timeout_seconds)
+                created = await check_kafka(
+                    spec, creds.kafka, self.settings.kafka_timeout_seconds, create=applying
+                )
                 for topic in created:
                     out.events.append(("Normal", "TopicCreated", f"created alerts topic {topic}"))
-            if spec.alerts.sinks.postgres is not None and self.settings.manage_postgres_table:
+            if applying and spec.alerts.sinks.postgres is not None and self.settings.manage_postgres_table:
                 assert creds.alerts_db is not None
                 await ensure_postgres_table(spec, creds.alerts_db, self.settings.kafka_timeout_seconds)
             client = await self._client(endpoint)
