@@ -64,6 +64,8 @@ class TenantCatalog:
     owner: str | None = None  # "namespace/name" of the resource that owns the tenant
     #: DDL progress of objects still being built, e.g. {"station_revenue": "42.10%"}.
     ddl_progress: Mapping[str, str] = field(default_factory=dict)
+    #: Every user of the endpoint (users are not schema-scoped).
+    users: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -94,4 +96,5 @@ class CatalogSnapshot:
             ledger=ledger,
             owner=self.owners.get(tenant),
             ddl_progress=progress,
+            users=self.users,
         )

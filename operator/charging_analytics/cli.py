@@ -14,7 +14,7 @@ from typing import Any
 from .catalog import CatalogSnapshot
 from .crd import CRD_FILENAME, render_crd_yaml
 from .plan import Plan, PlanOptions, build_plan
-from .render import RenderOptions, SecretStore, render, statements_text
+from .render import DesiredObject, RenderOptions, SecretStore, render, statements_text
 from .simulate_cli import add_simulate_parser
 from .spec import ChargingAnalytics
 from .validation import ManifestError, Manifests, load_file
@@ -85,9 +85,13 @@ def _print_plan(plan: Plan, output: str) -> None:
         print(f"\n-- {a.describe()}\n{a.sql};")
 
 
+def _unresolved(qualified: str, objects: list[DesiredObject]) -> tuple[str, ...]:
+    return next((o.unresolved for o in objects if o.qualified == qualified), ())
+
+
 async def _plan_for(
     resource: ChargingAnalytics, manifests: Manifests, snapshot: CatalogSnapshot, store: SecretStore
-) -> tuple[Plan, list[str]]:
+) -> tuple[Plan, list[str], list[DesiredObject]]:
     creds, missing = manifests.credentials_for(resource)
     objects = render(resource.spec, RenderOptions(secret_store=store, credentials=creds))
     catalog = snapshot.tenant(resource.spec.tenant)
@@ -96,7 +100,7 @@ async def _plan_for(
         ledger_exists=snapshot.ledger_exists,
         correct_drift=resource.spec.on_drift == "Correct",
     )
-    return build_plan(objects, catalog, options), missing
+    return build_plan(objects, catalog, options), missing, objects
 
 
 async def _with_client(args: argparse.Namespace, apply: bool) -> int:
@@ -117,12 +121,13 @@ async def _with_client(args: argparse.Namespace, apply: bool) -> int:
                 )
                 status = 1
                 continue
-            plan, missing = await _plan_for(resource, manifests, snapshot, args.secret_store)
+            plan, missing, objects = await _plan_for(resource, manifests, snapshot, args.secret_store)
             _print_plan(plan, args.output)
             if not apply or plan.empty:
                 continue
-            if missing:
-                print(f"error: cannot apply without {', '.join(missing)}", file=sys.stderr)
+            unresolved = sorted({role for a in plan.actions for role in _unresolved(a.name, objects)})
+            if missing or unresolved:
+                print(f"error: cannot apply without {', '.join(missing or unresolved)}", file=sys.stderr)
                 status = 1
                 continue
             if plan.destructive and args.approve != plan.hash:

@@ -41,8 +41,10 @@ from .render import (
     swap_statement,
 )
 
-ActionType = Literal["bootstrap", "claim", "create", "shadow", "swap", "drop", "update"]
+ActionType = Literal["bootstrap", "claim", "create", "shadow", "swap", "drop", "update", "grant"]
 DESTRUCTIVE_KINDS: frozenset[str] = frozenset({"Source", "Schema", "Secret"})
+#: Kinds changed in place rather than rebuilt.
+IN_PLACE_KINDS: frozenset[str] = frozenset({"Secret", "User"})
 
 
 @dataclass(frozen=True)
@@ -185,6 +187,10 @@ def build_plan(
     def observed(key: str) -> ObservedObject | None:
         if key == SCHEMA_KEY:
             return ObservedObject("Schema", "", tenant) if catalog.schema_exists else None
+        wanted = by_key.get(key)
+        entry = catalog.ledger.get(key)
+        if (wanted is not None and wanted.kind == "User") or (entry is not None and entry.kind == "User"):
+            return ObservedObject("User", "", key) if key in catalog.users else None
         return catalog.objects.get(key)
 
     drift: list[Drift] = []
@@ -234,8 +240,9 @@ def build_plan(
             roots.add(base)
             force_recreate.add(base)
 
-    # Secrets change in place (ALTER SECRET): they do not dirty their dependents.
-    updates = [k for k in roots if by_key[k].kind == "Secret" and observed(k) is not None]
+    # Secrets and users change in place (ALTER SECRET / ALTER USER): nothing depends on them
+    # being rebuilt.
+    updates = [k for k in roots if by_key[k].kind in IN_PLACE_KINDS and observed(k) is not None]
     dirty = _closure((r for r in roots if r not in updates), dependents)
 
     # Objects the ledger knows that are no longer desired; unknown objects are only reported.
@@ -303,12 +310,13 @@ def build_plan(
         o = by_key[key]
         if key in updates:
             assert o.update_statement is not None
+            assert o.update_display is not None
             act(
                 "update",
                 o.kind,
                 o.qualified,
                 o.update_statement,
-                _redacted_update(o),
+                o.update_display,
                 "credential rotated",
                 ledger=record(o),
             )
@@ -400,13 +408,15 @@ def build_plan(
             ledger=record(o),
         )
 
+    # 6. grants: GRANT ... ON ALL ... IN SCHEMA covers only what exists, so re-grant after any
+    #    view was (re)built and when the user is new.
+    rebuilt = any(a.type in ("create", "shadow", "swap") for a in actions)
+    for o in desired:
+        if o.grants and (rebuilt or o.key in dirty or o.key in updates):
+            for grant in o.grants:
+                act("grant", o.kind, o.qualified, grant, grant, "read access to the tenant's views")
+
     return Plan(tenant=tenant, actions=tuple(actions), drift=tuple(drift), changed=tuple(changed))
-
-
-def _redacted_update(o: DesiredObject) -> sql.Composable:
-    return sql.SQL("ALTER SECRET {} WITH (backend = 'meta') AS {}").format(
-        sql.Identifier(o.schema, o.name), sql.Literal("[redacted]")
-    )
 
 
 def teardown_plan(catalog: TenantCatalog, *, orphan_ledger_only: bool = False) -> Plan:
@@ -445,6 +455,10 @@ def teardown_plan(catalog: TenantCatalog, *, orphan_ledger_only: bool = False) -
                     stmt,
                 )
             )
+        for key, entry in sorted(catalog.ledger.items()):
+            if entry.kind == "User" and key in catalog.users:
+                stmt = drop_statement("User", "", key)
+                actions.append(Action("drop", "User", key, as_text(stmt), "tenant deleted", False, stmt))
         if catalog.schema_exists and SCHEMA_KEY in catalog.ledger:
             stmt = drop_statement("Schema", "", tenant)
             actions.append(Action("drop", "Schema", tenant, as_text(stmt), "tenant deleted", True, stmt))

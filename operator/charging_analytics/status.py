@@ -121,6 +121,9 @@ def objects_status(desired: Sequence[DesiredObject], catalog: TenantCatalog) -> 
         if o.kind == "Schema":
             present = catalog.schema_exists
             seen = None
+        elif o.kind == "User":
+            present = o.name in catalog.users
+            seen = None
         else:
             seen = catalog.objects.get(o.name)
             present = seen is not None

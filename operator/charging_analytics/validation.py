@@ -12,7 +12,7 @@ import yaml
 from pydantic import ValidationError
 
 from . import constants as c
-from .render import Credential, Credentials, referenced_secrets
+from .render import Credential, Credentials, reader_name, referenced_secrets
 from .spec import ChargingAnalytics, SpecError, spec_error_path
 
 
@@ -74,7 +74,16 @@ class Manifests:
                 missing.append(f"Secret {ref.name} (keys {ref.username_key}, {ref.password_key})")
                 continue
             found[role] = Credential(data[ref.username_key], data[ref.password_key])
-        return Credentials(kafka=found.get("kafka"), alerts_db=found.get("alerts_db")), missing
+        reader = None
+        if resource.spec.read_only_user.enabled:
+            secret = resource.spec.read_only_user.secret_name or f"{resource.metadata.name}-readonly"
+            data = self.secrets.get((ns, secret)) or self.secrets.get((None, secret)) or {}
+            if data.get("password"):
+                reader = Credential(reader_name(resource.spec.tenant), data["password"])
+            else:
+                missing.append(f"Secret {secret} (key password) for the read-only user")
+        creds = Credentials(kafka=found.get("kafka"), alerts_db=found.get("alerts_db"), reader=reader)
+        return creds, missing
 
 
 def secret_data(doc: Mapping[str, Any]) -> dict[str, str]:

@@ -3,6 +3,7 @@ create, update, delete, and what the status says along the way."""
 
 from __future__ import annotations
 
+import base64
 import re
 
 import pytest
@@ -188,3 +189,29 @@ def test_status_and_events_report_progress_to_humans(harness: Harness) -> None:
     assert ready["reason"] in {"Applied", "UpToDate"}
     assert "objects in RisingWave match the spec" in ready["message"]
     assert obj["status"]["endpoint"] == harness.rw.endpoint.key
+
+
+def test_read_only_user_gets_select_on_its_schema_and_credentials_in_a_secret(harness: Harness) -> None:
+    body = harness.tenant("acme", readOnlyUser={"enabled": True})
+    tenant = body["spec"]["tenant"]
+    user = f"{tenant}_reader"
+    with harness.operator():
+        harness.create(body)
+        harness.wait_ready("acme")
+        secret = harness.rest.get(f"/api/v1/namespaces/{harness.ns}/secrets/acme-readonly")
+        harness.patch_spec("acme", {"alerts": {"stalledSessionMinutes": 12}})
+        harness.wait_condition("acme", c.COND_READY, "True", reason="Applied")
+        after_swap = harness.rw.privileges(user)
+        harness.delete("acme")
+        harness.wait_gone("acme")
+    data = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+    assert data["username"] == user
+    assert len(data["password"]) >= 24
+    assert data["schema"] == tenant
+    assert secret["metadata"]["ownerReferences"][0]["kind"] == c.KIND
+    # the rebuilt view is readable too: grants follow every rebuild
+    assert ("SELECT", "materialized view", f"{tenant}.stalled_sessions") in after_swap
+    assert ("SELECT", "view", f"{tenant}.active_sessions_live") in after_swap
+    assert ("USAGE", "schema", tenant) in after_swap
+    assert {kind for _, kind, _ in after_swap} == {"schema", "materialized view", "view"}
+    assert user not in harness.rw.users()  # dropped with the tenant

@@ -48,6 +48,40 @@ class KubeApi:
 
         return await asyncio.to_thread(read)
 
+    async def write_secret(
+        self,
+        namespace: str,
+        name: str,
+        data: Mapping[str, str],
+        *,
+        owner: Mapping[str, str] | None = None,
+    ) -> None:
+        """Create (or replace the data of) a Secret the operator generates, owned by the resource."""
+        meta: dict[str, Any] = {
+            "name": name,
+            "namespace": namespace,
+            "labels": {"app.kubernetes.io/managed-by": "charging-analytics-operator"},
+        }
+        if owner is not None:
+            meta["ownerReferences"] = [{**owner, "controller": True, "blockOwnerDeletion": False}]
+        body: Any = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "Opaque",
+            "metadata": meta,
+            "stringData": dict(data),
+        }
+
+        def write() -> None:
+            try:
+                self.core.create_namespaced_secret(namespace, body)
+            except kubernetes.client.ApiException as err:
+                if err.status != 409:
+                    raise
+                self.core.patch_namespaced_secret(name, namespace, {"stringData": dict(data)})
+
+        await asyncio.to_thread(write)
+
     async def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         def patch() -> None:
             try:

@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import secrets
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from pydantic import ValidationError
@@ -22,7 +23,15 @@ from .. import constants as c
 from ..apply import ApplyError, apply_plan
 from ..catalog import CatalogSnapshot
 from ..plan import Plan, PlanOptions, build_plan, teardown_plan
-from ..render import Credential, Credentials, RenderOptions, SecretStore, referenced_secrets, render
+from ..render import (
+    Credential,
+    Credentials,
+    RenderOptions,
+    SecretStore,
+    reader_name,
+    referenced_secrets,
+    render,
+)
 from ..rw.client import Endpoint, RisingWaveClient, RisingWaveUnavailable
 from ..spec import ChargingAnalyticsSpec, RisingWaveSpec
 from ..status import (
@@ -54,6 +63,7 @@ class Resource:
     namespace: str
     name: str
     generation: int | None
+    uid: str | None
     spec: Mapping[str, Any]
     status: Mapping[str, Any]
     annotations: Mapping[str, str]
@@ -69,6 +79,7 @@ class Resource:
             namespace=meta.get("namespace", "default"),
             name=meta["name"],
             generation=meta.get("generation"),
+            uid=meta.get("uid"),
             spec=dict(body.get("spec") or {}),
             status=dict(body.get("status") or {}),
             annotations=dict(meta.get("annotations") or {}),
@@ -213,6 +224,42 @@ class Service:
             ).add(res.owner)
         return Credentials(kafka=found.get("kafka"), alerts_db=found.get("alerts_db"))
 
+    async def _reader(
+        self, res: Resource, spec: ChargingAnalyticsSpec, endpoint: Endpoint
+    ) -> Credential | None:
+        """The read-only user's credentials, generated once and kept in a Secret of the namespace.
+
+        Deleting that Secret rotates the password on the next reconcile. Plan mode writes nothing.
+        """
+        if not spec.read_only_user.enabled:
+            return None
+        secret = spec.read_only_user.secret_name or f"{res.name}-readonly"
+        user = reader_name(spec.tenant)
+        self._secret_refs.setdefault((res.namespace, secret), set()).add(res.owner)
+        data = await self.kube.read_secret(res.namespace, secret)
+        if data and data.get("username") == user and data.get("password"):
+            return Credential(user, data["password"])
+        if spec.mode != "Apply":
+            return None
+        password = secrets.token_urlsafe(24)
+        owner = None
+        if res.uid:
+            owner = {"apiVersion": c.API_VERSION, "kind": c.KIND, "name": res.name, "uid": res.uid}
+        await self.kube.write_secret(
+            res.namespace,
+            secret,
+            {
+                "username": user,
+                "password": password,
+                "host": endpoint.host,
+                "port": str(endpoint.port),
+                "database": endpoint.database,
+                "schema": spec.tenant,
+            },
+            owner=owner,
+        )
+        return Credential(user, password)
+
     def resources_using_secret(self, namespace: str, name: str) -> set[str]:
         return set(self._secret_refs.get((namespace, name), set()))
 
@@ -253,6 +300,9 @@ class Service:
         try:
             endpoint = await self._endpoint(res, spec)
             creds = await self._credentials(res, spec)
+            reader = await self._reader(res, spec, endpoint)
+            if reader is not None:
+                creds = replace(creds, reader=reader)
             applying = spec.mode == "Apply"  # Plan mode changes nothing anywhere
             if self.settings.check_kafka:
                 created = await check_kafka(
@@ -300,6 +350,12 @@ class Service:
             out.status["objects"] = objects_status(desired, catalog)
             out.status["plan"] = None
             return out
+
+        unresolved = sorted({role for o in desired for role in o.unresolved})
+        if unresolved and spec.mode == "Apply":  # never send a placeholder credential
+            return self._stalled(
+                res, out, "CredentialsUnresolved", f"no credentials for {', '.join(unresolved)}"
+            )
 
         if spec.mode == "Plan":
             out.status["plan"] = plan_status(plan)
