@@ -14,6 +14,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+# Imported up front, on the main thread: a lazy import later, while Kopf and the test bed run
+# threads, has hit CPython 3.11's "AST constructor recursion depth mismatch" in pytest's
+# assertion rewriting.
+import hypothesis  # noqa: F401
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
 
 ObjectKind = Literal["Schema", "Source", "MaterializedView", "View", "Sink", "Table", "Secret", "User"]
@@ -83,18 +84,50 @@ class CatalogSnapshot:
     taken_at: float = 0.0  # time.monotonic() when read
 
     def tenant(self, tenant: str) -> TenantCatalog:
-        """The tenant's view of the snapshot (cheap; used once per reconcile)."""
-        objects = {o.name: o for o in self.objects if o.schema == tenant}
-        ledger = {e.name: e for e in self.ledger if e.tenant == tenant and e.name != OWNER_ROW}
-        progress = {
-            q.split(".", 1)[1]: p for q, p in self.ddl_progress.items() if q.split(".", 1)[0] == tenant
-        }
+        """The tenant's view of the snapshot (used once per reconcile).
+
+        One snapshot is shared by every tenant of an endpoint, so this must not scan it: the
+        first call groups the whole snapshot by tenant once (O(snapshot)), every call then costs
+        O(the tenant's own objects). Each call returns fresh dicts (callers may not share them).
+        """
+        objects, ledger, progress = self._by_tenant.get(tenant, _NO_ROWS)
         return TenantCatalog(
             tenant=tenant,
             schema_exists=tenant in self.schemas,
-            objects=objects,
-            ledger=ledger,
+            objects=dict(objects),
+            ledger=dict(ledger),
             owner=self.owners.get(tenant),
-            ddl_progress=progress,
+            ddl_progress=dict(progress),
             users=self.users,
         )
+
+    @cached_property
+    def _by_tenant(self) -> dict[str, _TenantRows]:
+        """Objects, ledger rows (without the owner row) and DDL progress, grouped by tenant.
+
+        Built on first use and kept on the (immutable) snapshot; later duplicates win, as in a
+        dict built in snapshot order.
+        """
+        index: dict[str, _TenantRows] = {}
+
+        def rows(tenant: str) -> _TenantRows:
+            found = index.get(tenant)
+            if found is None:
+                found = index[tenant] = ({}, {}, {})
+            return found
+
+        for o in self.objects:
+            rows(o.schema)[0][o.name] = o
+        for e in self.ledger:
+            if e.name != OWNER_ROW:
+                rows(e.tenant)[1][e.name] = e
+        for qualified, progress in self.ddl_progress.items():
+            schema, dot, name = qualified.partition(".")
+            if dot:
+                rows(schema)[2][name] = progress
+        return index
+
+
+#: Per tenant: objects, ledger entries and DDL progress, each by object name.
+_TenantRows = tuple[dict[str, ObservedObject], dict[str, LedgerEntry], dict[str, str]]
+_NO_ROWS: _TenantRows = ({}, {}, {})

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from . import constants as c
 from .catalog import TenantCatalog
 from .plan import Plan, fingerprint
-from .render import DesiredObject
+from .render import SHADOW_SUFFIX, DesiredObject
 
 CondStatus = Literal["True", "False", "Unknown"]
 MAX_PLAN_STATEMENTS = 50
@@ -128,11 +128,12 @@ def objects_status(desired: Sequence[DesiredObject], catalog: TenantCatalog) -> 
             seen = catalog.objects.get(o.name)
             present = seen is not None
         entry = catalog.ledger.get(o.key)
-        progress = catalog.ddl_progress.get(o.name)
-        if not present:
-            state = "Missing"
-        elif progress is not None:
+        # a rebuild runs under the shadow name; a first build under the object's own name
+        progress = catalog.ddl_progress.get(o.name) or catalog.ddl_progress.get(o.name + SHADOW_SUFFIX)
+        if progress is not None:
             state = "Creating"
+        elif not present:
+            state = "Missing"
         elif entry is None or entry.hash != o.hash:
             state = "Pending"
         else:

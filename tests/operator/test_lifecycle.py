@@ -132,9 +132,7 @@ def test_delete_follows_the_deletion_policy(harness: Harness, policy: str) -> No
     else:
         assert left == {f"{tenant}.{n}" for n in PIPELINE}
     with harness.rw.connect() as conn:
-        rows = conn.execute(
-            f"SELECT object_name FROM cha_system.ledger WHERE tenant = '{tenant}'"
-        ).fetchall()
+        rows = conn.execute(f"SELECT object_name FROM cha_system.ledger WHERE tenant = '{tenant}'").fetchall()
     assert rows == []  # the tenant is released either way: a new resource may adopt it
 
 
@@ -215,3 +213,32 @@ def test_read_only_user_gets_select_on_its_schema_and_credentials_in_a_secret(ha
     assert ("USAGE", "schema", tenant) in after_swap
     assert {kind for _, kind, _ in after_swap} == {"schema", "materialized view", "view"}
     assert user not in harness.rw.users()  # dropped with the tenant
+
+
+def test_backfill_progress_is_published_while_a_rebuilt_view_backfills(harness: Harness) -> None:
+    body = harness.tenant("acme")
+    tenant = body["spec"]["tenant"]
+    seen: list[dict[str, object]] = []
+
+    def building() -> bool:
+        obj = harness.get("acme") or {}
+        reconciling = next(
+            (x for x in (obj.get("status") or {}).get("conditions") or [] if x["type"] == c.COND_RECONCILING),
+            None,
+        )
+        progress = [o for o in (obj.get("status") or {}).get("objects") or [] if o.get("backfillProgress")]
+        if reconciling and reconciling["status"] == "True" and progress:
+            seen.extend(progress)
+            return True
+        return False
+
+    with harness.operator():
+        harness.create(body)
+        harness.wait_ready("acme")
+        harness.rw.set_backfill(seconds=3)
+        harness.patch_spec("acme", {"alerts": {"stalledSessionMinutes": 33}})
+        wait_for(building, 20, "Reconciling=True with backfill progress")
+        harness.wait_condition("acme", c.COND_READY, "True", reason="Applied", timeout=60)
+    assert seen[0]["name"] == f"{tenant}.stalled_sessions"
+    assert seen[0]["state"] == "Creating"
+    assert str(seen[0]["backfillProgress"]).endswith("%")

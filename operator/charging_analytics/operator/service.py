@@ -393,6 +393,8 @@ class Service:
         metrics.PENDING_APPROVALS.labels(ns, name).set(0)
 
         if not plan.empty:
+            stop = asyncio.Event()
+            reporter = asyncio.create_task(self._report_progress(res, client, desired, spec.tenant, stop))
             try:
                 result = await apply_plan(client, plan)
             except ApplyError as err:
@@ -402,6 +404,9 @@ class Service:
                 return self._stalled(
                     res, out, "ApplyFailed", f"{err.action.type} {err.action.name}: {err.cause}"
                 )
+            finally:
+                stop.set()
+                await reporter
             for a in result.applied:
                 metrics.APPLIED_ACTIONS.labels(a.type).inc()
             if plan.drift and options.correct_drift:
@@ -437,6 +442,44 @@ class Service:
             drift_cond,
         ]
         return out
+
+    async def _report_progress(
+        self,
+        res: Resource,
+        client: RisingWaveClient,
+        desired: list[Any],
+        tenant: str,
+        stop: asyncio.Event,
+    ) -> None:
+        """While a (foreground) apply waits for backfills, publish their progress every interval."""
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=self.settings.progress_interval_seconds)
+                return
+            except TimeoutError:
+                pass
+            try:
+                catalog = (await client.snapshot()).tenant(tenant)
+                if not catalog.ddl_progress:
+                    continue
+                objects = objects_status(desired, catalog)
+                building = ", ".join(
+                    f"{o['name']} {o['backfillProgress']}" for o in objects if o.get("backfillProgress")
+                )
+                conditions = merge_conditions(
+                    res.status.get("conditions"),
+                    [
+                        Cond(c.COND_READY, "False", "Backfilling", f"building {building}"),
+                        Cond(c.COND_RECONCILING, "True", "Backfilling", f"building {building}"),
+                        Cond(c.COND_STALLED, "False", "Backfilling", ""),
+                    ],
+                    res.generation,
+                )
+                await self.kube.patch_status(
+                    res.namespace, res.name, {"objects": objects, "conditions": conditions}
+                )
+            except Exception:  # progress is best effort; the apply itself reports failures
+                log.debug("progress report failed", exc_info=True)
 
     @staticmethod
     def _ready_message(desired: list[Any]) -> str:

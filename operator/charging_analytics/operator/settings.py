@@ -33,6 +33,9 @@ class OperatorSettings(BaseSettings):
     connect_timeout_seconds: float = 5.0
     pool_max_size: int = 4
 
+    progress_interval_seconds: float = Field(
+        5.0, description="How often backfill progress is published while views are being built"
+    )
     drift_interval_seconds: float = Field(60.0, description="How often each resource is checked for drift")
     catalog_cache_seconds: float = Field(30.0, description="Max age of the shared per-endpoint snapshot")
     backoff_base_seconds: float = 5.0
