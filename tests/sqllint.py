@@ -57,7 +57,7 @@ from sqlglot.tokens import TokenType
 class SecretRef(exp.Expression):
     """``SECRET <name> [AS FILE]`` as the value of a WITH (...) property."""
 
-    arg_types = {"this": True, "file": False}  # noqa: RUF012 - sqlglot's convention
+    arg_types = {"this": True, "file": False}
 
 
 _NAME_TOKENS = (TokenType.VAR, TokenType.IDENTIFIER)
@@ -90,10 +90,11 @@ class RisingWaveSecrets(RisingWave):
             return super()._parse_key_value_property(parse_value, optional)
 
     class Generator(RisingWave.Generator):
-        TRANSFORMS = {  # noqa: RUF012 - sqlglot's convention
+        TRANSFORMS = {
             **RisingWave.Generator.TRANSFORMS,
-            SecretRef: lambda self, e: f"SECRET {self.sql(e, 'this')}"
-            + (" AS FILE" if e.args.get("file") else ""),
+            SecretRef: lambda self, e: (
+                f"SECRET {self.sql(e, 'this')}" + (" AS FILE" if e.args.get("file") else "")
+            ),
         }
 
 
@@ -123,16 +124,21 @@ _LITERAL = r"""(?:[Ee]'(?:[^'\\]|''|\\[\s\S])*'|'(?:[^']|'')*')"""
 _KIND = r"(?:MATERIALIZED VIEW|VIEW|TABLE|SOURCE|SINK|SUBSCRIPTION)"
 COMMAND_PATTERNS: dict[str, re.Pattern[str]] = {
     "CREATE SECRET": re.compile(
-        rf"CREATE SECRET (?:IF NOT EXISTS )?(?P<name>{_QNAME}) WITH \(backend = 'meta'\) AS\s+{_LITERAL}"
+        rf"CREATE SECRET (?:IF NOT EXISTS )?(?P<name>{_QNAME}) WITH \(backend = 'meta'\)"
+        rf" AS\s+(?P<value>{_LITERAL})"
     ),
-    "ALTER SECRET": re.compile(rf"ALTER SECRET (?P<name>{_QNAME}) WITH \(backend = 'meta'\) AS\s+{_LITERAL}"),
+    "ALTER SECRET": re.compile(
+        rf"ALTER SECRET (?P<name>{_QNAME}) WITH \(backend = 'meta'\) AS\s+(?P<value>{_LITERAL})"
+    ),
     "DROP SECRET": re.compile(rf"DROP SECRET (?:IF EXISTS )?(?P<name>{_QNAME})(?: CASCADE)?"),
     "SWAP": re.compile(rf"ALTER {_KIND} (?P<name>{_QNAME}) SWAP WITH (?P<other>{_QNAME})"),
     "CREATE USER": re.compile(
-        rf"CREATE USER (?P<name>{_IDENT})(?: WITH)?(?: (?:NOSUPERUSER|NOCREATEDB|NOCREATEUSER|LOGIN|NOLOGIN))*"
-        rf" PASSWORD\s+{_LITERAL}"
+        rf"CREATE USER (?P<name>{_IDENT})(?: WITH)?"
+        r"(?: (?:NOSUPERUSER|NOCREATEDB|NOCREATEUSER|LOGIN|NOLOGIN))*"
+        rf" PASSWORD\s+(?P<value>{_LITERAL})"
     ),
-    "ALTER USER": re.compile(rf"ALTER USER (?P<name>{_IDENT})(?: WITH)? PASSWORD\s+{_LITERAL}"),
+    "ALTER USER": re.compile(rf"ALTER USER (?P<name>{_IDENT})(?: WITH)? PASSWORD\s+(?P<value>{_LITERAL})"),
+    "DROP USER": re.compile(rf"DROP USER (?:IF EXISTS )?(?P<name>{_IDENT})"),
     "GRANT": re.compile(
         rf"GRANT (?:USAGE|SELECT|CREATE|CONNECT)(?:, ?(?:USAGE|SELECT|CREATE|CONNECT))* ON "
         rf"(?:SCHEMA {_IDENT}|DATABASE {_IDENT}|(?:MATERIALIZED VIEW|VIEW|SOURCE|SINK) {_QNAME}"
@@ -177,12 +183,11 @@ def unescape_literal(text: str) -> str:
 
 
 def command_literal(sql: str) -> str:
-    """The string value at the end of an opaque ``… AS '<value>'`` statement (secrets)."""
-    label, _ = match_command(sql)
-    m = re.search(rf"AS\s+({_LITERAL})\s*;?\s*$", sql)
-    if m is None:
-        raise SqlParseError(f"{label} statement has no trailing literal: {sql}")
-    return unescape_literal(m.group(1))
+    """The secret value of an opaque statement (``CREATE/ALTER SECRET … AS``, ``… USER … PASSWORD``)."""
+    label, m = match_command(sql)
+    if "value" not in m.groupdict():
+        raise SqlParseError(f"{label} statement carries no value: {sql}")
+    return unescape_literal(m.group("value"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -455,9 +460,7 @@ class Linter:
     def check_ast(self, stmt: exp.Expr, sql: str = "") -> list[Violation]:
         kind = statement_kind(stmt)
         self._current = created_name(stmt) or (sql or stmt.sql(dialect=DIALECT))[:40]
-        self._ctes = {
-            cte.alias_or_name.lower(): cte.this for cte in stmt.find_all(exp.CTE)
-        }
+        self._ctes = {cte.alias_or_name.lower(): cte.this for cte in stmt.find_all(exp.CTE)}
         out: list[Violation] = []
         if isinstance(stmt, exp.Create):
             out += self._lint_create(stmt, kind, sql)
@@ -725,8 +728,10 @@ class Linter:
                 out.append(self._v("unknown-relation", f"{name} reads unknown relation {table_key(rel)}"))
             if not isinstance(time_col, exp.Column) or time_col.table:
                 out.append(
-                    self._v("window-args", f"{name}'s time argument must be a bare column, "
-                                           f"not {time_col.sql(dialect=DIALECT)}")
+                    self._v(
+                        "window-args",
+                        f"{name}'s time argument must be a bare column, not {time_col.sql(dialect=DIALECT)}",
+                    )
                 )
             seconds = [interval_seconds(i) for i in intervals[: want - 2]]
             if any(s is None or s <= 0 for s in seconds):
@@ -734,11 +739,15 @@ class Linter:
                 continue
             if name == "HOP":
                 slide, size = seconds
-                assert slide is not None and size is not None
+                assert slide is not None
+                assert size is not None
                 if size % slide != 0:
                     out.append(
-                        self._v("hop-multiple", f"HOP size {size}s is not a multiple of slide {slide}s "
-                                                "(HOP(relation, time, slide, size))")
+                        self._v(
+                            "hop-multiple",
+                            f"HOP size {size}s is not a multiple of slide {slide}s "
+                            "(HOP(relation, time, slide, size))",
+                        )
                     )
         return out
 
@@ -755,8 +764,10 @@ class Linter:
                 now = [n for n in _now_nodes(proj, select) if n.find_ancestor(exp.Filter) is None]
                 if now:
                     out.append(
-                        self._v("now-placement", f"NOW() in the SELECT list of a {kind} "
-                                                 f"({proj.sql(dialect=DIALECT)[:60]})")
+                        self._v(
+                            "now-placement",
+                            f"NOW() in the SELECT list of a {kind} ({proj.sql(dialect=DIALECT)[:60]})",
+                        )
                     )
             for clause in ("group", "order"):
                 node = select.args.get(clause)
@@ -813,8 +824,10 @@ class Linter:
             if _columns(side, owner):
                 problems.append(f"`{text}` mixes NOW() and a column on the same side")
             elif len(_now_nodes(side, owner)) != 1 or not _monotone_now(side):
-                problems.append(f"`{side.sql(dialect=DIALECT)}` is not a non-decreasing expression "
-                                "with exactly one NOW() (NOW() ± constant interval)")
+                problems.append(
+                    f"`{side.sql(dialect=DIALECT)}` is not a non-decreasing expression "
+                    "with exactly one NOW() (NOW() ± constant interval)"
+                )
         return problems
 
     # -- rule (f): bounded state -------------------------------------------------------------
@@ -861,8 +874,10 @@ class Linter:
         if isinstance(query, exp.Subquery):
             return self._append_only(query.this)
         if isinstance(query, exp.Union):
-            return not query.args.get("distinct") and self._append_only(query.this) and self._append_only(
-                query.expression
+            return (
+                not query.args.get("distinct")
+                and self._append_only(query.this)
+                and self._append_only(query.expression)
             )
         if not isinstance(query, exp.Select):
             return False
@@ -917,12 +932,20 @@ class Linter:
                 out.append(self._v("sink-shape", "kafka sink needs FORMAT … ENCODE …"))
             if "force_append_only" in props:
                 out.append(self._v("sink-shape", "force_append_only goes in ENCODE (...) options, not WITH"))
-            if fmt == "PLAIN" and isinstance(query, exp.Query) and not self._append_only(query):
-                if literal_text(enc_options.get("force_append_only")) != "true":
-                    out.append(
-                        self._v("sink-shape", "FORMAT PLAIN over a non-append-only input needs "
-                                              "ENCODE JSON (force_append_only='true')")
+            forced = literal_text(enc_options.get("force_append_only")) == "true"
+            if (
+                fmt == "PLAIN"
+                and isinstance(query, exp.Query)
+                and not forced
+                and not self._append_only(query)
+            ):
+                out.append(
+                    self._v(
+                        "sink-shape",
+                        "FORMAT PLAIN over a non-append-only input needs "
+                        "ENCODE JSON (force_append_only='true')",
                     )
+                )
             if fmt == "UPSERT" and "primary_key" not in props:
                 out.append(self._v("sink-shape", "FORMAT UPSERT needs primary_key"))
         elif connector == "jdbc":
@@ -930,7 +953,9 @@ class Linter:
             if fmt is not None:
                 out.append(self._v("sink-shape", "the jdbc sink has no FORMAT clause"))
             if sink_type not in ("append-only", "upsert"):
-                out.append(self._v("sink-shape", f"jdbc sink type must be append-only or upsert, not {sink_type}"))
+                out.append(
+                    self._v("sink-shape", f"jdbc sink type must be append-only or upsert, not {sink_type}")
+                )
             if sink_type == "upsert" and "primary_key" not in props:
                 out.append(self._v("sink-shape", "an upsert jdbc sink needs primary_key"))
             missing = {"jdbc.url", "table.name"} - set(props)
@@ -945,7 +970,9 @@ class Linter:
         if mode is not None and literal_text(mode) not in ("earliest", "latest"):
             out.append(self._v("kafka-options", "scan.startup.mode only accepts 'earliest' or 'latest'"))
         if "properties.group.id.prefix" in props:
-            out.append(self._v("kafka-options", "the consumer group option is group.id.prefix (no properties.)"))
+            out.append(
+                self._v("kafka-options", "the consumer group option is group.id.prefix (no properties.)")
+            )
         return out
 
 
@@ -1039,14 +1066,21 @@ def _sink_shape(sql: str) -> SinkShape:
     if head == "FROM":
         j = name_end(i + 1)
         if j < 0:
-            return SinkShape("FROM", "CREATE SINK … FROM takes a relation name only; FROM (SELECT …) "
-                                     "is a syntax error (use AS SELECT … WITH (…))")
+            return SinkShape(
+                "FROM",
+                "CREATE SINK … FROM takes a relation name only; FROM (SELECT …) "
+                "is a syntax error (use AS SELECT … WITH (…))",
+            )
         if j >= len(tokens) or words[j] != "WITH":
             return SinkShape("FROM", "CREATE SINK … FROM <relation> must be followed by WITH (…)")
         return SinkShape("FROM")
     if head == "AS":
         if i + 1 < len(tokens) and words[i + 1] in ("SELECT", "WITH"):
-            if words[i + 1] == "WITH" and i + 2 < len(tokens) and tokens[i + 2].token_type == TokenType.L_PAREN:
+            if (
+                words[i + 1] == "WITH"
+                and i + 2 < len(tokens)
+                and tokens[i + 2].token_type == TokenType.L_PAREN
+            ):
                 return SinkShape("AS", "CREATE SINK … AS must be followed by the query")
             return SinkShape("AS")
         return SinkShape("AS", "CREATE SINK … AS must be followed by a query")
@@ -1083,8 +1117,8 @@ def lint(statements: Iterable[str], linter: Linter | None = None) -> LintReport:
 __all__ = [
     "COMMAND_PATTERNS",
     "DIALECT",
-    "Linter",
     "LintReport",
+    "Linter",
     "RisingWaveSecrets",
     "SecretRef",
     "SqlParseError",

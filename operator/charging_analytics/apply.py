@@ -58,6 +58,10 @@ async def apply_plan(
     started = time.monotonic()
     for action in plan.actions:
         try:
+            for stmt in action.pre:
+                await _run(runner, stmt)
+            if action.pre:
+                await runner.execute("FLUSH")
             await _run(runner, action.statement)
             for stmt in action.ledger:
                 await _run(runner, stmt)

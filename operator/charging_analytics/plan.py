@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from psycopg import sql
@@ -42,7 +42,14 @@ from .render import (
 )
 
 ActionType = Literal["bootstrap", "claim", "create", "shadow", "swap", "drop", "update", "grant"]
-DESTRUCTIVE_KINDS: frozenset[str] = frozenset({"Source", "Schema", "Secret"})
+DESTRUCTIVE_KINDS: frozenset[str] = frozenset({"Source", "Schema"})
+#: Ledger value of an object whose (re)build has started but not finished. Written before the
+#: DDL, replaced by the definition hash after it: an interrupted apply resumes instead of looking
+#: like drift (which ``onDrift: Report`` would leave alone).
+PENDING = "pending"
+#: Ledger value of a read-only user's grants once they cover every view.
+GRANTED = "granted"
+GRANTS_PREFIX = "@grants:"
 #: Kinds changed in place rather than rebuilt.
 IN_PLACE_KINDS: frozenset[str] = frozenset({"Secret", "User"})
 
@@ -59,6 +66,8 @@ class Action:
     destructive: bool = False
     statement: Composable = field(repr=False, compare=False, default_factory=lambda: sql.SQL(""))
     ledger: tuple[Composable, ...] = field(repr=False, compare=False, default=())
+    #: Ledger writes that run before the statement (marking work in progress).
+    pre: tuple[Composable, ...] = field(repr=False, compare=False, default=())
 
     def describe(self) -> str:
         flag = " [destructive]" if self.destructive else ""
@@ -205,11 +214,16 @@ def build_plan(
             if recreate:
                 force_recreate.add(o.key)
 
+    resumed: set[str] = set()
     for o in desired:
         seen = observed(o.key)
         entry = catalog.ledger.get(o.key)
+        if entry is not None and entry.hash == PENDING:
+            roots.add(o.key)  # the operator's own unfinished work, not drift
+            resumed.add(o.key)
+            continue
         if seen is None:
-            if entry is not None and entry.hash == o.hash:
+            if entry is not None and o.recorded_as(entry.hash):
                 drifted(o, "missing")
             else:
                 roots.add(o.key)  # new in the spec (or changed while it was gone)
@@ -223,11 +237,11 @@ def build_plan(
         expected = options.expected_fingerprints.get(o.key)
         if expected is not None and o.kind != "Schema" and expected != fingerprint(seen):
             drifted(o, "modified")
-            if entry.hash != o.hash:
+            if not o.recorded_as(entry.hash):
                 changed.append(o.qualified)
                 roots.add(o.key)
             continue
-        if entry.hash != o.hash:
+        if not o.recorded_as(entry.hash):
             changed.append(o.qualified)
             roots.add(o.key)
 
@@ -246,7 +260,16 @@ def build_plan(
     dirty = _closure((r for r in roots if r not in updates), dependents)
 
     # Objects the ledger knows that are no longer desired; unknown objects are only reported.
-    removed = [e for k, e in catalog.ledger.items() if k not in by_key and k != OWNER_ROW and k != SCHEMA_KEY]
+    def obsolete(key: str) -> bool:
+        # a user's grants row goes with the user (forgotten by the user's drop)
+        return key not in by_key and key not in (OWNER_ROW, SCHEMA_KEY) and not key.startswith(GRANTS_PREFIX)
+
+    def forget(key: str) -> tuple[sql.Composable, ...]:
+        entry = catalog.ledger.get(key)
+        rows = [key] + ([GRANTS_PREFIX + key] if entry is not None and entry.kind == "User" else [])
+        return tuple(ledger_forget(tenant, row) for row in rows)
+
+    removed = [e for k, e in catalog.ledger.items() if obsolete(k)]
     managed = set(catalog.ledger) | set(by_key)
     for name, obj in catalog.objects.items():
         if name not in managed and not name.endswith(SHADOW_SUFFIX):
@@ -261,7 +284,10 @@ def build_plan(
     actions: list[Action] = []
 
     def record(o: DesiredObject) -> tuple[sql.Composable, ...]:
-        return tuple(ledger_record(tenant, o.key, o.kind, o.hash, o.depends_on))
+        return tuple(ledger_record(tenant, o.key, o.kind, o.ledger_value, o.depends_on))
+
+    def pending(o: DesiredObject) -> tuple[sql.Composable, ...]:
+        return tuple(ledger_record(tenant, o.key, o.kind, PENDING, o.depends_on))
 
     def act(
         type_: ActionType,
@@ -273,8 +299,11 @@ def build_plan(
         *,
         destructive: bool = False,
         ledger: tuple[sql.Composable, ...] = (),
+        pre: tuple[sql.Composable, ...] = (),
     ) -> None:
-        actions.append(Action(type_, o_kind, name, as_text(display), reason, destructive, statement, ledger))
+        actions.append(
+            Action(type_, o_kind, name, as_text(display), reason, destructive, statement, ledger, pre)
+        )
 
     # 1. bootstrap -----------------------------------------------------------------------------
     if not options.ledger_exists:
@@ -286,10 +315,10 @@ def build_plan(
             "claim",
             "Ledger",
             tenant,
-            forget_owner,
+            insert_owner,
             insert_owner,
             f"record {options.owner} as the tenant's owner",
-            ledger=(insert_owner,),
+            pre=(forget_owner,),
         )
 
     def reason_for(key: str) -> str:
@@ -297,6 +326,8 @@ def build_plan(
             return "missing"
         if key in force_recreate:
             return "must be rebuilt"
+        if key in resumed:
+            return "resuming an interrupted apply"
         if key in roots:
             return "definition changed" if f"{by_key[key].qualified}" in changed else "drifted"
         return "depends on a rebuilt object"
@@ -337,6 +368,7 @@ def build_plan(
                 reason_for(key),
                 destructive=False,
                 ledger=record(o),
+                pre=pending(o),
             )
             continue
         shadow = o.name + SHADOW_SUFFIX
@@ -362,6 +394,7 @@ def build_plan(
     for o in desired:
         old_deps.setdefault(o.key, list(o.depends_on))
     to_drop: dict[str, tuple[ObjectKind, str, str, bool]] = {}  # key -> (kind, name, reason, cascade)
+    rebuilding = set(rebuild_later)
     for key in rebuild_later:
         seen = observed(key)
         if seen is not None:
@@ -387,12 +420,21 @@ def build_plan(
             stmt,
             why,
             destructive=kind in DESTRUCTIVE_KINDS,
-            ledger=(ledger_forget(tenant, key),) if key in removed_keys else (),
+            ledger=forget(key) if key in removed_keys else (),
+            pre=pending(by_key[key]) if key in rebuilding else (),
         )
     for e in removed:
         if observed(e.name) is None:
-            forget = ledger_forget(tenant, e.name)
-            act("drop", "Ledger", f"{tenant}.{e.name}", forget, forget, "forget an object that is gone")
+            first, *rest = forget(e.name)
+            act(
+                "drop",
+                "Ledger",
+                f"{tenant}.{e.name}",
+                first,
+                first,
+                "forget an object that is gone",
+                ledger=tuple(rest),
+            )
 
     # 5. create what was dropped for rebuilding, in dependency order ----------------------------
     for key in rebuild_later:
@@ -406,15 +448,28 @@ def build_plan(
             reason_for(key),
             destructive=o.kind in DESTRUCTIVE_KINDS and observed(key) is not None,
             ledger=record(o),
+            pre=pending(o),
         )
 
     # 6. grants: GRANT ... ON ALL ... IN SCHEMA covers only what exists, so re-grant after any
-    #    view was (re)built and when the user is new.
+    #    view was (re)built and when the user is new. The grants have a ledger row of their own,
+    #    marked pending before the first change, so an interruption before them re-grants.
     rebuilt = any(a.type in ("create", "shadow", "swap") for a in actions)
     for o in desired:
-        if o.grants and (rebuilt or o.key in dirty or o.key in updates):
-            for grant in o.grants:
-                act("grant", o.kind, o.qualified, grant, grant, "read access to the tenant's views")
+        if not o.grants:
+            continue
+        key = GRANTS_PREFIX + o.name
+        entry = catalog.ledger.get(key)
+        if not (rebuilt or o.key in dirty or o.key in updates or entry is None or entry.hash != GRANTED):
+            continue
+        mark = tuple(ledger_record(tenant, key, o.kind, PENDING, ()))
+        first = next((i for i, a in enumerate(actions) if a.type != "bootstrap"), None)
+        if first is not None:
+            actions[first] = replace(actions[first], pre=mark + actions[first].pre)
+        for i, grant in enumerate(o.grants):
+            last = i == len(o.grants) - 1
+            done = tuple(ledger_record(tenant, key, o.kind, GRANTED, ())) if last else ()
+            act("grant", o.kind, o.qualified, grant, grant, "read access to the tenant's views", ledger=done)
 
     return Plan(tenant=tenant, actions=tuple(actions), drift=tuple(drift), changed=tuple(changed))
 
@@ -469,4 +524,9 @@ def teardown_plan(catalog: TenantCatalog, *, orphan_ledger_only: bool = False) -
 
 def ledger_entries(desired: Sequence[DesiredObject], tenant: str) -> dict[str, LedgerEntry]:
     """The ledger a fully applied plan leaves behind (for tests and status)."""
-    return {o.key: LedgerEntry(tenant, o.key, o.kind, o.hash, o.depends_on) for o in desired}
+    out = {o.key: LedgerEntry(tenant, o.key, o.kind, o.ledger_value, o.depends_on) for o in desired}
+    for o in desired:
+        if o.grants:
+            key = GRANTS_PREFIX + o.name
+            out[key] = LedgerEntry(tenant, key, o.kind, GRANTED)
+    return out

@@ -122,6 +122,22 @@ class DesiredObject:
     grants: tuple[Composed, ...] = field(default=(), repr=False, compare=False)
     #: Credentials that this object's executable statement needs but were not provided.
     unresolved: tuple[str, ...] = ()
+    #: Salted digest of the credentials the object embeds ("" when none), so rotating a credential
+    #: is a change; kept apart from ``hash`` so that planning without credentials (the CLI without
+    #: Secrets) compares definitions only instead of proposing rebuilds.
+    credential_digest: str = ""
+
+    @property
+    def ledger_value(self) -> str:
+        """What the ledger records for this object."""
+        return f"{self.hash}~{self.credential_digest}" if self.credential_digest else self.hash
+
+    def recorded_as(self, value: str) -> bool:
+        """Whether a ledger value describes this object (credentials compared only when known)."""
+        base, _, digest = value.partition("~")
+        if base != self.hash:
+            return False
+        return bool(self.unresolved) or digest == self.credential_digest
 
     @property
     def key(self) -> str:
@@ -489,15 +505,18 @@ def reader_name(tenant: str) -> str:
     return f"{tenant}_reader"
 
 
-def _object_hash(kind: str, display_sql: str, secret_material: Sequence[str]) -> str:
+def _object_hash(kind: str, display_sql: str) -> str:
     h = hashlib.sha256()
     h.update(kind.encode())
     h.update(b"\0")
     h.update(display_sql.encode())
-    for item in secret_material:
-        h.update(b"\0")
-        h.update(item.encode())
     return "sha256:" + h.hexdigest()[:24]
+
+
+def _combined(material: Sequence[str]) -> str:
+    if not material:
+        return ""
+    return hashlib.sha256("\0".join(material).encode()).hexdigest()[:16]
 
 
 def _secret_material(spec: ChargingAnalyticsSpec, options: RenderOptions, kind: str, name: str) -> list[str]:
@@ -545,7 +564,8 @@ def render(spec: ChargingAnalyticsSpec, options: RenderOptions | None = None) ->
                 name=show.name,
                 sql=text,
                 depends_on=show.depends_on,
-                hash=_object_hash(show.kind, text, _secret_material(spec, options, show.kind, show.name)),
+                hash=_object_hash(show.kind, text),
+                credential_digest=_combined(_secret_material(spec, options, show.kind, show.name)),
                 statement=exe.statement,
                 display=show.statement,
                 update_statement=exe.update,

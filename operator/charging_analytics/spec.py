@@ -461,7 +461,7 @@ class Condition(Model):
     status: Literal["True", "False", "Unknown"]
     reason: str = Field(max_length=128, pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
     message: str = Field("", max_length=4096)
-    last_transition_time: str = Field(description="RFC 3339 time the status last changed.")
+    last_transition_time: str = Field(max_length=64, description="RFC 3339 time the status last changed.")
     observed_generation: int | None = Field(None, ge=0)
 
 

@@ -134,7 +134,7 @@ def objects_status(desired: Sequence[DesiredObject], catalog: TenantCatalog) -> 
             state = "Creating"
         elif not present:
             state = "Missing"
-        elif entry is None or entry.hash != o.hash:
+        elif entry is None or not o.recorded_as(entry.hash):
             state = "Pending"
         else:
             state = "Ready"

@@ -46,7 +46,7 @@ def issues_from(error: ValidationError, document: str, prefix: str = "") -> list
                 path = f"{path}.{cause.field}" if path != "(document)" else cause.field
             out.append(Issue(document, path, cause.message))
             continue
-        message = err["msg"]
+        message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             message = "unknown field (not part of the ChargingAnalytics schema)"
         elif err["type"] == "missing":

@@ -61,8 +61,10 @@ def blocks(out: str) -> dict[str, list[tuple[str, str, str]]]:
 def test_render_prints_every_tenant_of_a_multi_document_file_in_apply_order(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    both = (EXAMPLES / "acme.yaml").read_text(encoding="utf-8") + "\n---\n" + (EXAMPLES / "voltbay.yaml").read_text(
-        encoding="utf-8"
+    both = (
+        (EXAMPLES / "acme.yaml").read_text(encoding="utf-8")
+        + "\n---\n"
+        + (EXAMPLES / "voltbay.yaml").read_text(encoding="utf-8")
     )
     path = write(tmp_path, "tenants.yaml", both)
     code, out, err = run(["render", "-f", str(path)], capsys)
@@ -81,7 +83,9 @@ def test_render_prints_every_tenant_of_a_multi_document_file_in_apply_order(
             assert created_name(stmt) == name
 
 
-def test_render_output_splits_into_exactly_one_statement_per_object(capsys: pytest.CaptureFixture[str]) -> None:
+def test_render_output_splits_into_exactly_one_statement_per_object(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     from sqlglot import parse
 
     from tests.sqllint import DIALECT
@@ -89,10 +93,17 @@ def test_render_output_splits_into_exactly_one_statement_per_object(capsys: pyte
     code, out, _ = run(["render", "-f", str(EXAMPLES / "acme.yaml"), "--secret-store", "risingwave"], capsys)
     assert code == 0
     statements = [s for s in parse(out, read=DIALECT) if s is not None]
-    assert len(statements) == len(blocks(out)["acme"]) == 18
+    manifests = parse_documents(
+        list(yaml.safe_load_all((EXAMPLES / "acme.yaml").read_text(encoding="utf-8")))
+    )
+    (resource,) = manifests.resources
+    objects = render(resource.spec, RenderOptions(secret_store="risingwave"))
+    assert len(statements) == len(blocks(out)["acme"]) == len(objects)
 
 
-def test_render_never_prints_the_credentials_from_the_secrets_in_the_file(capsys: pytest.CaptureFixture[str]) -> None:
+def test_render_never_prints_the_credentials_from_the_secrets_in_the_file(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     for store in ("inline", "risingwave"):
         code, out, _ = run(["render", "-f", str(EXAMPLES / "acme.yaml"), "--secret-store", store], capsys)
         assert code == 0
@@ -132,11 +143,18 @@ def test_validate_accepts_the_examples(example: str, capsys: pytest.CaptureFixtu
     code, out, err = run(["validate", "-f", str(EXAMPLES / example)], capsys)
     assert (code, err) == (0, "")
     tenant = example.removesuffix(".yaml")
-    assert out == f"tenants/{tenant}: valid (tenant {tenant})\n"
+    (line,) = out.splitlines()
+    assert line.startswith(f"tenants/{tenant}: valid (tenant {tenant})")
 
 
-def test_validate_notes_secrets_the_file_does_not_contain(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    docs = [d for d in yaml.safe_load_all((EXAMPLES / "acme.yaml").read_text(encoding="utf-8")) if d["kind"] != "Secret"]
+def test_validate_notes_secrets_the_file_does_not_contain(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    docs = [
+        d
+        for d in yaml.safe_load_all((EXAMPLES / "acme.yaml").read_text(encoding="utf-8"))
+        if d["kind"] != "Secret"
+    ]
     path = write(tmp_path, "acme.yaml", yaml.safe_dump_all(docs))
     code, out, _ = run(["validate", "-f", str(path)], capsys)
     assert code == 0
@@ -220,7 +238,9 @@ def _bad_manifest(fields: dict[str, str]) -> str:
     return BASE_SPEC.format(**values)
 
 
-def test_the_bad_manifest_template_is_valid_without_a_mistake(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_bad_manifest_template_is_valid_without_a_mistake(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, _, err = run(["validate", "-f", str(write(tmp_path, "ok.yaml", _bad_manifest({})))], capsys)
     assert (code, err) == (0, "")
 
@@ -236,10 +256,13 @@ def test_validate_exits_one_naming_the_field_and_the_rule(
     assert out == ""
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
-    assert lines[0].startswith(f"error: bad.yaml#1 (ns/t): {path}: {message}"), lines[0]
+    assert lines[0].startswith(f"error: bad.yaml#1 (ns/t): {path}: "), lines[0]
+    assert message in lines[0]
 
 
-def test_validate_reports_every_bad_document_of_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_validate_reports_every_bad_document_of_a_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     first = _bad_manifest(BAD["price with five decimals"][0])
     second = _bad_manifest(BAD["unknown field"][0]).replace("name: t,", "name: u,")
     code, _, err = run(["validate", "-f", str(write(tmp_path, "two.yaml", first + "---\n" + second))], capsys)
@@ -278,7 +301,9 @@ def test_crds_check_exits_one_for_a_tampered_copy_and_zero_for_a_fresh_one(
     assert f"out of date: {target}" in err
 
 
-def test_crds_check_exits_one_when_the_file_is_missing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_crds_check_exits_one_when_the_file_is_missing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert run(["crds", "--check", "--no-chart", "--output-dir", str(tmp_path)], capsys)[0] == 1
 
 

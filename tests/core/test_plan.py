@@ -49,7 +49,11 @@ from tests.sqllint import (
 
 ROOT = Path(__file__).resolve().parents[2]
 OWNER = "tenants/acme"
-CREDS = Credentials(kafka=Credential("acme-pipeline", "kafka-pw"), alerts_db=Credential("writer", "db-pw"))
+CREDS = Credentials(
+    kafka=Credential("acme-pipeline", "kafka-pw"),
+    alerts_db=Credential("writer", "db-pw"),
+    reader=Credential("acme_reader", "reader-pw"),
+)
 
 # --------------------------------------------------------------------------------------------
 # Specs
@@ -76,7 +80,9 @@ def acme_spec(**changes: object) -> ChargingAnalyticsSpec:
     return parse_documents([doc]).resources[0].spec
 
 
-def desired(spec: ChargingAnalyticsSpec, store: str = "inline", creds: Credentials | None = CREDS) -> list[DesiredObject]:
+def desired(
+    spec: ChargingAnalyticsSpec, store: str = "inline", creds: Credentials | None = CREDS
+) -> list[DesiredObject]:
     return render(spec, RenderOptions(secret_store=store, credentials=creds))  # type: ignore[arg-type]
 
 
@@ -92,15 +98,27 @@ class SimObject(ObservedObject):
     """An observed object that also knows which objects (by id) it reads, as RisingWave does."""
 
     reads: frozenset[int] = frozenset()
+    #: Users granted SELECT on it (grants follow the object, not its name).
+    grantees: frozenset[str] = frozenset()
 
 
-def applied_catalog(objects: Sequence[DesiredObject], tenant: str, *, owner: str | None = OWNER) -> TenantCatalog:
+def applied_catalog(
+    objects: Sequence[DesiredObject], tenant: str, *, owner: str | None = OWNER
+) -> TenantCatalog:
     """The catalog a complete, successful apply of ``objects`` leaves behind."""
-    ids = {o.name: i for i, o in enumerate(objects, start=1) if o.kind != "Schema"}
+    in_schema = [o for o in objects if o.kind not in ("Schema", "User")]
+    users = frozenset(o.name for o in objects if o.kind == "User")
+    ids = {o.name: i for i, o in enumerate(in_schema, start=1)}
     observed = {
-        o.name: SimObject(o.kind, tenant, o.name, ids[o.name], reads=frozenset(ids[d] for d in o.depends_on))
-        for o in objects
-        if o.kind != "Schema"
+        o.name: SimObject(
+            o.kind,
+            tenant,
+            o.name,
+            ids[o.name],
+            reads=frozenset(ids[d] for d in o.depends_on),
+            grantees=users if o.kind in ("MaterializedView", "View") else frozenset(),
+        )
+        for o in in_schema
     }
     return TenantCatalog(
         tenant=tenant,
@@ -108,6 +126,7 @@ def applied_catalog(objects: Sequence[DesiredObject], tenant: str, *, owner: str
         objects=observed,
         ledger=ledger_entries(objects, tenant),
         owner=owner,
+        users=users,
     )
 
 
@@ -130,7 +149,9 @@ _KINDS: Mapping[str, ObjectKind] = {
     "TABLE": "Table",
     "CREATE SECRET": "Secret",
     "DROP SECRET": "Secret",
+    "CREATE USER": "User",
 }
+_GRANT = re.compile(r"GRANT SELECT ON ALL (MATERIALIZED VIEWS|VIEWS) IN SCHEMA (\S+) TO (\S+)")
 
 
 @functools.lru_cache(maxsize=4096)
@@ -208,6 +229,8 @@ def _ddl(world: World, action: Action) -> World:
         if isinstance(tree, exp.Create):  # bootstrap: CREATE SCHEMA cha_system / CREATE TABLE ledger
             return replace(world, ledger_exists=world.ledger_exists or statement_kind(tree) == "TABLE")
         return _ledger_sql(world, action.statement)
+    if action.kind == "User":
+        return _user_ddl(world, action, tree, text)
     if action.type in ("create", "shadow"):
         kind = _KINDS[statement_kind(tree)]
         assert kind == action.kind, (kind, action)
@@ -257,6 +280,42 @@ def _ddl(world: World, action: Action) -> World:
     return replace(world, catalog=replace(cat, objects=objects, schema_exists=schema_exists))
 
 
+def _user_ddl(world: World, action: Action, tree: exp.Expr, text: str) -> World:
+    """CREATE USER (no IF NOT EXISTS in RisingWave), ALTER USER, DROP USER, GRANT."""
+    cat = world.catalog
+    users = set(cat.users)
+    objects: dict[str, SimObject] = dict(cat.objects)  # type: ignore[arg-type]
+    if action.type == "grant":
+        if isinstance(tree, exp.Grant):  # GRANT USAGE ON SCHEMA: the schema must exist
+            if not cat.schema_exists:
+                raise SimError(f"schema {cat.tenant} does not exist")
+            return world
+        m = _GRANT.fullmatch(text)
+        assert m is not None, text
+        schema, user = m.group(2).strip('"'), m.group(3).strip('"')
+        if user not in users:
+            raise SimError(f"user {user} does not exist")
+        kind = "MaterializedView" if m.group(1) == "MATERIALIZED VIEWS" else "View"
+        for key, obj in objects.items():
+            if schema == cat.tenant and obj.kind == kind:
+                objects[key] = replace(obj, grantees=obj.grantees | {user})
+        return replace(world, catalog=replace(cat, objects=objects))
+    label, name = statement_kind(tree), _created(tree, text)
+    if label == "CREATE USER":
+        if name in users:
+            raise SimError(f'user "{name}" already exists')
+        users.add(name)
+    elif label == "ALTER USER":
+        if name not in users:
+            raise SimError(f'user "{name}" does not exist')
+    elif label == "DROP USER":
+        users.discard(name)
+        objects = {k: replace(o, grantees=o.grantees - {name}) for k, o in objects.items()}
+    else:
+        raise AssertionError(f"unexpected user statement {text}")
+    return replace(world, catalog=replace(cat, users=frozenset(users), objects=objects))
+
+
 def _unqualify(name: str, tenant: str) -> str:
     parts = [p.strip('"') for p in re.findall(r'"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_]*', name)]
     assert parts[0] == tenant, name
@@ -273,9 +332,11 @@ def _created(tree: exp.Expr, text: str) -> str:
 
 
 def apply_actions(actions: Sequence[Action], world: World, *, ddl_only_last: bool = False) -> World:
-    """Apply actions in order (DDL, then its ledger writes); ``ddl_only_last`` interrupts the
-    last action between its DDL and its ledger writes."""
+    """Apply actions in order (the ledger marks that precede the DDL, the DDL, then its ledger
+    writes); ``ddl_only_last`` interrupts the last action between its DDL and its ledger writes."""
     for i, action in enumerate(actions):
+        for stmt in action.pre:
+            world = _ledger_sql(world, stmt)
         world = _ddl(world, action)
         if ddl_only_last and i == len(actions) - 1:
             break
@@ -301,7 +362,9 @@ def converge(objs: Sequence[DesiredObject], world: World, *, rounds: int = 3, **
             return world
         world = apply_actions(plan.actions, world)
     leftover = plan_for(objs, world, **options)
-    raise AssertionError("no convergence; still planned:\n" + "\n".join(a.describe() for a in leftover.actions))
+    raise AssertionError(
+        "no convergence; still planned:\n" + "\n".join(a.describe() for a in leftover.actions)
+    )
 
 
 def shape(cat: TenantCatalog) -> tuple:
@@ -311,15 +374,41 @@ def shape(cat: TenantCatalog) -> tuple:
         sorted((o.name, o.kind) for o in cat.objects.values()),
         sorted((e.name, e.kind, e.hash, e.depends_on) for e in cat.ledger.values()),
         cat.owner,
+        sorted(cat.users),
     )
 
 
+def grants(cat: TenantCatalog) -> list[tuple[str, tuple[str, ...]]]:
+    """Who may read each view."""
+    return sorted(
+        (o.name, tuple(sorted(o.grantees)))  # type: ignore[attr-defined]
+        for o in cat.objects.values()
+        if o.kind in ("MaterializedView", "View")
+    )
+
+
+def ddl(plan: Plan) -> list[Action]:
+    """The plan without the reader's grants (they follow any rebuild; tested on their own)."""
+    return [a for a in plan.actions if a.type != "grant"]
+
+
 def described(plan: Plan) -> list[tuple[str, str, str]]:
-    return [(a.type, a.kind, a.name) for a in plan.actions]
+    return [(a.type, a.kind, a.name) for a in ddl(plan)]
 
 
 def names(plan: Plan, type_: str | None = None) -> list[str]:
-    return [a.name for a in plan.actions if type_ is None or a.type == type_]
+    return [a.name for a in ddl(plan) if type_ is None or a.type == type_]
+
+
+READER_GRANTS = [
+    'GRANT USAGE ON SCHEMA "acme" TO "acme_reader"',
+    'GRANT SELECT ON ALL MATERIALIZED VIEWS IN SCHEMA "acme" TO "acme_reader"',
+    'GRANT SELECT ON ALL VIEWS IN SCHEMA "acme" TO "acme_reader"',
+]
+
+
+def grant_sql(plan: Plan) -> list[str]:
+    return [a.sql for a in plan.actions if a.type == "grant"]
 
 
 EMPTY = World(TenantCatalog("acme", schema_exists=False), ledger_exists=False)
@@ -334,9 +423,11 @@ def test_fresh_tenant_bootstraps_claims_and_creates_every_object_in_dependency_o
     objs = desired(BASE)
     plan = plan_for(objs, EMPTY)
     assert [a.type for a in plan.actions[:3]] == ["bootstrap", "bootstrap", "claim"]
-    creates = plan.actions[3:]
+    creates = ddl(plan)[3:]
     assert all(a.type == "create" for a in creates)
-    assert [a.name for a in creates] == [o.qualified for o in objs]
+    assert grant_sql(plan) == READER_GRANTS
+    assert [a.type for a in plan.actions[-3:]] == ["grant"] * 3  # after every view exists
+    assert sorted(a.name for a in creates) == sorted(o.qualified for o in objs)
     position = {a.name.split(".")[-1]: i for i, a in enumerate(creates)}
     for o in objs:
         for dep in o.depends_on:
@@ -384,7 +475,7 @@ def test_stalled_minutes_change_shadow_swaps_stalled_sessions_and_alerts_and_rec
 
 def test_availability_threshold_change_rebuilds_only_low_availability_alerts_and_sinks() -> None:
     plan = plan_for(desired(acme_spec(alerts__availabilityBelowPercent=70)), APPLIED)
-    touched = {a.name.removesuffix(SHADOW_SUFFIX) for a in plan.actions}
+    touched = {a.name.removesuffix(SHADOW_SUFFIX) for a in ddl(plan)}
     assert touched == {
         "acme.low_availability", "acme.alerts", "acme.alerts_to_kafka", "acme.alerts_to_postgres",
     }  # fmt: skip
@@ -396,7 +487,7 @@ def test_tariff_change_rebuilds_completed_sessions_and_station_revenue_without_t
     tariffs = {"currency": "EUR", "pricePerKwh": {"CCS": 0.61, "CHAdeMO": 0.49, "Type2": 0.35}}
     plan = plan_for(desired(acme_spec(analytics__tariffs=tariffs)), APPLIED)
     assert names(plan, "swap") == ["acme.completed_sessions", "acme.station_revenue"]
-    assert {a.name.removesuffix(SHADOW_SUFFIX) for a in plan.actions} == {
+    assert {a.name.removesuffix(SHADOW_SUFFIX) for a in ddl(plan)} == {
         "acme.completed_sessions", "acme.station_revenue",
     }  # fmt: skip
     assert not [a for a in plan.actions if a.kind == "Sink"]
@@ -416,7 +507,8 @@ def test_removed_kafka_sink_is_dropped_once_and_forgotten_without_a_destructive_
     plan = plan_for(desired(spec), APPLIED)
     assert described(plan) == [("drop", "Sink", "acme.alerts_to_kafka")]
     (drop,) = plan.actions
-    assert not drop.destructive and not plan.destructive
+    assert not drop.destructive
+    assert not plan.destructive
     assert [as_text(s) for s in drop.ledger] == [
         "DELETE FROM \"cha_system\".\"ledger\" WHERE tenant = 'acme' AND object_name = 'alerts_to_kafka'"
     ]
@@ -426,7 +518,8 @@ def test_disabling_low_availability_drops_it_after_the_old_alerts_and_rebuilds_a
     plan = plan_for(desired(acme_spec(alerts__availabilityBelowPercent=None)), APPLIED)
     order = [f"{a.type} {a.name}" for a in plan.actions]
     assert order.index("drop acme.alerts__next") < order.index("drop acme.low_availability")
-    assert "shadow acme.alerts__next" in order and "swap acme.alerts" in order
+    assert "shadow acme.alerts__next" in order
+    assert "swap acme.alerts" in order
     assert "low_availability" not in plan.actions[0].sql  # the new alerts no longer reads it
     drop_low = next(a for a in plan.actions if a.name == "acme.low_availability")
     assert [as_text(s) for s in drop_low.ledger] == [
@@ -439,9 +532,10 @@ def test_kafka_topic_change_recreates_the_source_subgraph_and_is_destructive() -
     objs = desired(acme_spec(kafka__eventsTopic="ocpp.acme.events.v2"))
     plan = plan_for(objs, APPLIED)
     assert plan.destructive
-    assert not names(plan, "shadow") and not names(plan, "swap")
+    assert not names(plan, "shadow")
+    assert not names(plan, "swap")
     drops, creates = names(plan, "drop"), names(plan, "create")
-    every = [o.qualified for o in objs if o.kind != "Schema"]
+    every = [o.qualified for o in objs if o.kind not in ("Schema", "User")]
     assert sorted(drops) == sorted(every)
     assert creates == every  # dependency order
     assert drops[-1] == "acme.ocpp_events"  # dependents first
@@ -533,7 +627,7 @@ def test_plan_hash_changes_when_a_statement_changes() -> None:
 
 def test_plan_hash_ignores_credentials_that_only_the_executable_statements_carry() -> None:
     topic = acme_spec(kafka__eventsTopic="other")
-    other = Credentials(kafka=Credential("acme-pipeline", "rotated"), alerts_db=CREDS.alerts_db)
+    other = replace(CREDS, kafka=Credential("acme-pipeline", "rotated"))
     a, b = plan_for(desired(topic), APPLIED), plan_for(desired(topic, creds=other), APPLIED)
     assert a.statements() == b.statements()
     assert a.hash == b.hash
@@ -544,9 +638,10 @@ def test_plan_json_lists_actions_drift_and_flags() -> None:
     plan = plan_for(desired(acme_spec(kafka__eventsTopic="other")), world)
     data = json.loads(json.dumps(cli._plan_json(plan)))
     assert data["tenant"] == "acme"
-    assert data["hash"] == plan.hash and data["hash"].startswith("sha256:")
+    assert data["hash"] == plan.hash
+    assert data["hash"].startswith("sha256:")
     assert data["destructive"] is True
-    assert data["summary"] == plan.summary() == "13 drop, 13 create"
+    assert data["summary"] == plan.summary() == "13 drop, 13 create, 3 grant"
     assert len(data["actions"]) == len(plan.actions)
     first = data["actions"][0]
     assert set(first) == {"type", "kind", "name", "reason", "destructive", "sql"}
@@ -566,7 +661,8 @@ def test_plan_text_output_prints_summary_drift_and_each_statement_with_a_semicol
     assert lines[1] == "-- drift: MaterializedView acme.connector_faults is missing"
     for action in plan.actions:
         assert f"-- {action.describe()}\n{action.sql};" in out
-    assert "kafka-pw" not in out and "db-pw" not in out
+    assert "kafka-pw" not in out
+    assert "db-pw" not in out
 
 
 # --------------------------------------------------------------------------------------------
@@ -578,34 +674,44 @@ def _rw(spec: ChargingAnalyticsSpec) -> list[DesiredObject]:
     return desired(spec, "risingwave")
 
 
-TRANSITIONS: dict[str, tuple[Callable[[], list[DesiredObject]], Callable[[], list[DesiredObject]]]] = {
-    "fresh tenant": (list, lambda: desired(BASE)),
-    "stalled minutes": (lambda: desired(BASE), lambda: desired(acme_spec(alerts__stalledSessionMinutes=15))),
-    "availability threshold": (lambda: desired(BASE), lambda: desired(acme_spec(alerts__availabilityBelowPercent=70))),
-    "tariff": (
-        lambda: desired(BASE),
-        lambda: desired(acme_spec(analytics__tariffs={"currency": "USD", "pricePerKwh": {"CCS": 1, "CHAdeMO": 1, "Type2": 1}})),
-    ),
-    "revenue window": (lambda: desired(BASE), lambda: desired(acme_spec(analytics__revenueWindow="30m"))),
-    "kafka sink removed": (lambda: desired(BASE), lambda: desired(acme_spec(alerts__sinks__kafka=None))),
-    "low availability disabled": (
-        lambda: desired(BASE), lambda: desired(acme_spec(alerts__availabilityBelowPercent=None))
-    ),
-    "connector faults disabled": (lambda: desired(BASE), lambda: desired(acme_spec(alerts__connectorFaults=False))),
-    "topic": (lambda: desired(BASE), lambda: desired(acme_spec(kafka__eventsTopic="ocpp.v2"))),
-    "retention": (lambda: desired(BASE), lambda: desired(acme_spec(analytics__stateRetention="48h"))),
-    "inline to risingwave secrets": (lambda: desired(BASE), lambda: _rw(BASE)),
-    "secret rotation": (
+ROTATED = replace(CREDS, kafka=Credential("acme-pipeline", "new"))
+FLAT_TARIFF = {"currency": "USD", "pricePerKwh": {"CCS": 1, "CHAdeMO": 1, "Type2": 1}}
+NOTHING_OPTIONAL = {
+    "alerts__sinks": None,
+    "alerts__connectorFaults": False,
+    "alerts__availabilityBelowPercent": None,
+}
+
+
+def _base() -> list[DesiredObject]:
+    return desired(BASE)
+
+
+def _changed(**changes: object) -> Callable[[], list[DesiredObject]]:
+    return lambda: desired(acme_spec(**changes))
+
+
+Transition = tuple[Callable[[], list[DesiredObject]], Callable[[], list[DesiredObject]]]
+TRANSITIONS: dict[str, Transition] = {
+    "fresh tenant": (list, _base),
+    "stalled minutes": (_base, _changed(alerts__stalledSessionMinutes=15)),
+    "availability threshold": (_base, _changed(alerts__availabilityBelowPercent=70)),
+    "tariff": (_base, _changed(analytics__tariffs=FLAT_TARIFF)),
+    "revenue window": (_base, _changed(analytics__revenueWindow="30m")),
+    "kafka sink removed": (_base, _changed(alerts__sinks__kafka=None)),
+    "low availability disabled": (_base, _changed(alerts__availabilityBelowPercent=None)),
+    "connector faults disabled": (_base, _changed(alerts__connectorFaults=False)),
+    "topic": (_base, _changed(kafka__eventsTopic="ocpp.v2")),
+    "retention": (_base, _changed(analytics__stateRetention="48h")),
+    "everything optional off": (_base, _changed(**NOTHING_OPTIONAL)),
+    "inline to risingwave secrets": (_base, lambda: _rw(BASE)),
+    "risingwave secrets to inline": (lambda: _rw(BASE), _base),
+    "secret rotation": (lambda: _rw(BASE), lambda: desired(BASE, "risingwave", ROTATED)),
+    "postgres sink removed with secrets": (
         lambda: _rw(BASE),
-        lambda: desired(BASE, "risingwave", Credentials(kafka=Credential("acme-pipeline", "new"), alerts_db=CREDS.alerts_db)),
+        lambda: _rw(acme_spec(alerts__sinks__postgres=None)),
     ),
-    "risingwave secrets to inline": (lambda: _rw(BASE), lambda: desired(BASE)),
-    "postgres sink removed with secrets": (lambda: _rw(BASE), lambda: _rw(acme_spec(alerts__sinks__postgres=None))),
-    "everything optional off": (
-        lambda: desired(BASE),
-        lambda: desired(acme_spec(alerts__sinks=None, alerts__connectorFaults=False, alerts__availabilityBelowPercent=None)),
-    ),
-}  # fmt: skip
+}
 
 
 def _start(before: list[DesiredObject]) -> World:
@@ -624,6 +730,7 @@ def test_applying_a_plan_converges_to_zero_actions(transition: str) -> None:
     again = plan_for(after, done)
     assert again.empty, [a.describe() for a in again.actions]
     assert shape(done.catalog) == shape(_start(after).catalog)
+    assert grants(done.catalog) == grants(_start(after).catalog)
 
 
 @pytest.mark.parametrize("transition", list(TRANSITIONS))
@@ -662,25 +769,23 @@ def test_a_reconcile_interrupted_twice_still_converges(transition: str) -> None:
             assert shape(world.catalog) == target, (k, j)
 
 
-# Known bug (reported): with ``onDrift: Report`` the planner cannot tell its own interrupted
-# rebuild from external drift. Objects it dropped to rebuild keep their ledger rows, so after an
-# interruption they read as "missing" drift, which Report mode never repairs; an object whose
-# ledger write was lost reads as "unrecorded" and never receives spec changes again. Strict xfail:
-# these flip to failures once the planner is fixed, so the markers get removed.
+# With ``onDrift: Report`` the planner must still finish its own interrupted work: every DDL is
+# preceded by a "pending" ledger mark, so an interrupted rebuild resumes instead of reading as
+# drift (which Report mode leaves alone).
 
 
-@pytest.mark.xfail(strict=True, reason="Report mode never rebuilds what an interrupted apply dropped")
-def test_report_mode_recreates_the_pipeline_after_an_apply_interrupted_once_the_source_was_recreated() -> None:
+def test_report_mode_recreates_the_pipeline_after_an_apply_interrupted_once_the_source_was_recreated() -> (
+    None
+):
     after = desired(acme_spec(kafka__eventsTopic="ocpp.v2"))
     plan = plan_for(after, APPLIED, correct_drift=False)
     k = names(plan).index("acme.ocpp_events", names(plan).index("acme.ocpp_events") + 1) + 1
     assert plan.actions[k - 1].type == "create"  # the new source exists; no dependent does yet
     world = apply_actions(plan.actions[:k], APPLIED)
     world = converge(after, world, correct_drift=False)
-    assert set(world.catalog.objects) == {o.name for o in after if o.kind != "Schema"}
+    assert set(world.catalog.objects) == {o.name for o in after if o.kind not in ("Schema", "User")}
 
 
-@pytest.mark.xfail(strict=True, reason="Report mode never recreates sinks an interrupted apply dropped")
 def test_report_mode_recreates_the_sinks_after_an_apply_interrupted_before_their_recreation() -> None:
     after = desired(acme_spec(alerts__stalledSessionMinutes=15))
     plan = plan_for(after, APPLIED, correct_drift=False)
@@ -689,7 +794,6 @@ def test_report_mode_recreates_the_sinks_after_an_apply_interrupted_before_their
     assert {"alerts_to_kafka", "alerts_to_postgres"} <= set(world.catalog.objects)
 
 
-@pytest.mark.xfail(strict=True, reason="Report mode never records an object whose ledger write was lost")
 def test_report_mode_applies_later_spec_changes_to_an_object_whose_ledger_write_was_lost() -> None:
     objs = desired(BASE)
     plan = plan_for(objs, EMPTY, correct_drift=False)
@@ -699,12 +803,42 @@ def test_report_mode_applies_later_spec_changes_to_an_object_whose_ledger_write_
     assert "acme.station_revenue" in names(changed, "swap")
 
 
+def test_rebuilding_views_grants_the_reader_read_access_again_after_the_last_swap() -> None:
+    plan = plan_for(desired(acme_spec(alerts__stalledSessionMinutes=15)), APPLIED)
+    assert grant_sql(plan) == READER_GRANTS
+    assert [a.type for a in plan.actions[-3:]] == ["grant"] * 3
+    done = apply_actions(plan.actions, APPLIED).catalog
+    assert all(readers == ("acme_reader",) for _, readers in grants(done))
+
+
+def test_a_plan_without_new_views_grants_nothing() -> None:
+    assert grant_sql(plan_for(desired(acme_spec(alerts__sinks__kafka=None)), APPLIED)) == []
+
+
+def test_without_a_reader_user_no_user_or_grant_is_planned() -> None:
+    objs = desired(acme_spec(readOnlyUser={"enabled": False}))
+    plan = plan_for(objs, EMPTY)
+    assert not [a for a in plan.actions if a.kind == "User"]
+    removed = plan_for(objs, APPLIED)
+    assert [(a.type, a.sql) for a in removed.actions] == [("drop", 'DROP USER IF EXISTS "acme_reader"')]
+
+
+def test_an_apply_interrupted_before_its_grants_still_lets_the_reader_read_every_view() -> None:
+    after = desired(acme_spec(alerts__stalledSessionMinutes=15))
+    plan = plan_for(after, APPLIED)
+    k = [a.type for a in plan.actions].index("grant")
+    world = converge(after, apply_actions(plan.actions[:k], APPLIED))
+    assert grants(world.catalog) == grants(APPLIED.catalog)
+
+
 def test_teardown_drops_every_object_dependents_first_then_the_schema_and_forgets_the_tenant() -> None:
     world = _with(APPLIED, SimObject("MaterializedView", "acme", "alerts__next", 999))
     plan = teardown_plan(world.catalog)
     done = apply_actions(plan.actions, world).catalog
-    assert done.objects == {} and not done.schema_exists
-    assert done.ledger == {} and done.owner is None
+    assert done.objects == {}
+    assert not done.schema_exists
+    assert done.ledger == {}
+    assert done.owner is None
     assert plan.destructive
 
 
@@ -712,8 +846,14 @@ def test_simulator_rejects_a_drop_that_would_leave_dependents_behind() -> None:
     plan = Plan(
         tenant="acme",
         actions=(
-            Action("drop", "MaterializedView", "acme.sessions", 'DROP MATERIALIZED VIEW IF EXISTS "acme"."sessions"',
-                   "test", statement=sql.SQL('DROP MATERIALIZED VIEW IF EXISTS "acme"."sessions"')),
+            Action(
+                "drop",
+                "MaterializedView",
+                "acme.sessions",
+                'DROP MATERIALIZED VIEW IF EXISTS "acme"."sessions"',
+                "test",
+                statement=sql.SQL('DROP MATERIALIZED VIEW IF EXISTS "acme"."sessions"'),
+            ),
         ),
         drift=(),
         changed=(),
@@ -730,8 +870,8 @@ def test_simulator_rejects_creating_an_object_before_what_it_reads() -> None:
         apply_actions(sessions_first, EMPTY)
 
 
-def test_applied_catalog_records_every_object_and_the_schema_in_the_ledger() -> None:
+def test_applied_catalog_records_every_object_the_schema_and_the_grants_in_the_ledger() -> None:
     cat = APPLIED.catalog
-    assert set(cat.ledger) == {o.key for o in desired(BASE)}
+    assert set(cat.ledger) == {o.key for o in desired(BASE)} | {"@grants:acme_reader"}
     assert SCHEMA_KEY in cat.ledger
     assert cat.owner == OWNER

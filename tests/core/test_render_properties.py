@@ -33,6 +33,7 @@ from charging_analytics.render import (
     DesiredObject,
     RenderOptions,
     as_text,
+    reader_name,
     render,
 )
 from charging_analytics.spec import ChargingAnalyticsSpec
@@ -66,10 +67,14 @@ sql_names = st.from_regex(r"[a-z_][a-z0-9_]{0,30}", fullmatch=True)
 prices = st.decimals(min_value=0, max_value=1000, places=4, allow_nan=False, allow_infinity=False).map(float)
 percent = st.floats(min_value=0, max_value=100, exclude_min=True, allow_nan=False)
 #: Arbitrary text a Kubernetes Secret may hold (PostgreSQL text cannot hold NUL).
-secret_text = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), min_size=1, max_size=40)
+secret_text = st.text(
+    st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), min_size=1, max_size=40
+)
 hostile_credentials = st.one_of(
     secret_text,
-    st.sampled_from(["x'; DROP TABLE y; --", "it's", "back\\slash", "\\'", "$$", "$q$ $q$", "'||'", "é☃\u2028"]),
+    st.sampled_from(
+        ["x'; DROP TABLE y; --", "it's", "back\\slash", "\\'", "$$", "$q$ $q$", "'||'", "é☃\u2028"]
+    ),
 )
 
 
@@ -140,6 +145,7 @@ def spec_docs(draw: st.DrawFn) -> dict[str, Any]:
             "stateRetention": duration(retention),
         },
         "alerts": alerts,
+        "readOnlyUser": {"enabled": draw(st.booleans())},
     }
 
 
@@ -164,7 +170,9 @@ def canonical(doc: dict[str, Any]) -> dict[str, Any]:
     if "kafka" in a["sinks"]:
         a["sinks"]["kafka"]["topic"] = "alerts"
     if "postgres" in a["sinks"]:
-        a["sinks"]["postgres"].update(host="db", port=5432, database="db", schema="s", table="t", sslmode="disable")
+        a["sinks"]["postgres"].update(
+            host="db", port=5432, database="db", schema="s", table="t", sslmode="disable"
+        )
     return out
 
 
@@ -173,7 +181,11 @@ def model(doc: dict[str, Any]) -> ChargingAnalyticsSpec:
 
 
 def creds_for(username: str, password: str) -> Credentials:
-    return Credentials(kafka=Credential(username, password), alerts_db=Credential(username + "-db", password + "-db"))
+    return Credentials(
+        kafka=Credential(username, password),
+        alerts_db=Credential(username + "-db", password + "-db"),
+        reader=Credential("reader", password + "-ro"),
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -200,7 +212,9 @@ def shape(node: Any, tenant: str) -> Any:
     for key, value in node.args.items():
         if value is None or value is False or value == []:
             continue
-        schema_part = (isinstance(node, exp.Table) and key == "db") or (isinstance(node, exp.Column) and key == "table")
+        schema_part = (isinstance(node, exp.Table) and key == "db") or (
+            isinstance(node, exp.Column) and key == "table"
+        )
         if schema_part and isinstance(value, exp.Identifier) and value.name == tenant:
             items.append((key, "<tenant>"))
         else:
@@ -209,29 +223,43 @@ def shape(node: Any, tenant: str) -> Any:
 
 
 def _tenantless(name: str, tenant: str) -> str:
-    return re.sub(rf'^(?:"{re.escape(tenant)}"|{re.escape(tenant)})\.', "<tenant>.", name)
+    """A (possibly quoted, possibly qualified) name with the tenant's schema and user abstracted."""
+    parts = [p.strip('"') for p in re.findall(r'"(?:[^"]|"")+"|[^."]+', name)]
+    if parts and parts[0] == tenant:
+        parts[0] = "<tenant>"
+    elif parts == [reader_name(tenant)]:
+        parts = ["<tenant reader>"]
+    return ".".join(parts)
+
+
+def _grant_shape(grant: str, tenant: str) -> str:
+    parse_one_statement(grant)
+    return grant.replace(f'"{reader_name(tenant)}"', "<reader>").replace(f'"{tenant}"', "<tenant>")
 
 
 def summary(stmt: exp.Expr, tenant: str) -> tuple[str, str, frozenset[str]]:
     """(statement kind, created object, WITH keys)."""
-    name = created_name(stmt) or ""
-    if name == tenant:
-        name = "<tenant>"
-    elif name.startswith(f"{tenant}."):
-        name = "<tenant>." + name[len(tenant) + 1 :]
+    name = _tenantless(created_name(stmt) or "", tenant)
     keys = frozenset(with_properties(stmt)) if isinstance(stmt, exp.Create) else frozenset()
     return statement_kind(stmt), name, keys
 
 
 @SETTINGS
-@given(doc=spec_docs(), store=st.sampled_from(["inline", "risingwave"]), user=hostile_credentials,
-       password=hostile_credentials)
-def test_statement_structure_does_not_depend_on_any_value(doc: dict[str, Any], store: str, user: str,
-                                                          password: str) -> None:
+@given(
+    doc=spec_docs(),
+    store=st.sampled_from(["inline", "risingwave"]),
+    user=hostile_credentials,
+    password=hostile_credentials,
+)
+def test_statement_structure_does_not_depend_on_any_value(
+    doc: dict[str, Any], store: str, user: str, password: str
+) -> None:
     spec = model(doc)
     objects = render(spec, RenderOptions(secret_store=store, credentials=creds_for(user, password)))  # type: ignore[arg-type]
     baseline = render(model(canonical(doc)), RenderOptions(secret_store=store))  # type: ignore[arg-type]
-    assert [(o.kind, o.key) for o in objects] == [(o.kind, o.key) for o in baseline]
+    assert [(o.kind, _tenantless(o.key, spec.tenant)) for o in objects] == [
+        (o.kind, _tenantless(o.key, "canonical_tenant")) for o in baseline
+    ]
     for o, b in zip(objects, baseline, strict=True):
         display = parse_one_statement(o.sql)
         executable = parse_one_statement(as_text(o.statement))
@@ -241,7 +269,11 @@ def test_statement_structure_does_not_depend_on_any_value(doc: dict[str, Any], s
         assert shape(display, spec.tenant) == shape(reference, "canonical_tenant"), o.name
         assert shape(executable, spec.tenant) == shape(display, spec.tenant), o.name
         if o.update_statement is not None:
-            assert match_command(as_text(o.update_statement))[0] == "ALTER SECRET"
+            label = match_command(as_text(o.update_statement))[0]
+            assert label == {"Secret": "ALTER SECRET", "User": "ALTER USER"}[o.kind]
+        assert [_grant_shape(as_text(g), spec.tenant) for g in o.grants] == [
+            _grant_shape(as_text(g), "canonical_tenant") for g in b.grants
+        ]
 
 
 @settings(max_examples=25, deadline=None)
@@ -258,12 +290,16 @@ def test_generated_specs_render_statements_that_pass_every_lint_rule(doc: dict[s
 
 PAYLOADS = [
     "x'; DROP TABLE y; --", "a'b", 'a"b', "a\\b", "$$", "$q$x$q$", "a;b", "a--b", "a/*b", "é", "☃",
-    "ａ", "a\u200bb", "a b", "a\nb", "ok\n", "\t", "a\x00b", "{}", "%s", "a,b",
+    "\uff41", "a\u200bb", "a b", "a\nb", "ok\n", "\t", "a\x00b", "{}", "%s", "a,b",
 ]  # fmt: skip
 hostile = st.one_of(
     st.sampled_from(PAYLOADS),
-    st.builds(lambda a, p, b: a + p + b, st.from_regex(r"[a-z]{0,4}", fullmatch=True), st.sampled_from(PAYLOADS),
-              st.from_regex(r"[a-z0-9]{0,4}", fullmatch=True)),
+    st.builds(
+        lambda a, p, b: a + p + b,
+        st.from_regex(r"[a-z]{0,4}", fullmatch=True),
+        st.sampled_from(PAYLOADS),
+        st.from_regex(r"[a-z0-9]{0,4}", fullmatch=True),
+    ),
     st.text(max_size=12),
 )
 
@@ -277,7 +313,11 @@ FIELDS: dict[str, tuple[tuple[Any, ...], str, int]] = {
     "spec.analytics.tariffs.currency": (("analytics", "tariffs", "currency"), S.CURRENCY_PATTERN, 3),
     "spec.alerts.sinks.kafka.topic": (("alerts", "sinks", "kafka", "topic"), S.KAFKA_TOPIC_PATTERN, 249),
     "spec.alerts.sinks.postgres.host": (("alerts", "sinks", "postgres", "host"), S.HOST_PATTERN, 253),
-    "spec.alerts.sinks.postgres.database": (("alerts", "sinks", "postgres", "database"), S.SQL_NAME_PATTERN, 63),
+    "spec.alerts.sinks.postgres.database": (
+        ("alerts", "sinks", "postgres", "database"),
+        S.SQL_NAME_PATTERN,
+        63,
+    ),
     "spec.alerts.sinks.postgres.schema": (("alerts", "sinks", "postgres", "schema"), S.SQL_NAME_PATTERN, 63),
     "spec.alerts.sinks.postgres.table": (("alerts", "sinks", "postgres", "table"), S.SQL_NAME_PATTERN, 63),
     "spec.risingwave.host": (("risingwave", "host"), S.HOST_PATTERN, 253),
@@ -289,8 +329,14 @@ def _full_spec() -> dict[str, Any]:
     return {
         "tenant": "acme",
         "risingwave": {"host": "rw", "database": "dev"},
-        "kafka": {"bootstrapServers": ["k0:9092", "k1:9092"], "eventsTopic": "events", "consumerGroupPrefix": "g"},
-        "analytics": {"tariffs": {"currency": "EUR", "pricePerKwh": {"CCS": 0.5, "CHAdeMO": 0.4, "Type2": 0.3}}},
+        "kafka": {
+            "bootstrapServers": ["k0:9092", "k1:9092"],
+            "eventsTopic": "events",
+            "consumerGroupPrefix": "g",
+        },
+        "analytics": {
+            "tariffs": {"currency": "EUR", "pricePerKwh": {"CCS": 0.5, "CHAdeMO": 0.4, "Type2": 0.3}}
+        },
         "alerts": {
             "availabilityBelowPercent": 80,
             "sinks": {
@@ -327,7 +373,9 @@ def test_hostile_value_is_rejected_by_validation_naming_the_field(path: str, val
     assert {issue.path for issue in err.value.issues} == {path}
 
 
-@pytest.mark.parametrize("tenant", ["public", "information_schema", "pg_temp", "rw_catalog", "rw_x", "pg_acme"])
+@pytest.mark.parametrize(
+    "tenant", ["public", "information_schema", "pg_temp", "rw_catalog", "rw_x", "pg_acme"]
+)
 def test_reserved_schema_names_are_rejected_as_tenants(tenant: str) -> None:
     spec = _full_spec()
     spec["tenant"] = tenant
@@ -347,12 +395,15 @@ def test_reserved_schema_names_are_rejected_as_tenants(tenant: str) -> None:
 def sasl_docs_with_sinks(draw: st.DrawFn) -> dict[str, Any]:
     doc = draw(spec_docs())
     doc["kafka"]["security"] = {
-        "protocol": "SASL_SSL", "saslMechanism": "SCRAM-SHA-512", "credentialsSecretRef": {"name": "kafka-creds"},
-    }  # fmt: skip
+        "protocol": "SASL_SSL",
+        "saslMechanism": "SCRAM-SHA-512",
+        "credentialsSecretRef": {"name": "kafka-creds"},
+    }
     doc["alerts"]["sinks"] = {
         "kafka": {"topic": "alerts"},
         "postgres": {"host": "db", "database": "alerts", "credentialsSecretRef": {"name": "pg"}},
     }
+    doc["readOnlyUser"] = {"enabled": True}
     return doc
 
 
@@ -363,13 +414,15 @@ def _literal(value: exp.Expr) -> str:
 
 @settings(max_examples=40, deadline=None)
 @given(doc=sasl_docs_with_sinks(), user=hostile_credentials, password=hostile_credentials)
-def test_inline_credentials_reach_only_the_executable_statements(doc: dict[str, Any], user: str, password: str) -> None:
+def test_inline_credentials_reach_only_the_executable_statements(
+    doc: dict[str, Any], user: str, password: str
+) -> None:
     spec = model(doc)
     creds = creds_for(user, password)
     objects = {o.name: o for o in render(spec, RenderOptions(secret_store="inline", credentials=creds))}
     unresolved = render(spec, RenderOptions(secret_store="inline"))
     assert [o.sql for o in objects.values()] == [o.sql for o in unresolved]  # display ignores credentials
-    secrets = [user, password, user + "-db", password + "-db"]
+    secrets = [user, password, user + "-db", password + "-db", password + "-ro"]
 
     def shown(objs: list[DesiredObject]) -> list[str]:
         """Everything a plan, a status or a log line may show (hashes aside: they are hex)."""
@@ -389,14 +442,25 @@ def test_inline_credentials_reach_only_the_executable_statements(doc: dict[str, 
         assert _literal(display["properties.sasl.password"]) == REDACTED
     props = with_properties(parse_one_statement(as_text(objects["alerts_to_postgres"].statement)))
     assert (_literal(props["user"]), _literal(props["password"])) == (user + "-db", password + "-db")
+    reader = objects[reader_name(spec.tenant)]
+    assert command_literal(as_text(reader.statement)) == password + "-ro"
+    assert reader.update_statement is not None
+    assert command_literal(as_text(reader.update_statement)) == password + "-ro"
+    assert command_literal(reader.sql) == REDACTED
     assert [o.name for o in objects.values() if o.unresolved] == []
-    assert {o.name for o in unresolved if o.unresolved} == {"ocpp_events", "alerts_to_kafka", "alerts_to_postgres"}
+    assert {o.name for o in unresolved if o.unresolved} == {
+        "ocpp_events",
+        "alerts_to_kafka",
+        "alerts_to_postgres",
+        reader_name(spec.tenant),
+    }
 
 
 @settings(max_examples=40, deadline=None)
 @given(doc=sasl_docs_with_sinks(), user=hostile_credentials, password=hostile_credentials)
-def test_risingwave_store_puts_credentials_only_into_secret_statements(doc: dict[str, Any], user: str,
-                                                                       password: str) -> None:
+def test_risingwave_store_puts_credentials_only_into_secret_statements(
+    doc: dict[str, Any], user: str, password: str
+) -> None:
     spec = model(doc)
     creds = creds_for(user, password)
     objects = {o.name: o for o in render(spec, RenderOptions(secret_store="risingwave", credentials=creds))}
@@ -425,10 +489,21 @@ def test_risingwave_store_puts_credentials_only_into_secret_statements(doc: dict
 
 @settings(max_examples=15, deadline=None)
 @given(doc=sasl_docs_with_sinks(), old=secret_text, new=secret_text)
-def test_rotating_a_credential_changes_the_hash_of_every_object_that_embeds_it(doc: dict[str, Any], old: str,
-                                                                              new: str) -> None:
+def test_rotating_a_credential_changes_what_the_ledger_records_for_every_object_that_embeds_it(
+    doc: dict[str, Any], old: str, new: str
+) -> None:
     assume(old != new)
     spec = model(doc)
-    before = {o.name: o.hash for o in render(spec, RenderOptions(credentials=creds_for("u", old)))}
-    after = {o.name: o.hash for o in render(spec, RenderOptions(credentials=creds_for("u", new)))}
-    assert {n for n in before if before[n] != after[n]} == {"ocpp_events", "alerts_to_kafka", "alerts_to_postgres"}
+    rendered_before = render(spec, RenderOptions(credentials=creds_for("u", old)))
+    rendered_after = render(spec, RenderOptions(credentials=creds_for("u", new)))
+    # the definition hash (shown in status) never depends on a credential ...
+    assert [o.hash for o in rendered_before] == [o.hash for o in rendered_after]
+    # ... the ledger value carries the credential digest
+    before = {o.name: o.ledger_value for o in rendered_before}
+    after = {o.name: o.ledger_value for o in rendered_after}
+    assert {n for n in before if before[n] != after[n]} == {
+        "ocpp_events",
+        "alerts_to_kafka",
+        "alerts_to_postgres",
+        reader_name(spec.tenant),
+    }

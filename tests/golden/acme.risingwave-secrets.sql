@@ -3,16 +3,16 @@
 -- Schema acme (sha256:48a74eca9ed78c33d96f44c3)
 CREATE SCHEMA IF NOT EXISTS "acme";
 
--- Secret acme.kafka_username (sha256:5bab5252cd08e174061327e7)
+-- Secret acme.kafka_username (sha256:39b3c8cda00c32573ebcd52f)
 CREATE SECRET IF NOT EXISTS "acme"."kafka_username" WITH (backend = 'meta') AS '[redacted]';
 
--- Secret acme.kafka_password (sha256:c50389b6f702ab316b4d260f)
+-- Secret acme.kafka_password (sha256:4a24bddf633a032976a3d649)
 CREATE SECRET IF NOT EXISTS "acme"."kafka_password" WITH (backend = 'meta') AS '[redacted]';
 
--- Secret acme.alerts_db_username (sha256:168e15516a02fd05ac6f7727)
+-- Secret acme.alerts_db_username (sha256:7ac78b30e6ff7853640de7fa)
 CREATE SECRET IF NOT EXISTS "acme"."alerts_db_username" WITH (backend = 'meta') AS '[redacted]';
 
--- Secret acme.alerts_db_password (sha256:4fe0c6510b5da4745d6aeb8a)
+-- Secret acme.alerts_db_password (sha256:6aa2770be4194c2edb47bcf8)
 CREATE SECRET IF NOT EXISTS "acme"."alerts_db_password" WITH (backend = 'meta') AS '[redacted]';
 
 -- Source acme.ocpp_events (sha256:08e1323f006353abaee8796b)
@@ -255,4 +255,7 @@ WITH (
     type = 'upsert',
     primary_key = 'alert_id'
 );
+
+-- User acme_reader (sha256:7cd7995f181370231774217c)
+CREATE USER "acme_reader" WITH NOSUPERUSER NOCREATEDB NOCREATEUSER LOGIN PASSWORD '[redacted]';
 

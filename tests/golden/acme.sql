@@ -3,7 +3,7 @@
 -- Schema acme (sha256:48a74eca9ed78c33d96f44c3)
 CREATE SCHEMA IF NOT EXISTS "acme";
 
--- Source acme.ocpp_events (sha256:0a506405442c0a121b095d90)
+-- Source acme.ocpp_events (sha256:da861b249692be861efb51dd)
 CREATE SOURCE IF NOT EXISTS "acme"."ocpp_events" (
     event_id VARCHAR,
     event_type VARCHAR,
@@ -217,7 +217,7 @@ SELECT
     window_end AS detected_at
 FROM "acme"."low_availability";
 
--- Sink acme.alerts_to_kafka (sha256:a74729bc1a00fe7889a9d892)
+-- Sink acme.alerts_to_kafka (sha256:cc7059e236b6bade6055d57a)
 CREATE SINK IF NOT EXISTS "acme"."alerts_to_kafka" FROM "acme"."alerts"
 WITH (
     connector = 'kafka',
@@ -231,7 +231,7 @@ WITH (
 )
 FORMAT PLAIN ENCODE JSON (force_append_only = 'true');
 
--- Sink acme.alerts_to_postgres (sha256:56e164b18987f6e0babf6711)
+-- Sink acme.alerts_to_postgres (sha256:113d294dd1776843316fbe6e)
 CREATE SINK IF NOT EXISTS "acme"."alerts_to_postgres" FROM "acme"."alerts"
 WITH (
     connector = 'jdbc',
@@ -243,4 +243,7 @@ WITH (
     type = 'upsert',
     primary_key = 'alert_id'
 );
+
+-- User acme_reader (sha256:7cd7995f181370231774217c)
+CREATE USER "acme_reader" WITH NOSUPERUSER NOCREATEDB NOCREATEUSER LOGIN PASSWORD '[redacted]';
 
