@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -81,7 +81,3 @@ async def apply_plan(
 
 async def _run(runner: StatementRunner, statement: sql.Composable) -> None:
     await runner.execute(as_text(statement))
-
-
-def summarize(actions: Sequence[Action]) -> str:
-    return "; ".join(f"{a.type} {a.name}" for a in actions) or "nothing"

@@ -425,13 +425,13 @@ def build_plan(
         )
     for e in removed:
         if observed(e.name) is None:
-            first, *rest = forget(e.name)
+            head, *rest = forget(e.name)
             act(
                 "drop",
                 "Ledger",
                 f"{tenant}.{e.name}",
-                first,
-                first,
+                head,
+                head,
                 "forget an object that is gone",
                 ledger=tuple(rest),
             )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -646,6 +646,3 @@ def referenced_secrets(spec: ChargingAnalyticsSpec) -> dict[str, CredentialsSecr
 def statements_text(objects: Sequence[DesiredObject]) -> str:
     """All display statements, each ending with ``;`` (what ``charging-analytics render`` prints)."""
     return "\n\n".join(f"-- {o.kind} {o.qualified} ({o.hash})\n{o.sql};" for o in objects) + "\n"
-
-
-Renderer = Callable[[ChargingAnalyticsSpec, RenderOptions | None], list[DesiredObject]]

@@ -106,12 +106,5 @@ class KubeApi:
 
         return await asyncio.to_thread(get)
 
-    async def list_resources(self, namespace: str) -> list[dict[str, Any]]:
-        def list_() -> list[dict[str, Any]]:
-            out: Any = self.custom.list_namespaced_custom_object(c.GROUP, c.VERSION, namespace, c.PLURAL)
-            return list(out.get("items", []))
-
-        return await asyncio.to_thread(list_)
-
     async def close(self) -> None:
         await asyncio.to_thread(self.api.close)

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from .. import constants as c
 from ..apply import ApplyError, apply_plan
 from ..catalog import CatalogSnapshot
-from ..plan import Plan, PlanOptions, build_plan, teardown_plan
+from ..plan import PlanOptions, build_plan, teardown_plan
 from ..render import (
     Credential,
     Credentials,
@@ -559,7 +559,3 @@ def _desired_hash(desired: list[Any]) -> str:
     for o in desired:
         h.update(f"{o.key}={o.hash}\n".encode())
     return "sha256:" + h.hexdigest()[:24]
-
-
-def plan_for_display(plan: Plan) -> list[str]:
-    return plan.statements()
