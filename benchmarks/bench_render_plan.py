@@ -1,7 +1,7 @@
 """Time and memory of the pure core: render(), build_plan(), and CatalogSnapshot.tenant() at fleet size.
 
-    python3 benchmarks/bench_render_plan.py [--repeat 25] [--number 20] [--fleet 1000]
-                                            [--fleet-sizes 100,300] [--fleet-repeat 3] [--json]
+    python3 benchmarks/bench_render_plan.py [--repeat 20] [--number 10] [--fleet 1000]
+                                            [--fleet-sizes 100,300] [--fleet-repeat 5] [--json]
 
 Per tenant (one spec, one catalog):
 
@@ -9,31 +9,39 @@ Per tenant (one spec, one catalog):
   sinks, connector faults, low availability, read-only user), inline credentials and RisingWave
   SECRETs, and of the default spec (required fields only);
 * ``build_plan`` for a fresh tenant (empty catalog), a no-op plan (fully applied catalog with
-  ledger, owner row and status fingerprints: the drift-timer path) and a threshold change
-  (``alerts.stalledSessionMinutes`` 10 -> 15: shadow + swap of ``stalled_sessions`` and ``alerts``).
+  ledger, owner row, users and status fingerprints: the drift-timer path) and a threshold change
+  (``alerts.stalledSessionMinutes`` 10 -> 15);
+* the credential digest render() folds into object hashes (``secret_digest``, scrypt) uncached,
+  a render with a cold digest cache, and a replay of the digest cache's key pattern over fleet
+  passes (how many scrypt calls a drift-timer pass makes once the fleet outgrows the LRU).
 
 Fleet: ``--fleet`` tenants (acme-like) in ONE :class:`CatalogSnapshot` (all objects, ledgers,
-owner rows), as the reconcile service shares it per endpoint. Each tenant's reconcile calls
-``snapshot.tenant(t)`` then ``build_plan``. Measured both with the snapshot's ``tenant()`` and with
-a copy of the pre-index linear filter (``tenant_linear`` below), at ``--fleet-sizes`` and
-``--fleet`` tenants, so the growth per call (O(N) scan vs O(1) lookup) is visible.
+owner rows, users), as the reconcile service shares it per endpoint. Each tenant's reconcile calls
+``snapshot.tenant(t)`` then ``build_plan``. Measured with the snapshot's ``tenant()`` and with a
+copy of the pre-index linear filter (``tenant_linear``), at ``--fleet-sizes`` and ``--fleet``
+tenants, so the growth per call (O(N) scan vs O(1) lookup) shows.
 
-Method: ``time.perf_counter``; each sample times ``--number`` calls (µs/op = sample / number);
-``--repeat`` samples; median and p95 over samples. Peak KiB is tracemalloc's peak during ONE op
-(or one fleet pass), measured in a separate, untimed pass (tracemalloc slows Python down).
-RSS delta is the process's resident set (``/proc/self/statm``) after the row minus before it
-(after ``gc.collect()``): near zero means the op retains nothing.
+Method: ``time.perf_counter``; each sample times ``--number`` calls (µs/op = sample / number;
+fleet rows: one pass over N tenants, µs per tenant); ``--repeat`` samples; median and p95 over the
+samples. Peak KiB is tracemalloc's peak during ONE op (or one fleet pass), above what was live
+before it, measured in a separate untimed pass (tracemalloc slows Python down). RSS delta is the
+process's resident set (``/proc/self/statm``) after the row minus before it (after
+``gc.collect()``): near zero means nothing is retained. Figures on a shared machine are noisy;
+compare rows of one run.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import functools
 import gc
+import hashlib
 import json
 import os
 import platform
+import re
 import statistics
 import sys
 import time
@@ -41,23 +49,38 @@ import tracemalloc
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
+from charging_analytics import render as render_module
 from charging_analytics.catalog import (
     OWNER_ROW,
     CatalogSnapshot,
     LedgerEntry,
+    ObjectKind,
     ObservedObject,
     TenantCatalog,
 )
-from charging_analytics.plan import PlanOptions, build_plan, fingerprint, ledger_entries
-from charging_analytics.render import Credential, Credentials, DesiredObject, RenderOptions, render
+from charging_analytics.plan import PlanOptions, build_plan, fingerprint
+from charging_analytics.render import (
+    Credential,
+    Credentials,
+    DesiredObject,
+    RenderOptions,
+    as_text,
+    reader_name,
+    render,
+    secret_digest,
+)
 from charging_analytics.spec import ChargingAnalyticsSpec
 
 ROOT = Path(__file__).resolve().parents[1]
-CREDS = Credentials(kafka=Credential("acme-pipeline", "kafka-pw"), alerts_db=Credential("writer", "db-pw"))
+CREDS = Credentials(
+    kafka=Credential("acme-pipeline", "kafka-pw"),
+    alerts_db=Credential("writer", "db-pw"),
+    reader=Credential(reader_name("acme"), "reader-pw"),
+)
 ENDPOINT = "risingwave-frontend.risingwave.svc:4566/dev"
 
 # --------------------------------------------------------------------------------------------
@@ -124,19 +147,31 @@ def traced_peak(fn: Callable[[], object]) -> int:
 
 
 def measure(
-    name: str, fn: Callable[[], object], *, repeat: int, number: int, ops: int = 1, note: str = ""
+    name: str,
+    fn: Callable[[], object],
+    *,
+    repeat: int,
+    number: int,
+    ops: int = 1,
+    one_op: Callable[[], object] | None = None,
+    warm_up: bool = True,
+    note: str = "",
 ) -> Row:
-    """``fn`` does ``ops`` operations; time ``number`` calls per sample, ``repeat`` samples."""
+    """``fn`` does ``ops`` operations; time ``number`` calls per sample, ``repeat`` samples.
+
+    Peak memory is traced over ``one_op`` (one operation) when given, else over one ``fn()``.
+    """
     gc.collect()
     rss0 = rss_bytes()
-    fn()  # warm-up (template cache, imports, first-call costs)
+    if warm_up:
+        fn()  # template cache, imports, first-call costs
     samples: list[float] = []
     for _ in range(repeat):
         t = time.perf_counter()
         for _ in range(number):
             fn()
         samples.append((time.perf_counter() - t) / (number * ops))
-    peak = traced_peak(fn)
+    peak = traced_peak(one_op or fn)
     gc.collect()
     return Row(name, samples, peak, rss_bytes() - rss0, note)
 
@@ -180,12 +215,46 @@ def owner_of(tenant: str) -> str:
 
 
 def observed_objects(desired: Sequence[DesiredObject], tenant: str, first_id: int) -> list[ObservedObject]:
-    """What RisingWave lists after a complete apply (ids unique across the fleet)."""
+    """What RisingWave lists after a complete apply (ids unique across the fleet); users are
+    endpoint-wide (``users``), the schema is in ``schemas``."""
     return [
         ObservedObject(o.kind, tenant, o.name, first_id + i, o.sql)
         for i, o in enumerate(desired)
-        if o.kind != "Schema"
+        if o.kind not in ("Schema", "User")
     ]
+
+
+def user_names(desired: Sequence[DesiredObject]) -> frozenset[str]:
+    return frozenset(o.name for o in desired if o.kind == "User")
+
+
+_SQL_TEXT = r"'((?:[^']|'')*)'"
+_LEDGER_INSERT = re.compile(r"^INSERT INTO .*? VALUES \(" + ", ".join([_SQL_TEXT] * 5), re.DOTALL)
+_LEDGER_DELETE = re.compile(
+    r"^DELETE FROM .*? WHERE tenant = " + _SQL_TEXT + " AND object_name = " + _SQL_TEXT
+)
+
+
+def applied_ledger(desired: Sequence[DesiredObject], tenant: str) -> dict[str, LedgerEntry]:
+    """The ledger rows a complete apply of a fresh tenant leaves behind (owner row excluded).
+
+    Derived by replaying the ledger writes of the fresh plan in order (rather than re-deriving
+    which rows the planner keeps), so it follows whatever the planner records.
+    """
+    plan = build_plan(desired, TenantCatalog(tenant=tenant, schema_exists=False), PlanOptions())
+    ledger: dict[str, LedgerEntry] = {}
+    for action in plan.actions:
+        for stmt in (*getattr(action, "pre", ()), action.statement, *action.ledger):
+            text = as_text(stmt)
+            if found := _LEDGER_INSERT.match(text):
+                row_tenant, name, kind, value, deps = (v.replace("''", "'") for v in found.groups())
+                depends_on = tuple(d for d in deps.split(",") if d)
+                ledger[name] = LedgerEntry(row_tenant, name, cast(ObjectKind, kind), value, depends_on)
+            elif found := _LEDGER_DELETE.match(text):
+                ledger.pop(found.group(2).replace("''", "'"), None)
+    assert ledger, "no ledger writes recognised in the fresh plan"
+    ledger.pop(OWNER_ROW, None)
+    return ledger
 
 
 def applied_catalog(desired: Sequence[DesiredObject], tenant: str) -> TenantCatalog:
@@ -193,19 +262,22 @@ def applied_catalog(desired: Sequence[DesiredObject], tenant: str) -> TenantCata
         tenant=tenant,
         schema_exists=True,
         objects={o.name: o for o in observed_objects(desired, tenant, 1000)},
-        ledger=ledger_entries(desired, tenant),
+        ledger=applied_ledger(desired, tenant),
         owner=owner_of(tenant),
+        users=user_names(desired) | {"root"},
     )
 
 
-def fleet_snapshot(rendered: Mapping[str, Sequence[DesiredObject]]) -> CatalogSnapshot:
+def fleet_snapshot(
+    rendered: Mapping[str, Sequence[DesiredObject]], ledgers: Mapping[str, Mapping[str, LedgerEntry]]
+) -> CatalogSnapshot:
     """One endpoint holding every tenant in ``rendered``, fully applied, plus the ledger."""
     objects: list[ObservedObject] = []
     ledger: list[LedgerEntry] = []
     owners: dict[str, str] = {}
     for n, (tenant, desired) in enumerate(rendered.items()):
         objects += observed_objects(desired, tenant, 1000 + 100 * n)
-        ledger += ledger_entries(desired, tenant).values()
+        ledger += ledgers[tenant].values()
         ledger.append(LedgerEntry(tenant, OWNER_ROW, "Schema", owner_of(tenant)))
         owners[tenant] = owner_of(tenant)
     ledger_table = ObservedObject("Table", "cha_system", "ledger", 1, "CREATE TABLE ledger (...)")
@@ -215,7 +287,7 @@ def fleet_snapshot(rendered: Mapping[str, Sequence[DesiredObject]]) -> CatalogSn
         objects=(ledger_table, *objects),
         ledger=tuple(ledger),
         owners=owners,
-        users=frozenset({"root"}),
+        users=frozenset({"root"}).union(*(user_names(d) for d in rendered.values())),
         ddl_progress={},
         ledger_exists=True,
         taken_at=time.monotonic(),
@@ -236,6 +308,7 @@ def tenant_linear(snapshot: CatalogSnapshot, tenant: str) -> TenantCatalog:
         ledger=ledger,
         owner=snapshot.owners.get(tenant),
         ddl_progress=progress,
+        users=snapshot.users,
     )
 
 
@@ -300,7 +373,7 @@ def per_tenant(report: Report, repeat: int, number: int) -> None:
     report.facts["fresh_plan"] = fresh_plan.summary()
     report.facts["threshold_change_plan"] = change_plan.summary()
 
-    plan_number = number * 10
+    plan_number = number
     add(
         measure(
             "build_plan fresh tenant",
@@ -338,6 +411,62 @@ def per_tenant(report: Report, repeat: int, number: int) -> None:
     )
 
 
+def secret_digest_costs(report: Report, repeat: int, fleet_sizes: Sequence[int]) -> None:
+    """The credential digest in render (scrypt) and what its per-credential cache does at fleet size."""
+    add = report.rows.append
+    acme = acme_spec()
+    inline = RenderOptions(secret_store="inline", credentials=CREDS)
+
+    def uncached() -> None:
+        render_module._DIGESTS.pop("acme/kafka/password", None)
+        secret_digest("kafka-pw", "acme/kafka/password")
+
+    add(measure("secret_digest, uncached (scrypt)", uncached, repeat=max(3, repeat // 5), number=1))
+
+    def cold_render() -> None:
+        render_module._DIGESTS.clear()
+        render(acme, inline)
+
+    add(measure("render acme, digest cache cold", cold_render, repeat=max(3, repeat // 5), number=1))
+
+    # The digest calls one render makes (recorded through the module attribute render() uses).
+    calls: list[tuple[str, str]] = []
+
+    def recording(value: str, salt: str) -> str:
+        calls.append((value, salt))
+        return "0" * 24
+
+    setattr(render_module, "secret_digest", recording)  # noqa: B010
+    try:
+        render(acme, inline)
+    finally:
+        setattr(render_module, "secret_digest", secret_digest)  # noqa: B010
+    per_tenant = len({salt for _, salt in calls})
+    scrypt_s = statistics.median(report.rows[-2].per_op_s)
+    report.facts["secret_digest"] = {
+        "calls_per_render": len(calls),
+        "credentials_per_tenant": per_tenant,
+        "cache": "one entry per credential (tenant/role/part), no eviction",
+    }
+    # A drift-timer pass reconciles every tenant in turn: replay two passes of the real salt
+    # pattern through the same kind of cache (a stand-in digest, so no scrypt is run).
+    for size in sorted({*fleet_sizes, 1000, 2000}):
+        cache: dict[str, str] = {}
+        misses = [0, 0]
+        for pass_ in range(2):
+            for n in range(size):
+                for _value, salt in calls:
+                    key = salt.replace("acme", f"t{n:05d}", 1)
+                    if key not in cache:
+                        cache[key] = key
+                        misses[pass_] += 1
+        report.facts[f"digest_cache_fleet_{size}"] = {
+            "first_pass_scrypt_cpu_s": round(misses[0] * scrypt_s, 1),
+            "second_pass_misses_per_tenant": round(misses[1] / size, 2),
+            "scrypt_cpu_per_timer_pass_s": round(misses[1] * scrypt_s, 1),
+        }
+
+
 TenantGetter = Callable[[CatalogSnapshot, str], TenantCatalog]
 
 
@@ -358,24 +487,45 @@ def planned(
         assert plan.empty, (tn, plan.summary())
 
 
+def clone_tenant(template: Sequence[DesiredObject], tenant: str) -> list[DesiredObject]:
+    """``template``'s objects renamed into ``tenant`` with tenant-unique hashes.
+
+    The planner reads kind, names, dependencies and hashes; statements are only read when an
+    action is emitted, and every fleet plan here is asserted empty. Rendering each tenant instead
+    would add N x the render time measured above (seconds at N=1000) to the set-up.
+    """
+    out: list[DesiredObject] = []
+    for o in template:
+        if o.kind == "Schema":
+            schema, name = "", tenant
+        else:
+            schema, name = tenant, reader_name(tenant) if o.kind == "User" else o.name
+        digest = hashlib.sha256(f"{tenant}\0{o.hash}".encode()).hexdigest()[:24]
+        out.append(dataclasses.replace(o, schema=schema, name=name, hash=f"sha256:{digest}"))
+    return out
+
+
 def fleet(report: Report, sizes: Sequence[int], fleet_repeat: int) -> None:
-    largest = max(sizes)
-    inline = RenderOptions(secret_store="inline", credentials=CREDS)
-    t = time.perf_counter()
-    rendered = {f"t{n:05d}": render(acme_spec(f"t{n:05d}"), inline) for n in range(largest)}
-    report.facts[f"fleet_render_{largest}_s"] = round(time.perf_counter() - t, 2)
+    template = render(acme_spec(), RenderOptions(secret_store="inline", credentials=CREDS))
+    rendered = {f"t{n:05d}": clone_tenant(template, f"t{n:05d}") for n in range(max(sizes))}
+    ledgers = {tn: applied_ledger(desired, tn) for tn, desired in rendered.items()}
     for size in sorted(sizes):
-        fleet_size(report, {tn: rendered[tn] for tn in list(rendered)[:size]}, fleet_repeat)
+        fleet_size(report, {tn: rendered[tn] for tn in list(rendered)[:size]}, ledgers, fleet_repeat)
 
 
-def fleet_size(report: Report, subset: Mapping[str, Sequence[DesiredObject]], fleet_repeat: int) -> None:
+def fleet_size(
+    report: Report,
+    subset: Mapping[str, Sequence[DesiredObject]],
+    ledgers: Mapping[str, Mapping[str, LedgerEntry]],
+    fleet_repeat: int,
+) -> None:
     size = len(subset)
     tenants = list(subset)
     add = report.rows.append
     gc.collect()
     rss0 = rss_bytes()
     tracemalloc.start()
-    snapshot = fleet_snapshot(subset)
+    snapshot = fleet_snapshot(subset, ledgers)
     snapshot_bytes, _ = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     gc.collect()
@@ -385,28 +535,28 @@ def fleet_size(report: Report, subset: Mapping[str, Sequence[DesiredObject]], fl
         "traced_kib": round(snapshot_bytes / 1024),
         "rss_delta_kib": round((rss_bytes() - rss0) / 1024),
     }
+    recorded: dict[str, dict[str, str]] = {}  # what each resource's status carries
+    for obj in snapshot.objects:
+        recorded.setdefault(obj.schema, {})[obj.name] = fingerprint(obj)
     options = {
-        tn: PlanOptions(
-            owner=owner_of(tn),
-            ledger_exists=True,
-            expected_fingerprints=fingerprints(applied_catalog(subset[tn], tn)),
-        )
+        tn: PlanOptions(owner=owner_of(tn), ledger_exists=True, expected_fingerprints=recorded[tn])
         for tn in tenants
     }
 
     # The first tenant() on a new snapshot (with an index: includes building it).
     firsts: list[float] = []
     for _ in range(fleet_repeat):
-        new = fleet_snapshot(subset)
+        new = fleet_snapshot(subset, ledgers)
         t = time.perf_counter()
         new.tenant(tenants[0])
         firsts.append(time.perf_counter() - t)
-    new = fleet_snapshot(subset)
+    new = fleet_snapshot(subset, ledgers)
     first_peak = traced_peak(functools.partial(new.tenant, tenants[0]))
     add(Row(f"[N={size}] first tenant() on a new snapshot", firsts, first_peak, 0, "incl. index build"))
     del new
 
     snapshot.tenant(tenants[0])  # any index is built outside the timed loops
+    samples = max(fleet_repeat, -(-2000 // size))  # small fleets: enough tenant-ops per row
     getters: tuple[tuple[str, TenantGetter], ...] = (
         ("linear scan (pre-index)", tenant_linear),
         ("snapshot.tenant()", CatalogSnapshot.tenant),
@@ -416,9 +566,11 @@ def fleet_size(report: Report, subset: Mapping[str, Sequence[DesiredObject]], fl
             measure(
                 f"[N={size}] tenant() x N, {label}",
                 functools.partial(lookups, get, snapshot, tenants),
-                repeat=fleet_repeat,
+                repeat=samples,
                 number=1,
                 ops=size,
+                one_op=functools.partial(get, snapshot, tenants[-1]),
+                warm_up=False,
                 note="per tenant",
             )
         )
@@ -426,9 +578,11 @@ def fleet_size(report: Report, subset: Mapping[str, Sequence[DesiredObject]], fl
         row = measure(
             f"[N={size}] fleet pass tenant()+plan, {label}",
             functools.partial(planned, get, snapshot, subset, options),
-            repeat=fleet_repeat,
+            repeat=samples,
             number=1,
             ops=size,
+            one_op=functools.partial(planned, get, snapshot, {tenants[-1]: subset[tenants[-1]]}, options),
+            warm_up=False,
         )
         row.note = f"per tenant; pass {row.median_us * size / 1000:,.0f} ms"
         add(row)
@@ -452,8 +606,8 @@ def print_table(report: Report) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--repeat", type=int, default=25, help="samples per per-tenant case")
-    parser.add_argument("--number", type=int, default=20, help="render calls per sample (plans: x10)")
+    parser.add_argument("--repeat", type=int, default=20, help="samples per per-tenant case")
+    parser.add_argument("--number", type=int, default=10, help="calls per sample")
     parser.add_argument("--fleet", type=int, default=1000, help="tenants in the fleet snapshot")
     parser.add_argument(
         "--fleet-sizes", default="100,300", help="smaller fleets to show growth (comma-separated)"
@@ -467,6 +621,7 @@ def main(argv: list[str] | None = None) -> int:
     report = Report()
     report.facts["python"] = platform.python_version()
     per_tenant(report, args.repeat, args.number)
+    secret_digest_costs(report, args.repeat, sizes)
     fleet(report, sizes, args.fleet_repeat)
     report.facts["wall_s"] = round(time.perf_counter() - started, 1)
     if args.json:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import hmac
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,12 +32,13 @@ SCHEMA_KEY = "@schema"
 SecretStore = Literal["risingwave", "inline"]
 
 
+_DEFAULT_SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+
+
 def sql_dir() -> Path:
     """Where the templates live: ``$CHA_SQL_DIR`` or the repository's ``sql/``."""
     env = os.environ.get("CHA_SQL_DIR")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2] / "sql"
+    return Path(env) if env else _DEFAULT_SQL_DIR
 
 
 @functools.cache
@@ -80,10 +82,21 @@ class Credentials:
         return f"Credentials(resolved={roles})"
 
 
-@functools.lru_cache(maxsize=4096)
+_DIGESTS: dict[str, tuple[str, str]] = {}  # salt -> (value, digest): one entry per credential
+
+
 def secret_digest(value: str, salt: str) -> str:
-    """Slow, salted digest of a credential: detects rotation without revealing the value."""
-    return hashlib.scrypt(value.encode(), salt=salt.encode(), n=2**14, r=8, p=1, dklen=12).hex()
+    """Slow (scrypt), salted digest of a credential: detects rotation without revealing the value.
+
+    Cached per credential (the salt names tenant, role and part), so a fleet of any size pays the
+    cost once per credential and again only when it rotates.
+    """
+    cached = _DIGESTS.get(salt)
+    if cached is not None and hmac.compare_digest(cached[0].encode(), value.encode()):
+        return cached[1]
+    digest = hashlib.scrypt(value.encode(), salt=salt.encode(), n=2**12, r=8, p=1, dklen=12).hex()
+    _DIGESTS[salt] = (value, digest)
+    return digest
 
 
 # --------------------------------------------------------------------------------------------

@@ -198,7 +198,8 @@ def test_cluster_rbac_lets_the_operator_serve_every_namespace_and_nothing_more(
     assert can(kube_api, namespace, sa, "watch", "customresourcedefinitions", group="apiextensions.k8s.io")
     assert can(kube_api, namespace, sa, "patch", "clusterkopfpeerings", group="kopf.dev")
     assert can(kube_api, namespace, sa, "create", "events", namespace="t")
-    assert can(kube_api, namespace, sa, "create", "events", group="events.k8s.io", namespace="t")
+    assert not can(kube_api, namespace, sa, "create", "events", group="events.k8s.io", namespace="t")
+    assert not can(kube_api, namespace, sa, "update", "secrets", namespace="t")
     assert can(kube_api, namespace, sa, "get", "secrets", namespace="t")
     # Not granted: rewriting or deleting a user's resource, deleting Secrets, anything else.
     assert not can(kube_api, namespace, sa, "update", "charginganalytics", group=group, namespace="t")

@@ -215,9 +215,8 @@ CR_RULES = {
     ("analytics.evcharging.io", "charginganalytics", ("get", "list", "watch", "patch")),
     ("analytics.evcharging.io", "charginganalytics/status", ("patch",)),
     ("", "secrets", ("get", "list", "watch")),
-    ("", "secrets", ("create", "update", "patch")),
-    ("", "events", ("create", "patch")),
-    ("events.k8s.io", "events", ("create", "patch")),
+    ("", "secrets", ("create", "patch")),
+    ("", "events", ("create",)),
 }
 
 

@@ -95,20 +95,16 @@ says which code path needs it.
 {{- if .Values.rbac.secretWrites }}
 # Writes the credentials Secret of the SELECT-only dashboard user (spec.readOnlyUser). RBAC cannot
 # restrict create by name; disable with rbac.secretWrites=false when no tenant uses readOnlyUser.
+# The operator creates that Secret, and patches it back when it was edited or lost a key.
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["create", "update", "patch"]
+  verbs: ["create", "patch"]
 {{- end }}
-# Kopf posts handler progress and errors as Events on the resource through the core API;
-# patch lets it bump the count of a repeated event instead of creating a new one.
+# Kopf posts the operator's Events (Applied, DriftCorrected, ApprovalRequired, Stalled reasons,
+# handler errors) on the resource through the core v1 API, always as new Events.
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create", "patch"]
-# The same Events through events.k8s.io/v1, which newer Kubernetes clients (and the operator's
-# own reconcile events: plan computed, object created/swapped/dropped) use.
-- apiGroups: ["events.k8s.io"]
-  resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["create"]
 {{- if and (include "cha.peering" .) .Values.watchNamespaces }}
 # Kopf peering for an operator started with --namespace: replicas announce themselves and their
 # priority in the KopfPeering of every served namespace; only the highest priority one works.

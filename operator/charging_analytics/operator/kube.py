@@ -13,6 +13,14 @@ import kubernetes
 from .. import constants as c
 
 
+class KubeError(RuntimeError):
+    """A Kubernetes API call failed (e.g. 403): status code and reason, never the request body."""
+
+    def __init__(self, status: int | None, reason: str | None) -> None:
+        super().__init__(f"{status} {reason}".strip())
+        self.status = status
+
+
 def _load_config() -> kubernetes.client.ApiClient:
     try:
         kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
@@ -42,7 +50,7 @@ class KubeApi:
             except kubernetes.client.ApiException as err:
                 if err.status == 404:
                     return None
-                raise
+                raise KubeError(err.status, err.reason) from None
             data = {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
             return data
 
@@ -77,8 +85,11 @@ class KubeApi:
                 self.core.create_namespaced_secret(namespace, body)
             except kubernetes.client.ApiException as err:
                 if err.status != 409:
-                    raise
-                self.core.patch_namespaced_secret(name, namespace, {"stringData": dict(data)})
+                    raise KubeError(err.status, err.reason) from None
+                try:
+                    self.core.patch_namespaced_secret(name, namespace, {"stringData": dict(data)})
+                except kubernetes.client.ApiException as err2:
+                    raise KubeError(err2.status, err2.reason) from None
 
         await asyncio.to_thread(write)
 

@@ -63,8 +63,12 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.watching.client_timeout = 90
     settings.networking.request_timeout = 30
     settings.execution.max_workers = 8
-    metrics.serve(SETTINGS.metrics_port)
-    memo.service = Service(SETTINGS)
+    config = OperatorSettings()  # read at start-up (the timer interval above is read at import)
+    # Serving explicit namespaces needs no cluster-wide list of namespaces or CRDs; without this,
+    # Kopf retries those lists for about a minute under namespaced RBAC before serving anything.
+    settings.scanning.disabled = bool(config.watch_namespaces)
+    metrics.serve(config.metrics_port)
+    memo.service = Service(config)
 
 
 @kopf.on.login()
@@ -138,7 +142,7 @@ async def on_secret(
         ns, res_name = owner.split("/", 1)
         body = await service.kube.get_resource(ns, res_name)
         if body is None or (body.get("spec") or {}).get("suspend"):
-            continue
+            continue  # gone, or paused (a deleting resource is skipped by the service)
         outcome = await service.reconcile(Resource.from_body(body), origin="secret")
         _post_events(body, outcome)
 

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from .. import constants as c
 from ..apply import ApplyError, apply_plan
-from ..catalog import CatalogSnapshot
+from ..catalog import CatalogSnapshot, TenantCatalog
 from ..plan import PlanOptions, build_plan, teardown_plan
 from ..render import (
     Credential,
@@ -48,7 +48,7 @@ from ..status import (
 from ..validation import issues_from
 from . import metrics
 from .checks import CheckFailure, check_kafka, ensure_postgres_table
-from .kube import KubeApi
+from .kube import KubeApi, KubeError
 from .settings import OperatorSettings
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,8 @@ class Resource:
     spec: Mapping[str, Any]
     status: Mapping[str, Any]
     annotations: Mapping[str, str]
+    finalizers: tuple[str, ...] = ()
+    deleting: bool = False
 
     @property
     def owner(self) -> str:
@@ -83,6 +85,8 @@ class Resource:
             spec=dict(body.get("spec") or {}),
             status=dict(body.get("status") or {}),
             annotations=dict(meta.get("annotations") or {}),
+            finalizers=tuple(meta.get("finalizers") or ()),
+            deleting=bool(meta.get("deletionTimestamp")),
         )
 
 
@@ -115,6 +119,8 @@ class Service:
         self._failures: dict[str, int] = {}
         #: (namespace, secret name) -> resources that reference it
         self._secret_refs: dict[tuple[str, str], set[str]] = {}
+        #: Resources being (or already) deleted: late reconciles must not rebuild them.
+        self._deleting: set[str] = set()
 
     async def close(self) -> None:
         for client in self._clients.values():
@@ -199,7 +205,12 @@ class Service:
 
     async def _credential(self, namespace: str, ref: Any, field_path: str) -> Credential:
         self._secret_refs.setdefault((namespace, ref.name), set())
-        data = await self.kube.read_secret(namespace, ref.name)
+        try:
+            data = await self.kube.read_secret(namespace, ref.name)
+        except KubeError as err:
+            raise CheckFailure(
+                "SecretUnreadable", f"{field_path}: cannot read Secret {namespace}/{ref.name}: {err}"
+            ) from err
         if data is None:
             raise CheckFailure("SecretMissing", f"{field_path}: Secret {namespace}/{ref.name} not found")
         for key in (ref.username_key, ref.password_key):
@@ -236,7 +247,12 @@ class Service:
         secret = spec.read_only_user.secret_name or f"{res.name}-readonly"
         user = reader_name(spec.tenant)
         self._secret_refs.setdefault((res.namespace, secret), set()).add(res.owner)
-        data = await self.kube.read_secret(res.namespace, secret)
+        try:
+            data = await self.kube.read_secret(res.namespace, secret)
+        except KubeError as err:
+            raise CheckFailure(
+                "SecretUnreadable", f"cannot read Secret {res.namespace}/{secret}: {err}"
+            ) from err
         if data and data.get("username") == user and data.get("password"):
             return Credential(user, data["password"])
         if spec.mode != "Apply":
@@ -245,7 +261,7 @@ class Service:
         owner = None
         if res.uid:
             owner = {"apiVersion": c.API_VERSION, "kind": c.KIND, "name": res.name, "uid": res.uid}
-        await self.kube.write_secret(
+        write = self.kube.write_secret(
             res.namespace,
             secret,
             {
@@ -258,6 +274,12 @@ class Service:
             },
             owner=owner,
         )
+        try:
+            await write
+        except KubeError as err:
+            raise CheckFailure(
+                "SecretUnwritable", f"cannot write Secret {res.namespace}/{secret}: {err}"
+            ) from err
         return Credential(user, password)
 
     def resources_using_secret(self, namespace: str, name: str) -> set[str]:
@@ -275,9 +297,25 @@ class Service:
         self._failures[res.owner] = n + 1
         return float(min(self.settings.backoff_max_seconds, self.settings.backoff_base_seconds * 2**n))
 
+    def skip_reason(self, res: Resource, origin: str) -> str | None:
+        """Why a reconcile must not run now (None: it may)."""
+        if origin == "create":
+            self._deleting.discard(res.owner)  # a new resource under a reused name
+        if res.deleting or res.owner in self._deleting:
+            return "being deleted"
+        if origin in ("timer", "secret") and c.FINALIZER not in res.finalizers:
+            return "not yet adopted (no finalizer): the create handler has not run"
+        return None
+
     async def reconcile(self, res: Resource, *, origin: str) -> Outcome:
         """Read Secrets, check preconditions, snapshot, plan, apply, write status."""
+        skip = self.skip_reason(res, origin)
+        if skip is not None:
+            log.debug("not reconciling %s (%s): %s", res.owner, origin, skip)
+            return Outcome(result="skipped")
         async with self._lock(res):
+            if res.owner in self._deleting:  # deleted while this reconcile waited for the lock
+                return Outcome(result="skipped")
             started = time.monotonic()
             outcome = await self._reconcile(res, origin=origin)
             if outcome.retry_after is None:
@@ -333,7 +371,8 @@ class Service:
             )
 
         catalog = snapshot.tenant(spec.tenant)
-        desired = render(spec, RenderOptions(secret_store=store, credentials=creds))
+        # off the event loop: a new or rotated credential costs a deliberately slow digest
+        desired = await asyncio.to_thread(render, spec, RenderOptions(secret_store=store, credentials=creds))
         options = PlanOptions(
             zero_downtime=self.settings.zero_downtime,
             owner=res.owner,
@@ -394,7 +433,7 @@ class Service:
 
         if not plan.empty:
             stop = asyncio.Event()
-            reporter = asyncio.create_task(self._report_progress(res, client, desired, spec.tenant, stop))
+            reporter = asyncio.create_task(self._report_progress(res, client, desired, catalog, stop))
             try:
                 result = await apply_plan(client, plan)
             except ApplyError as err:
@@ -448,10 +487,11 @@ class Service:
         res: Resource,
         client: RisingWaveClient,
         desired: list[Any],
-        tenant: str,
+        before: TenantCatalog,
         stop: asyncio.Event,
     ) -> None:
-        """While a (foreground) apply waits for backfills, publish their progress every interval."""
+        """While a (foreground) apply waits for backfills, publish their progress every interval
+        (one small read of the DDL progress, not a catalog snapshot)."""
         while not stop.is_set():
             try:
                 await asyncio.wait_for(stop.wait(), timeout=self.settings.progress_interval_seconds)
@@ -459,9 +499,15 @@ class Service:
             except TimeoutError:
                 pass
             try:
-                catalog = (await client.snapshot()).tenant(tenant)
-                if not catalog.ddl_progress:
+                prefix = before.tenant + "."
+                progress = {
+                    q.removeprefix(prefix): p
+                    for q, p in (await client.ddl_progress()).items()
+                    if q.startswith(prefix)
+                }
+                if not progress:
                     continue
+                catalog = replace(before, ddl_progress=progress)
                 objects = objects_status(desired, catalog)
                 building = ", ".join(
                     f"{o['name']} {o['backfillProgress']}" for o in objects if o.get("backfillProgress")
@@ -515,6 +561,7 @@ class Service:
 
     async def delete(self, res: Resource) -> Outcome:
         """Drop (Delete) or release (Orphan) the tenant; raise RetryLater while RisingWave is down."""
+        self._deleting.add(res.owner)
         out = Outcome()
         if res.annotations.get(c.ANNOTATION_FORCE_DELETE, "").lower() == "true":
             out.events.append(

@@ -371,6 +371,17 @@ class RisingWaveClient:
         """Round-trip ``SELECT 1``; raises :class:`RisingWaveUnavailable` if unreachable."""
         await self.query("SELECT 1")
 
+    async def ddl_progress(self) -> dict[str, str]:
+        """Progress of the streaming jobs being built (``schema.name`` -> ``"42.10%"``), one cheap
+        read of ``rw_ddl_progress`` (risingwave-sql §12), for progress reports during an apply."""
+        rows = await self.query(_PROGRESS_SQL)
+        out: dict[str, str] = {}
+        for _ddl_id, statement, value in rows:
+            qualified = _name_from_ddl(statement or "")
+            if qualified is not None:
+                out[qualified] = str(value)
+        return out
+
     async def snapshot(self) -> CatalogSnapshot:
         """Read what RisingWave has (schemas, relations, secrets, users, DDL progress, ledger)."""
         limit = self.options.statement_timeout + 1.0
