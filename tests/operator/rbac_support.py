@@ -5,6 +5,8 @@ their bindings) are applied, server-side, as admin. The operator then authentica
 certificate carrying exactly the user name and groups the apiserver gives that ServiceAccount's
 tokens (``system:serviceaccount:<ns>:<name>``; ``system:serviceaccounts``,
 ``system:serviceaccounts:<ns>``), so RBAC ServiceAccount subjects match it and nothing else does.
+The settings the operator's API calls depend on (``CHA_WATCH_NAMESPACES``) come from the rendered
+Deployment (:func:`operator_env`), as they would in the cluster.
 
 A permission is a triple ``(apiGroup, resource, verb)``; a subresource is part of the resource
 (``charginganalytics/status``), as in RBAC rules and in the apiserver's "forbidden" messages.
@@ -15,18 +17,24 @@ from __future__ import annotations
 import copy
 import re
 import time
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.chart.chart_support import render_chart
+import pytest
+from kubernetes.client import rest as kube_rest
+
+from tests.chart.chart_support import one, render_chart
 from tests.infra.controlplane import ControlPlane, KubeApiError, KubeRest
 
 RELEASE = "cha"
 RBAC_KINDS = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
 ROLE_KINDS = ("ClusterRole", "Role")
 Permission = tuple[str, str, str]  # (apiGroup, resource[/subresource], verb)
+
+#: Cluster-scoped resources the chart may grant (asked about without a namespace).
+CLUSTER_SCOPED = {"customresourcedefinitions", "namespaces", "clusterkopfpeerings"}
 
 #: What every authenticated user may do (system:basic-user, system:discovery, ...): not the chart's.
 _DEFAULT_RESOURCES = {
@@ -63,7 +71,12 @@ def without(role: dict[str, Any], drop: Collection[Permission]) -> dict[str, Any
     rules = []
     for rule in out.get("rules") or []:
         split = [
-            {**rule, "apiGroups": [g], "resources": [r], "verbs": [v for v in rule["verbs"] if (g, r, v) not in drop]}
+            {
+                **rule,
+                "apiGroups": [g],
+                "resources": [r],
+                "verbs": [v for v in rule["verbs"] if (g, r, v) not in drop],
+            }
             for g in rule["apiGroups"]
             for r in rule["resources"]
         ]
@@ -78,10 +91,57 @@ def denials(text: str) -> set[Permission]:
     return {(m["group"], m["resource"], m["verb"]) for m in _DENIED.finditer(text)}
 
 
+def render_release(tmp_path: Path, values: dict[str, Any], release_namespace: str) -> list[dict[str, Any]]:
+    """The chart rendered by helm for a release in ``release_namespace``."""
+    return render_chart(tmp_path, values, release=RELEASE, namespace=release_namespace)
+
+
+def rbac_objects(docs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [d for d in docs if d["kind"] in RBAC_KINDS]
+
+
 def render_rbac(tmp_path: Path, values: dict[str, Any], release_namespace: str) -> list[dict[str, Any]]:
     """The chart rendered by helm for a release in ``release_namespace``; only the RBAC objects."""
-    docs = render_chart(tmp_path, values, release=RELEASE, namespace=release_namespace)
-    return [d for d in docs if d["kind"] in RBAC_KINDS]
+    return rbac_objects(render_release(tmp_path, values, release_namespace))
+
+
+def operator_env(docs: Iterable[dict[str, Any]]) -> dict[str, str]:
+    """The literal environment (``value``, not ``valueFrom``) of the rendered operator container."""
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    container = next(c for c in pod["containers"] if c["name"] == "operator")
+    return {e["name"]: e["value"] for e in container.get("env") or [] if "value" in e}
+
+
+class ClientRefusals(list[str]):
+    """The 403 responses the operator's own Kubernetes client (``KubeApi``: Secrets, resource
+    reads, status) received, as ``METHOD url: body``.
+
+    The service turns a refused Secret read or write into a Stalled condition that names the
+    Secret and the HTTP status but not the apiserver's message, so the operator's log no longer
+    says which verb was refused; the response body still does (the same "forbidden" message).
+    Kopf talks to the apiserver through its own client and logs its refusals.
+    """
+
+    @property
+    def permissions(self) -> set[Permission]:
+        return denials("\n".join(self))
+
+
+def spy_client_refusals(monkeypatch: pytest.MonkeyPatch) -> ClientRefusals:
+    """Record every 403 the ``kubernetes`` client receives (the tests' own calls use urllib3)."""
+    seen = ClientRefusals()
+    original: Callable[..., Any] = kube_rest.RESTClientObject.request
+
+    def request(self: Any, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        response = original(self, method, url, *args, **kwargs)
+        if response.status == 403:
+            body = response.read()
+            text = body.decode(errors="replace") if isinstance(body, bytes) else str(body)
+            seen.append(f"{method} {url}: {text}")
+        return response
+
+    monkeypatch.setattr(kube_rest.RESTClientObject, "request", request)
+    return seen
 
 
 @dataclass
@@ -161,7 +221,7 @@ class ChartRbac:
         self, allowed: Iterable[Permission], denied: Iterable[Permission] = (), timeout: float = 10
     ) -> None:
         """Wait until the authorizer (fed by an informer) allows ``allowed`` and refuses ``denied``."""
-        want = {p: True for p in allowed} | {p: False for p in denied}
+        want = dict.fromkeys(allowed, True) | dict.fromkeys(denied, False)
         deadline = time.monotonic() + timeout
         while True:
             wrong = {p for p, ok in want.items() if self.can(p, self._ns_for(p)) != ok}
@@ -187,11 +247,5 @@ class ChartRbac:
             "spec": {"namespace": namespace},
         }
         out = self.rest.post("/apis/authorization.k8s.io/v1/selfsubjectrulesreviews", review)
-        found: set[Permission] = set()
-        for rule in out["status"]["resourceRules"]:
-            found |= permissions({"rules": [{"apiGroups": [""], **rule}]})
+        found = permissions({"rules": out["status"]["resourceRules"]})
         return {p for p in found if (p[0], p[1]) not in _DEFAULT_RESOURCES}
-
-
-#: Cluster-scoped resources the chart may grant (asked about without a namespace).
-CLUSTER_SCOPED = {"customresourcedefinitions", "namespaces", "clusterkopfpeerings"}

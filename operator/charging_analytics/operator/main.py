@@ -162,6 +162,8 @@ def run(args: argparse.Namespace) -> int:
     )
     namespaces = list(args.namespace) or [n for n in SETTINGS.watch_namespaces.split(",") if n]
     clusterwide = bool(args.all_namespaces or not namespaces)
+    # the start-up handler turns Kopf's cluster scanning off exactly when namespaces are listed
+    os.environ["CHA_WATCH_NAMESPACES"] = "" if clusterwide else ",".join(namespaces)
     # Replicas must differ in priority, or Kopf peering freezes all of them: derive it from the
     # pod name the chart passes in, so the newest-named pod does not matter.
     pod = os.environ.get("CHA_POD_NAME", "")
