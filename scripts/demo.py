@@ -16,6 +16,8 @@ from __future__ import annotations
 import copy
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -37,6 +39,13 @@ from tests.rw_double.server import RisingWaveDouble  # noqa: E402
 NAMESPACE = "tenants"
 EXAMPLES = ("acme.yaml", "voltbay.yaml")
 SETTLED = {"Applied", "UpToDate", "PlanReady"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def say(text: str) -> None:
@@ -206,19 +215,24 @@ def main() -> int:
             CHA_SECRET_STORE="auto" if live_dsn else "inline",
         )
         with log_path.open("wb") as log:
+            # the interpreter itself (not a wrapper script) in its own process group, so tear-down
+            # reaches every process it started
             operator = subprocess.Popen(
                 [
-                    "charging-analytics",
+                    sys.executable,
+                    "-m",
+                    "charging_analytics.cli",
                     "operator",
                     "--namespace",
                     NAMESPACE,
                     "--standalone",
                     "--liveness",
-                    "http://127.0.0.1:0/healthz",
+                    f"http://127.0.0.1:{free_port()}/healthz",
                 ],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
             deadline = time.monotonic() + 180
             while not settled(rest, names):
@@ -235,11 +249,12 @@ def main() -> int:
     finally:
         say("tear down")
         if operator is not None and operator.poll() is None:
-            operator.terminate()
+            os.killpg(operator.pid, signal.SIGTERM)  # Kopf stops gracefully (watches, cleanup)
             try:
-                operator.wait(timeout=20)
+                operator.wait(timeout=40)
             except subprocess.TimeoutExpired:
-                operator.kill()
+                os.killpg(operator.pid, signal.SIGKILL)
+                operator.wait()
         if double is not None:
             double.stop()
         bed.close()

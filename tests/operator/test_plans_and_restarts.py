@@ -21,7 +21,13 @@ def test_plan_mode_publishes_the_plan_and_changes_nothing(harness: Harness) -> N
     with harness.operator():
         harness.create(body)
         obj = harness.wait_condition("acme", c.COND_READY, "False", reason="PlanReady")
+        event = wait_for(
+            lambda: next((e for e in harness.events() if e["reason"] == "PlanReady"), None),
+            20,
+            "PlanReady event",
+        )
     plan = obj["status"]["plan"]
+    assert event["message"] == f"plan {plan['hash']}: 2 bootstrap, 1 claim, {plan['actions'] - 3} create"
     assert plan["actions"] == len(plan["statements"]) > 10
     assert any(
         s.startswith(f'CREATE SOURCE IF NOT EXISTS "{tenant}"."ocpp_events"') for s in plan["statements"]

@@ -397,6 +397,8 @@ class Service:
             )
 
         if spec.mode == "Plan":
+            if not plan.empty and plan.hash != res.status.get("planHash"):
+                out.events.append(("Normal", "PlanReady", f"plan {plan.hash}: {plan.summary()}"))
             out.status["plan"] = plan_status(plan)
             out.status["objects"] = objects_status(desired, catalog)
             if plan.empty:
