@@ -112,6 +112,7 @@ class Service:
         self.settings = settings
         self.kube = kube or KubeApi()
         self._clients: dict[tuple[str, str, str], RisingWaveClient] = {}
+        self._clients_lock = asyncio.Lock()
         self._snapshots: dict[str, CatalogSnapshot] = {}
         self._snapshot_locks: dict[str, asyncio.Lock] = {}
         self._secret_store: dict[str, SecretStore] = {}
@@ -161,6 +162,10 @@ class Service:
         )
 
     async def _client(self, endpoint: Endpoint) -> RisingWaveClient:
+        async with self._clients_lock:  # concurrent reconciles must not open two pools for one key
+            return await self._client_locked(endpoint)
+
+    async def _client_locked(self, endpoint: Endpoint) -> RisingWaveClient:
         digest = hashlib.sha256(endpoint.password.encode()).hexdigest()
         key = (endpoint.key, endpoint.user, digest)
         client = self._clients.get(key)
