@@ -7,7 +7,8 @@
   opaque :class:`sqlglot.exp.Command` (``CREATE SECRET``, ``ALTER … SWAP WITH``, ``CREATE USER``,
   ``GRANT`` …) must instead match one of a few strict regular expressions.
 * :class:`Linter` checks statements, in apply order, against the rules of
-  ``shared/reference/risingwave-sql.md``; it remembers the relations created so far (columns,
+  the RisingWave SQL reference notes (``risingwave-sql.md``); it remembers the relations
+  created so far (columns,
   types, bounded state, append-only) to check the statements that read them.
 
 Rules (``Violation.rule``):

@@ -1,6 +1,6 @@
 """``charging-analytics simulate``: feed a topic with simulated OCPP events.
 
-The lead's ``cli.py`` calls :func:`add_simulate_parser` with its subparsers; the parser sets
+``cli.py`` calls :func:`add_simulate_parser` with its subparsers; the parser sets
 ``func=cmd_simulate``.  Examples::
 
     charging-analytics simulate --bootstrap-servers localhost:9092 --topic ocpp.acme.events \\

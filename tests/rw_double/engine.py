@@ -1,7 +1,8 @@
 """Statement semantics of the RisingWave DOUBLE (a test stand-in, not RisingWave).
 
-Every imitated behaviour cites the section of ``/work/shared/reference/risingwave-sql.md`` it comes
-from (``risingwave-sql §N``). Behaviour taken from elsewhere names its source and is marked
+Every imitated behaviour cites the section of the RisingWave SQL reference notes
+(``risingwave-sql.md``) it comes from (``risingwave-sql §N``). Behaviour taken from elsewhere
+names its source and is marked
 UNCERTAIN where the exact text was not verified; tests should match such messages by substring.
 
 The engine is synchronous and single-threaded: the wire server calls it from its event loop one

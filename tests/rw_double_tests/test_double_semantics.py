@@ -1,7 +1,8 @@
 """The RisingWave double behaves as RisingWave is documented to.
 
-Each test cites the section of ``/work/shared/reference/risingwave-sql.md`` it checks. The same tests
-run against a live RisingWave when ``RISINGWAVE_DSN`` is set (tests that need the double's knobs
+Each test cites the section of the RisingWave SQL reference notes (``risingwave-sql.md``) it
+checks. The same tests run against a live RisingWave when ``RISINGWAVE_DSN`` is set (tests that
+need the double's knobs
 skip there), which is how the double is kept honest. Messages are matched by substring: RisingWave
 wraps them in an error chain.
 """
