@@ -209,6 +209,26 @@ def test_cluster_rbac_lets_the_operator_serve_every_namespace_and_nothing_more(
     assert not can(
         kube_api, namespace, sa, "patch", "customresourcedefinitions", group="apiextensions.k8s.io"
     )
+    assert not can(kube_api, namespace, sa, "list", "namespaces")
+
+
+def test_cluster_rbac_with_watch_namespaces_grants_nothing_on_namespaces_or_crds(
+    kube_api: Any, namespace: str, cluster_objects: list[tuple[str, str]], tmp_path: Path
+) -> None:
+    """With watchNamespaces the operator scans nothing (the Deployment sets CHA_WATCH_NAMESPACES),
+    so the ClusterRole carries only the namespaced rules (docs/rbac.md, finding 8)."""
+    watched = new_namespace(kube_api)
+    docs = render_chart(tmp_path, {"watchNamespaces": [watched]}, release=RELEASE, namespace=namespace)
+    install_rbac(kube_api, docs, cluster_objects)
+    sa = one(docs, "ServiceAccount")["metadata"]["name"]
+    group = "analytics.evcharging.io"
+    assert can(kube_api, namespace, sa, "watch", "charginganalytics", group=group, namespace=watched)
+    assert can(kube_api, namespace, sa, "watch", "secrets", namespace=watched)
+    for verb in ("list", "watch"):
+        assert not can(kube_api, namespace, sa, verb, "namespaces")
+        assert not can(
+            kube_api, namespace, sa, verb, "customresourcedefinitions", group="apiextensions.k8s.io"
+        )
 
 
 def test_namespaced_rbac_confines_the_operator_to_its_watch_namespaces(
@@ -246,6 +266,7 @@ def test_namespaced_rbac_confines_the_operator_to_its_watch_namespaces(
     assert not can(kube_api, namespace, sa, "list", "charginganalytics", group=group)
     assert not can(kube_api, namespace, sa, "get", "secrets", namespace=other)
     assert not can(kube_api, namespace, sa, "list", "customresourcedefinitions", group="apiextensions.k8s.io")
+    assert not can(kube_api, namespace, sa, "list", "namespaces")
 
 
 def test_helm_install_server_dry_run_against_the_cluster_prints_notes(

@@ -21,11 +21,10 @@ Renderings used:
   default) on a private control plane of this module: an all-namespaces operator on the shared one
   would adopt every other test's leftover resources. The necessity tests run here; the namespaced
   Role carries the very same rules (``cha.namespacedRules``).
-* ``rbac.scope=cluster`` with ``watchNamespaces`` (operator with ``--namespace``), for the one rule
-  only it renders (namespaces list/watch). As the chart deploys it, the operator scans nothing in
-  this mode, so that rule and the CRD rule go unused there; the necessity tests of the namespaces
-  rule run the operator without ``CHA_WATCH_NAMESPACES`` (Kopf's scanning on) to show what the
-  rule is for (docs/rbac.md, "Found along the way").
+* ``rbac.scope=cluster`` with ``watchNamespaces`` (operator with ``--namespace``). The chart sets
+  ``CHA_WATCH_NAMESPACES`` here too, so the operator scans nothing, and the ClusterRole carries
+  only the namespaced rules: no namespaces list/watch and no CRD list/watch, which went unused here
+  and are no longer rendered (docs/rbac.md, finding 8). The lifecycle runs with exactly them.
 
 ``test_every_granted_permission_has_a_proof`` ties every permission of these renderings to its
 test. The peering rules (``replicas > 1``) are not covered (docs/rbac.md).
@@ -85,7 +84,9 @@ KOPF_OBSERVER_PROBES = {NAMESPACES_LIST, CRD_LIST}
 
 #: Granted once, used by no code path: this proof showed them unused and the chart dropped them.
 #: They must stay out of every rendering (``test_the_grants_found_unused_are_no_longer_rendered``).
-REMOVED = {SECRET_UPDATE, EVENT_PATCH} | EVENTS_K8S
+#: namespaces list/watch was rendered only with rbac.scope=cluster and watchNamespaces, where the
+#: operator scans nothing (finding 8).
+REMOVED = {SECRET_UPDATE, EVENT_PATCH, NAMESPACES_LIST, NAMESPACES_WATCH} | EVENTS_K8S
 
 #: How long an effect the full-permission operator shows within ~1-2 s must stay absent.
 GRACE = 5.0
@@ -105,8 +106,6 @@ PROOFS: dict[Permission, str] = {
     EVENT_CREATE: "test_without_create_on_events_no_event_is_posted",
     CRD_LIST: "test_without_crd_list_or_watch_a_crd_installed_after_startup_is_never_served",
     CRD_WATCH: "test_without_crd_list_or_watch_a_crd_installed_after_startup_is_never_served",
-    NAMESPACES_LIST: "test_without_namespace_list_the_operator_serves_nothing_for_the_first_minute",
-    NAMESPACES_WATCH: "test_without_namespace_watch_a_namespace_created_after_startup_is_never_served",
 }
 
 CLUSTER_VALUES: dict[str, Any] = {}  # the chart's defaults: rbac.scope=cluster, all namespaces
@@ -459,9 +458,9 @@ def test_every_granted_permission_has_a_proof(tmp_path: Path) -> None:
 
 
 def test_the_grants_found_unused_are_no_longer_rendered(tmp_path: Path) -> None:
-    """secrets ``update``, core events ``patch`` and events.k8s.io events were granted, shown
-    unused here, and dropped from ``cha.namespacedRules``; no rendering brings them back (the
-    peering renderings with ``replicas > 1`` included)."""
+    """secrets ``update``, core events ``patch``, events.k8s.io events and namespaces list/watch
+    were granted, shown unused here, and dropped from the chart; no rendering brings them back
+    (the peering renderings with ``replicas > 1`` included)."""
     peering = {"replicas": 2}
     renderings = (
         *PROVEN_RENDERINGS,
@@ -474,6 +473,9 @@ def test_the_grants_found_unused_are_no_longer_rendered(tmp_path: Path) -> None:
         assert not granted & REMOVED, (values, sorted(granted & REMOVED))
         assert not {p for p in granted if p[0] == "events.k8s.io"}, values
         assert {SECRET_CREATE, SECRET_PATCH, EVENT_CREATE} <= granted, values  # the verbs in use stay
+        # CRD list/watch only where Kopf scans: cluster-wide, with --all-namespaces
+        crd = {CRD_LIST, CRD_WATCH}
+        assert granted & crd == (set() if values.get("watchNamespaces") else crd), values
 
 
 # --------------------------------------------------------------------------------------------
@@ -777,77 +779,26 @@ def _absent(harness: Harness, path: str) -> bool:
     return False
 
 
-def test_as_deployed_with_watch_namespaces_the_namespace_and_crd_rules_go_unused(
+def test_cluster_rbac_with_watch_namespaces_grants_no_namespace_or_crd_rule_and_needs_none(
     cluster_watching: tuple[Harness, ChartRbac], reconciles: Reconciles, refusals: Refusals
 ) -> None:
     """rbac.scope=cluster with watchNamespaces, as the chart deploys it: the Deployment sets
     CHA_WATCH_NAMESPACES, so the operator turns Kopf's cluster scanning off, and Kopf neither
-    lists/watches namespaces nor watches CRDs. Without those four grants, a watched namespace
-    created after startup is served at once and the whole lifecycle runs without a 403: the
-    namespaces rule this rendering adds, and its CRD rule, are unused (docs/rbac.md)."""
+    lists/watches namespaces nor lists/watches CRDs. The chart no longer grants those rules here
+    (finding 8), and with exactly what it grants a watched namespace created after startup is
+    served at once and the whole lifecycle runs without a single 403."""
     harness, rbac = cluster_watching
-    dropped = (NAMESPACES_LIST, NAMESPACES_WATCH, CRD_LIST, CRD_WATCH)
-    rbac.drop(*dropped)
+    unused = {NAMESPACES_LIST, NAMESPACES_WATCH, CRD_LIST, CRD_WATCH}
+    assert not rbac.granted & unused, sorted(rbac.granted & unused)
+    assert not any(rbac.can(p) for p in unused)
+    assert rbac.can(CR_LIST)  # a ClusterRole: cluster-wide
+    assert rbac.can(CR_WATCH)
     with harness.operator() as runner:
         time.sleep(1)
         harness.cp.create_namespace(harness.ns)
         _lifecycle(harness, reconciles, ready_timeout=15)
+    assert not refusals.of(runner) & unused
     _assert_no_refusal(runner, refusals)
-
-
-@pytest.fixture
-def cluster_watching_scanning(
-    cluster_watching: tuple[Harness, ChartRbac], monkeypatch: pytest.MonkeyPatch
-) -> tuple[Harness, ChartRbac]:
-    """``cluster_watching`` with the operator started without CHA_WATCH_NAMESPACES (e.g. by hand
-    with ``--namespace``): Kopf's cluster scanning on, which is what the namespaces rule is for."""
-    monkeypatch.setenv("CHA_WATCH_NAMESPACES", "")
-    return cluster_watching
-
-
-def test_with_namespace_list_watch_a_watched_namespace_created_after_startup_is_served(
-    cluster_watching_scanning: tuple[Harness, ChartRbac], refusals: Refusals
-) -> None:
-    """Kopf's scanning on: the positive half of the two tests below."""
-    harness, _ = cluster_watching_scanning
-    with harness.operator() as runner:
-        time.sleep(1)
-        harness.cp.create_namespace(harness.ns)
-        harness.create(harness.tenant("acme"))
-        harness.wait_ready("acme", timeout=15)
-    assert refusals.of(runner) == set()
-
-
-def test_without_namespace_list_the_operator_serves_nothing_for_the_first_minute(
-    cluster_watching_scanning: tuple[Harness, ChartRbac], refusals: Refusals
-) -> None:
-    """Kopf's scanning on: with --namespace it lists namespaces before it serves any; a refusal
-    is retried for ~55 s before Kopf falls back to assuming the listed namespaces exist."""
-    harness, rbac = cluster_watching_scanning
-    rbac.drop(NAMESPACES_LIST)
-    harness.cp.create_namespace(harness.ns)
-    harness.create(harness.tenant("acme"))
-    with harness.operator() as runner:
-        refusals.wait(NAMESPACES_LIST)
-        time.sleep(GRACE)
-    assert _status(harness, "acme") == {}
-    assert _finalizers(harness, "acme") == []
-    assert refusals.of(runner) == {NAMESPACES_LIST}
-
-
-def test_without_namespace_watch_a_namespace_created_after_startup_is_never_served(
-    cluster_watching_scanning: tuple[Harness, ChartRbac], refusals: Refusals
-) -> None:
-    """Kopf's scanning on: a watched namespace that appears after startup is never served."""
-    harness, rbac = cluster_watching_scanning
-    rbac.drop(NAMESPACES_WATCH)
-    with harness.operator() as runner:
-        refusals.wait(NAMESPACES_WATCH)
-        harness.cp.create_namespace(harness.ns)
-        harness.create(harness.tenant("acme"))
-        time.sleep(GRACE)
-    assert _status(harness, "acme") == {}
-    assert refusals.of(runner) == {NAMESPACES_WATCH}
 
 
 # --------------------------------------------------------------------------------------------
