@@ -232,7 +232,8 @@ class _Builder:
         self.options = options
         self.reveal = reveal
         self.schema = spec.tenant
-        self.unresolved: set[str] = set()
+        #: (role, part) of every credential value read since the last object was added
+        self.used: list[tuple[str, str]] = []
 
     def rel(self, name: str) -> sql.Identifier:
         return sql.Identifier(self.schema, name)
@@ -253,9 +254,9 @@ class _Builder:
         return self.raw_credential(role, part)
 
     def raw_credential(self, role: str, part: Literal["username", "password"]) -> sql.Literal:
+        self.used.append((role, part))
         cred = self._credential(role)
         if cred is None:
-            self.unresolved.add(role)
             return sql.Literal(REDACTED)
         return sql.Literal(getattr(cred, part) if self.reveal else REDACTED)
 
@@ -298,7 +299,9 @@ class _Builder:
             update: sql.Composed | None = None,
             grants: Sequence[sql.Composed] = (),
         ) -> None:
-            out.append(_Built(kind, name, stmt, tuple(deps), update, tuple(grants)))
+            # the credentials read while this object's statements were built are the ones it embeds
+            used, self.used = tuple(self.used), []
+            out.append(_Built(kind, name, stmt, tuple(deps), update, tuple(grants), used))
 
         add("Schema", self.schema, template("schema").format(schema=sql.Identifier(self.schema)), ())
 
@@ -511,6 +514,7 @@ class _Built(NamedTuple):
     depends_on: tuple[str, ...]
     update: sql.Composed | None
     grants: tuple[sql.Composed, ...]
+    credentials: tuple[tuple[str, str], ...]  # (role, part) embedded in the statement
 
 
 def reader_name(tenant: str) -> str:
@@ -532,34 +536,22 @@ def _combined(material: Sequence[str]) -> str:
     return hashlib.sha256("\0".join(material).encode()).hexdigest()[:16]
 
 
-def _secret_material(spec: ChargingAnalyticsSpec, options: RenderOptions, kind: str, name: str) -> list[str]:
-    """Digests of the credentials an object embeds, so rotating a credential changes the hash."""
+def _credential_digest(
+    spec: ChargingAnalyticsSpec, options: RenderOptions, used: Sequence[tuple[str, str]]
+) -> str:
+    """Digest of the credentials an object embeds, so rotating one is a change ("" for none)."""
     creds = options.credentials
-    if creds is None:
-        return []
-    roles: list[str] = []
-    if options.secret_store == "risingwave":
-        if kind == "Secret":
-            roles = [name.rsplit("_", 1)[0]]
-    elif name in ("ocpp_events", "alerts_to_kafka") and spec.kafka.security.sasl_mechanism is not None:
-        roles = ["kafka"]
-    elif name == "alerts_to_postgres":
-        roles = ["alerts_db"]
-    if kind == "User":
-        roles = ["reader"]
-    out: list[str] = []
-    for role in roles:
-        cred: Credential | None = getattr(creds, role)
-        if cred is None:
-            continue
-        parts: tuple[str, ...] = ("username", "password")
-        if kind == "Secret":
-            parts = (name.rsplit("_", 1)[1],)
-        elif kind == "User":
-            parts = ("password",)
-        for part in parts:
-            out.append(secret_digest(getattr(cred, part), f"{spec.tenant}/{role}/{part}"))
-    return out
+    digests = []
+    for role, part in used:
+        cred: Credential | None = getattr(creds, role) if creds is not None else None
+        if cred is not None:
+            digests.append(secret_digest(getattr(cred, part), f"{spec.tenant}/{role}/{part}"))
+    return _combined(digests)
+
+
+def _unresolved(options: RenderOptions, used: Sequence[tuple[str, str]]) -> tuple[str, ...]:
+    creds = options.credentials
+    return tuple(sorted({role for role, _ in used if creds is None or getattr(creds, role) is None}))
 
 
 def render(spec: ChargingAnalyticsSpec, options: RenderOptions | None = None) -> list[DesiredObject]:
@@ -578,25 +570,16 @@ def render(spec: ChargingAnalyticsSpec, options: RenderOptions | None = None) ->
                 sql=text,
                 depends_on=show.depends_on,
                 hash=_object_hash(show.kind, text),
-                credential_digest=_combined(_secret_material(spec, options, show.kind, show.name)),
+                credential_digest=_credential_digest(spec, options, exe.credentials),
                 statement=exe.statement,
                 display=show.statement,
                 update_statement=exe.update,
                 update_display=show.update,
                 grants=exe.grants,
-                unresolved=tuple(sorted(_unresolved_for(show.kind, show.name, real.unresolved))),
+                unresolved=_unresolved(options, exe.credentials),
             )
         )
     return objects
-
-
-def _unresolved_for(kind: str, name: str, unresolved: set[str]) -> set[str]:
-    uses = {"ocpp_events": {"kafka"}, "alerts_to_kafka": {"kafka"}, "alerts_to_postgres": {"alerts_db"}}
-    if kind == "Secret":
-        return {name.rsplit("_", 1)[0]} & unresolved
-    if kind == "User":
-        return {"reader"} & unresolved
-    return uses.get(name, set()) & unresolved
 
 
 def ledger_bootstrap() -> list[sql.Composed]:
