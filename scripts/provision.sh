@@ -39,7 +39,9 @@ k8s() {
     gomod=$(go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" \
       | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
     # k/k requires every staging module at v0.0.0; point each at its published v0.Y.Z.
-    for m in $(awk '$1 ~ /^k8s\.io\// && $2=="v0.0.0" {print $1}' "$gomod"); do
+    local staged m
+    mapfile -t staged < <(awk '$1 ~ /^k8s\.io\// && $2=="v0.0.0" {print $1}' "$gomod")
+    for m in "${staged[@]}"; do
       go mod edit -replace="$m=$m@$staging"
     done
     go get "k8s.io/kubernetes/cmd/kube-apiserver@$KUBERNETES_VERSION"
@@ -98,12 +100,14 @@ kafka() {
 POM
   mvn -B -q -f "$pom" dependency:copy-dependencies -DoutputDirectory="$out/libs" -DincludeScope=runtime
   touch "$out/.complete"
-  echo "fetched kafka $KAFKA_VERSION ($(ls "$out/libs" | wc -l) jars) into $out"
+  local jars=("$out"/libs/*.jar)
+  echo "fetched kafka $KAFKA_VERSION (${#jars[@]} jars) into $out"
 }
 
 postgres() {
-  if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
-    echo "postgresql server present: $(ls -d /usr/lib/postgresql/*/bin | head -1)"; return
+  local initdbs=(/usr/lib/postgresql/*/bin/initdb)
+  if [[ -x ${initdbs[0]} ]]; then
+    echo "postgresql server present: ${initdbs[0]%/initdb}"; return
   fi
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
@@ -112,7 +116,7 @@ postgres() {
 }
 
 python() {
-  python3 -m pip install -q --disable-pip-version-check -e "$repo[dev]"
+  python3 -m pip install -q --disable-pip-version-check -e "${repo}[dev]"
   echo "installed python package and dev dependencies"
 }
 

@@ -9,6 +9,8 @@
 set -euo pipefail
 exec </dev/null
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=lib.sh
+. scripts/lib.sh
 export DEBIAN_FRONTEND=noninteractive PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONUNBUFFERED=1
 
 declare -a timings=()
@@ -37,6 +39,7 @@ apt_packages() {
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
   command -v java >/dev/null || missing+=(openjdk-17-jdk-headless)
   command -v mvn >/dev/null || missing+=(maven)
+  command -v shellcheck >/dev/null || missing+=(shellcheck)
   if ((${#missing[@]})); then
     echo "installing from Debian: ${missing[*]}"
     apt-get update -qq
@@ -46,12 +49,15 @@ apt_packages() {
     echo "error: Go (1.26+) is required to build kube-apiserver, etcd and helm" >&2
     return 1
   fi
-  go version; java -version 2>&1 | head -1; mvn -v | head -1
-  ls -d /usr/lib/postgresql/*/bin
+  go version; first_line java -version; first_line mvn -v
+  local bindirs=(/usr/lib/postgresql/*/bin)
+  printf '%s\n' "${bindirs[@]}"
 }
 
 lint() {  # every checker runs; the stage fails if any of them does
   local rc=0
+  shellcheck -x --source-path=SCRIPTDIR --severity=style .ci/run scripts/*.sh || rc=1
+  python3 scripts/check_pipes.py .ci/run scripts/*.sh || rc=1
   ruff check . || rc=1
   mypy || rc=1                          # the package, strict (pyproject.toml)
   mypy tests/infra tests/infra_tests tests/conftest.py scripts/testbed.py || rc=1
