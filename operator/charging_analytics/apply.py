@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 class StatementRunner(Protocol):
     """The part of the RisingWave client that apply needs."""
 
-    async def execute(self, statement: str) -> None: ...
+    async def execute(self, statement: str, *, sensitive: tuple[str, ...] = ()) -> None: ...
 
     async def snapshot(self) -> CatalogSnapshot: ...
 
@@ -62,7 +62,7 @@ async def apply_plan(
                 await _run(runner, stmt)
             if action.pre:
                 await runner.execute("FLUSH")
-            await _run(runner, action.statement)
+            await _run(runner, action.statement, action.sensitive)
             for stmt in action.ledger:
                 await _run(runner, stmt)
             if action.ledger or action.kind == "Ledger":
@@ -79,5 +79,7 @@ async def apply_plan(
     return result
 
 
-async def _run(runner: StatementRunner, statement: sql.Composable) -> None:
-    await runner.execute(as_text(statement))
+async def _run(runner: StatementRunner, statement: sql.Composable, sensitive: tuple[str, ...] = ()) -> None:
+    # ``sensitive``: the credential values the statement embeds, which the runner keeps out of any
+    # error it reports
+    await runner.execute(as_text(statement), sensitive=sensitive)

@@ -68,6 +68,9 @@ class Action:
     ledger: tuple[Composable, ...] = field(repr=False, compare=False, default=())
     #: Ledger writes that run before the statement (marking work in progress).
     pre: tuple[Composable, ...] = field(repr=False, compare=False, default=())
+    #: Credential values ``statement`` embeds (from render), so the client can keep every one of
+    #: them out of the error it reports if RisingWave rejects the statement.
+    sensitive: tuple[str, ...] = field(repr=False, compare=False, default=())
 
     def describe(self) -> str:
         flag = " [destructive]" if self.destructive else ""
@@ -207,8 +210,11 @@ def build_plan(
     roots: set[str] = set()
     force_recreate: set[str] = set()
 
+    drifted_keys: set[str] = set()
+
     def drifted(o: DesiredObject, problem: DriftProblem, *, recreate: bool = False) -> None:
         drift.append(Drift(o.qualified, o.kind, problem))
+        drifted_keys.add(o.key)
         if options.correct_drift:
             roots.add(o.key)
             if recreate:
@@ -255,8 +261,24 @@ def build_plan(
             force_recreate.add(base)
 
     # Secrets and users change in place (ALTER SECRET / ALTER USER): nothing depends on them
-    # being rebuilt.
-    updates = [k for k in roots if by_key[k].kind in IN_PLACE_KINDS and observed(k) is not None]
+    # being rebuilt. An object whose only change is a rotated embedded credential, and that has
+    # an in-place statement for it (a Kafka source on RisingWave >= 2.6), is updated too.
+    def in_place(key: str) -> bool:
+        o, entry = by_key[key], catalog.ledger.get(key)
+        if observed(key) is None or o.update_statement is None:
+            return False
+        if o.kind in IN_PLACE_KINDS:
+            return True
+        return (
+            entry is not None
+            and entry.hash.partition("~")[0] == o.hash
+            and not o.recorded_as(entry.hash)
+            and key not in force_recreate
+            and key not in drifted_keys
+            and key not in resumed
+        )
+
+    updates = [k for k in roots if in_place(k)]
     dirty = _closure((r for r in roots if r not in updates), dependents)
 
     # Objects the ledger knows that are no longer desired; unknown objects are only reported.
@@ -300,9 +322,12 @@ def build_plan(
         destructive: bool = False,
         ledger: tuple[sql.Composable, ...] = (),
         pre: tuple[sql.Composable, ...] = (),
+        sensitive: tuple[str, ...] = (),
     ) -> None:
         actions.append(
-            Action(type_, o_kind, name, as_text(display), reason, destructive, statement, ledger, pre)
+            Action(
+                type_, o_kind, name, as_text(display), reason, destructive, statement, ledger, pre, sensitive
+            )
         )
 
     # 1. bootstrap -----------------------------------------------------------------------------
@@ -350,6 +375,7 @@ def build_plan(
                 o.update_display,
                 "credential rotated",
                 ledger=record(o),
+                sensitive=o.sensitive,
             )
             continue
         if key not in dirty:
@@ -369,6 +395,7 @@ def build_plan(
                 destructive=False,
                 ledger=record(o),
                 pre=pending(o),
+                sensitive=o.sensitive,
             )
             continue
         shadow = o.name + SHADOW_SUFFIX
@@ -380,6 +407,7 @@ def build_plan(
             rebind(o.statement, shadows),
             rebind(o.display, shadows),
             f"build the new {o.name} beside the old ({reason_for(key)})",
+            sensitive=o.sensitive,
         )
         swapped.append(key)
 
@@ -449,6 +477,7 @@ def build_plan(
             destructive=o.kind in DESTRUCTIVE_KINDS and observed(key) is not None,
             ledger=record(o),
             pre=pending(o),
+            sensitive=o.sensitive,
         )
 
     # 6. grants: GRANT ... ON ALL ... IN SCHEMA covers only what exists, so re-grant after any

@@ -1,7 +1,8 @@
 """Render a ChargingAnalytics spec into the tenant's RisingWave objects (pure).
 
 The statements come from the readable templates in ``sql/``; every value that reaches SQL is
-composed with :mod:`psycopg.sql` (``Identifier`` for names, ``Literal`` for values). Credentials
+composed with :mod:`psycopg.sql` (``Identifier`` for names, :func:`~charging_analytics.rw.literal.rw_literal`
+for strings, ``Literal`` for numbers). Credentials
 never reach the *display* SQL: each object carries a redacted ``sql`` for plans, status and CLI
 output, and an executable ``statement`` (kept out of ``repr``) for the RisingWave client.
 """
@@ -22,6 +23,8 @@ from psycopg import sql
 from psycopg.sql import Composed
 
 from .catalog import LEDGER_TABLE, SYSTEM_SCHEMA, ObjectKind
+from .rw.capabilities import BASELINE, Capabilities
+from .rw.literal import RwLiteral, rw_literal
 from .spec import ChargingAnalyticsSpec, CredentialsSecretRef, duration_seconds
 
 REDACTED = "[redacted]"
@@ -135,6 +138,9 @@ class DesiredObject:
     grants: tuple[Composed, ...] = field(default=(), repr=False, compare=False)
     #: Credentials that this object's executable statement needs but were not provided.
     unresolved: tuple[str, ...] = ()
+    #: The credential values the executable statements embed (exactly these, recorded while
+    #: rendering), so an error echoing one can be scrubbed of it in every encoding.
+    sensitive: tuple[str, ...] = field(default=(), repr=False, compare=False)
     #: Salted digest of the credentials the object embeds ("" when none), so rotating a credential
     #: is a change; kept apart from ``hash`` so that planning without credentials (the CLI without
     #: Secrets) compares definitions only instead of proposing rebuilds.
@@ -204,7 +210,7 @@ def as_text(composed: sql.Composable) -> str:
 
 
 def _interval(seconds: int) -> sql.Composed:
-    return sql.SQL("INTERVAL {}").format(sql.Literal(f"{seconds} seconds"))
+    return sql.SQL("INTERVAL {}").format(rw_literal(f"{seconds} seconds"))
 
 
 def _csv(values: Iterable[str]) -> str:
@@ -222,6 +228,8 @@ class RenderOptions:
 
     secret_store: SecretStore = "inline"
     credentials: Credentials | None = None
+    #: What the target RisingWave can do (from its version); offline rendering assumes the floor.
+    capabilities: Capabilities = BASELINE
 
 
 class _Builder:
@@ -253,23 +261,23 @@ class _Builder:
             return sql.SQL("SECRET {}").format(self.rel(self.secret_name(role, part)))
         return self.raw_credential(role, part)
 
-    def raw_credential(self, role: str, part: Literal["username", "password"]) -> sql.Literal:
+    def raw_credential(self, role: str, part: Literal["username", "password"]) -> RwLiteral:
         self.used.append((role, part))
         cred = self._credential(role)
         if cred is None:
-            return sql.Literal(REDACTED)
-        return sql.Literal(getattr(cred, part) if self.reveal else REDACTED)
+            return rw_literal(REDACTED)
+        return rw_literal(getattr(cred, part) if self.reveal else REDACTED)
 
     # -- clauses -----------------------------------------------------------------------------
 
     def kafka_security(self) -> sql.Composable:
         sec = self.spec.kafka.security
         parts: list[sql.Composable] = [
-            sql.SQL(",\n    properties.security.protocol = {}").format(sql.Literal(sec.protocol))
+            sql.SQL(",\n    properties.security.protocol = {}").format(rw_literal(sec.protocol))
         ]
         if sec.sasl_mechanism is not None:
             parts.append(
-                sql.SQL(",\n    properties.sasl.mechanism = {}").format(sql.Literal(sec.sasl_mechanism))
+                sql.SQL(",\n    properties.sasl.mechanism = {}").format(rw_literal(sec.sasl_mechanism))
             )
             parts.append(
                 sql.SQL(",\n    properties.sasl.username = {}").format(
@@ -282,6 +290,22 @@ class _Builder:
                 )
             )
         return sql.Composed(parts)
+
+    def kafka_credentials_update(self, source: sql.Identifier) -> sql.Composed | None:
+        """``ALTER SOURCE ... CONNECTOR WITH`` for inline SASL credentials (RisingWave >= 2.6):
+        a rotated credential reaches the running source without recreating it."""
+        sec = self.spec.kafka.security
+        if (
+            not self.options.capabilities.alter_source_connector
+            or self.options.secret_store != "inline"
+            or sec.sasl_mechanism is None
+        ):
+            return None
+        return sql.SQL(
+            "ALTER SOURCE {} CONNECTOR WITH (properties.sasl.username = {}, properties.sasl.password = {})"
+        ).format(
+            source, self.raw_credential("kafka", "username"), self.raw_credential("kafka", "password")
+        )
 
     # -- objects -----------------------------------------------------------------------------
 
@@ -331,13 +355,14 @@ class _Builder:
             template("ocpp_events").format(
                 source=self.rel(src),
                 late_event_tolerance=_interval(duration_seconds(a.late_event_tolerance)),
-                topic=sql.Literal(spec.kafka.events_topic),
-                bootstrap_servers=sql.Literal(_csv(spec.kafka.bootstrap_servers)),
-                startup_mode=sql.Literal(spec.kafka.startup_mode),
-                consumer_group_prefix=sql.Literal(spec.consumer_group_prefix),
+                topic=rw_literal(spec.kafka.events_topic),
+                bootstrap_servers=rw_literal(_csv(spec.kafka.bootstrap_servers)),
+                startup_mode=rw_literal(spec.kafka.startup_mode),
+                consumer_group_prefix=rw_literal(spec.consumer_group_prefix),
                 kafka_security=self.kafka_security(),
             ),
             kafka_secrets,
+            update=self.kafka_credentials_update(self.rel(src)),
         )
         add(
             "MaterializedView",
@@ -357,7 +382,7 @@ class _Builder:
                 price_ccs=sql.Literal(prices["CCS"]),
                 price_chademo=sql.Literal(prices["CHAdeMO"]),
                 price_type2=sql.Literal(prices["Type2"]),
-                currency=sql.Literal(a.tariffs.currency),
+                currency=rw_literal(a.tariffs.currency),
             ),
             ["sessions"],
         )
@@ -385,7 +410,7 @@ class _Builder:
                 station_revenue=self.rel("station_revenue"),
                 completed_sessions=self.rel("completed_sessions"),
                 revenue_window=_interval(duration_seconds(a.revenue_window)),
-                currency=sql.Literal(a.tariffs.currency),
+                currency=rw_literal(a.tariffs.currency),
                 retention=retention,
             ),
             ["completed_sessions"],
@@ -462,8 +487,8 @@ class _Builder:
                 template("alerts_to_kafka").format(
                     sink=self.rel("alerts_to_kafka"),
                     alerts=self.rel("alerts"),
-                    bootstrap_servers=sql.Literal(_csv(spec.kafka.bootstrap_servers)),
-                    topic=sql.Literal(al.sinks.kafka.topic),
+                    bootstrap_servers=rw_literal(_csv(spec.kafka.bootstrap_servers)),
+                    topic=rw_literal(al.sinks.kafka.topic),
                     kafka_security=self.kafka_security(),
                 ),
                 ["alerts", *kafka_secrets],
@@ -477,11 +502,11 @@ class _Builder:
                 template("alerts_to_postgres").format(
                     sink=self.rel("alerts_to_postgres"),
                     alerts=self.rel("alerts"),
-                    jdbc_url=sql.Literal(jdbc_url),
+                    jdbc_url=rw_literal(jdbc_url),
                     user=self.credential_value("alerts_db", "username"),
                     password=self.credential_value("alerts_db", "password"),
-                    target_schema=sql.Literal(pg.schema_),
-                    target_table=sql.Literal(pg.table),
+                    target_schema=rw_literal(pg.schema_),
+                    target_table=rw_literal(pg.table),
                 ),
                 ["alerts", *db_secrets],
             )
@@ -549,6 +574,16 @@ def _credential_digest(
     return _combined(digests)
 
 
+def _sensitive(options: RenderOptions, used: Sequence[tuple[str, str]]) -> tuple[str, ...]:
+    creds = options.credentials
+    values = []
+    for role, part in used:
+        cred: Credential | None = getattr(creds, role) if creds is not None else None
+        if cred is not None:
+            values.append(getattr(cred, part))
+    return tuple(dict.fromkeys(v for v in values if v))
+
+
 def _unresolved(options: RenderOptions, used: Sequence[tuple[str, str]]) -> tuple[str, ...]:
     creds = options.credentials
     return tuple(sorted({role for role, _ in used if creds is None or getattr(creds, role) is None}))
@@ -577,6 +612,7 @@ def render(spec: ChargingAnalyticsSpec, options: RenderOptions | None = None) ->
                 update_display=show.update,
                 grants=exe.grants,
                 unresolved=_unresolved(options, exe.credentials),
+                sensitive=_sensitive(options, exe.credentials),
             )
         )
     return objects
@@ -603,11 +639,11 @@ def ledger_record(
             "VALUES ({}, {}, {}, {}, {}, NOW())"
         ).format(
             ledger,
-            sql.Literal(tenant),
-            sql.Literal(key),
-            sql.Literal(kind),
-            sql.Literal(value),
-            sql.Literal(",".join(depends_on)),
+            rw_literal(tenant),
+            rw_literal(key),
+            rw_literal(kind),
+            rw_literal(value),
+            rw_literal(",".join(depends_on)),
         ),
     ]
 
@@ -615,9 +651,9 @@ def ledger_record(
 def ledger_forget(tenant: str, key: str | None = None) -> sql.Composed:
     ledger = sql.Identifier(SYSTEM_SCHEMA, LEDGER_TABLE)
     if key is None:
-        return sql.SQL("DELETE FROM {} WHERE tenant = {}").format(ledger, sql.Literal(tenant))
+        return sql.SQL("DELETE FROM {} WHERE tenant = {}").format(ledger, rw_literal(tenant))
     return sql.SQL("DELETE FROM {} WHERE tenant = {} AND object_name = {}").format(
-        ledger, sql.Literal(tenant), sql.Literal(key)
+        ledger, rw_literal(tenant), rw_literal(key)
     )
 
 

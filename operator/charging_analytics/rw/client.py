@@ -16,7 +16,11 @@ Errors surface as two types: :class:`RisingWaveUnavailable` (cannot reach Rising
 refused, timeout, pool exhausted; retry later) and :class:`RisingWaveStatementError` (RisingWave
 rejected a statement). Statements can carry credentials (sink passwords in the no-license
 fallback, ``CREATE USER ... PASSWORD``), so neither error, nor any log line, ever contains
-statement text; messages from the server are redacted before they are kept.
+statement text; a server message is kept only with the statement echo dropped and every
+credential the statement carried (the caller says which: ``execute(..., sensitive=...)``) removed.
+
+On connect the client reads ``SELECT version()``; :meth:`RisingWaveClient.capabilities` turns it
+into the :class:`~charging_analytics.rw.capabilities.Capabilities` that render and plan take.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from types import TracebackType
@@ -46,6 +50,13 @@ from charging_analytics.catalog import (
     LedgerEntry,
     ObjectKind,
     ObservedObject,
+)
+from charging_analytics.redaction import scrub
+from charging_analytics.rw.capabilities import (
+    Capabilities,
+    Version,
+    capabilities_for,
+    parse_version,
 )
 
 log = logging.getLogger(__name__)
@@ -200,6 +211,20 @@ _LEDGER_SQL = (
 )
 
 _SECRET_PROBE = "cha_secret_probe"
+_VERSION_SQL = "SELECT version()"
+
+
+def _version_of(rows: Sequence[tuple[Any, ...]]) -> Version:
+    text = str(rows[0][0]) if rows and rows[0] else ""
+    try:
+        return parse_version(text)
+    except ValueError:
+        raise RisingWaveStatementError(
+            sqlstate=None,
+            message=f"the server is not RisingWave (version() = {text[:80]!r})",
+            statement_kind="SELECT",
+        ) from None
+
 
 _DDL_NAME = re.compile(
     r"""^\s*CREATE\s+(?:MATERIALIZED\s+VIEW|SINK|TABLE|INDEX|SOURCE)\s+(?:IF\s+NOT\s+EXISTS\s+)?
@@ -241,6 +266,7 @@ class RisingWaveClient:
         self.options = replace(base, **{k: v for k, v in overrides.items() if v is not None})
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[tuple[Any, ...]]] | None = None
         self._timeout_form: str | None = None  # which SET statement_timeout form the server took
+        self._version: Version | None = None  # from ``SELECT version()`` on the latest connection
 
     def __repr__(self) -> str:
         return f"RisingWaveClient({self.endpoint.key})"
@@ -283,6 +309,10 @@ class RisingWaveClient:
         await self.close()
 
     async def _configure(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        # The version is read on every new connection, so a server upgraded in place (connections
+        # re-established) is seen with its new capabilities.
+        cursor = await conn.execute(_VERSION_SQL)
+        self._version = _version_of(await cursor.fetchall())
         await self._set_statement_timeout(conn)
         background = "true" if self.options.background_ddl else "false"
         await conn.execute(pgsql.SQL("SET BACKGROUND_DDL = {}").format(pgsql.SQL(background)))
@@ -331,16 +361,19 @@ class RisingWaveClient:
 
     # ------------------------------------------------------------------ operations
 
-    async def execute(self, statement: str | pgsql.Composable) -> None:
+    async def execute(self, statement: str | pgsql.Composable, *, sensitive: Iterable[str] = ()) -> None:
         """Run one statement (DDL, DML, FLUSH, ...) in autocommit mode, without bind parameters.
 
         DDL cannot take bind parameters; compose statements with :mod:`psycopg.sql` instead.
+        ``sensitive``: the credential values the statement embeds; an error never contains them.
         """
         async with self._connection() as conn:
             text = statement if isinstance(statement, str) else statement.as_string(conn)
             kind = statement_kind(text)
             log.debug("executing %s on %s", kind, self.endpoint.key)
-            await self._run(conn, text, kind, limit=self.options.ddl_timeout, fetch=False)
+            await self._run(
+                conn, text, kind, limit=self.options.ddl_timeout, fetch=False, sensitive=tuple(sensitive)
+            )
 
     async def query(self, sql: str | pgsql.Composable) -> list[tuple[Any, ...]]:
         """Run a read and return its rows (no bind parameters)."""
@@ -349,6 +382,16 @@ class RisingWaveClient:
             return await self._run(
                 conn, text, statement_kind(text), limit=self.options.statement_timeout + 1.0, fetch=True
             )
+
+    async def capabilities(self) -> Capabilities:
+        """What the server can do, from the version it reported on connect (``SELECT version()``)."""
+        if self._version is None:
+            async with self._connection():
+                pass  # a new connection reads the version in ``_configure``
+        if self._version is None:  # a pooled connection that predates the reading
+            rows = await self.query(_VERSION_SQL)
+            self._version = _version_of(rows)
+        return capabilities_for(self._version)
 
     async def secrets_available(self) -> bool:
         """Whether ``CREATE SECRET`` works here (a licensed feature, risingwave-sql §7).
@@ -419,6 +462,7 @@ class RisingWaveClient:
         *,
         limit: float | None,
         fetch: bool,
+        sensitive: tuple[str, ...] = (),
     ) -> list[tuple[Any, ...]]:
         failure: RisingWaveError
         try:
@@ -431,7 +475,8 @@ class RisingWaveClient:
                 sqlstate="57014", message=f"cancelled by the client after {limit:g}s", statement_kind=kind
             )
         except psycopg.Error as e:
-            failure = _map_error(e, text, kind, self.endpoint.key)
+            # the client's own password is sensitive in every error, whatever the statement
+            failure = _map_error(e, (*sensitive, self.endpoint.password), kind, self.endpoint.key)
         # Raised outside the handler so the psycopg error (whose message may echo the statement)
         # is not even kept as ``__context__``.
         raise failure
@@ -538,57 +583,37 @@ def statement_kind(statement: str) -> str:
     return verb
 
 
-#: Option keys whose values are credentials (``key = '...'`` in WITH clauses).
-_SECRET_KEY = r"[\w.]*(?:password|secret|token|credential|private|jaas|sasl\.username|api[._]?key)[\w.]*"
-_LITERAL = r"'(?:[^']|'')*'"
-_SENSITIVE = [
-    re.compile(rf"(?i)\b{_SECRET_KEY}\s*=\s*({_LITERAL})"),
-    re.compile(rf"(?i)\bPASSWORD\s+({_LITERAL})"),  # CREATE/ALTER USER ... PASSWORD '...'
-    re.compile(rf"(?is)^\s*(?:CREATE|ALTER)\s+SECRET\b.*?\bAS\s+({_LITERAL})"),  # risingwave-sql §7
-]
-_ANY_LITERAL = re.compile(_LITERAL)
-_URL_CREDENTIALS = re.compile(r"(?i)(?:password=|://[^/'\s:@]+:)")
+_ECHO_LINE = re.compile(r"^\s*LINE \d+:")
+_CARET_LINE = re.compile(r"\s*\^\s*")
 
 
-def sensitive_values(statement: str) -> list[str]:
-    """Literal values in ``statement`` that must never be logged or echoed."""
-    values: list[str] = []
-    for pattern in _SENSITIVE:
-        for m in pattern.finditer(statement):
-            values.append(m.group(1)[1:-1].replace("''", "'"))
-    for m in _ANY_LITERAL.finditer(statement):
-        body = m.group()[1:-1].replace("''", "'")
-        if _URL_CREDENTIALS.search(body):  # e.g. jdbc.url with an embedded password
-            values.append(body)
-    return [v for v in values if v]
+def safe_message(message: str, sensitive: Iterable[str]) -> str:
+    """A server message fit to keep: the statement echo dropped, credentials removed.
 
-
-def redact(message: str, statement: str) -> str:
-    """Remove secret material of ``statement`` from a server message.
-
-    Parser errors echo the statement line (``LINE 1: ...``) with a caret; those lines are
-    dropped entirely, and any sensitive literal left anywhere is replaced by ``***``.
+    RisingWave's parser errors echo the statement line (``LINE 1: ...``) with a caret; those lines
+    are replaced by a marker (the statement text is never kept). What remains is untrusted text
+    from the server; every credential value that was sent with the statement (``sensitive``: known
+    exactly, because render records which credentials each statement embeds) is removed from it in
+    every encoding it could be echoed in (:func:`charging_analytics.redaction.scrub`).
     """
     lines: list[str] = []
     skip_caret = False
     for line in message.splitlines():
-        if re.match(r"^\s*LINE \d+:", line):
+        if _ECHO_LINE.match(line):
             lines.append("LINE n: (statement text omitted)")
             skip_caret = True
             continue
-        if skip_caret and re.fullmatch(r"\s*\^\s*", line):
+        if skip_caret and _CARET_LINE.fullmatch(line):
             skip_caret = False
             continue
         skip_caret = False
         lines.append(line)
-    text = "\n".join(lines)
-    for value in sorted(set(sensitive_values(statement)), key=len, reverse=True):
-        for form in {value, value.replace("'", "''")}:
-            text = text.replace(form, "***")
-    return text
+    return scrub("\n".join(lines), sensitive)
 
 
-def _map_error(error: psycopg.Error, statement: str, kind: str, endpoint_key: str) -> RisingWaveError:
+def _map_error(
+    error: psycopg.Error, sensitive: Iterable[str], kind: str, endpoint_key: str
+) -> RisingWaveError:
     sqlstate = error.sqlstate
     diag = error.diag
     primary = diag.message_primary or str(error) or type(error).__name__
@@ -596,7 +621,7 @@ def _map_error(error: psycopg.Error, statement: str, kind: str, endpoint_key: st
     hint = diag.message_hint
     message = "\n".join(p for p in (primary, f"DETAIL: {detail}" if detail else None,
                                      f"HINT: {hint}" if hint else None) if p)  # fmt: skip
-    message = redact(message, statement)
+    message = safe_message(message, sensitive)
     connection_lost = sqlstate is None or sqlstate.startswith("08") or sqlstate in ("57P01", "57P02", "57P03")
     if connection_lost and isinstance(error, psycopg.OperationalError | psycopg.InterfaceError):
         return RisingWaveUnavailable(
