@@ -3,7 +3,12 @@
 Finds the relations a query depends on and applies the bind/plan-time checks RisingWave makes
 on the queries the operator emits:
 
-* TUMBLE/HOP first argument must be a relation name, not a subquery (risingwave-sql §3);
+* TUMBLE/HOP first argument must be a relation name: a subquery there is a *parse* error in
+  RisingWave ("syntax error at or near FROM": the parser reads ``(SELECT *`` as an expression and
+  stops at FROM; ``parse_table_factor`` in src/sqlparser/src/parser.rs, v2.2.0 … v3.0.3), any other
+  complex argument the binder's message (risingwave-sql §3);
+* ``generate_series`` over timestamptz only from v2.3.0 (the overload in
+  src/expr/impl/src/table_function/generate_series.rs arrived then);
 * HOP window size must be an exact multiple of the slide, both positive (risingwave-sql §3);
 * in streaming queries (MVs, sinks) ``NOW()`` is only allowed in WHERE/HAVING/ON/FROM and must
   have the temporal-filter shape ``input_expr cmp now_expr`` (risingwave-sql §4).
@@ -18,8 +23,12 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
-from .errors import SqlError
+from .errors import SqlError, parse_error
 from .sqltext import Name, Token, find_relation_refs, format_interval, interval_seconds, tokenize
+
+GENERATE_SERIES_TZ_ERROR = (
+    "function generate_series(timestamp with time zone, timestamp with time zone, interval) does not exist"
+)
 
 # risingwave-sql §3 (identical in v2.1, v2.5, v2.8)
 WINDOW_FIRST_ARG_ERROR = (
@@ -50,8 +59,11 @@ class QueryAnalysis:
     parsed_by_sqlglot: bool = False
 
 
-def analyze_query(query: str, *, streaming: bool) -> QueryAnalysis:
+def analyze_query(
+    query: str, *, streaming: bool, version: tuple[int, int, int] = (99, 0, 0)
+) -> QueryAnalysis:
     body = _EOWC.sub("", query.strip())
+    _check_parse_level(body, version)
     try:
         tree = sqlglot.parse_one(body, read="risingwave")
     except (ParseError, TokenError, ValueError):
@@ -80,6 +92,43 @@ def analyze_query(query: str, *, streaming: bool) -> QueryAnalysis:
     if streaming:
         _check_now(tree)
     return QueryAnalysis(relations, _output_columns(tree), parsed_by_sqlglot=True)
+
+
+def _check_parse_level(body: str, version: tuple[int, int, int]) -> None:
+    """Checks on the token stream, before any binder-level analysis (see the module docstring)."""
+    tokens = tokenize(body)
+    for i, tok in enumerate(tokens):
+        nxt = tokens[i + 1 : i + 3]
+        if tok.is_kw("tumble", "hop") and len(nxt) == 2 and nxt[0].text == "(" and nxt[1].text == "(":
+            depth = 0
+            for later in tokens[i + 1 :]:
+                depth += {"(": 1, ")": -1}.get(later.text, 0) if later.kind == "punct" else 0
+                if depth <= 0:
+                    break
+                if depth >= 2 and later.is_kw("from"):
+                    raise parse_error(body, later.start, "syntax error at or near FROM")
+        if tok.is_kw("generate_series") and version < (2, 3, 0) and _timestamptz_args(tokens[i + 1 :]):
+            raise SqlError(GENERATE_SERIES_TZ_ERROR)
+
+
+def _timestamptz_args(rest: list[Token]) -> bool:
+    """Whether a call's first two arguments are evidently timestamptz (NOW() or a cast to it)."""
+    depth, args, words = 0, 0, []
+    for tok in rest:
+        if tok.kind == "punct" and tok.text == "(":
+            depth += 1
+        elif tok.kind == "punct" and tok.text == ")":
+            depth -= 1
+            if depth == 0:
+                break
+        elif tok.kind == "punct" and tok.text == "," and depth == 1:
+            args += 1
+            if args == 2:
+                break
+        else:
+            words.append(tok.value if tok.kind == "ident" else tok.text)
+    text = " ".join(words)
+    return "now" in words or "timestamptz" in words or "timestamp with time zone" in text
 
 
 def _fold(ident: exp.Expression) -> str:

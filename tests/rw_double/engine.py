@@ -94,6 +94,27 @@ STARTUP_MODE_ERROR = "properties `scan_startup_mode` only supports earliest and 
 
 TimeoutUnits = Literal["required", "legacy"]
 
+#: The version the double imitates unless told otherwise (the newest the operator knows).
+DEFAULT_VERSION = "3.0.3"
+#: Catalog columns that exist only from a version on: a read of one on an older version fails
+#: as RisingWave's binder does. rw_secrets.schema_id: PR #20556 (v2.3.0),
+#: https://github.com/risingwavelabs/risingwave/pull/20556.
+VERSIONED_COLUMNS: dict[str, dict[str, tuple[int, int, int]]] = {"rw_secrets": {"schema_id": (2, 3, 0)}}
+# RisingWave's binder for an unknown column (ErrorCode::ItemNotFound, src/frontend/src/binder/expr/
+# column.rs at v2.2.0): "Item not found: Invalid column: <name>"
+INVALID_COLUMN_ERROR = "Item not found: Invalid column: {name}"
+# The JDBC sink's config is deserialized with serde's deny_unknown_fields before v2.3.0, which
+# added `user` / `password` (PR #19822, https://github.com/risingwavelabs/risingwave/pull/19822)
+JDBC_UNKNOWN_FIELD_ERROR = "unknown field `{field}`"
+# src/frontend/src/handler/create_secret.rs (v2.2.0 … v3.0.3): the secret value must be a plain
+# single- or double-quoted string
+SECRET_QUOTE_ERROR = "secret value should be quoted by ' or \""
+
+
+def parse_version(text: str) -> tuple[int, int, int]:
+    major, minor, patch = (int(p) for p in text.split("."))
+    return (major, minor, patch)
+
 
 @dataclass
 class EngineConfig:
@@ -109,6 +130,21 @@ class EngineConfig:
     #: also after that many seconds (real RisingWave: at the next checkpoint, about 1 s).
     dml_visibility_delay: float | None = None
     root_password: str | None = None
+    #: The RisingWave version imitated ("2.3.0"): ``version()`` reports it, and statements that
+    #: version rejects are rejected with its error text.
+    version: str = DEFAULT_VERSION
+
+    @property
+    def version_tuple(self) -> tuple[int, int, int]:
+        return parse_version(self.version)
+
+    def at_least(self, major: int, minor: int, patch: int = 0) -> bool:
+        return self.version_tuple >= (major, minor, patch)
+
+    def version_string(self) -> str:
+        # src/common/src/lib.rs current_cluster_version(): "PostgreSQL {PG_VERSION}-RisingWave-
+        # {RW_VERSION} ({GIT_SHA})", GIT_SHA "unknown" when the build has none
+        return f"PostgreSQL {SERVER_VERSION}-RisingWave-{self.version} (unknown)"
 
 
 @dataclass
@@ -255,7 +291,7 @@ class Engine:
             c.schemas[sid] = Schema(sid, name, 1)
 
     def _register_functions(self, db: sqlite3.Connection) -> None:
-        db.create_function("rw_version", 0, lambda: f"PostgreSQL {SERVER_VERSION}-RisingWave-double")
+        db.create_function("rw_version", 0, lambda: self.config.version_string())
         db.create_function("current_database", 0, lambda: DATABASE)
         db.create_function("current_schema", 0, lambda: "public")
 
@@ -475,6 +511,7 @@ class Engine:
             elif c.accept_kw("nologin"):
                 user.can_login = False
             elif c.accept_kw("encrypted", "password") or c.accept_kw("password"):
+                _reject_escape_string(c)
                 tok = c.next()
                 if tok.is_kw("null"):
                     user.password = None
@@ -506,6 +543,8 @@ class Engine:
         value_tok = c.next()
         if value_tok.kind != "string":
             raise c.error("expected a string literal")
+        if value_tok.text[0] in "eE":
+            raise SqlError(SECRET_QUOTE_ERROR)
         self._expect_end(c)
         schema, obj = self._schema_for(session, name, create=True)
         notice = self._check_free(schema, obj, SECRET, if_not_exists)
@@ -641,7 +680,8 @@ class Engine:
         if notice is not None:
             return notice
         # risingwave-sql §4: MVs are streaming queries; a plain view is validated as a batch plan
-        analysis = analyze_query(query, streaming=kind == MATERIALIZED_VIEW)
+        version = self.config.version_tuple
+        analysis = analyze_query(query, streaming=kind == MATERIALIZED_VIEW, version=version)
         deps = [self._queryable(session, n) for n in analysis.relations]
         if dry_run:
             return Outcome("EXPLAIN")
@@ -781,7 +821,8 @@ class Engine:
             if not query_tokens:
                 raise c.error("expected a query")
             query = c.sql[query_tokens[0].start : query_tokens[-1].end]
-            analysis = analyze_query(query, streaming=True)  # risingwave-sql §4
+            # risingwave-sql §4
+            analysis = analyze_query(query, streaming=True, version=self.config.version_tuple)
             deps = [self._queryable(session, n) for n in analysis.relations]
         else:
             raise c.error("expected FROM or AS")
@@ -838,6 +879,10 @@ class Engine:
             for required in ("topic", "properties.bootstrap.server"):
                 if required not in options:
                     raise SqlError(f"missing field `{required}`")  # UNCERTAIN wording
+        if connector.value == "jdbc" and not self.config.at_least(2, 3):
+            for unknown in ("user", "password"):
+                if unknown in options:
+                    raise SqlError(JDBC_UNKNOWN_FIELD_ERROR.format(field=unknown))
         if connector.value in ("jdbc", "postgres"):
             # risingwave-sql §6: type append-only|upsert; upsert needs primary_key
             if legacy_type is None:
@@ -1013,6 +1058,7 @@ class Engine:
                 raise SqlError("user not found")
             c.accept_kw("with")
             if c.accept_kw("password"):
+                _reject_escape_string(c)
                 tok = c.next()
                 user.password = None if tok.is_kw("null") else tok.value
             elif c.accept_kw("rename", "to"):
@@ -1027,6 +1073,8 @@ class Engine:
         if rel is None:
             raise SqlError(f"{kind} not found: {name}")
         tag = f"ALTER_{_KIND_TAG[kind]}"
+        if kind == SOURCE and c.at_kw("connector"):
+            return self._alter_source_connector(rel, c, tag)
         if c.accept_kw("swap", "with"):
             # risingwave-sql §10: SWAP WITH (v2.2+) for table, MV, view, source, sink; same kind
             other_name = c.name()
@@ -1064,6 +1112,24 @@ class Engine:
             return Outcome(tag)  # SET PARALLELISM / rate limits: accepted, not modelled
         raise not_supported_by_double(f"ALTER {kind.upper()} {c.rest_text()[:20]}")
 
+    def _alter_source_connector(self, rel: Relation, c: Cursor, tag: str) -> Outcome:
+        """``ALTER SOURCE s CONNECTOR WITH (k = v, ...)``, from v2.6.0
+        (https://docs.risingwave.com/sql/commands/sql-alter-source): changes allow-listed Kafka
+        properties of a running source in place. Before v2.6.0 the parser has no CONNECTOR here."""
+        if not self.config.at_least(2, 6):
+            raise c.error("expected RENAME, OWNER TO, SET, ADD COLUMN, REFRESH SCHEMA or SWAP WITH")
+        c.expect_kw("connector")
+        c.expect_kw("with")
+        changes = parse_options(c)
+        self._expect_end(c)
+        refused = sorted(k for k in changes if k not in ALTERABLE_SOURCE_PROPERTIES)
+        if refused:
+            # UNCERTAIN wording; the allow-list (properties.sasl.*, security.protocol, librdkafka
+            # tuning keys) is in the docs page above
+            raise SqlError(f"Invalid connector properties: {', '.join(refused)} cannot be altered")
+        rel.options = {**rel.options, **changes}
+        return Outcome(tag)
+
     def _alter_secret(self, session: Session, c: Cursor) -> Outcome:
         """risingwave-sql §7: ALTER SECRET exists; the value changes in place.
 
@@ -1082,6 +1148,8 @@ class Engine:
         value = c.next()
         if value.kind != "string":
             raise c.error("expected a string literal")
+        if value.text[0] in "eE":
+            raise SqlError(SECRET_QUOTE_ERROR)  # same handler check as CREATE SECRET
         self._expect_end(c)
         secret.secret_value = value.value
         return Outcome("ALTER_SECRET")
@@ -1161,6 +1229,10 @@ class Engine:
                 ("tables",): TABLE, ("materialized", "views"): MATERIALIZED_VIEW, ("sources",): SOURCE,
                 ("sinks",): SINK, ("views",): VIEW,
             }  # fmt: skip
+            if c.at_kw("views") and not self.config.at_least(2, 3):
+                # the v2.2 parser knows no ALL VIEWS and takes ALL as ALL PRIVILEGES' object
+                # list end (PR #20670 added it, https://github.com/risingwavelabs/risingwave/pull/20670)
+                raise c.error("expected TO")
             for words, kind in plural.items():
                 if c.accept_kw(*words):
                     c.expect_kw("in", "schema")
@@ -1259,6 +1331,10 @@ class Engine:
         try:
             cursor = self.visible.execute(tree.sql(dialect="sqlite"))
         except sqlite3.Error as e:
+            missing = re.match(r"no such column: (?:\w+\.)?(\w+)", str(e))
+            absent = set().union(*(self._absent_columns(t) for t in VERSIONED_COLUMNS))
+            if missing is not None and missing.group(1) in absent:
+                raise SqlError(INVALID_COLUMN_ERROR.format(name=missing.group(1))) from None
             raise SqlError(f"RisingWave double: query failed: {e}") from None
         names = [d[0] for d in cursor.description or []]
         raw = cursor.fetchall()
@@ -1306,19 +1382,30 @@ class Engine:
             return f"pg_catalog__{name.name}"
         return None
 
+    def _absent_columns(self, table: str) -> set[str]:
+        """Columns of ``table`` the imitated version does not have yet."""
+        since = VERSIONED_COLUMNS.get(table, {})
+        return {col for col, version in since.items() if self.config.version_tuple < version}
+
     def _refresh_catalog(self, session: Session, tables: set[str]) -> None:
         if "rw_catalog__rw_ddl_progress" in tables:
             self._poll_jobs()
         for table in tables:
-            layout = {**RW_CATALOG, **PG_CATALOG}[table.split("__", 1)[1]]
-            if table not in self._catalog_tables:
-                cols = ", ".join(f'"{n}"' for n, _ in layout)
+            short = table.split("__", 1)[1]
+            full = {**RW_CATALOG, **PG_CATALOG}[short]
+            absent = self._absent_columns(short)
+            keep = [i for i, (n, _) in enumerate(full) if n not in absent]
+            key = f"{table}@{self.config.version}"
+            if key not in self._catalog_tables:
+                cols = ", ".join(f'"{full[i][0]}"' for i in keep)
+                self.visible.execute(f'DROP TABLE IF EXISTS "{table}"')
                 self.visible.execute(f'CREATE TABLE "{table}" ({cols})')
-                self._catalog_tables.add(table)
+                self._catalog_tables = {t for t in self._catalog_tables if not t.startswith(f"{table}@")}
+                self._catalog_tables.add(key)
             self.visible.execute(f'DELETE FROM "{table}"')
-            rows = self._catalog_rows(session, table.split("__", 1)[1])
+            rows = [tuple(row[i] for i in keep) for row in self._catalog_rows(session, short)]
             if rows:
-                marks = ", ".join("?" for _ in layout)
+                marks = ", ".join("?" for _ in keep)
                 self.visible.executemany(f'INSERT INTO "{table}" VALUES ({marks})', rows)
 
     def _poll_jobs(self) -> None:
@@ -1605,6 +1692,26 @@ class Engine:
 
 
 # --------------------------------------------------------------------------- module helpers
+
+
+#: Properties ``ALTER SOURCE ... CONNECTOR WITH`` may change (the docs' allow-list, abridged to
+#: the security keys and a few librdkafka tuning keys).
+ALTERABLE_SOURCE_PROPERTIES = frozenset(
+    {
+        "properties.security.protocol", "properties.sasl.mechanism", "properties.sasl.username",
+        "properties.sasl.password", "properties.ssl.endpoint.identification.algorithm",
+        "properties.client.id", "properties.message.max.bytes", "properties.receive.message.max.bytes",
+        "group.id.prefix",
+    }
+)  # fmt: skip
+
+
+def _reject_escape_string(c: Cursor) -> None:
+    """RisingWave's parser takes only a plain ``'...'`` after PASSWORD (``parse_literal_string``
+    in src/sqlparser/src/parser.rs, v2.2.0 … v3.0.3): "expected literal string, found: E'...'"."""
+    tok = c.peek()
+    if tok is not None and tok.kind == "string" and tok.text[0] in "eE":
+        raise c.error("expected literal string")
 
 
 def _unique(ids: list[int]) -> list[int]:

@@ -20,6 +20,7 @@ import pytest
 from psycopg import sql
 
 from charging_analytics.rw.client import Endpoint
+from tests.rw_double.engine import DEFAULT_VERSION
 from tests.rw_double.server import RisingWaveDouble
 
 LIVE_DSN_ENV = "RISINGWAVE_DSN"
@@ -29,7 +30,7 @@ _KNOBS = frozenset(
     {
         "license", "latency", "unreachable", "drop_connections", "set_backfill", "dml_visibility_delay",
         "fail_next", "records", "statements", "clear_statements", "objects", "object", "schemas", "users",
-        "privileges", "secret_value", "execute", "query", "engine", "port",
+        "privileges", "secret_value", "execute", "query", "engine", "port", "version",
     }
 )  # fmt: skip
 
@@ -80,7 +81,14 @@ class RisingWaveTarget:
 
 
 @pytest.fixture
-def risingwave() -> Iterator[RisingWaveTarget]:
+def risingwave_version() -> str:
+    """The RisingWave version the double imitates; parametrize this name to run a test against
+    several versions (``@pytest.mark.parametrize("risingwave_version", [...])``)."""
+    return DEFAULT_VERSION
+
+
+@pytest.fixture
+def risingwave(risingwave_version: str) -> Iterator[RisingWaveTarget]:
     """A clean RisingWave per test: a fresh double, or the live endpoint (cleaned up after)."""
     dsn = live_dsn()
     if dsn is not None:
@@ -90,7 +98,7 @@ def risingwave() -> Iterator[RisingWaveTarget]:
         yield target
         _drop_new_schemas(target, before)
         return
-    double = RisingWaveDouble().start()
+    double = RisingWaveDouble(version=risingwave_version).start()
     try:
         yield RisingWaveTarget(double.dsn, double)
     finally:

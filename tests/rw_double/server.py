@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from .catalog import Relation
-from .engine import Engine, EngineConfig, Outcome, Session, TimeoutUnits
+from .engine import DEFAULT_VERSION, Engine, EngineConfig, Outcome, Session, TimeoutUnits, parse_version
 from .errors import SqlError
 from .sqltext import split_statements
 from .wire import Injection, Knobs, StatementRecord, UnreachableMode, WireServer
@@ -51,9 +51,13 @@ class RisingWaveDouble:
         license: bool = False,
         statement_timeout_units: TimeoutUnits = "required",
         root_password: str | None = None,
+        version: str = DEFAULT_VERSION,
     ) -> None:
         self._config = EngineConfig(
-            license=license, statement_timeout_units=statement_timeout_units, root_password=root_password
+            license=license,
+            statement_timeout_units=statement_timeout_units,
+            root_password=root_password,
+            version=version,
         )
         self._knobs = Knobs()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -139,6 +143,17 @@ class RisingWaveDouble:
         return f"postgresql://{auth}@{self.host}:{self.port}/dev?sslmode=disable"
 
     # ------------------------------------------------------------------ knobs
+
+    @property
+    def version(self) -> str:
+        """The RisingWave version imitated (``"2.3.0"``): what ``SELECT version()`` reports and
+        which version-dependent statements are rejected."""
+        return self._config.version
+
+    @version.setter
+    def version(self, value: str) -> None:
+        parse_version(value)  # "X.Y.Z" or ValueError
+        self._config.version = value
 
     @property
     def license(self) -> bool:

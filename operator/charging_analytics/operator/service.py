@@ -32,6 +32,7 @@ from ..render import (
     referenced_secrets,
     render,
 )
+from ..rw.capabilities import UnsupportedRisingWaveVersion
 from ..rw.client import Endpoint, RisingWaveClient, RisingWaveUnavailable
 from ..spec import ChargingAnalyticsSpec, RisingWaveSpec
 from ..status import (
@@ -347,6 +348,10 @@ class Service:
             if reader is not None:
                 creds = replace(creds, reader=reader)
             applying = spec.mode == "Apply"  # Plan mode changes nothing anywhere
+            # the server's version decides what may be sent; below the floor nothing is
+            client = await self._client(endpoint)
+            capabilities = await client.capabilities()
+            capabilities.require_supported(endpoint.key)
             if self.settings.check_kafka:
                 created = await check_kafka(
                     spec, creds.kafka, self.settings.kafka_timeout_seconds, create=applying
@@ -356,11 +361,12 @@ class Service:
             if applying and spec.alerts.sinks.postgres is not None and self.settings.manage_postgres_table:
                 assert creds.alerts_db is not None
                 await ensure_postgres_table(spec, creds.alerts_db, self.settings.kafka_timeout_seconds)
-            client = await self._client(endpoint)
             store = await self._store_for(client, endpoint)
             snapshot = await self.snapshot(client, endpoint, fresh=origin != "timer")
         except CheckFailure as err:
             return self._stalled(res, out, err.reason, err.message)
+        except UnsupportedRisingWaveVersion as err:
+            return self._stalled(res, out, "UnsupportedRisingWaveVersion", str(err))
         except RisingWaveUnavailable as err:
             return self._unavailable(res, out, err)
         out.status["endpoint"] = endpoint.key
@@ -377,7 +383,9 @@ class Service:
 
         catalog = snapshot.tenant(spec.tenant)
         # off the event loop: a new or rotated credential costs a deliberately slow digest
-        desired = await asyncio.to_thread(render, spec, RenderOptions(secret_store=store, credentials=creds))
+        desired = await asyncio.to_thread(
+            render, spec, RenderOptions(secret_store=store, credentials=creds, capabilities=capabilities)
+        )
         options = PlanOptions(
             zero_downtime=self.settings.zero_downtime,
             owner=res.owner,

@@ -266,7 +266,8 @@ class RisingWaveClient:
         self.options = replace(base, **{k: v for k, v in overrides.items() if v is not None})
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[tuple[Any, ...]]] | None = None
         self._timeout_form: str | None = None  # which SET statement_timeout form the server took
-        self._version: Version | None = None  # from ``SELECT version()`` on the latest connection
+        #: ``SELECT version()`` as the latest new connection read it
+        self._version_rows: list[tuple[Any, ...]] | None = None
 
     def __repr__(self) -> str:
         return f"RisingWaveClient({self.endpoint.key})"
@@ -312,7 +313,7 @@ class RisingWaveClient:
         # The version is read on every new connection, so a server upgraded in place (connections
         # re-established) is seen with its new capabilities.
         cursor = await conn.execute(_VERSION_SQL)
-        self._version = _version_of(await cursor.fetchall())
+        self._version_rows = await cursor.fetchall()
         await self._set_statement_timeout(conn)
         background = "true" if self.options.background_ddl else "false"
         await conn.execute(pgsql.SQL("SET BACKGROUND_DDL = {}").format(pgsql.SQL(background)))
@@ -385,13 +386,13 @@ class RisingWaveClient:
 
     async def capabilities(self) -> Capabilities:
         """What the server can do, from the version it reported on connect (``SELECT version()``)."""
-        if self._version is None:
+        if self._version_rows is None:
             async with self._connection():
                 pass  # a new connection reads the version in ``_configure``
-        if self._version is None:  # a pooled connection that predates the reading
+        rows = self._version_rows
+        if rows is None:  # a pooled connection that predates the reading
             rows = await self.query(_VERSION_SQL)
-            self._version = _version_of(rows)
-        return capabilities_for(self._version)
+        return capabilities_for(_version_of(rows))
 
     async def secrets_available(self) -> bool:
         """Whether ``CREATE SECRET`` works here (a licensed feature, risingwave-sql §7).
