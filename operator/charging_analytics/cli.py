@@ -15,6 +15,7 @@ from .catalog import CatalogSnapshot
 from .crd import CRD_FILENAME, render_crd_yaml
 from .plan import Plan, PlanOptions, build_plan
 from .render import DesiredObject, RenderOptions, SecretStore, render, statements_text
+from .rw.capabilities import Capabilities
 from .simulate_cli import add_simulate_parser
 from .spec import ChargingAnalytics
 from .validation import ManifestError, Manifests, load_file
@@ -90,10 +91,16 @@ def _unresolved(qualified: str, objects: list[DesiredObject]) -> tuple[str, ...]
 
 
 async def _plan_for(
-    resource: ChargingAnalytics, manifests: Manifests, snapshot: CatalogSnapshot, store: SecretStore
+    resource: ChargingAnalytics,
+    manifests: Manifests,
+    snapshot: CatalogSnapshot,
+    store: SecretStore,
+    capabilities: Capabilities,
 ) -> tuple[Plan, list[str], list[DesiredObject]]:
     creds, missing = manifests.credentials_for(resource)
-    objects = render(resource.spec, RenderOptions(secret_store=store, credentials=creds))
+    objects = render(
+        resource.spec, RenderOptions(secret_store=store, credentials=creds, capabilities=capabilities)
+    )
     catalog = snapshot.tenant(resource.spec.tenant)
     options = PlanOptions(
         owner=_owner(resource),
@@ -105,12 +112,19 @@ async def _plan_for(
 
 async def _with_client(args: argparse.Namespace, apply: bool) -> int:
     from .apply import ApplyError, apply_plan
+    from .rw.capabilities import UnsupportedRisingWaveVersion
     from .rw.client import Endpoint, RisingWaveClient
 
     manifests = _load(args.file)
     endpoint = Endpoint.from_dsn(args.dsn)
     status = 0
     async with RisingWaveClient(endpoint) as client:
+        capabilities = await client.capabilities()
+        try:
+            capabilities.require_supported(endpoint.key)
+        except UnsupportedRisingWaveVersion as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
         for resource in manifests.resources:
             snapshot = await client.snapshot()
             owner = snapshot.owners.get(resource.spec.tenant)
@@ -121,7 +135,9 @@ async def _with_client(args: argparse.Namespace, apply: bool) -> int:
                 )
                 status = 1
                 continue
-            plan, missing, objects = await _plan_for(resource, manifests, snapshot, args.secret_store)
+            plan, missing, objects = await _plan_for(
+                resource, manifests, snapshot, args.secret_store, capabilities
+            )
             _print_plan(plan, args.output)
             if not apply or plan.empty:
                 continue

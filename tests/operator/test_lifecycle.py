@@ -9,8 +9,12 @@ import re
 import pytest
 
 from charging_analytics import constants as c
+from charging_analytics.rw.capabilities import FLOOR, NEWEST_KNOWN
 from tests.infra.kafka import list_topics
 from tests.operator.harness import Harness, wait_for
+
+# Every lifecycle test runs on the oldest supported RisingWave and on the newest known one.
+pytestmark = pytest.mark.parametrize("risingwave_version", [str(FLOOR), str(NEWEST_KNOWN)])
 
 PIPELINE = {
     "ocpp_events", "sessions", "completed_sessions", "active_sessions", "active_sessions_live",

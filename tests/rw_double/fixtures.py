@@ -30,7 +30,7 @@ _KNOBS = frozenset(
     {
         "license", "latency", "unreachable", "drop_connections", "set_backfill", "dml_visibility_delay",
         "fail_next", "records", "statements", "clear_statements", "objects", "object", "schemas", "users",
-        "privileges", "secret_value", "execute", "query", "engine", "port", "version",
+        "privileges", "secret_value", "connector_option", "execute", "query", "engine", "port", "version",
     }
 )  # fmt: skip
 

@@ -311,6 +311,18 @@ class RisingWaveDouble:
 
         return self._on_loop(find)
 
+    def connector_option(self, qualified: str, key: str) -> str | None:
+        """The current value of a source's or sink's WITH option (as ALTER ... CONNECTOR WITH left it)."""
+
+        def find() -> str | None:
+            c = self.engine.catalog
+            for rel in c.relations.values():
+                if c.qualified(rel) == qualified and key in rel.options:
+                    return rel.options[key].value
+            return None
+
+        return self._on_loop(find)
+
     def execute(self, sql: str, *, user: str = "root") -> Outcome:
         """Run statements directly on the engine (test setup without a client); errors raise."""
 

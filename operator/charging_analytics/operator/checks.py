@@ -1,4 +1,10 @@
-"""Preconditions outside RisingWave: the Kafka topics and the PostgreSQL alert table."""
+"""Preconditions outside RisingWave: the Kafka topics and the PostgreSQL alert table.
+
+Both checks send credentials (SASL, the alert database's user and password); every message they
+keep from the remote side is scrubbed of exactly those values first
+(:func:`charging_analytics.redaction.scrub`), so a broker or server that echoes a user name or a
+password cannot carry it into status, Events or logs.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ import psycopg
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
+from ..redaction import scrub
 from ..render import Credential, postgres_alerts_table
 from ..spec import ChargingAnalyticsSpec
 
@@ -39,6 +46,10 @@ def _kafka_config(
     return conf
 
 
+def _sent(cred: Credential | None) -> tuple[str, ...]:
+    return (cred.username, cred.password) if cred is not None else ()
+
+
 def _check_topics(
     spec: ChargingAnalyticsSpec, cred: Credential | None, timeout: float, create: bool
 ) -> list[str]:
@@ -47,7 +58,9 @@ def _check_topics(
     try:
         topics = admin.list_topics(timeout=timeout).topics
     except KafkaException as err:
-        raise CheckFailure("KafkaUnavailable", f"cannot list topics on {servers}: {err.args[0]}") from err
+        raise CheckFailure(
+            "KafkaUnavailable", f"cannot list topics on {servers}: {scrub(str(err.args[0]), _sent(cred))}"
+        ) from None
     if spec.kafka.events_topic not in topics:
         raise CheckFailure(
             "EventsTopicMissing", f"events topic {spec.kafka.events_topic!r} does not exist on {servers}"
@@ -68,8 +81,9 @@ def _check_topics(
         except KafkaException as err:
             if "TOPIC_ALREADY_EXISTS" not in str(err.args[0]):
                 raise CheckFailure(
-                    "AlertsTopicFailed", f"cannot create alerts topic {sink.topic!r}: {err.args[0]}"
-                ) from err
+                    "AlertsTopicFailed",
+                    f"cannot create alerts topic {sink.topic!r}: {scrub(str(err.args[0]), _sent(cred))}",
+                ) from None
         created.append(sink.topic)
     return created
 
@@ -100,17 +114,18 @@ async def ensure_postgres_table(spec: ChargingAnalyticsSpec, cred: Credential, t
             autocommit=True,
         )
     except psycopg.OperationalError as err:
-        # The driver's message can echo connection parameters but never the password.
+        # The server's message echoes the user name ('password authentication failed for user
+        # "..."'); both credentials are scrubbed from it. ``from None``: the driver's exception
+        # (and its text) is not kept as the cause either.
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise CheckFailure(
             "AlertsDatabaseUnavailable",
-            f"cannot connect to {pg.host}:{pg.port}/{pg.database}: "
-            f"{str(err).splitlines()[0] if str(err) else type(err).__name__}",
-        ) from err
+            f"cannot connect to {pg.host}:{pg.port}/{pg.database}: {scrub(first, _sent(cred))}",
+        ) from None
     try:
         async with conn:
             await conn.execute(ddl)
     except psycopg.Error as err:
-        raise CheckFailure(
-            "AlertsTableFailed", f"cannot create {pg.schema_}.{pg.table}: {err.diag.message_primary or err}"
-        ) from err
+        detail = scrub(str(err.diag.message_primary or err), _sent(cred))
+        raise CheckFailure("AlertsTableFailed", f"cannot create {pg.schema_}.{pg.table}: {detail}") from None
     return True
