@@ -224,6 +224,12 @@ class Service:
                 raise CheckFailure(
                     "SecretKeyMissing", f"{field_path}: Secret {namespace}/{ref.name} has no key {key!r}"
                 )
+            if "\0" in data[key]:
+                # no SQL string literal can carry NUL (the wire protocol ends the query there)
+                raise CheckFailure(
+                    "SecretValueInvalid",
+                    f"{field_path}: Secret {namespace}/{ref.name} key {key!r} contains a NUL character",
+                )
         return Credential(data[ref.username_key], data[ref.password_key])
 
     async def _credentials(self, res: Resource, spec: ChargingAnalyticsSpec) -> Credentials:
