@@ -14,8 +14,12 @@ What it imitates (each behaviour cites the RisingWave SQL reference notes (``ris
   FROM/AS rules and append-only checks (§6), background DDL / WAIT / rw_ddl_progress (§12);
 * reads: ``rw_catalog.*`` (§11, §12) and a few ``pg_catalog`` views, plus user tables, answered by
   transpiling the SELECT to SQLite with sqlglot;
+* a RisingWave version (``version``, default 3.0.3): ``version()`` in RisingWave's format, and what
+  that version rejects (catalog columns, JDBC options, GRANT forms, ``generate_series`` overloads,
+  ``ALTER SOURCE ... CONNECTOR WITH``), each citing the RisingWave change; ``E'...'`` after PASSWORD and
+  as a secret value is rejected on every version;
 * knobs for tests: ``unreachable``, ``latency``, ``fail_next``, ``set_backfill``, ``license``,
-  ``statements``/``records``, ``dml_visibility_delay``.
+  ``version``, ``statements``/``records``, ``connector_option``, ``dml_visibility_delay``.
 
 Entry point: :class:`RisingWaveDouble` (``start()``/``stop()``, ``.dsn``); pytest fixtures live in
 :mod:`tests.rw_double.fixtures`.
