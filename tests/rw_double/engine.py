@@ -99,7 +99,11 @@ DEFAULT_VERSION = "3.0.3"
 #: Catalog columns that exist only from a version on: a read of one on an older version fails
 #: as RisingWave's binder does. rw_secrets.schema_id: PR #20556 (v2.3.0),
 #: https://github.com/risingwavelabs/risingwave/pull/20556.
-VERSIONED_COLUMNS: dict[str, dict[str, tuple[int, int, int]]] = {"rw_secrets": {"schema_id": (2, 3, 0)}}
+#: rw_materialized_views.schema_name: v3.0.0 (https://docs.risingwave.com/sql/system-catalogs/rw-catalog).
+VERSIONED_COLUMNS: dict[str, dict[str, tuple[int, int, int]]] = {
+    "rw_secrets": {"schema_id": (2, 3, 0)},
+    "rw_materialized_views": {"schema_name": (3, 0, 0)},
+}
 # RisingWave's binder for an unknown column (ErrorCode::ItemNotFound, src/frontend/src/binder/expr/
 # column.rs at v2.2.0): "Item not found: Invalid column: <name>"
 INVALID_COLUMN_ERROR = "Item not found: Invalid column: {name}"
@@ -213,6 +217,7 @@ RW_CATALOG: dict[str, list[tuple[str, int]]] = {
     "rw_materialized_views": [
         ("id", I4), ("name", V), ("schema_id", I4), ("owner", I4), ("definition", V),
         ("append_only", B), ("acl", V), *_TIMES, *_VERSIONS, ("background_ddl", B), ("status", V),
+        ("schema_name", V),
     ],
     "rw_views": [("id", I4), ("name", V), ("schema_id", I4), ("owner", I4), ("definition", V), ("acl", V)],
     "rw_sinks": [
@@ -1446,7 +1451,7 @@ class Engine:
             return [
                 (r.id, r.name, r.schema_id, r.owner, c.definition(r), r.append_only, None,
                  _iso(r.created_at), _iso(r.created_at), version, version,
-                 r.create_type == "BACKGROUND", r.status)
+                 r.create_type == "BACKGROUND", r.status, c.schemas[r.schema_id].name)
                 for r in by_kind(MATERIALIZED_VIEW)
             ]  # fmt: skip
         if table == "rw_views":

@@ -5,6 +5,8 @@
 * each version-dependent statement is rejected below the version that brought it, with
   RisingWave's error text, and accepted from it on;
 * ``E'...'`` strings are rejected after PASSWORD and as a secret value on every version;
+* the operator's catalog snapshot works on every supported version (it depends on no column that
+  arrived after the floor);
 * every statement the operator renders, for hostile credentials, is accepted by the double at the
   floor (2.3.0) and the newest known version (3.0.3), passes the project's SQL lint, never uses an
   ``E'...'`` string, and no display form contains any encoding of a credential.
@@ -12,6 +14,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -22,10 +25,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from charging_analytics.catalog import TenantCatalog
+from charging_analytics.catalog import CatalogSnapshot, TenantCatalog
 from charging_analytics.plan import PlanOptions, build_plan
 from charging_analytics.render import Credential, Credentials, RenderOptions, as_text, render
 from charging_analytics.rw.capabilities import FLOOR, NEWEST_KNOWN, Version, capabilities_for, parse_version
+from charging_analytics.rw.client import Endpoint, RisingWaveClient
 from charging_analytics.rw.literal import rw_literal
 from charging_analytics.spec import ChargingAnalyticsSpec
 from tests.rw_double import RisingWaveDouble
@@ -75,6 +79,13 @@ VERSIONED: list[tuple[str, str, list[str], str, str]] = [
         "SELECT s.name, r.id, r.name FROM rw_catalog.rw_secrets r JOIN rw_catalog.rw_schemas s "
         "ON r.schema_id = s.id",
         "Item not found: Invalid column: schema_id",
+    ),
+    (
+        "rw_materialized_views.schema_name",
+        "3.0.0",
+        [],
+        "SELECT schema_name, name FROM rw_catalog.rw_materialized_views",
+        "Item not found: Invalid column: schema_name",
     ),
     (
         "jdbc user/password",
@@ -138,6 +149,18 @@ def test_each_version_rejects_what_it_lacks_with_risingwaves_text(
         assert error in message
     else:
         assert message is None, f"{name} rejected on {version}: {message}"
+
+
+@pytest.mark.parametrize("version", ["2.3.0", "2.8.0", "3.0.3"])
+def test_the_catalog_snapshot_reads_only_columns_every_supported_version_has(
+    doubles: dict[str, RisingWaveDouble], version: str
+) -> None:
+    async def snapshot() -> CatalogSnapshot:
+        async with RisingWaveClient(Endpoint.from_dsn(doubles[version].dsn)) as client:
+            return await client.snapshot()
+
+    snap = asyncio.run(snapshot())
+    assert "public" in snap.schemas
 
 
 ESCAPE_STRINGS = [
@@ -242,6 +265,7 @@ def test_rendered_statements_with_hostile_credentials_are_accepted_on_supported_
     report = lint([a.sql for a in plan.actions if a.kind != "Ledger"])
     assert not report.violations, report.violations
     secrets = [user, password, user + "_db", password + "_db", password + "_ro"]
+
     def shown(objs: list[Any]) -> list[str]:
         """Everything a plan, a status, a log line or the CLI may show of the objects."""
         p = build_plan(objs, TenantCatalog(tenant, False), PlanOptions(ledger_exists=True))
