@@ -131,6 +131,13 @@ COMMAND_PATTERNS: dict[str, re.Pattern[str]] = {
     "ALTER SECRET": re.compile(
         rf"ALTER SECRET (?P<name>{_QNAME}) WITH \(backend = 'meta'\) AS\s+(?P<value>{_LITERAL})"
     ),
+    # RisingWave >= 2.6 (https://docs.risingwave.com/sql/commands/sql-alter-source): rotate a Kafka
+    # source's SASL credentials in place
+    "ALTER SOURCE CONNECTOR": re.compile(
+        rf"ALTER SOURCE (?P<name>{_QNAME}) CONNECTOR WITH"
+        rf" \(properties\.sasl\.username = (?P<user>{_LITERAL}),"
+        rf" properties\.sasl\.password = (?P<value>{_LITERAL})\)"
+    ),
     "DROP SECRET": re.compile(rf"DROP SECRET (?:IF EXISTS )?(?P<name>{_QNAME})(?: CASCADE)?"),
     "SWAP": re.compile(rf"ALTER {_KIND} (?P<name>{_QNAME}) SWAP WITH (?P<other>{_QNAME})"),
     "CREATE USER": re.compile(

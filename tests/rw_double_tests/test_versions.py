@@ -262,7 +262,8 @@ def test_rendered_statements_with_hostile_credentials_are_accepted_on_supported_
             assert _error(conn, text) is None, text.splitlines()[0]
         for text in updates:  # rotating in place is accepted too
             assert _error(conn, text) is None, text.splitlines()[0]
-    report = lint([a.sql for a in plan.actions if a.kind != "Ledger"])
+    in_place = [as_text(o.update_display) for o in objects if o.update_display is not None]
+    report = lint([*(a.sql for a in plan.actions if a.kind != "Ledger"), *in_place])
     assert not report.violations, report.violations
     secrets = [user, password, user + "_db", password + "_db", password + "_ro"]
 
