@@ -18,6 +18,7 @@ import asyncio
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -287,3 +288,18 @@ def test_nul_in_a_credential_is_rejected_clearly() -> None:
     creds = Credentials(kafka=Credential("u", "p\0"), alerts_db=Credential("u", "p"))
     with pytest.raises(ValueError, match="NUL"):
         render(_spec("nul_tenant"), RenderOptions(credentials=creds))
+
+
+def test_cli_plan_refuses_a_risingwave_below_the_floor(
+    doubles: dict[str, RisingWaveDouble], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from charging_analytics import cli
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "acme.yaml"
+    doubles["2.2.6"].clear_statements()
+    code = cli.main(["plan", "-f", str(example), "--dsn", doubles["2.2.6"].dsn])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "is version 2.2.6" in err
+    assert "supports RisingWave 2.3.0 and newer" in err
+    assert not [s for s in doubles["2.2.6"].statements if "rw_catalog" in s.lower()]
