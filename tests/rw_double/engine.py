@@ -1644,6 +1644,13 @@ class Engine:
 
     def _wait(self, session: Session, c: Cursor) -> Outcome:
         c.expect_kw("wait")
+        if not c.at_end() and not c.at_punct(";") and self.config.at_least(3, 0):
+            # v3.0+: WAIT MATERIALIZED VIEW|SINK|TABLE|INDEX name waits for that job
+            # (https://docs.risingwave.com/sql/commands/sql-wait); modelled as waiting for all
+            for words in (("materialized", "view"), ("sink",), ("table",), ("index",)):
+                if c.accept_kw(*words):
+                    break
+            c.name()
         self._expect_end(c)  # risingwave-sql §12: v2.x has a bare WAIT (waits for all jobs)
         for job in list(self.jobs.values()):
             if job.duration is None:

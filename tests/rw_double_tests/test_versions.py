@@ -89,6 +89,13 @@ VERSIONED: list[tuple[str, str, list[str], str, str]] = [
         "Item not found: Invalid column: schema_name",
     ),
     (
+        "WAIT with a target",
+        "3.0.0",
+        ["CREATE TABLE {s}.w (id INT)", "CREATE MATERIALIZED VIEW {s}.wm AS SELECT id FROM {s}.w"],
+        "WAIT MATERIALIZED VIEW {s}.wm",
+        "expected end of statement, found: MATERIALIZED",
+    ),
+    (
         "jdbc user/password",
         "2.3.0",
         ["CREATE TABLE {s}.t (id VARCHAR PRIMARY KEY)"],
