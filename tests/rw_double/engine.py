@@ -104,15 +104,17 @@ VERSIONED_COLUMNS: dict[str, dict[str, tuple[int, int, int]]] = {
     "rw_secrets": {"schema_id": (2, 3, 0)},
     "rw_materialized_views": {"schema_name": (3, 0, 0)},
 }
-# RisingWave's binder for an unknown column (ErrorCode::ItemNotFound, src/frontend/src/binder/expr/
-# column.rs at v2.2.0): "Item not found: Invalid column: <name>"
+# RisingWave's binder for an unknown column (BindContext::get_index*, src/frontend/src/binder/
+# bind_context.rs: ErrorCode::ItemNotFound(format!("Invalid column: {}", ...)), displayed as
+# "Item not found: {0}")
 INVALID_COLUMN_ERROR = "Item not found: Invalid column: {name}"
 # The JDBC sink's config is deserialized with serde's deny_unknown_fields before v2.3.0, which
 # added `user` / `password` (PR #19822, https://github.com/risingwavelabs/risingwave/pull/19822)
 JDBC_UNKNOWN_FIELD_ERROR = "unknown field `{field}`"
-# src/frontend/src/handler/create_secret.rs (v2.2.0 … v3.0.3): the secret value must be a plain
-# single- or double-quoted string
-SECRET_QUOTE_ERROR = "secret value should be quoted by ' or \""
+# src/frontend/src/handler/create_secret.rs (secret_to_str, v2.2.0 … v3.0.3): the secret value must be
+# a plain single- or double-quoted string; ErrorCode::InvalidInputSyntax displays as
+# "Invalid input syntax: {0}" (the handler's text ends with a space)
+SECRET_QUOTE_ERROR = "Invalid input syntax: secret value should be quoted by ' or \" "
 
 
 def parse_version(text: str) -> tuple[int, int, int]:
