@@ -31,7 +31,7 @@ DSN = os.environ.get("RISINGWAVE_DSN")
 
 pytestmark = [
     pytest.mark.live,
-    pytest.mark.skipif(not DSN, reason="live suite: set RISINGWAVE_DSN to a RisingWave (>= 2.2) to run it"),
+    pytest.mark.skipif(not DSN, reason="live suite: set RISINGWAVE_DSN to a RisingWave (>= 2.3.0) to run it"),
 ]
 
 
