@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 # --------------------------------------------------------------------------------------------
 # Scalar types
@@ -40,13 +40,27 @@ def duration_seconds(value: str) -> int:
 Duration = Annotated[str, Field(pattern=DURATION_PATTERN, max_length=10)]
 
 TENANT_PATTERN = r"^[a-z][a-z0-9_]{1,39}$"
-#: Schema names RisingWave or PostgreSQL reserve; a tenant may not take them.
-RESERVED_TENANTS = ("public", "information_schema", "pg_catalog", "rw_catalog")
-K8S_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
-SECRET_KEY_PATTERN = r"^[-._a-zA-Z0-9]{1,253}$"
-HOST_PATTERN = r"^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,251}[a-zA-Z0-9])?$"
-BOOTSTRAP_SERVER_PATTERN = r"^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,251}[a-zA-Z0-9])?:[0-9]{1,5}$"
-KAFKA_TOPIC_PATTERN = r"^[a-zA-Z0-9._-]{1,249}$"
+#: Schema names a tenant may not take: RisingWave's and PostgreSQL's own schemas, and the
+#: operator's ledger schema (a tenant of that name would plan to drop every tenant's ledger).
+RESERVED_TENANTS = ("public", "information_schema", "pg_catalog", "rw_catalog", "cha_system")
+#: Prefixes of system schemas (PostgreSQL's ``pg_toast``/``pg_temp_N``, RisingWave's ``rw_*``).
+RESERVED_TENANT_PREFIXES = ("pg_", "rw_")
+#: One DNS label, then dot-separated labels: a DNS-1123 subdomain, which Kubernetes requires of
+#: Secret names (``a..b`` or ``a.-b`` can never name a Secret).
+_DNS_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
+K8S_NAME_PATTERN = rf"^{_DNS_LABEL}(\.{_DNS_LABEL})*$"
+#: Kubernetes Secret keys: these characters, and never ``.``, ``..`` or a ``..`` prefix.
+SECRET_KEY_PATTERN = r"^(\.[-_a-zA-Z0-9]|[-_a-zA-Z0-9])[-._a-zA-Z0-9]{0,252}$"
+#: A host name (RFC 1123 labels of at most 63 characters) or an IPv4 address.
+_HOST_LABEL = r"[a-zA-Z0-9]([-a-zA-Z0-9]{0,61}[a-zA-Z0-9])?"
+_HOST = rf"{_HOST_LABEL}(\.{_HOST_LABEL})*"
+HOST_PATTERN = rf"^{_HOST}$"
+#: A TCP port 1-65535 without leading zeros (port 0 can never be connected to).
+_PORT = r"([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+BOOTSTRAP_SERVER_PATTERN = rf"^{_HOST}:{_PORT}$"
+#: Kafka's topic rule: at most 249 of these characters, and not ``.`` or ``..`` (Kafka's
+#: ``Topic.validate``); a name of dots only is rejected as a whole.
+KAFKA_TOPIC_PATTERN = r"^[a-zA-Z0-9._-]*[a-zA-Z0-9_-][a-zA-Z0-9._-]*$"
 CONSUMER_GROUP_PATTERN = r"^[a-zA-Z0-9._-]{1,100}$"
 SQL_NAME_PATTERN = r"^[a-z_][a-z0-9_]{0,62}$"
 CURRENCY_PATTERN = r"^[A-Z]{3}$"
@@ -85,12 +99,17 @@ class Rule:
 
 
 class SpecError(ValueError):
-    """A spec that parsed but breaks a cross-field rule; ``field`` is the dotted path."""
+    """A spec that parsed but breaks a cross-field rule; ``field`` is the dotted path.
 
-    def __init__(self, field: str, message: str) -> None:
+    ``violations`` holds every rule of the object that failed (this one first), so the CLI can
+    report all of them, as the API server does.
+    """
+
+    def __init__(self, field: str, message: str, others: tuple[SpecError, ...] = ()) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+        self.violations: tuple[SpecError, ...] = (self, *others)
 
 
 def _schema_extra(schema: dict[str, Any], model: type[BaseModel]) -> None:
@@ -114,9 +133,9 @@ class _Model(BaseModel):
 
     @model_validator(mode="after")
     def _check_rules(self) -> _Model:
-        for rule in type(self).rules:
-            if not rule.check(self):
-                raise SpecError(rule.field or "", rule.message)
+        failed = [SpecError(r.field or "", r.message) for r in type(self).rules if not r.check(self)]
+        if failed:
+            raise SpecError(failed[0].field, failed[0].message, tuple(failed[1:]))
         return self
 
 
@@ -229,23 +248,46 @@ class KafkaSpec(Model):
 # --------------------------------------------------------------------------------------------
 
 Price = Annotated[float, Field(ge=0, le=1000)]
+#: Prices have at most this many decimal places (RisingWave stores them as DECIMAL).
+PRICE_DECIMALS = 4
+_PRICE_SCALE = 10**PRICE_DECIMALS
+
+
+def _four_decimals_cel(field: str) -> str:
+    # x has at most 4 decimals iff round(x * 10^4) / 10^4 is x again: the division is correctly
+    # rounded, so it yields exactly the double a 4-decimal literal parses to. CEL's int() of a
+    # double truncates, as Python's does; prices are >= 0, so +0.5 rounds to nearest.
+    scaled = f"double(self.{field}) * {_PRICE_SCALE}.0"
+    return f"double(int({scaled} + 0.5)) / {_PRICE_SCALE}.0 == double(self.{field})"
+
+
+def has_four_decimals(value: float) -> bool:
+    """The Python twin of :func:`_four_decimals_cel` (same arithmetic, same result)."""
+    return float(int(float(value) * _PRICE_SCALE + 0.5)) / _PRICE_SCALE == float(value)
+
+
+def _price_rule(alias: str, attr: str) -> Rule:
+    return Rule(
+        cel=_four_decimals_cel(alias),
+        message=f"prices have at most {PRICE_DECIMALS} decimal places",
+        check=lambda s: has_four_decimals(getattr(s, attr)),
+        field=alias,
+    )
 
 
 class PricePerKwh(Model):
     """Price of one kWh per connector type, in the tariff currency."""
 
     model_config = ConfigDict(alias_generator=None)
+    rules: ClassVar[tuple[Rule, ...]] = (
+        _price_rule("CCS", "ccs"),
+        _price_rule("CHAdeMO", "chademo"),
+        _price_rule("Type2", "type2"),
+    )
 
     ccs: Price = Field(alias="CCS", description="Price per kWh on CCS connectors.")
     chademo: Price = Field(alias="CHAdeMO", description="Price per kWh on CHAdeMO connectors.")
     type2: Price = Field(alias="Type2", description="Price per kWh on Type 2 connectors.")
-
-    @field_validator("ccs", "chademo", "type2")
-    @classmethod
-    def _at_most_four_decimals(cls, v: float) -> float:
-        if Decimal(str(v)).as_tuple().exponent < -4:  # type: ignore[operator]
-            raise ValueError("prices have at most 4 decimal places")
-        return v
 
     def as_decimal(self) -> dict[str, Decimal]:
         """Connector type (as it appears in events) to exact price."""
@@ -374,15 +416,24 @@ class ReadOnlyUserSpec(Model):
 # --------------------------------------------------------------------------------------------
 
 
+def tenant_is_reserved(tenant: str) -> bool:
+    return tenant in RESERVED_TENANTS or tenant.startswith(RESERVED_TENANT_PREFIXES)
+
+
+TENANT_NOT_RESERVED = Rule(
+    cel="!(self.tenant in [" + ", ".join(f"'{t}'" for t in RESERVED_TENANTS) + "])"
+    + "".join(f" && !self.tenant.startsWith('{p}')" for p in RESERVED_TENANT_PREFIXES),
+    message="tenant must not be a reserved schema name ("
+    + ", ".join([*RESERVED_TENANTS, *(f"{p}*" for p in RESERVED_TENANT_PREFIXES)])
+    + ")",
+    check=lambda s: not tenant_is_reserved(s.tenant),
+    field="tenant",
+)
+
+
 class ChargingAnalyticsSpec(Model):
     rules: ClassVar[tuple[Rule, ...]] = (
-        Rule(
-            cel="!(self.tenant in " + "[" + ", ".join(f"'{t}'" for t in RESERVED_TENANTS) + "]) && "
-            "!self.tenant.startsWith('pg_') && !self.tenant.startsWith('rw_')",
-            message="tenant must not be a reserved schema name (public, information_schema, pg_*, rw_*)",
-            check=lambda s: s.tenant not in RESERVED_TENANTS and not s.tenant.startswith(("pg_", "rw_")),
-            field="tenant",
-        ),
+        TENANT_NOT_RESERVED,
         Rule(
             cel="!has(self.alerts) || !has(self.analytics) || "
             f"self.alerts.stalledSessionMinutes * 60 < {_secs('self.analytics.stateRetention')}",
@@ -484,6 +535,10 @@ class PlanStatus(Model):
     truncated: bool = False
 
 
+#: Longest ``host:port/database`` the spec admits, so status.endpoint can always be written.
+ENDPOINT_MAX_LENGTH = 253 + 1 + 5 + 1 + 63
+
+
 class ChargingAnalyticsStatus(Model):
     model_config = ConfigDict(extra="allow")
 
@@ -493,7 +548,9 @@ class ChargingAnalyticsStatus(Model):
     plan_hash: str | None = Field(None, max_length=80, description="Hash of the last computed plan.")
     plan: PlanStatus | None = Field(None, description="The pending plan (Plan mode or awaiting approval).")
     applied_hash: str | None = Field(None, max_length=80, description="Hash of the desired state applied.")
-    endpoint: str | None = Field(None, max_length=300, description="RisingWave endpoint in use.")
+    endpoint: str | None = Field(
+        None, max_length=ENDPOINT_MAX_LENGTH, description="RisingWave endpoint in use (host:port/database)."
+    )
 
 
 def spec_error_path(loc: tuple[int | str, ...], prefix: str = "spec") -> str:

@@ -42,9 +42,11 @@ def issues_from(error: ValidationError, document: str, prefix: str = "") -> list
         ctx = err.get("ctx") or {}
         cause = ctx.get("error")
         if isinstance(cause, SpecError):
-            if cause.field:
-                path = f"{path}.{cause.field}" if path != "(document)" else cause.field
-            out.append(Issue(document, path, cause.message))
+            for violation in cause.violations:
+                where = path
+                if violation.field:
+                    where = f"{path}.{violation.field}" if path != "(document)" else violation.field
+                out.append(Issue(document, where, violation.message))
             continue
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":

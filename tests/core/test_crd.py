@@ -280,3 +280,45 @@ def test_status_is_a_subresource_and_conditions_are_a_map_list_keyed_by_type() -
     assert conditions["x-kubernetes-list-type"] == "map"
     assert conditions["x-kubernetes-list-map-keys"] == ["type"]
     assert "type" in conditions["items"]["required"]
+
+
+# --------------------------------------------------------------------------------------------
+# One definition: nothing the model checks escapes the CRD
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("key", "root_model"), MODELS)
+def test_no_model_checks_anything_outside_its_schema_constraints_and_rules(
+    key: str, root_model: type
+) -> None:
+    """A field or model validator would be a Python-only rule the API server never applies; the
+    only validator allowed is the one that evaluates the ``Rule`` objects emitted as CEL."""
+    checked = 0
+    for path, model, _ in _models(root_model, _root()["properties"][key], key):
+        decorators = model.__pydantic_decorators__
+        assert not decorators.field_validators, f"{path}: {list(decorators.field_validators)}"
+        assert not decorators.validators, path
+        assert not decorators.root_validators, path
+        assert set(decorators.model_validators) <= {"_check_rules"}, path
+        checked += 1
+    assert checked >= (10 if key == "spec" else 4)
+
+
+def test_status_endpoint_bound_admits_the_longest_endpoint_the_spec_admits() -> None:
+    rw = spec_module.RisingWaveSpec(host=".".join(["h" * 63] * 3) + "." + "h" * 61, port=65535,
+                                    database="d" * 63)  # fmt: skip
+    assert len(rw.host) == 253
+    status = ChargingAnalyticsStatus.model_validate({"endpoint": rw.endpoint})
+    assert status.endpoint == rw.endpoint
+    node = _root()["properties"]["status"]["properties"]["endpoint"]
+    assert node["maxLength"] >= len(rw.endpoint)
+
+
+@pytest.mark.parametrize("price", [0.59, 0.0001, 999.9999, 1000, 0, 12.3456, 0.1, 0.7])
+def test_four_decimal_prices_pass_the_rule(price: float) -> None:
+    assert spec_module.has_four_decimals(price)
+
+
+@pytest.mark.parametrize("price", [0.12345, 0.00001, 999.99999, 1e-12, 0.1 + 0.2])
+def test_prices_with_more_decimals_fail_the_rule(price: float) -> None:
+    assert not spec_module.has_four_decimals(price)

@@ -56,13 +56,12 @@ SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[Healt
 # Strategies: valid specs
 # --------------------------------------------------------------------------------------------
 
-RESERVED = spec_module.RESERVED_TENANTS
 tenants = st.from_regex(r"[a-z][a-z0-9_]{1,20}", fullmatch=True).filter(
-    lambda t: t not in RESERVED and not t.startswith(("pg_", "rw_"))
+    lambda t: not spec_module.tenant_is_reserved(t)
 )
-hosts = st.from_regex(r"[a-zA-Z0-9]([a-zA-Z0-9.-]{0,30}[a-zA-Z0-9])?", fullmatch=True)
-servers = st.lists(st.builds("{}:{}".format, hosts, st.integers(1, 99999)), min_size=1, max_size=4)
-topics = st.from_regex(r"[a-zA-Z0-9._-]{1,60}", fullmatch=True)
+hosts = st.from_regex(spec_module.HOST_PATTERN, fullmatch=True).filter(lambda h: len(h) <= 60)
+servers = st.lists(st.builds("{}:{}".format, hosts, st.integers(1, 65535)), min_size=1, max_size=4)
+topics = st.from_regex(spec_module.KAFKA_TOPIC_PATTERN, fullmatch=True).filter(lambda t: len(t) <= 60)
 sql_names = st.from_regex(r"[a-z_][a-z0-9_]{0,30}", fullmatch=True)
 prices = st.decimals(min_value=0, max_value=1000, places=4, allow_nan=False, allow_infinity=False).map(float)
 percent = st.floats(min_value=0, max_value=100, exclude_min=True, allow_nan=False)
