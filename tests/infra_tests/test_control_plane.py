@@ -350,12 +350,24 @@ INVALID = [
         "spec.analytics.revenueWindow",
         rule(AnalyticsSpec, "revenueWindow").message,
     ),
-    Invalid("events-topic-dot", _set("kafka.eventsTopic", "."), "spec.kafka.eventsTopic",
-            _should_match(KAFKA_TOPIC_PATTERN)),  # fmt: skip
-    Invalid("events-topic-dot-dot", _set("kafka.eventsTopic", ".."), "spec.kafka.eventsTopic",
-            _should_match(KAFKA_TOPIC_PATTERN)),  # fmt: skip
-    Invalid("alerts-topic-dot", _set("alerts.sinks.kafka.topic", "."), "spec.alerts.sinks.kafka.topic",
-            _should_match(KAFKA_TOPIC_PATTERN)),  # fmt: skip
+    Invalid(
+        "events-topic-dot",
+        _set("kafka.eventsTopic", "."),
+        "spec.kafka.eventsTopic",
+        _should_match(KAFKA_TOPIC_PATTERN),
+    ),
+    Invalid(
+        "events-topic-dot-dot",
+        _set("kafka.eventsTopic", ".."),
+        "spec.kafka.eventsTopic",
+        _should_match(KAFKA_TOPIC_PATTERN),
+    ),
+    Invalid(
+        "alerts-topic-dot",
+        _set("alerts.sinks.kafka.topic", "."),
+        "spec.alerts.sinks.kafka.topic",
+        _should_match(KAFKA_TOPIC_PATTERN),
+    ),
     Invalid(
         "bootstrap-server-port-zero",
         _set("kafka.bootstrapServers", ["kafka-0.kafka.svc:0"]),
@@ -374,10 +386,18 @@ INVALID = [
         "spec.kafka.bootstrapServers[0]",
         _should_match(BOOTSTRAP_SERVER_PATTERN),
     ),
-    Invalid("risingwave-host-empty-label", _set("risingwave", {"host": "rw..svc"}), "spec.risingwave.host",
-            _should_match(HOST_PATTERN)),  # fmt: skip
-    Invalid("risingwave-port-zero", _set("risingwave", {"host": "rw", "port": 0}), "spec.risingwave.port",
-            "should be greater than or equal to 1"),  # fmt: skip
+    Invalid(
+        "risingwave-host-empty-label",
+        _set("risingwave", {"host": "rw..svc"}),
+        "spec.risingwave.host",
+        _should_match(HOST_PATTERN),
+    ),
+    Invalid(
+        "risingwave-port-zero",
+        _set("risingwave", {"host": "rw", "port": 0}),
+        "spec.risingwave.port",
+        "should be greater than or equal to 1",
+    ),
     Invalid(
         "read-only-secret-name-empty-label",
         _set("readOnlyUser", {"enabled": True, "secretName": "a..b"}),
@@ -386,11 +406,13 @@ INVALID = [
     ),
     Invalid(
         "secret-key-dot-dot",
-        _set("alerts.sinks.postgres", {"host": "db", "database": "alerts",
-                                       "credentialsSecretRef": {"name": "db", "passwordKey": ".."}}),
+        _set(
+            "alerts.sinks.postgres",
+            {"host": "db", "database": "alerts", "credentialsSecretRef": {"name": "db", "passwordKey": ".."}},
+        ),
         "spec.alerts.sinks.postgres.credentialsSecretRef.passwordKey",
         _should_match(SECRET_KEY_PATTERN),
-    ),  # fmt: skip
+    ),
     # Strict field validation is a decoding error: 400 BadRequest, not 422 Invalid.
     Invalid(
         "unknown-field",
@@ -438,9 +460,7 @@ def test_every_rule_of_the_model_has_a_case_the_apiserver_must_reject() -> None:
     proven at admission by a case below that expects exactly its message on its field."""
     uncovered = []
     for model, r in _rules_by_model(ChargingAnalyticsSpec):
-        if not any(
-            case.message == r.message and case.field.endswith(f".{r.field}") for case in INVALID
-        ):
+        if not any(case.message == r.message and case.field.endswith(f".{r.field}") for case in INVALID):
             uncovered.append(f"{model.__name__}.{r.field}: {r.message}")
     assert uncovered == []
 
