@@ -342,8 +342,25 @@ def _reader_secret(harness: Harness, name: str) -> dict[str, str] | None:
 
 
 def _tamper(harness: Harness, name: str) -> None:
-    """Overwrite the read-only user's Secret with credentials that are not the operator's."""
-    harness.secret(f"{name}-readonly", {"username": "intruder", "password": "guess"})
+    """Overwrite the credentials in the read-only user's Secret, which stays owned by the resource
+    (the operator repairs only Secrets it owns; it refuses to write into anyone else's)."""
+    path = f"/api/v1/namespaces/{harness.ns}/secrets/{name}-readonly"
+    data = {"username": "intruder", "password": "guess"}
+    try:
+        harness.rest.merge_patch(path, {"stringData": data})
+    except KubeApiError as err:
+        if err.status != 404:
+            raise
+        owner = harness.get(name)
+        assert owner is not None, "create the resource first: the Secret is owned by it"
+        ref = {"apiVersion": c.API_VERSION, "kind": c.KIND, "name": name, "uid": owner["metadata"]["uid"]}
+        body = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": f"{name}-readonly", "namespace": harness.ns, "ownerReferences": [ref]},
+            "stringData": data,
+        }
+        harness.rest.post(f"/api/v1/namespaces/{harness.ns}/secrets", body)
 
 
 def _reader_secret_is_the_operators(harness: Harness, name: str, tenant: str) -> bool:
@@ -695,9 +712,9 @@ def test_without_patch_on_secrets_a_stale_read_only_users_secret_is_unwritable(
     """The operator creates the Secret, and on 409 (it exists, with other credentials) patches it."""
     harness, rbac = cluster
     rbac.drop(SECRET_PATCH)
+    harness.create(_pg_tenant(harness, "acme", reader=True))
     _tamper(harness, "acme")
     with harness.operator(all_namespaces=True) as runner:
-        harness.create(_pg_tenant(harness, "acme", reader=True))
         refusals.wait(SECRET_PATCH)
         _wait_stalled(harness, "acme", "SecretUnwritable", "acme-readonly")
         time.sleep(1)

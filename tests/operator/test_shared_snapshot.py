@@ -25,7 +25,7 @@ from prometheus_client import REGISTRY
 from charging_analytics import constants as c
 from charging_analytics.catalog import CatalogSnapshot
 from charging_analytics.operator import service as service_module
-from charging_analytics.operator.kube import KubeApi
+from charging_analytics.operator.kube import KubeApi, StoredSecret
 from charging_analytics.operator.service import Outcome, Resource, Service
 from charging_analytics.operator.settings import OperatorSettings
 from charging_analytics.rw import client as client_module
@@ -43,10 +43,10 @@ class FakeKube(KubeApi):
 
     def __init__(self, bodies: Mapping[str, dict[str, Any]]) -> None:  # no kubeconfig, no client
         self.bodies = dict(bodies)  # by resource name (one namespace)
-        self.secrets: dict[tuple[str, str], dict[str, str]] = {}
+        self.secrets: dict[tuple[str, str], StoredSecret] = {}
         self.status_patches = 0
 
-    async def read_secret(self, namespace: str, name: str) -> dict[str, str] | None:
+    async def read_secret(self, namespace: str, name: str) -> StoredSecret | None:
         return self.secrets.get((namespace, name))
 
     async def write_secret(
@@ -55,9 +55,11 @@ class FakeKube(KubeApi):
         name: str,
         data: Mapping[str, str],
         *,
-        owner: Mapping[str, str] | None = None,
+        owner: Mapping[str, str],
+        existing: StoredSecret | None,
     ) -> None:
-        self.secrets[(namespace, name)] = dict(data)
+        encoded = {k: v.encode() for k, v in data.items()}
+        self.secrets[(namespace, name)] = StoredSecret(encoded, frozenset({owner["uid"]}))
 
     async def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         """A merge patch of the status subresource (``None`` removes a key)."""

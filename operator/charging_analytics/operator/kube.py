@@ -6,6 +6,7 @@ import asyncio
 import base64
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import kubernetes
@@ -19,6 +20,22 @@ class KubeError(RuntimeError):
     def __init__(self, status: int | None, reason: str | None) -> None:
         super().__init__(f"{status} {reason}".strip())
         self.status = status
+
+
+class SecretNotOwned(RuntimeError):
+    """The Secret exists and is not owned by the resource that wants to write it."""
+
+    def __init__(self, namespace: str, name: str) -> None:
+        super().__init__(f"Secret {namespace}/{name} exists and is not owned by this resource")
+
+
+@dataclass(frozen=True)
+class StoredSecret:
+    """What the operator reads of a Secret: its data as bytes, and which resources own it."""
+
+    data: Mapping[str, bytes]
+    owner_uids: frozenset[str] = frozenset()
+    resource_version: str | None = None
 
 
 def _load_config() -> kubernetes.client.ApiClient:
@@ -41,18 +58,24 @@ class KubeApi:
         self.core = kubernetes.client.CoreV1Api(self.api)
         self.custom = kubernetes.client.CustomObjectsApi(self.api)
 
-    async def read_secret(self, namespace: str, name: str) -> dict[str, str] | None:
-        """A Secret's data decoded to text, or None when it does not exist."""
+    async def read_secret(self, namespace: str, name: str) -> StoredSecret | None:
+        """A Secret's data (bytes: a truststore need not be text) and owners, or None if absent."""
 
-        def read() -> dict[str, str] | None:
+        def read() -> StoredSecret | None:
             try:
                 secret = self.core.read_namespaced_secret(name, namespace)
             except kubernetes.client.ApiException as err:
                 if err.status == 404:
                     return None
                 raise KubeError(err.status, err.reason) from None
-            data = {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
-            return data
+            meta = secret.metadata
+            return StoredSecret(
+                data={k: base64.b64decode(v) for k, v in (secret.data or {}).items()},
+                owner_uids=frozenset(
+                    ref.uid for ref in (meta.owner_references or []) if ref.kind == c.KIND and ref.uid
+                ),
+                resource_version=meta.resource_version,
+            )
 
         return await asyncio.to_thread(read)
 
@@ -62,16 +85,23 @@ class KubeApi:
         name: str,
         data: Mapping[str, str],
         *,
-        owner: Mapping[str, str] | None = None,
+        owner: Mapping[str, str],
+        existing: StoredSecret | None,
     ) -> None:
-        """Create (or replace the data of) a Secret the operator generates, owned by the resource."""
+        """Create the Secret, or replace the data of one the resource ``owner`` already owns.
+
+        Never writes into a Secret someone else created: ``existing`` (read just before) must be
+        owned by ``owner``, and the patch carries its resourceVersion, so a Secret replaced in
+        between makes the API server refuse (409) rather than the operator clobber it.
+        """
+        if existing is not None and owner["uid"] not in existing.owner_uids:
+            raise SecretNotOwned(namespace, name)
         meta: dict[str, Any] = {
             "name": name,
             "namespace": namespace,
             "labels": {"app.kubernetes.io/managed-by": "charging-analytics-operator"},
+            "ownerReferences": [{**owner, "controller": True, "blockOwnerDeletion": False}],
         }
-        if owner is not None:
-            meta["ownerReferences"] = [{**owner, "controller": True, "blockOwnerDeletion": False}]
         body: Any = {
             "apiVersion": "v1",
             "kind": "Secret",
@@ -82,14 +112,16 @@ class KubeApi:
 
         def write() -> None:
             try:
-                self.core.create_namespaced_secret(namespace, body)
+                if existing is None:
+                    self.core.create_namespaced_secret(namespace, body)
+                else:
+                    patch = {
+                        "metadata": {"resourceVersion": existing.resource_version},
+                        "stringData": dict(data),
+                    }
+                    self.core.patch_namespaced_secret(name, namespace, patch)
             except kubernetes.client.ApiException as err:
-                if err.status != 409:
-                    raise KubeError(err.status, err.reason) from None
-                try:
-                    self.core.patch_namespaced_secret(name, namespace, {"stringData": dict(data)})
-                except kubernetes.client.ApiException as err2:
-                    raise KubeError(err2.status, err2.reason) from None
+                raise KubeError(err.status, err.reason) from None
 
         await asyncio.to_thread(write)
 

@@ -49,7 +49,7 @@ from ..status import (
 from ..validation import issues_from
 from . import metrics
 from .checks import CheckFailure, check_kafka, ensure_postgres_table
-from .kube import KubeApi, KubeError
+from .kube import KubeApi, KubeError, SecretNotOwned
 from .settings import OperatorSettings
 
 log = logging.getLogger(__name__)
@@ -211,26 +211,24 @@ class Service:
 
     async def _credential(self, namespace: str, ref: Any, field_path: str) -> Credential:
         self._secret_refs.setdefault((namespace, ref.name), set())
+        where = f"{field_path}: Secret {namespace}/{ref.name}"
         try:
-            data = await self.kube.read_secret(namespace, ref.name)
+            stored = await self.kube.read_secret(namespace, ref.name)
         except KubeError as err:
-            raise CheckFailure(
-                "SecretUnreadable", f"{field_path}: cannot read Secret {namespace}/{ref.name}: {err}"
-            ) from err
-        if data is None:
-            raise CheckFailure("SecretMissing", f"{field_path}: Secret {namespace}/{ref.name} not found")
+            raise CheckFailure("SecretUnreadable", f"{where} cannot be read: {err}") from err
+        if stored is None:
+            raise CheckFailure("SecretMissing", f"{where} not found")
         for key in (ref.username_key, ref.password_key):
-            if key not in data:
-                raise CheckFailure(
-                    "SecretKeyMissing", f"{field_path}: Secret {namespace}/{ref.name} has no key {key!r}"
-                )
-            if "\0" in data[key]:
+            if key not in stored.data:
+                raise CheckFailure("SecretKeyMissing", f"{where} has no key {key!r}")
+        # Only the two keys used must be text: other keys (a truststore, a keystore) may be binary.
+        username = _text(stored.data[ref.username_key], where, ref.username_key)
+        password = _text(stored.data[ref.password_key], where, ref.password_key)
+        for key, value in ((ref.username_key, username), (ref.password_key, password)):
+            if "\0" in value:
                 # no SQL string literal can carry NUL (the wire protocol ends the query there)
-                raise CheckFailure(
-                    "SecretValueInvalid",
-                    f"{field_path}: Secret {namespace}/{ref.name} key {key!r} contains a NUL character",
-                )
-        return Credential(data[ref.username_key], data[ref.password_key])
+                raise CheckFailure("SecretValueInvalid", f"{where} key {key!r} contains a NUL character")
+        return Credential(username, password)
 
     async def _credentials(self, res: Resource, spec: ChargingAnalyticsSpec) -> Credentials:
         found: dict[str, Credential] = {}
@@ -259,35 +257,42 @@ class Service:
         secret = spec.read_only_user.secret_name or f"{res.name}-readonly"
         user = reader_name(spec.tenant)
         self._secret_refs.setdefault((res.namespace, secret), set()).add(res.owner)
+        where = f"spec.readOnlyUser.secretName: Secret {res.namespace}/{secret}"
         try:
-            data = await self.kube.read_secret(res.namespace, secret)
+            stored = await self.kube.read_secret(res.namespace, secret)
         except KubeError as err:
+            raise CheckFailure("SecretUnreadable", f"{where} cannot be read: {err}") from err
+        if stored is not None and (res.uid is None or res.uid not in stored.owner_uids):
+            # Someone else's Secret (another application's, or another resource's reader):
+            # writing would destroy its credentials, or two resources would rotate each other.
             raise CheckFailure(
-                "SecretUnreadable", f"cannot read Secret {res.namespace}/{secret}: {err}"
-            ) from err
-        if data and data.get("username") == user and data.get("password"):
-            return Credential(user, data["password"])
+                "SecretNotOwned",
+                f"{where} exists and is not owned by this resource; the operator only writes "
+                "Secrets it created: name a Secret that does not exist, or delete this one",
+            )
+        if stored is not None and stored.data.get("username") == user.encode():
+            try:
+                password = stored.data.get("password", b"").decode()
+            except UnicodeDecodeError:  # the operator's own Secret, damaged: regenerate it
+                password = ""
+            if password:
+                return Credential(user, password)
         if spec.mode != "Apply":
             return None
         password = secrets.token_urlsafe(24)
-        owner = None
-        if res.uid:
-            owner = {"apiVersion": c.API_VERSION, "kind": c.KIND, "name": res.name, "uid": res.uid}
-        write = self.kube.write_secret(
-            res.namespace,
-            secret,
-            {
-                "username": user,
-                "password": password,
-                "host": endpoint.host,
-                "port": str(endpoint.port),
-                "database": endpoint.database,
-                "schema": spec.tenant,
-            },
-            owner=owner,
-        )
+        owner = {"apiVersion": c.API_VERSION, "kind": c.KIND, "name": res.name, "uid": res.uid or ""}
+        data = {
+            "username": user,
+            "password": password,
+            "host": endpoint.host,
+            "port": str(endpoint.port),
+            "database": endpoint.database,
+            "schema": spec.tenant,
+        }
         try:
-            await write
+            await self.kube.write_secret(res.namespace, secret, data, owner=owner, existing=stored)
+        except SecretNotOwned as err:
+            raise CheckFailure("SecretNotOwned", f"{where}: {err}") from err
         except KubeError as err:
             raise CheckFailure(
                 "SecretUnwritable", f"cannot write Secret {res.namespace}/{secret}: {err}"
@@ -620,6 +625,15 @@ class Service:
             for refs in self._secret_refs.values():
                 refs.discard(res.owner)
             return out
+
+
+def _text(value: bytes, where: str, key: str) -> str:
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise CheckFailure(
+            "SecretValueNotText", f"{where}: key {key!r} is not UTF-8 text (a user name or password must be)"
+        ) from err
 
 
 def _desired_hash(desired: list[Any]) -> str:
