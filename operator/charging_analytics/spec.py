@@ -250,7 +250,7 @@ class KafkaSpec(Model):
 Price = Annotated[float, Field(ge=0, le=1000)]
 #: Prices have at most this many decimal places (RisingWave stores them as DECIMAL).
 PRICE_DECIMALS = 4
-_PRICE_SCALE = 10**PRICE_DECIMALS
+_PRICE_SCALE = int(10**PRICE_DECIMALS)
 
 
 def _four_decimals_cel(field: str) -> str:
@@ -270,7 +270,7 @@ def _price_rule(alias: str, attr: str) -> Rule:
     return Rule(
         cel=_four_decimals_cel(alias),
         message=f"prices have at most {PRICE_DECIMALS} decimal places",
-        check=lambda s: has_four_decimals(getattr(s, attr)),
+        check=lambda s: has_four_decimals(float(getattr(s, attr))),
         field=alias,
     )
 

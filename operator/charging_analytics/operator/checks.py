@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from ..redaction import scrub
 from ..render import Credential, postgres_alerts_table
 from ..spec import ChargingAnalyticsSpec
+from .logs import client_logger, stable_text
 
 
 @dataclass(frozen=True)
@@ -31,13 +33,51 @@ class CheckFailure(Exception):
         return f"{self.reason}: {self.message}"
 
 
+#: librdkafka error codes by the Stalled reason they mean (confluent_kafka.KafkaError names).
+_KAFKA_REASONS = {
+    "KafkaAuthenticationFailed": {"_AUTHENTICATION", "SASL_AUTHENTICATION_FAILED"},
+    "KafkaAuthorizationFailed": {
+        "TOPIC_AUTHORIZATION_FAILED",
+        "CLUSTER_AUTHORIZATION_FAILED",
+        "GROUP_AUTHORIZATION_FAILED",
+    },
+    "KafkaUnreachable": {"_RESOLVE", "_TRANSPORT", "_ALL_BROKERS_DOWN", "_TIMED_OUT", "_SSL"},
+}
+_KAFKA_PRECEDENCE = ("KafkaAuthenticationFailed", "KafkaAuthorizationFailed", "KafkaUnreachable")
+
+
+class _KafkaErrors:
+    """What librdkafka reported while the check ran (its error callback), to tell a DNS failure
+    from a refused connection or a failed SASL handshake: the exception alone says only
+    "Broker transport failure" for all of them."""
+
+    def __init__(self, sent: tuple[str, ...]) -> None:
+        self.seen: list[tuple[str, str]] = []
+        self.sent = sent  # the credentials this client sent: never part of a message we keep
+
+    def __call__(self, err: KafkaError) -> None:
+        self.seen.append((err.name(), err.str()))
+
+    def failure(self, fallback: KafkaError, servers: str) -> CheckFailure:
+        found = [*self.seen, (fallback.name(), fallback.str())]
+        for reason in _KAFKA_PRECEDENCE:
+            for name, text in found:
+                if name in _KAFKA_REASONS[reason] and name != "_ALL_BROKERS_DOWN":
+                    return CheckFailure(reason, f"Kafka {servers}: {self._text(text)}")
+        return CheckFailure("KafkaUnreachable", f"Kafka {servers}: {self._text(found[0][1])}")
+
+    def _text(self, text: str) -> str:
+        return scrub(stable_text(text), self.sent)
+
+
 def _kafka_config(
     spec: ChargingAnalyticsSpec, cred: Credential | None, timeout: float
-) -> dict[str, str | int | float | bool]:
-    conf: dict[str, str | int | float | bool] = {
+) -> dict[str, Any]:
+    conf: dict[str, Any] = {
         "bootstrap.servers": ",".join(spec.kafka.bootstrap_servers),
         "security.protocol": spec.kafka.security.protocol,
         "socket.timeout.ms": str(int(timeout * 1000)),
+        "logger": client_logger("kafka", scrubbed=_sent(cred)),
     }
     if spec.kafka.security.sasl_mechanism is not None and cred is not None:
         conf["sasl.mechanism"] = spec.kafka.security.sasl_mechanism
@@ -53,15 +93,21 @@ def _sent(cred: Credential | None) -> tuple[str, ...]:
 def _check_topics(
     spec: ChargingAnalyticsSpec, cred: Credential | None, timeout: float, create: bool
 ) -> list[str]:
-    admin = AdminClient(_kafka_config(spec, cred, timeout))
+    errors = _KafkaErrors(_sent(cred))
+    conf = _kafka_config(spec, cred, timeout)
+    conf["error_cb"] = errors
+    admin = AdminClient(conf)
     servers = ",".join(spec.kafka.bootstrap_servers)
     try:
         topics = admin.list_topics(timeout=timeout).topics
     except KafkaException as err:
-        raise CheckFailure(
-            "KafkaUnavailable", f"cannot list topics on {servers}: {scrub(str(err.args[0]), _sent(cred))}"
-        ) from None
-    if spec.kafka.events_topic not in topics:
+        admin.poll(0)  # deliver the queued error callbacks and log lines
+        raise errors.failure(err.args[0], servers) from None
+    admin.poll(0)
+    events = topics.get(spec.kafka.events_topic)
+    if events is not None and events.error is not None:
+        raise errors.failure(events.error, servers)
+    if events is None:
         raise CheckFailure(
             "EventsTopicMissing", f"events topic {spec.kafka.events_topic!r} does not exist on {servers}"
         )

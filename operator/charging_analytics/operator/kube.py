@@ -68,7 +68,7 @@ class KubeApi:
                 if err.status == 404:
                     return None
                 raise KubeError(err.status, err.reason) from None
-            meta = secret.metadata
+            meta = secret.metadata or kubernetes.client.V1ObjectMeta()
             return StoredSecret(
                 data={k: base64.b64decode(v) for k, v in (secret.data or {}).items()},
                 owner_uids=frozenset(

@@ -15,9 +15,9 @@ import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from .. import constants as c
 from ..apply import ApplyError, apply_plan
@@ -34,7 +34,7 @@ from ..render import (
 )
 from ..rw.capabilities import UnsupportedRisingWaveVersion
 from ..rw.client import Endpoint, RisingWaveClient, RisingWaveUnavailable
-from ..spec import ChargingAnalyticsSpec, RisingWaveSpec
+from ..spec import ChargingAnalyticsSpec, RisingWaveSpec, tenant_is_reserved
 from ..status import (
     Cond,
     drifted,
@@ -55,6 +55,11 @@ from .settings import OperatorSettings
 log = logging.getLogger(__name__)
 
 EventType = Literal["Normal", "Warning"]
+
+
+class _HasEndpoint(Protocol):
+    @property
+    def risingwave(self) -> RisingWaveSpec | None: ...
 
 
 @dataclass(frozen=True)
@@ -133,7 +138,7 @@ class Service:
     # RisingWave access
     # ------------------------------------------------------------------------------------------
 
-    def _endpoint_spec(self, spec: ChargingAnalyticsSpec) -> RisingWaveSpec | None:
+    def _endpoint_spec(self, spec: _HasEndpoint) -> RisingWaveSpec | None:
         if spec.risingwave is not None:
             return spec.risingwave
         if self.settings.default_rw_host:
@@ -145,7 +150,7 @@ class Service:
             )
         return None
 
-    async def _endpoint(self, res: Resource, spec: ChargingAnalyticsSpec) -> Endpoint:
+    async def _endpoint(self, res: Resource, spec: _HasEndpoint) -> Endpoint:
         rw = self._endpoint_spec(spec)
         if rw is None:
             raise CheckFailure(
@@ -562,10 +567,14 @@ class Service:
     ) -> Outcome:
         """Stalled: Ready=False, an event, and (unless only a spec change can help) a retry with
         exponential backoff; the drift timer retries too, so nothing waits forever."""
+        shown = message
         if retry:
             out.retry_after = self._backoff(res)
-            message = f"{message} (retrying in {out.retry_after:.0f}s)"
-        out.conditions = stalled(reason, message)
+            # the drift timer retries too: the next attempt comes within the shorter of the two
+            within = min(out.retry_after, self.settings.drift_interval_seconds)
+            shown = f"{message} (next attempt within {within:.0f}s)"
+        out.conditions = stalled(reason, shown)
+        # no delay or time in an Event's message: identical Events are aggregated by Kubernetes
         out.events.append(("Warning", reason, message))
         out.result = "stalled"
         metrics.RECONCILE_ERRORS.labels(reason).inc()
@@ -586,45 +595,122 @@ class Service:
     # ------------------------------------------------------------------------------------------
 
     async def delete(self, res: Resource) -> Outcome:
-        """Drop (Delete) or release (Orphan) the tenant; raise RetryLater while RisingWave is down."""
+        """Drop (Delete) or release (Orphan) the tenant; raise RetryLater while RisingWave is down.
+
+        While deletion waits, status says so (Ready=False, Stalled=True ``DeletionBlocked``): a
+        blocked deletion is never shown as Ready. Force-release lets the finalizer go without
+        dropping anything, but still releases the tenant's claim when RisingWave can be reached,
+        so another resource may take the tenant over.
+        """
         self._deleting.add(res.owner)
         out = Outcome()
-        if res.annotations.get(c.ANNOTATION_FORCE_DELETE, "").lower() == "true":
-            out.events.append(
-                ("Warning", "FinalizerReleased", "force-released: RisingWave objects were not dropped")
-            )
+        force = res.annotations.get(c.ANNOTATION_FORCE_DELETE, "").lower() == "true"
+        target = teardown_target(res.spec)
+        if target is None:
+            # The tenant was never valid (it is immutable once admitted): nothing can exist.
+            out.events.append(("Warning", "NothingToDelete", "spec.tenant is invalid; nothing was created"))
             return out
+        tenant, policy = target.tenant, target.deletion_policy
         try:
-            spec = ChargingAnalyticsSpec.model_validate(res.spec)
-        except ValidationError:
-            out.events.append(("Warning", "InvalidSpec", "spec invalid; nothing to clean up"))
-            return out
-        async with self._lock(res):
-            try:
-                endpoint = await self._endpoint(res, spec)
-                client = await self._client(endpoint)
-                snapshot = await self.snapshot(client, endpoint, fresh=True)
-            except CheckFailure as err:
-                raise RetryLater(f"{err.reason}: {err.message}", self._backoff(res)) from err
-            except RisingWaveUnavailable as err:
-                raise RetryLater(f"RisingWave unavailable: {err}", self._backoff(res)) from err
-            owner = snapshot.owners.get(spec.tenant)
-            if owner is not None and owner != res.owner:
-                out.events.append(("Normal", "NotOwner", f"tenant owned by {owner}; nothing dropped"))
-                return out
-            catalog = snapshot.tenant(spec.tenant)
-            plan = teardown_plan(catalog, orphan_ledger_only=spec.deletion_policy == "Orphan")
-            try:
-                await apply_plan(client, plan)
-            except ApplyError as err:
+            async with self._lock(res):
+                try:
+                    endpoint = await self._endpoint(res, target)
+                    client = await self._client(endpoint)
+                    snapshot = await self.snapshot(client, endpoint, fresh=True)
+                except CheckFailure as err:
+                    raise RetryLater(f"{err.reason}: {err.message}", self._deletion_delay(res)) from err
+                except RisingWaveUnavailable as err:
+                    raise RetryLater(f"RisingWave unavailable: {err}", self._deletion_delay(res)) from err
+                owner = snapshot.owners.get(tenant)
+                if owner is not None and owner != res.owner:
+                    out.events.append(("Normal", "NotOwner", f"tenant owned by {owner}; nothing dropped"))
+                    return out
+                catalog = snapshot.tenant(tenant)
+                plan = teardown_plan(catalog, orphan_ledger_only=policy == "Orphan" or force)
+                try:
+                    await apply_plan(client, plan)
+                except ApplyError as err:
+                    self._snapshots.pop(endpoint.key, None)
+                    raise RetryLater(f"{err}", self._deletion_delay(res)) from err
                 self._snapshots.pop(endpoint.key, None)
-                raise RetryLater(f"{err}", self._backoff(res)) from err
-            self._snapshots.pop(endpoint.key, None)
-            verb = "dropped" if spec.deletion_policy == "Delete" else "orphaned"
-            out.events.append(("Normal", "Deleted", f"tenant {spec.tenant} {verb} ({plan.summary()})"))
-            for refs in self._secret_refs.values():
-                refs.discard(res.owner)
-            return out
+        except RetryLater as err:
+            if force:
+                out.events.append(
+                    (
+                        "Warning",
+                        "FinalizerReleased",
+                        f"force-released without reaching RisingWave: {err}; "
+                        f"the tenant's objects and its claim remain",
+                    )
+                )
+                return out
+            await self._publish_deletion_blocked(res, str(err))
+            raise
+        if force:
+            out.events.append(
+                (
+                    "Warning",
+                    "FinalizerReleased",
+                    f"force-released: tenant {tenant} claim released, RisingWave objects were not dropped",
+                )
+            )
+        else:
+            verb = "dropped" if policy == "Delete" else "orphaned"
+            out.events.append(("Normal", "Deleted", f"tenant {tenant} {verb} ({plan.summary()})"))
+        for refs in self._secret_refs.values():
+            refs.discard(res.owner)
+        return out
+
+    def _deletion_delay(self, res: Resource) -> float:
+        """Backoff for deletion retries, capped so a force-release annotation is seen promptly."""
+        return min(self._backoff(res), self.settings.deletion_retry_seconds)
+
+    async def _publish_deletion_blocked(self, res: Resource, message: str) -> None:
+        hint = f"; annotate {c.ANNOTATION_FORCE_DELETE}=true to release without dropping"
+        conditions = [
+            Cond(c.COND_READY, "False", "DeletionBlocked", message + hint),
+            Cond(c.COND_RECONCILING, "True", "Deleting", "waiting to drop the tenant's objects"),
+            Cond(c.COND_STALLED, "True", "DeletionBlocked", message + hint),
+        ]
+        try:
+            await self._publish(res, Outcome(conditions=conditions))
+        except Exception:  # status is informative; the deletion retry is what matters
+            log.debug("cannot publish DeletionBlocked for %s", res.owner, exc_info=True)
+
+
+@dataclass(frozen=True)
+class TeardownTarget:
+    """What deletion needs of a spec: the parts that locate the tenant's objects."""
+
+    tenant: str
+    deletion_policy: str
+    risingwave: RisingWaveSpec | None
+
+
+def teardown_target(raw: Mapping[str, Any]) -> TeardownTarget | None:
+    """The tenant, endpoint and policy of a spec, even when another part of it has become invalid
+    (a spec the operator marks invalid must still be torn down). None when the tenant itself is
+    not a valid, non-reserved tenant: then nothing was ever created for it."""
+    try:
+        return _target_from(ChargingAnalyticsSpec.model_validate(raw))
+    except ValidationError:
+        pass
+    tenant = raw.get("tenant")
+    tenant_field = ChargingAnalyticsSpec.model_fields["tenant"]
+    try:
+        tenant = TypeAdapter(Annotated[str, *tenant_field.metadata]).validate_python(tenant)
+        rw = raw.get("risingwave")
+        risingwave = RisingWaveSpec.model_validate(rw) if rw is not None else None
+    except ValidationError:
+        return None
+    if tenant_is_reserved(tenant):
+        return None
+    policy = raw.get("deletionPolicy") if raw.get("deletionPolicy") in ("Delete", "Orphan") else "Delete"
+    return TeardownTarget(tenant, str(policy), risingwave)
+
+
+def _target_from(spec: ChargingAnalyticsSpec) -> TeardownTarget:
+    return TeardownTarget(spec.tenant, spec.deletion_policy, spec.risingwave)
 
 
 def _text(value: bytes, where: str, key: str) -> str:

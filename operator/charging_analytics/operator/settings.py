@@ -40,6 +40,9 @@ class OperatorSettings(BaseSettings):
     catalog_cache_seconds: float = Field(30.0, description="Max age of the shared per-endpoint snapshot")
     backoff_base_seconds: float = 5.0
     backoff_max_seconds: float = 300.0
+    deletion_retry_seconds: float = Field(
+        10.0, description="Longest wait between deletion attempts (a force-release is seen this fast)"
+    )
 
     check_kafka: bool = Field(True, description="Verify the events topic and create the alerts topic")
     kafka_timeout_seconds: float = 10.0
