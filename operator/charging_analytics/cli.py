@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.metadata
 import json
+import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,11 +27,41 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 CHART_CRD_DIR = REPO_ROOT / "charts" / "charging-analytics-operator" / "crds"
 
 
-def _load(path: str) -> Manifests:
-    manifests = load_file(Path(path))
-    if not manifests.resources:
+#: Exit codes: 1 invalid input or a refused operation, 2 usage or an unreadable file,
+#: 3 RisingWave unreachable, 141 output closed early (128 + SIGPIPE, as a shell reports it).
+EXIT_INVALID = 1
+EXIT_USAGE = 2
+EXIT_UNAVAILABLE = 3
+EXIT_BROKEN_PIPE = 141
+
+
+class CliError(Exception):
+    """A failure to report as one line, with its exit code."""
+
+    def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _load(paths: Sequence[str]) -> Manifests:
+    """Every ``-f`` file, in order, as one set of manifests (issues of all files reported)."""
+    merged = Manifests()
+    issues = []
+    for path in paths:
+        try:
+            manifests = load_file(Path(path))
+        except OSError as err:
+            raise CliError(f"{path}: {err.strerror or err}") from err
+        except ManifestError as err:
+            issues.extend(err.issues)
+            continue
+        merged.resources.extend(manifests.resources)
+        merged.secrets.update(manifests.secrets)
+    if issues:
+        raise ManifestError(issues)
+    if not merged.resources:
         raise ManifestError([])
-    return manifests
+    return merged
 
 
 def _owner(resource: ChargingAnalytics) -> str:
@@ -48,7 +81,8 @@ def cmd_render(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     manifests = _load(args.file)
     for resource in manifests.resources:
-        _, missing = manifests.credentials_for(resource)
+        # the read-only user's Secret is written by the operator: it is never "missing"
+        _, missing = manifests.credentials_for(resource, generated=False)
         note = f" (Secrets not in this file: {', '.join(missing)})" if missing else ""
         print(f"{_owner(resource)}: valid (tenant {resource.spec.tenant}){note}")
     return 0
@@ -116,7 +150,10 @@ async def _with_client(args: argparse.Namespace, apply: bool) -> int:
     from .rw.client import Endpoint, RisingWaveClient
 
     manifests = _load(args.file)
-    endpoint = Endpoint.from_dsn(args.dsn)
+    try:
+        endpoint = Endpoint.from_dsn(args.dsn)
+    except ValueError as err:
+        raise CliError(f"--dsn: {err}") from err
     status = 0
     async with RisingWaveClient(endpoint) as client:
         capabilities = await client.capabilities()
@@ -191,12 +228,27 @@ def cmd_operator(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _version() -> str:
+    try:
+        return importlib.metadata.version("charging-analytics-operator")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="charging-analytics", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def with_file(p: argparse.ArgumentParser) -> None:
-        p.add_argument("-f", "--file", required=True, help="YAML manifest(s); multi-document accepted")
+        p.add_argument(
+            "-f",
+            "--file",
+            required=True,
+            action="append",
+            help="YAML manifest(s), multi-document accepted; repeat -f for several files",
+        )
         p.add_argument(
             "--secret-store",
             choices=["inline", "risingwave"],
@@ -219,13 +271,13 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text)
         with_file(p)
         p.add_argument("--dsn", required=True, help="postgresql://user[:password]@host:4566/dev")
-        p.add_argument("-o", "--output", choices=["text", "json"], default="text")
+        p.add_argument("-o", "--output", choices=["text", "json"], default="text", help="plan format")
         if name == "apply":
             p.add_argument("--approve", metavar="PLAN_HASH", help="approve a destructive plan by its hash")
         p.set_defaults(func=func)
 
     p = sub.add_parser("crds", help="write the CRD generated from the resource model")
-    p.add_argument("--output-dir", default=str(REPO_ROOT / "crds"))
+    p.add_argument("--output-dir", default=str(REPO_ROOT / "crds"), help="directory of the CRD file")
     p.add_argument("--no-chart", dest="chart", action="store_false", help="skip the chart's crds/ copy")
     p.add_argument("--check", action="store_true", help="exit 1 if a checked-in CRD is out of date")
     p.set_defaults(func=cmd_crds)
@@ -233,17 +285,27 @@ def build_parser() -> argparse.ArgumentParser:
     add_simulate_parser(sub)
 
     p = sub.add_parser("operator", help="run the Kubernetes operator (Kopf)")
-    p.add_argument("-A", "--all-namespaces", action="store_true")
-    p.add_argument("-n", "--namespace", action="append", default=[])
+    p.add_argument("-A", "--all-namespaces", action="store_true", help="serve every namespace")
+    p.add_argument(
+        "-n", "--namespace", action="append", default=[], help="serve this namespace (repeatable)"
+    )
     p.add_argument("--standalone", action="store_true", help="no peering (single replica)")
     p.add_argument("--peering", default=None, help="peering object name (replicas > 1)")
-    p.add_argument("--liveness", default="http://0.0.0.0:8080/healthz")
+    p.add_argument(
+        "--liveness", default="http://0.0.0.0:8080/healthz", help="URL of the liveness endpoint to serve"
+    )
     p.set_defaults(func=cmd_operator)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from .rw.client import RisingWaveUnavailable
+
+    if not args.debug and args.command != "operator":
+        # the pool logs every failed connection attempt; the one-line error below says it once
+        logging.getLogger("psycopg").setLevel(logging.CRITICAL)
+
     try:
         return int(args.func(args))
     except ManifestError as err:
@@ -251,7 +313,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("error: no ChargingAnalytics resource in the input", file=sys.stderr)
         for issue in err.issues:
             print(f"error: {issue}", file=sys.stderr)
-        return 1
+        return EXIT_INVALID
+    except BrokenPipeError:
+        # the reader went away (``| head``): stop quietly; point stdout at nothing so the
+        # interpreter's final flush does not fail again
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:
+        if args.debug:
+            raise
+        code = EXIT_UNAVAILABLE if isinstance(err, RisingWaveUnavailable) else getattr(err, "code", 1)
+        text = str(err).splitlines()[0] if str(err) else type(err).__name__
+        print(f"error: {text} (--debug shows the traceback)", file=sys.stderr)
+        return int(code) if isinstance(code, int) else EXIT_INVALID
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -65,8 +65,11 @@ class Manifests:
     #: Secrets by (namespace, name): data decoded to text. Never printed.
     secrets: dict[tuple[str | None, str], dict[str, str]] = field(default_factory=dict, repr=False)
 
-    def credentials_for(self, resource: ChargingAnalytics) -> tuple[Credentials, list[str]]:
-        """Credentials from the Secrets in the same file, and the references it could not find."""
+    def credentials_for(
+        self, resource: ChargingAnalytics, *, generated: bool = True
+    ) -> tuple[Credentials, list[str]]:
+        """Credentials from the Secrets in the same file, and the references it could not find
+        (with ``generated=False``, not the Secrets the operator itself writes)."""
         found: dict[str, Credential] = {}
         missing: list[str] = []
         ns = resource.metadata.namespace
@@ -82,7 +85,7 @@ class Manifests:
             data = self.secrets.get((ns, secret)) or self.secrets.get((None, secret)) or {}
             if data.get("password"):
                 reader = Credential(reader_name(resource.spec.tenant), data["password"])
-            else:
+            elif generated:
                 missing.append(f"Secret {secret} (key password) for the read-only user")
         creds = Credentials(kafka=found.get("kafka"), alerts_db=found.get("alerts_db"), reader=reader)
         return creds, missing
