@@ -289,7 +289,8 @@ def test_helm_install_server_dry_run_against_the_cluster_prints_notes(
     )
     notes = proc.stdout.split("NOTES:", 1)[1]
     assert f"installed as {RELEASE}-charging-analytics-operator in namespace {namespace}" in notes
-    assert 'peering through ClusterKopfPeering "charging-analytics-operator"' in notes
+    peering = f"{namespace}-{RELEASE}-charging-analytics-operator"[:63].rstrip("-")
+    assert f'peering through ClusterKopfPeering "{peering}"' in notes
     # The test bed has no Prometheus Operator: the ServiceMonitor is skipped, and NOTES say so.
     assert "no ServiceMonitor was created" in notes
     assert "kind: ServiceMonitor" not in proc.stdout

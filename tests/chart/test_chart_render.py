@@ -160,12 +160,13 @@ def test_single_replica_runs_standalone_cluster_wide_with_recreate_strategy(tmp_
 def test_replicas_above_one_use_cluster_peering_and_pdb(tmp_path: Path) -> None:
     docs = render_chart(tmp_path, PEERED)
     ctr = container(docs)
-    assert "--peering=charging-analytics-operator" in ctr["args"]
+    derived = "cha-system-cha-charging-analytics-operator"  # <namespace>-<fullname>: cluster-scoped
+    assert f"--peering={derived}" in ctr["args"]
     assert "--standalone" not in ctr["args"]
-    assert env_of(docs)["CHA_PEERING_NAME"] == "charging-analytics-operator"
+    assert env_of(docs)["CHA_PEERING_NAME"] == derived
     (peering,) = find(docs, "ClusterKopfPeering")
     assert peering["apiVersion"] == "kopf.dev/v1"
-    assert peering["metadata"]["name"] == "charging-analytics-operator"
+    assert peering["metadata"]["name"] == derived
     pdb = one(docs, "PodDisruptionBudget")
     assert pdb["spec"]["minAvailable"] == 1
     assert (
@@ -457,3 +458,13 @@ def test_operator_settings_load_from_rendered_env(
     )
     assert settings.log_format == "json"
     assert settings.metrics_port == 9090
+
+
+def test_two_releases_with_replicas_never_share_a_peering_name(tmp_path: Path) -> None:
+    names = set()
+    for release, namespace in (("cha", "cha-system"), ("cha-b", "cha-system"), ("cha", "other")):
+        docs = render_chart(tmp_path, PEERED, release=release, namespace=namespace)
+        (peering,) = find(docs, "ClusterKopfPeering")
+        assert f"--peering={peering['metadata']['name']}" in container(docs)["args"]
+        names.add(peering["metadata"]["name"])
+    assert len(names) == 3

@@ -57,6 +57,19 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
 {{/* "true" when replicas coordinate through Kopf peering. */}}
+{{/* Kopf peering object name: derived from the release, so a second release (another namespace or
+another name) never joins or freezes the first one's peering. The ClusterKopfPeering is
+cluster-scoped, hence namespace-qualified. */}}
+{{- define "cha.peeringName" -}}
+{{- if .Values.peering.name }}
+{{- .Values.peering.name }}
+{{- else if empty .Values.watchNamespaces }}
+{{- include "cha.clusterName" . }}
+{{- else }}
+{{- include "cha.fullname" . }}
+{{- end }}
+{{- end }}
+
 {{- define "cha.peering" -}}
 {{- if gt (int .Values.replicas) 1 }}true{{ end }}
 {{- end }}
