@@ -468,3 +468,16 @@ def test_two_releases_with_replicas_never_share_a_peering_name(tmp_path: Path) -
         assert f"--peering={peering['metadata']['name']}" in container(docs)["args"]
         names.add(peering["metadata"]["name"])
     assert len(names) == 3
+
+
+def test_every_operator_setting_is_set_from_values(tmp_path: Path) -> None:
+    """No setting is reachable only through extraEnv: each OperatorSettings field has a value."""
+    from charging_analytics.operator.settings import OperatorSettings
+
+    env = env_of(render_chart(tmp_path, {}))
+    wanted = {f"CHA_{name.upper()}" for name in OperatorSettings.model_fields}
+    # the default endpoint's user/password come from a Secret only when one is named
+    optional = {"CHA_DEFAULT_RW_USER", "CHA_DEFAULT_RW_PASSWORD"}
+    assert wanted - optional - set(env) == set()
+    with_secret = env_of(render_chart(tmp_path, {"risingwave": {"credentialsSecret": {"name": "rw"}}}))
+    assert optional <= set(with_secret)
