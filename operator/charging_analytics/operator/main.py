@@ -17,6 +17,7 @@ import kopf
 
 from .. import constants as c
 from . import metrics
+from .peering import PeeringCheck
 from .service import Outcome, Resource, RetryLater, Service
 from .settings import OperatorSettings
 
@@ -69,6 +70,16 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.scanning.disabled = bool(config.watch_namespaces)
     metrics.serve(config.metrics_port)
     memo.service = Service(config)
+    peering_name = os.environ.get("CHA_PEERING_NAME", "")
+    if peering_name:
+        check = PeeringCheck(
+            peering_name,
+            [n for n in config.watch_namespaces.split(",") if n],
+            _priority(),
+            os.environ.get("CHA_POD_NAME", ""),
+        )
+        memo.peering = check
+        memo.peering_task = asyncio.create_task(check.run(memo.service.kube.custom))
 
 
 @kopf.on.login()
@@ -82,6 +93,9 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    task: asyncio.Task[None] | None = getattr(memo, "peering_task", None)
+    if task is not None:
+        task.cancel()
     service: Service | None = getattr(memo, "service", None)
     if service is not None:
         await service.close()
@@ -147,11 +161,25 @@ async def on_secret(
         _post_events(body, outcome)
 
 
+@kopf.on.probe(id="peering_problems")
+async def peering_probe(memo: kopf.Memo, **_: Any) -> list[str]:
+    """Liveness detail: peering misconfigurations (missing object, replicas sharing a priority)."""
+    check: PeeringCheck | None = getattr(memo, "peering", None)
+    return list(check.problems) if check else []
+
+
 @kopf.on.probe(id="risingwave_pools")
 async def probe(memo: kopf.Memo, **_: Any) -> int:
     """Liveness detail: number of open RisingWave pools."""
     service: Service | None = getattr(memo, "service", None)
     return len(service._clients) if service else 0
+
+
+def _priority() -> int:
+    """Replicas must differ in priority, or Kopf peering freezes all of them: derive it from the
+    pod name the chart passes in, so the newest-named pod does not matter."""
+    pod = os.environ.get("CHA_POD_NAME", "")
+    return int(hashlib.sha256(pod.encode()).hexdigest()[:6], 16) if pod else 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -164,13 +192,11 @@ def run(args: argparse.Namespace) -> int:
     clusterwide = bool(args.all_namespaces or not namespaces)
     # the start-up handler turns Kopf's cluster scanning off exactly when namespaces are listed
     os.environ["CHA_WATCH_NAMESPACES"] = "" if clusterwide else ",".join(namespaces)
-    # Replicas must differ in priority, or Kopf peering freezes all of them: derive it from the
-    # pod name the chart passes in, so the newest-named pod does not matter.
-    pod = os.environ.get("CHA_POD_NAME", "")
-    priority = int(hashlib.sha256(pod.encode()).hexdigest()[:6], 16) if pod else 0
+    if args.peering and not args.standalone:
+        os.environ["CHA_PEERING_NAME"] = args.peering  # the start-up handler checks that peering
     asyncio.run(
         kopf.operator(
-            priority=priority,
+            priority=_priority(),
             clusterwide=clusterwide,
             namespaces=[] if clusterwide else namespaces,
             standalone=args.standalone or args.peering is None,
