@@ -20,7 +20,7 @@ def test_plan_mode_publishes_the_plan_and_changes_nothing(harness: Harness) -> N
     tenant = body["spec"]["tenant"]
     with harness.operator():
         harness.create(body)
-        obj = harness.wait_condition("acme", c.COND_READY, "False", reason="PlanReady")
+        obj = harness.wait_condition("acme", c.COND_READY, "True", reason="PlanReady")
         event = wait_for(
             lambda: next((e for e in harness.events() if e["reason"] == "PlanReady"), None),
             20,
@@ -35,6 +35,10 @@ def test_plan_mode_publishes_the_plan_and_changes_nothing(harness: Harness) -> N
     assert plan["hash"] == obj["status"]["planHash"]
     assert _ddl(harness) == []
     assert harness.rw_objects(tenant) == set()
+    # a healthy Plan-mode tenant reads coherently: Ready, and its objects pending, not "Missing"
+    assert {o["state"] for o in obj["status"]["objects"]} == {"Pending"}
+    ready = next(x for x in obj["status"]["conditions"] if x["type"] == "Ready")
+    assert "nothing was applied" in ready["message"]
 
 
 def test_plan_mode_then_apply_mode_applies_the_published_plan(harness: Harness) -> None:
@@ -42,7 +46,7 @@ def test_plan_mode_then_apply_mode_applies_the_published_plan(harness: Harness) 
     tenant = body["spec"]["tenant"]
     with harness.operator():
         harness.create(body)
-        harness.wait_condition("acme", c.COND_READY, "False", reason="PlanReady")
+        harness.wait_condition("acme", c.COND_READY, "True", reason="PlanReady")
         harness.patch_spec("acme", {"mode": "Apply"})
         obj = harness.wait_ready("acme")
     assert f"{tenant}.alerts" in harness.rw_objects(tenant)
@@ -138,7 +142,7 @@ def test_no_credential_reaches_logs_events_status_or_plans(
             harness.create(body)
         # the SASL handshake cannot succeed against the PLAINTEXT test broker: Stalled, with a message
         harness.wait_condition("sasl", c.COND_STALLED, "True", timeout=60)
-        harness.wait_condition("planned", c.COND_READY, "False", reason="PlanReady")
+        harness.wait_condition("planned", c.COND_READY, "True", reason="PlanReady")
         harness.wait_ready("applied")
         wait_for(lambda: any(e["reason"] == "Applied" for e in harness.events()), 20, "Applied event")
         statuses = [harness.get(name) for name in ("sasl", "planned", "applied")]

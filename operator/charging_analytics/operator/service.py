@@ -429,12 +429,21 @@ class Service:
             if not plan.empty and plan.hash != res.status.get("planHash"):
                 out.events.append(("Normal", "PlanReady", f"plan {plan.hash}: {plan.summary()}"))
             out.status["plan"] = plan_status(plan)
-            out.status["objects"] = objects_status(desired, catalog)
+            # Plan mode's job is to publish the plan: done, it is Ready. An object the plan would
+            # create is Pending, not Missing (nothing was lost; nothing was meant to exist yet).
+            out.status["objects"] = [
+                {**o, "state": "Pending"} if o["state"] == "Missing" else o
+                for o in objects_status(desired, catalog)
+            ]
             if plan.empty:
                 out.conditions = [*ready("UpToDate", "plan mode: nothing to change"), drift_cond]
             else:
                 out.conditions = [
-                    *waiting("PlanReady", f"plan mode: {plan.summary()} (plan {plan.hash})"),
+                    *ready(
+                        "PlanReady",
+                        f"plan mode: {plan.summary()} would be applied (plan {plan.hash}); "
+                        "nothing was applied",
+                    ),
                     drift_cond,
                 ]
             out.result = "plan"
