@@ -246,6 +246,9 @@ def main() -> int:
     except KubeApiError as err:
         print(f"error: {err}\n{json.dumps(err.body)[:2000]}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C: tear down (below) and exit like a shell does, no traceback
+        print("\ninterrupted", file=sys.stderr)
+        return 130
     finally:
         say("tear down")
         if operator is not None and operator.poll() is None:

@@ -59,6 +59,7 @@ from .events import (
     OcppEvent,
     format_timestamp,
 )
+from .logs import client_logger
 
 # --------------------------------------------------------------------------------------------
 # The fleet model's constants
@@ -577,9 +578,12 @@ def run_simulation(
     if producer is None:
         from confluent_kafka import Producer
 
-        producer = Producer(
-            producer_settings(bootstrap, linger_ms=linger_ms, compression=compression, extra=producer_config)
+        settings = producer_settings(
+            bootstrap, linger_ms=linger_ms, compression=compression, extra=producer_config
         )
+        # librdkafka's own lines (a broker retry is logged many times a second) go through
+        # Python logging, rate-limited, instead of raw stderr
+        producer = Producer({**settings, "logger": client_logger("kafka")})
 
     interval = 1.0 / rate_per_s if rate_per_s else 0.0
     max_lag = 0.1  # after a hiccup, catch up at most this much schedule in a burst
@@ -660,7 +664,8 @@ def ensure_topic(
     from confluent_kafka.admin import AdminClient
     from confluent_kafka.cimpl import NewTopic  # the admin module re-exports it without __all__
 
-    admin = AdminClient({"bootstrap.servers": bootstrap, **(admin_config or {})})
+    config: dict[str, Any] = {"bootstrap.servers": bootstrap, "logger": client_logger("kafka")}
+    admin = AdminClient({**config, **(admin_config or {})})
     metadata = admin.list_topics(timeout=timeout_s)
     existing = metadata.topics.get(topic)
     if existing is not None and existing.error is None:

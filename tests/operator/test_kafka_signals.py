@@ -8,8 +8,8 @@ import logging
 
 import pytest
 
+from charging_analytics.logs import RateLimit, stable_text
 from charging_analytics.operator.checks import CheckFailure, check_kafka
-from charging_analytics.operator.logs import RateLimit, stable_text
 from charging_analytics.spec import ChargingAnalyticsSpec
 
 SPEC = {

@@ -16,10 +16,10 @@ import psycopg
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
+from ..logs import client_logger, stable_text
 from ..redaction import scrub
 from ..render import Credential, postgres_alerts_table
 from ..spec import ChargingAnalyticsSpec
-from .logs import client_logger, stable_text
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import re
 import threading
 import time
 
-from charging_analytics.redaction import scrub
+from .redaction import scrub
 
 #: Parts of a client message that change from one attempt to the next ("after 3ms in state
 #: CONNECT", thread and client instance names), removed to recognise a repeated message.
