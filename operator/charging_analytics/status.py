@@ -17,11 +17,16 @@ from . import constants as c
 from .catalog import TenantCatalog
 from .plan import Plan, fingerprint
 from .render import SHADOW_SUFFIX, DesiredObject
+from .spec import ObjectStatus
 
 CondStatus = Literal["True", "False", "Unknown"]
 MAX_PLAN_STATEMENTS = 50
 MAX_STATEMENT_CHARS = 4000
 MAX_MESSAGE_CHARS = 1024
+#: The status schema's bound on objects[].backfillProgress (one definition: the model's).
+MAX_PROGRESS_CHARS = next(
+    m.max_length for m in ObjectStatus.model_fields["backfill_progress"].metadata if hasattr(m, "max_length")
+)
 
 
 def now_rfc3339() -> str:
@@ -139,8 +144,8 @@ def objects_status(desired: Sequence[DesiredObject], catalog: TenantCatalog) -> 
         else:
             state = "Ready"
         item: dict[str, Any] = {"kind": o.kind, "name": o.qualified, "state": state, "hash": o.hash}
-        if progress is not None:
-            item["backfillProgress"] = progress
+        if progress is not None:  # RisingWave's text: bounded here so status stays writable
+            item["backfillProgress"] = progress[:MAX_PROGRESS_CHARS]
         if seen is not None:
             item["fingerprint"] = fingerprint(seen)
         out.append(item)
