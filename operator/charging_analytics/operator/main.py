@@ -18,7 +18,7 @@ import kopf
 from .. import constants as c
 from . import metrics
 from .peering import PeeringCheck
-from .service import Outcome, Resource, RetryLater, Service
+from .service import EventType, Outcome, Resource, RetryLater, Service
 from .settings import OperatorSettings
 
 SETTINGS = OperatorSettings()
@@ -139,7 +139,9 @@ async def on_delete(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     try:
         outcome = await _service(memo).delete(Resource.from_body(body))
     except RetryLater as err:
-        kopf.event(_body(body), type="Warning", reason="DeletionBlocked", message=str(err))
+        blocked: list[tuple[EventType, str, str]] = [("Warning", "DeletionBlocked", str(err))]
+        for type_, reason, message in _service(memo).unrepeated(Resource.from_body(body).owner, blocked):
+            kopf.event(_body(body), type=type_, reason=reason, message=message)
         raise kopf.TemporaryError(str(err), delay=err.delay) from err
     _post_events(body, outcome)
 

@@ -55,6 +55,8 @@ from .settings import OperatorSettings
 log = logging.getLogger(__name__)
 
 EventType = Literal["Normal", "Warning"]
+#: An identical Event (same resource, type, reason and message) is posted at most this often.
+EVENT_REPEAT_SECONDS = 600.0
 
 
 class _HasEndpoint(Protocol):
@@ -128,6 +130,8 @@ class Service:
         self._secret_refs: dict[tuple[str, str], set[str]] = {}
         #: Resources being (or already) deleted: late reconciles must not rebuild them.
         self._deleting: set[str] = set()
+        #: (resource, type, reason, message) -> when that Event was last posted
+        self._posted: dict[tuple[str, str, str, str], float] = {}
 
     async def close(self) -> None:
         for client in self._clients.values():
@@ -304,6 +308,23 @@ class Service:
             ) from err
         return Credential(user, password)
 
+    def unrepeated(
+        self, owner: str, events: list[tuple[EventType, str, str]]
+    ) -> list[tuple[EventType, str, str]]:
+        """Drop Warnings identical to one posted for the same resource within EVENT_REPEAT_SECONDS:
+        Kopf posts every Event as a new object (no client-side aggregation), so a failure retried
+        every few seconds would otherwise flood the namespace's Events. Normal Events (each a
+        completed action) are all posted."""
+        now = time.monotonic()
+        out = []
+        for type_, reason, message in events:
+            key = (owner, type_, reason, message)
+            if type_ == "Warning" and now - self._posted.get(key, float("-inf")) < EVENT_REPEAT_SECONDS:
+                continue
+            self._posted[key] = now
+            out.append((type_, reason, message))
+        return out
+
     def resources_using_secret(self, namespace: str, name: str) -> set[str]:
         return set(self._secret_refs.get((namespace, name), set()))
 
@@ -343,6 +364,7 @@ class Service:
             if outcome.retry_after is None:
                 self._failures.pop(res.owner, None)
             await self._publish(res, outcome)
+            outcome.events = self.unrepeated(res.owner, outcome.events)
             metrics.RECONCILE_SECONDS.labels(outcome.result).observe(time.monotonic() - started)
             return outcome
 
