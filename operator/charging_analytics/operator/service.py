@@ -224,7 +224,9 @@ class Service:
         try:
             stored = await self.kube.read_secret(namespace, ref.name)
         except KubeError as err:
-            raise CheckFailure("SecretUnreadable", f"{where} cannot be read: {err}") from err
+            raise CheckFailure(
+                "SecretUnreadable", f"{field_path}: cannot read Secret {namespace}/{ref.name}: {err}"
+            ) from err
         if stored is None:
             raise CheckFailure("SecretMissing", f"{where} not found")
         for key in (ref.username_key, ref.password_key):
@@ -270,7 +272,9 @@ class Service:
         try:
             stored = await self.kube.read_secret(res.namespace, secret)
         except KubeError as err:
-            raise CheckFailure("SecretUnreadable", f"{where} cannot be read: {err}") from err
+            raise CheckFailure(
+                "SecretUnreadable", f"cannot read Secret {res.namespace}/{secret}: {err}"
+            ) from err
         if stored is not None and (res.uid is None or res.uid not in stored.owner_uids):
             # Someone else's Secret (another application's, or another resource's reader):
             # writing would destroy its credentials, or two resources would rotate each other.
