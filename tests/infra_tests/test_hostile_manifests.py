@@ -154,10 +154,10 @@ def test_apiserver_refuses_every_manifest_that_can_never_work_naming_the_field(
             continue
         accepted.append(case.id)
     assert accepted == []
-    for case, err in refusals:
-        assert err.status == 422, err.body
+    for case, refusal in refusals:
+        assert refusal.status == 422, refusal.body
         leaf = f"spec.{case.field}"
-        assert any(cause.get("field", "").startswith(leaf) for cause in err.causes), err.causes
+        assert any(cause.get("field", "").startswith(leaf) for cause in refusal.causes), refusal.causes
 
 
 if __name__ == "__main__":  # pragma: no cover - a figure for reports

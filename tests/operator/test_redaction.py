@@ -10,7 +10,7 @@ Error paths, each with real components:
   the user);
 * ``kafka``: the real broker (PLAINTEXT) cannot complete the SASL handshake with hostile
   credentials;
-* ``kubernetes``: the real apiserver refuses to write the read-only user's Secret (it exists and is
+* ``kubernetes``: the real apiserver refuses to write the read-only user's Secret (the resource owns it and it is
   immutable), with a hostile generated password.
 
 Outputs: the status the operator wrote (read back from the apiserver), the Events it posts, every
@@ -42,6 +42,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from charging_analytics import cli
+from charging_analytics import constants as c
 from charging_analytics.operator import service as service_module
 from charging_analytics.operator.kube import KubeApi
 from charging_analytics.operator.service import Resource, Service
@@ -56,7 +57,7 @@ EXPECTED_REASON = {
     "rw_sink": "ApplyFailed",
     "rw_source": "ApplyFailed",
     "postgres": "AlertsDatabaseUnavailable",
-    "kafka": "KafkaUnavailable",
+    "kafka": "KafkaAuthenticationFailed",  # the SASL handshake the PLAINTEXT broker refuses
     "kubernetes": "SecretUnwritable",
 }
 
@@ -188,17 +189,6 @@ def _run_path(
         secrets[f"{name}-kafka"] = {"username": user, "password": password}
     for secret, data in secrets.items():
         harness.secret(secret, data)
-    if path == "kubernetes":
-        harness.rest.post(
-            f"/api/v1/namespaces/{harness.ns}/secrets",
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": {"name": f"{name}-readonly", "namespace": harness.ns},
-                "immutable": True,
-                "stringData": {"username": "someone-else", "password": "x"},
-            },
-        )
     double = harness.rw.require_double("failure injection")
     if path == "rw_sink":
         double.fail_next(r"CREATE SINK .*alerts_to_postgres", _echo(user, password))
@@ -214,6 +204,8 @@ def _run_path(
             service = Service(_settings(path), KubeApi())
             try:
                 created = harness.create(spec_body)
+                if path == "kubernetes" and spec_body["spec"].get("mode", "Apply") == "Apply":
+                    _immutable_reader_secret(harness, created)
                 outcome = await service.reconcile(Resource.from_body(created), origin="create")
                 reasons.extend(cond.reason for cond in outcome.conditions if cond.type == "Stalled")
                 texts["events"] += [m for _, _, m in outcome.events] + [r for _, r, _ in outcome.events]
@@ -289,6 +281,23 @@ def test_no_credential_reaches_any_output_on_any_error_path(
     counts = _run_path(harness, path, user, password, caplog)
     _record(path, counts)
     assert counts == dict.fromkeys(OUTPUTS, 0), (path, counts)
+
+
+def _immutable_reader_secret(harness: Harness, owner: dict[str, Any]) -> None:
+    """The resource's own read-only-user Secret, stale and immutable: the operator must rewrite
+    it (it owns it) and the apiserver refuses the write."""
+    name = owner["metadata"]["name"]
+    ref = {"apiVersion": c.API_VERSION, "kind": c.KIND, "name": name, "uid": owner["metadata"]["uid"]}
+    harness.rest.post(
+        f"/api/v1/namespaces/{harness.ns}/secrets",
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": f"{name}-readonly", "namespace": harness.ns, "ownerReferences": [ref]},
+            "immutable": True,
+            "stringData": {"username": "someone-else", "password": "x"},
+        },
+    )
 
 
 @pytest.mark.parametrize("path", PATHS)
