@@ -1,5 +1,5 @@
 """``charging-analytics``: render, validate, plan and apply tenants without Kubernetes; generate
-the CRD; simulate OCPP traffic; run the operator."""
+the CRD; simulate OCPP traffic; run the OCPP gateway; run the operator."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from .catalog import CatalogSnapshot
 from .crd import CRD_FILENAME, render_crd_yaml
 from .plan import Plan, PlanOptions, build_plan
 from .render import DesiredObject, RenderOptions, SecretStore, render, statements_text
+from .gateway.cli import add_gateway_parser
 from .rw.capabilities import Capabilities
 from .simulate_cli import add_simulate_parser
 from .spec import ChargingAnalytics
@@ -231,6 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_crds)
 
     add_simulate_parser(sub)
+    add_gateway_parser(sub)
 
     p = sub.add_parser("operator", help="run the Kubernetes operator (Kopf)")
     p.add_argument("-A", "--all-namespaces", action="store_true")
