@@ -37,6 +37,7 @@ class StateStore:
         self._stop = threading.Event()
         self._bootstrap = ",".join(spec.bootstrap_servers)
         self._consumer: Consumer | None = None
+        self._offsets: Consumer | None = None
         self._thread: threading.Thread | None = None
 
     @property
@@ -75,12 +76,22 @@ class StateStore:
         consumer.assign([TopicPartition(self.topic, p, -2) for p in partitions])  # -2: beginning
         self._positions = dict.fromkeys(partitions, 0)
         self._consumer = consumer
+        # Watermark queries get a client of their own: the follower thread owns ``consumer``.
+        self._offsets = Consumer(
+            {"bootstrap.servers": self._bootstrap, "group.id": "cha-gateway-offsets", "logger": _log}
+        )
         self._thread = threading.Thread(target=self._follow, name="gateway-state", daemon=True)
         self._thread.start()
         deadline = time.monotonic() + timeout
-        while not self._caught_up(self._end_offsets()):
+        ends: dict[int, int] | None = None
+        while ends is None or not self._caught_up(ends):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"gateway state topic {self.topic} not read within {timeout:.0f}s")
+            if ends is None:
+                try:
+                    ends = self._end_offsets()
+                except KafkaException as err:  # a new topic's leaders may not be known yet
+                    _log.info("gateway state topic offsets: %s", err)
             time.sleep(0.05)
 
     def _follow(self) -> None:
@@ -104,9 +115,9 @@ class StateStore:
                 self._positions[partition] = offset + 1
 
     def _end_offsets(self) -> dict[int, int]:
-        assert self._consumer is not None
+        assert self._offsets is not None
         return {
-            p: self._consumer.get_watermark_offsets(TopicPartition(self.topic, p), timeout=5, cached=False)[1]
+            p: self._offsets.get_watermark_offsets(TopicPartition(self.topic, p), timeout=5, cached=False)[1]
             for p in self._positions
         }
 
@@ -114,10 +125,10 @@ class StateStore:
         with self._lock:
             return all(self._positions.get(p, 0) >= end for p, end in ends.items())
 
-    async def catch_up(self, timeout: float = 10.0) -> None:
+    async def catch_up(self, limit_s: float = 10.0) -> None:
         """Wait until everything written to the topic before this call has been read."""
         ends = await asyncio.to_thread(self._end_offsets)
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + limit_s
         while not self._caught_up(ends):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"gateway state topic {self.topic} lags")
@@ -137,5 +148,6 @@ class StateStore:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        if self._consumer is not None:
-            self._consumer.close()
+        for client in (self._consumer, self._offsets):
+            if client is not None:
+                client.close()
