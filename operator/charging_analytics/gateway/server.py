@@ -18,11 +18,11 @@ import json
 import logging
 import re
 import ssl
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from ocpp.exceptions import (
     InternalError,
@@ -54,6 +54,7 @@ from .delivery import DeliveryError, Publisher, producer_config
 from .state import StateStore
 
 _log = logging.getLogger("charging_analytics.gateway")
+T = TypeVar("T")
 
 SUBPROTOCOLS: Final = ("ocpp2.0.1", "ocpp1.6")
 _PATH_RE: Final = re.compile(f"/ocpp/({TENANT_PATTERN[1:-1]})/({STATION_ID_PATTERN[1:-1]})")
@@ -264,10 +265,11 @@ class _RpcFrameworkError(OCPPError):
     default_description = "Content of the call is not a valid RPC request"
 
 
-async def _guard(work: Awaitable[Any]) -> Any:
-    """Map the gateway's own failures onto OCPP CallErrors (sent by the library)."""
+async def _guard(work: Callable[[], Awaitable[T]]) -> T:
+    """Run ``work``, mapping the gateway's own failures onto OCPP CallErrors (the library sends
+    them): a message that cannot be mapped, or an event store that did not acknowledge."""
     try:
-        return await work
+        return await work()
     except mapping.MappingError as err:
         raise PropertyConstraintViolationError(details={"cause": str(err)}) from err
     except (DeliveryError, TimeoutError) as err:
@@ -304,7 +306,7 @@ class V16Session(_Session, V16ChargePoint):  # type: ignore[misc]
 
     @on(V16Action.status_notification)
     async def on_status(self, **payload: Any) -> v16_result.StatusNotification:
-        await _guard(self.publish(mapping.v16_status(self.ctx, payload, _now())))
+        await _guard(lambda: self.publish(mapping.v16_status(self.ctx, payload, _now())))
         return v16_result.StatusNotification()
 
     @on(V16Action.start_transaction)
@@ -314,14 +316,14 @@ class V16Session(_Session, V16ChargePoint):  # type: ignore[misc]
             await self.publish([event])
             return transaction
 
-        transaction = await _guard(work())
+        transaction = await _guard(work)
         return v16_result.StartTransaction(
             transaction_id=transaction, id_tag_info={"status": AuthorizationStatus.accepted}
         )
 
     @on(V16Action.meter_values)
     async def on_meter_values(self, **payload: Any) -> v16_result.MeterValues:
-        await _guard(self.publish(mapping.v16_meter_values(self.ctx, payload, _now())))
+        await _guard(lambda: self.publish(mapping.v16_meter_values(self.ctx, payload, _now())))
         return v16_result.MeterValues()
 
     @on(V16Action.stop_transaction)
@@ -329,7 +331,7 @@ class V16Session(_Session, V16ChargePoint):  # type: ignore[misc]
         async def work() -> None:
             await self.publish([mapping.v16_stop(self.ctx, payload, _now())])
 
-        await _guard(work())
+        await _guard(work)
         return v16_result.StopTransaction(id_tag_info={"status": AuthorizationStatus.accepted})
 
 
@@ -367,7 +369,7 @@ class V201Session(_Session, V201ChargePoint):  # type: ignore[misc]
 
     @on(V201Action.status_notification)
     async def on_status(self, **payload: Any) -> v201_result.StatusNotification:
-        await _guard(self.publish(mapping.v201_status(self.ctx, payload, _now())))
+        await _guard(lambda: self.publish(mapping.v201_status(self.ctx, payload, _now())))
         return v201_result.StatusNotification()
 
     @on(V201Action.meter_values)
@@ -387,7 +389,7 @@ class V201Session(_Session, V201ChargePoint):  # type: ignore[misc]
                 await self.gateway.state.put(key, new_state.to_json())
             await self.publish(events)
 
-        await _guard(work())
+        await _guard(work)
         return v201_result.TransactionEvent()
 
     @on(V201Action.notify_report)
@@ -402,7 +404,7 @@ class V201Session(_Session, V201ChargePoint):  # type: ignore[misc]
             )
             self.ctx = mapping.StationContext(self.ctx.tenant, self.ctx.station_id, self.ctx.registry, merged)
 
-        await _guard(work())
+        await _guard(work)
         return v201_result.NotifyReport()
 
 
