@@ -13,9 +13,9 @@ from typing import Any
 
 from .catalog import CatalogSnapshot
 from .crd import CRD_FILENAME, render_crd_yaml
+from .gateway.cli import add_gateway_parser
 from .plan import Plan, PlanOptions, build_plan
 from .render import DesiredObject, RenderOptions, SecretStore, render, statements_text
-from .gateway.cli import add_gateway_parser
 from .rw.capabilities import Capabilities
 from .simulate_cli import add_simulate_parser
 from .spec import ChargingAnalytics

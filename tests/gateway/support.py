@@ -39,9 +39,15 @@ def tenant(
     )
 
 
-def gateway_config(bootstrap: str, *tenants: Tenant, state_topic: str | None = None, **options: Any) -> GatewayConfig:
+def gateway_config(
+    bootstrap: str, *tenants: Tenant, state_topic: str | None = None, **options: Any
+) -> GatewayConfig:
     state = StateSpec.model_validate(
-        {"bootstrapServers": [bootstrap], "topic": state_topic or f"gw-state-{uuid.uuid4().hex[:8]}", "partitions": 2}
+        {
+            "bootstrapServers": [bootstrap],
+            "topic": state_topic or f"gw-state-{uuid.uuid4().hex[:8]}",
+            "partitions": 2,
+        }
     )
     return GatewayConfig(tenants={t.tenant: t for t in tenants}, state=state, **options)
 
@@ -99,4 +105,6 @@ async def charge_point(
 
 def events(bootstrap: str, topic: str, min_messages: int = 0) -> list[OcppEvent]:
     """Every event in ``topic``, each validated by the contract model."""
-    return [OcppEvent.from_json(r.value or b"") for r in consume_all(bootstrap, topic, min_messages=min_messages)]
+    return [
+        OcppEvent.from_json(r.value or b"") for r in consume_all(bootstrap, topic, min_messages=min_messages)
+    ]

@@ -16,7 +16,9 @@ from tests.gateway.support import PASSWORD, basic, charge_point, gateway_config,
 from tests.infra.kafka import consume_all
 
 
-async def status_of(gateway: Gateway, path: str, headers: dict[str, str], subprotocols: list[str] | None) -> int:
+async def status_of(
+    gateway: Gateway, path: str, headers: dict[str, str], subprotocols: list[str] | None
+) -> int:
     try:
         ws = await websockets.connect(
             f"ws://127.0.0.1:{gateway.port}{path}",
@@ -111,10 +113,12 @@ def test_connected_station_publishes_only_into_its_own_tenants_topic(kafka_broke
     async def session() -> dict[str, float]:
         async with running(gateway_config(kafka_broker, acme, volt)) as gw:
             async with charge_point(gw, "volt", "ST-1") as cp:
-                await cp.call(v16.StatusNotification(connector_id=1, error_code="NoError", status="Available"))
-                assert {s.labels["tenant"]: s.value for m in gw.metrics.connected.collect() for s in m.samples} == {
-                    "volt": 1.0
-                }
+                await cp.call(
+                    v16.StatusNotification(connector_id=1, error_code="NoError", status="Available")
+                )
+                assert {
+                    s.labels["tenant"]: s.value for m in gw.metrics.connected.collect() for s in m.samples
+                } == {"volt": 1.0}
             await asyncio.sleep(0.2)
             return {s.labels["tenant"]: s.value for m in gw.metrics.connected.collect() for s in m.samples}
 

@@ -20,7 +20,9 @@ def sv16(value: str, **extra: Any) -> dict[str, Any]:
     return {"value": value, **extra}
 
 
-def sv201(value: float, unit: str | None = None, multiplier: int | None = None, **extra: Any) -> dict[str, Any]:
+def sv201(
+    value: float, unit: str | None = None, multiplier: int | None = None, **extra: Any
+) -> dict[str, Any]:
     uom: dict[str, Any] = {}
     if unit is not None:
         uom["unit"] = unit
@@ -35,7 +37,10 @@ def sv201(value: float, unit: str | None = None, multiplier: int | None = None, 
 def test_v16_register_defaults_to_wh_and_reads_kwh_when_labelled() -> None:
     assert mapping.v16_register_kwh([sv16("12345")]) == 12.345
     assert mapping.v16_register_kwh([sv16("12.345", unit="kWh")]) == 12.345
-    assert mapping.v16_register_kwh([sv16("12345", unit="Wh", measurand="Energy.Active.Import.Register")]) == 12.345
+    assert (
+        mapping.v16_register_kwh([sv16("12345", unit="Wh", measurand="Energy.Active.Import.Register")])
+        == 12.345
+    )
 
 
 def test_v201_multiplier_is_a_power_of_ten_on_top_of_the_unit() -> None:
@@ -83,9 +88,25 @@ def test_readings_of_other_locations_are_not_the_connector_register() -> None:
 def test_connector_zero_is_the_station_and_yields_no_connector_event() -> None:
     status = {"connector_id": 0, "status": "Unavailable", "error_code": "NoError"}
     assert mapping.v16_status(CTX, status, NOW) == []
-    meter = {"connector_id": 0, "transaction_id": 5, "meter_value": [{"timestamp": "2026-01-01T10:00:00Z", "sampled_value": [sv16("1")]}]}
+    meter = {
+        "connector_id": 0,
+        "transaction_id": 5,
+        "meter_value": [{"timestamp": "2026-01-01T10:00:00Z", "sampled_value": [sv16("1")]}],
+    }
     assert mapping.v16_meter_values(CTX, meter, NOW) == []
-    assert mapping.v201_status(CTX, {"timestamp": "2026-01-01T10:00:00Z", "connector_status": "Faulted", "evse_id": 0, "connector_id": 0}, NOW) == []
+    assert (
+        mapping.v201_status(
+            CTX,
+            {
+                "timestamp": "2026-01-01T10:00:00Z",
+                "connector_status": "Faulted",
+                "evse_id": 0,
+                "connector_id": 0,
+            },
+            NOW,
+        )
+        == []
+    )
 
 
 def test_v16_stop_gets_its_connector_from_the_transaction_id() -> None:
@@ -118,20 +139,29 @@ def test_v16_transaction_id_is_the_same_for_a_retried_start() -> None:
 def test_v16_stop_of_a_transaction_the_gateway_never_assigned_is_refused() -> None:
     for bad in (-1, 0, 256):  # -1: started offline, 256: connector bits 0
         with pytest.raises(MappingError, match="not assigned"):
-            mapping.v16_stop(CTX, {"transaction_id": bad, "meter_stop": 1, "timestamp": "2026-01-01T11:00:00Z"}, NOW)
+            mapping.v16_stop(
+                CTX, {"transaction_id": bad, "meter_stop": 1, "timestamp": "2026-01-01T11:00:00Z"}, NOW
+            )
 
 
 def test_v201_later_events_get_the_evse_of_the_transactions_first_event() -> None:
     started = {
-        "event_type": "Started", "timestamp": "2026-01-01T10:00:00Z", "trigger_reason": "CablePluggedIn",
-        "seq_no": 0, "transaction_info": {"transaction_id": "tx-1"}, "evse": {"id": 2, "connector_id": 1},
+        "event_type": "Started",
+        "timestamp": "2026-01-01T10:00:00Z",
+        "trigger_reason": "CablePluggedIn",
+        "seq_no": 0,
+        "transaction_info": {"transaction_id": "tx-1"},
+        "evse": {"id": 2, "connector_id": 1},
         "meter_value": [{"timestamp": "2026-01-01T10:00:00Z", "sampled_value": [sv201(5000)]}],
     }
     events, state = mapping.v201_transaction_event(CTX, started, None, NOW)
     assert [(e.event_type, e.connector_id) for e in events] == [("StartTransaction", 2)]
     ended = {
-        "event_type": "Ended", "timestamp": "2026-01-01T11:00:00Z", "trigger_reason": "EVDeparted",
-        "seq_no": 1, "transaction_info": {"transaction_id": "tx-1", "stopped_reason": "EVDisconnected"},
+        "event_type": "Ended",
+        "timestamp": "2026-01-01T11:00:00Z",
+        "trigger_reason": "EVDeparted",
+        "seq_no": 1,
+        "transaction_info": {"transaction_id": "tx-1", "stopped_reason": "EVDisconnected"},
         "meter_value": [{"timestamp": "2026-01-01T11:00:00Z", "sampled_value": [sv201(15000)]}],
     }
     # Through JSON, as the state topic stores it.
@@ -144,8 +174,11 @@ def test_v201_later_events_get_the_evse_of_the_transactions_first_event() -> Non
 
 def test_v201_event_of_an_unknown_transaction_without_evse_is_refused() -> None:
     updated = {
-        "event_type": "Updated", "timestamp": "2026-01-01T10:00:00Z", "trigger_reason": "MeterValuePeriodic",
-        "seq_no": 3, "transaction_info": {"transaction_id": "nobody"},
+        "event_type": "Updated",
+        "timestamp": "2026-01-01T10:00:00Z",
+        "trigger_reason": "MeterValuePeriodic",
+        "seq_no": 3,
+        "transaction_info": {"transaction_id": "nobody"},
     }
     with pytest.raises(MappingError, match="without evse"):
         mapping.v201_transaction_event(CTX, updated, None, NOW)
@@ -153,16 +186,22 @@ def test_v201_event_of_an_unknown_transaction_without_evse_is_refused() -> None:
 
 def test_v201_start_without_reading_is_published_with_the_first_reading() -> None:
     started = {
-        "event_type": "Started", "timestamp": "2026-01-01T10:00:00Z", "trigger_reason": "Authorized",
-        "seq_no": 0, "transaction_info": {"transaction_id": "tx-2", "charging_state": "Charging"},
+        "event_type": "Started",
+        "timestamp": "2026-01-01T10:00:00Z",
+        "trigger_reason": "Authorized",
+        "seq_no": 0,
+        "transaction_info": {"transaction_id": "tx-2", "charging_state": "Charging"},
         "evse": {"id": 1},
     }
     events, state = mapping.v201_transaction_event(CTX, started, None, NOW)
     assert [(e.event_type, e.status) for e in events] == [("StatusNotification", "Charging")]
     assert not state.start_published
     updated = {
-        "event_type": "Updated", "timestamp": "2026-01-01T10:01:00Z", "trigger_reason": "MeterValuePeriodic",
-        "seq_no": 1, "transaction_info": {"transaction_id": "tx-2"},
+        "event_type": "Updated",
+        "timestamp": "2026-01-01T10:01:00Z",
+        "trigger_reason": "MeterValuePeriodic",
+        "seq_no": 1,
+        "transaction_info": {"transaction_id": "tx-2"},
         "meter_value": [{"timestamp": "2026-01-01T10:01:00Z", "sampled_value": [sv201(7000)]}],
     }
     events, state = mapping.v201_transaction_event(CTX, updated, state, NOW)
@@ -171,8 +210,11 @@ def test_v201_start_without_reading_is_published_with_the_first_reading() -> Non
         ("MeterValues", "2026-01-01T10:01:00+00:00", 7.0),
     ]
     ended = {
-        "event_type": "Ended", "timestamp": "2026-01-01T10:30:00Z", "trigger_reason": "StopAuthorized",
-        "seq_no": 2, "transaction_info": {"transaction_id": "tx-2"},
+        "event_type": "Ended",
+        "timestamp": "2026-01-01T10:30:00Z",
+        "trigger_reason": "StopAuthorized",
+        "seq_no": 2,
+        "transaction_info": {"transaction_id": "tx-2"},
     }
     events, _ = mapping.v201_transaction_event(CTX, ended, state, NOW)
     assert [(e.event_type, e.energy_kwh) for e in events] == [("StopTransaction", 7.0)]
@@ -183,11 +225,17 @@ def test_v201_start_without_reading_is_published_with_the_first_reading() -> Non
 
 def test_offline_queued_messages_keep_their_original_timestamps() -> None:
     old = "2025-06-01T08:00:00.250Z"
-    meter = {"connector_id": 1, "transaction_id": 9, "meter_value": [{"timestamp": old, "sampled_value": [sv16("1")]}]}
+    meter = {
+        "connector_id": 1,
+        "transaction_id": 9,
+        "meter_value": [{"timestamp": old, "sampled_value": [sv16("1")]}],
+    }
     (event,) = mapping.v16_meter_values(CTX, meter, NOW)
     assert event.to_json().count('"occurred_at":"2025-06-01T08:00:00.250Z"') == 1
     # Without a timestamp (optional in 1.6 StatusNotification) it is the time of receipt.
-    (status,) = mapping.v16_status(CTX, {"connector_id": 1, "status": "Available", "error_code": "NoError"}, NOW)
+    (status,) = mapping.v16_status(
+        CTX, {"connector_id": 1, "status": "Available", "error_code": "NoError"}, NOW
+    )
     assert status.occurred_at == NOW
 
 
@@ -198,7 +246,11 @@ def test_timestamps_with_offsets_are_converted_to_utc() -> None:
 
 
 def test_event_id_is_deterministic_from_content() -> None:
-    meter = {"connector_id": 1, "transaction_id": 9, "meter_value": [{"timestamp": "2026-01-01T10:00:00Z", "sampled_value": [sv16("1")]}]}
+    meter = {
+        "connector_id": 1,
+        "transaction_id": 9,
+        "meter_value": [{"timestamp": "2026-01-01T10:00:00Z", "sampled_value": [sv16("1")]}],
+    }
     first = mapping.v16_meter_values(CTX, meter, NOW)
     again = mapping.v16_meter_values(CTX, meter, datetime(2030, 1, 1, tzinfo=UTC))
     assert first == again
@@ -211,8 +263,11 @@ def test_event_id_is_deterministic_from_content() -> None:
 
 def test_v201_seq_no_is_part_of_the_event_id() -> None:
     base = {
-        "event_type": "Updated", "timestamp": "2026-01-01T10:00:00Z", "trigger_reason": "MeterValuePeriodic",
-        "transaction_info": {"transaction_id": "tx"}, "evse": {"id": 1},
+        "event_type": "Updated",
+        "timestamp": "2026-01-01T10:00:00Z",
+        "trigger_reason": "MeterValuePeriodic",
+        "transaction_info": {"transaction_id": "tx"},
+        "evse": {"id": 1},
         "meter_value": [{"timestamp": "2026-01-01T10:00:00Z", "sampled_value": [sv201(1000)]}],
     }
     state = Transaction201(1, None, "2026-01-01T09:00:00.000Z", True, 0.5)
@@ -227,26 +282,38 @@ def test_v201_seq_no_is_part_of_the_event_id() -> None:
 def test_a_fault_without_error_code_still_is_a_fault() -> None:
     (v16,) = mapping.v16_status(CTX, {"connector_id": 1, "status": "Faulted", "error_code": "NoError"}, NOW)
     (v201,) = mapping.v201_status(
-        CTX, {"timestamp": "2026-01-01T10:00:00Z", "connector_status": "Faulted", "evse_id": 1, "connector_id": 1}, NOW
+        CTX,
+        {"timestamp": "2026-01-01T10:00:00Z", "connector_status": "Faulted", "evse_id": 1, "connector_id": 1},
+        NOW,
     )
     assert (v16.status, v16.error_code) == (v201.status, v201.error_code) == ("Faulted", "OtherError")
 
 
 def test_v16_status_and_error_code_are_carried_over() -> None:
-    payload = {"connector_id": 2, "status": "Available", "error_code": "HighTemperature", "timestamp": "2026-01-01T10:00:00Z"}
+    payload = {
+        "connector_id": 2,
+        "status": "Available",
+        "error_code": "HighTemperature",
+        "timestamp": "2026-01-01T10:00:00Z",
+    }
     (event,) = mapping.v16_status(CTX, payload, NOW)
-    assert (event.connector_id, event.connector_type, event.status, event.error_code) == (2, "Type2", "Available", "HighTemperature")
+    assert (event.connector_id, event.connector_type, event.status, event.error_code) == (
+        2,
+        "Type2",
+        "Available",
+        "HighTemperature",
+    )
 
 
 # --- connector types -------------------------------------------------------------------------
 
 
 def test_ocpi_standards_map_to_tariff_types() -> None:
-    assert [tariff_type(s) for s in ("IEC_62196_T2_COMBO", "IEC_62196_T1_COMBO", "CHADEMO", "IEC_62196_T2")] == [
-        "CCS", "CCS", "CHAdeMO", "Type2"
-    ]
+    assert [
+        tariff_type(s) for s in ("IEC_62196_T2_COMBO", "IEC_62196_T1_COMBO", "CHADEMO", "IEC_62196_T2")
+    ] == ["CCS", "CCS", "CHAdeMO", "Type2"]
     assert ConnectorEntry.model_validate({"id": 1, "standard": "CHADEMO"}).connector_type == "CHAdeMO"
-    with pytest.raises(ValueError, match="DOMESTIC_F.*has no tariff connector type"):
+    with pytest.raises(ValueError, match=r"DOMESTIC_F.*has no tariff connector type"):
         ConnectorEntry.model_validate({"id": 1, "standard": "DOMESTIC_F"})
 
 
@@ -257,21 +324,39 @@ def test_connector_missing_from_the_registry_is_refused() -> None:
 
 def test_v201_reported_connector_type_takes_precedence_over_the_registry() -> None:
     report = {
-        "request_id": 1, "generated_at": "2026-01-01T10:00:00Z", "seq_no": 0,
+        "request_id": 1,
+        "generated_at": "2026-01-01T10:00:00Z",
+        "seq_no": 0,
         "report_data": [
-            {"component": {"name": "Connector", "evse": {"id": 1, "connector_id": 1}},
-             "variable": {"name": "ConnectorType"}, "variable_attribute": [{"type": "Actual", "value": "cG105"}]},
-            {"component": {"name": "Connector", "evse": {"id": 2, "connector_id": 1}},
-             "variable": {"name": "ConnectorType"}, "variable_attribute": [{"value": "sType3"}]},  # no tariff type
-            {"component": {"name": "EVSE", "evse": {"id": 2}},
-             "variable": {"name": "Power"}, "variable_attribute": [{"value": "22000"}]},
+            {
+                "component": {"name": "Connector", "evse": {"id": 1, "connector_id": 1}},
+                "variable": {"name": "ConnectorType"},
+                "variable_attribute": [{"type": "Actual", "value": "cG105"}],
+            },
+            {
+                "component": {"name": "Connector", "evse": {"id": 2, "connector_id": 1}},
+                "variable": {"name": "ConnectorType"},
+                "variable_attribute": [{"value": "sType3"}],
+            },  # no tariff type
+            {
+                "component": {"name": "EVSE", "evse": {"id": 2}},
+                "variable": {"name": "Power"},
+                "variable_attribute": [{"value": "22000"}],
+            },
         ],
     }
     reported = mapping.v201_reported_connector_types(report)
     assert reported == {(1, 1): "CHAdeMO"}
     ctx = StationContext("acme", "ST-1", {1: "CCS", 2: "Type2"}, reported)
     (status,) = mapping.v201_status(
-        ctx, {"timestamp": "2026-01-01T10:00:00Z", "connector_status": "Available", "evse_id": 1, "connector_id": 1}, NOW
+        ctx,
+        {
+            "timestamp": "2026-01-01T10:00:00Z",
+            "connector_status": "Available",
+            "evse_id": 1,
+            "connector_id": 1,
+        },
+        NOW,
     )
     assert status.connector_type == "CHAdeMO"
     assert ctx.connector_type(2) == "Type2"

@@ -25,7 +25,9 @@ async def exchange(ws: ClientConnection, frame: str) -> list[object] | None:
 HEARTBEAT = '[2,"hb","Heartbeat",{}]'
 
 
-def run_frames(kafka_broker: str, version: str, frames: list[str]) -> tuple[list[list[object] | None], list[object]]:
+def run_frames(
+    kafka_broker: str, version: str, frames: list[str]
+) -> tuple[list[list[object] | None], list[object]]:
     acme = tenant(kafka_broker, "acme", {"ST-1": {1: "CCS"}})
 
     async def session() -> tuple[list[list[object] | None], list[object]]:
@@ -51,16 +53,17 @@ def test_v16_error_codes(kafka_broker: str) -> None:
         kafka_broker,
         "ocpp1.6",
         [
-            "not json at all",                                          # no message id: dropped
-            '{"a": 1}',                                                 # not an array: dropped
-            '[2,"m1","StatusNotification",{"connectorId":1}',           # truncated JSON: no id
-            '[2,"m2","StatusNotification",{"connectorId":1}]',          # required fields missing
+            "not json at all",  # no message id: dropped
+            '{"a": 1}',  # not an array: dropped
+            '[2,"m1","StatusNotification",{"connectorId":1}',  # truncated JSON: no id
+            '[2,"m2","StatusNotification",{"connectorId":1}]',  # required fields missing
             '[2,"m3","StatusNotification",{"connectorId":"1","errorCode":"NoError","status":"Available"}]',
             '[2,"m4","StatusNotification",{"connectorId":1,"errorCode":"NoError","status":"Available","x":1}]',
-            '[2,"m5","Teleport",{}]',                                   # not an OCPP 1.6 action
-            '[2,"m6","FirmwareStatusNotification",{"status":"Idle"}]',  # 1.6 action the gateway does not handle
+            '[2,"m5","Teleport",{}]',  # not an OCPP 1.6 action
+            # an OCPP 1.6 action the gateway does not handle
+            '[2,"m6","FirmwareStatusNotification",{"status":"Idle"}]',
             '[2,"m7","StatusNotification",{"connectorId":9,"errorCode":"NoError","status":"Available"}]',
-            '[7,"m8","Heartbeat",{}]',                                  # unknown message type
+            '[7,"m8","Heartbeat",{}]',  # unknown message type
         ],
     )
     assert codes(replies) == [
@@ -75,7 +78,7 @@ def test_v16_error_codes(kafka_broker: str) -> None:
         ("m7", "PropertyConstraintViolation"),  # connector 9 is not in the registry
         ("m8", "PropertyConstraintViolation"),
     ]
-    assert alive[0] == 3 and alive[1] == "hb"
+    assert alive[:2] == [3, "hb"]
 
 
 def test_v201_error_codes(kafka_broker: str) -> None:

@@ -22,8 +22,13 @@ from tests.infra.kafka import KafkaBroker
 def tx_event(kind: str, seq: int, at: str, wh: float | None, **extra: object) -> v201.TransactionEvent:
     meter = None if wh is None else [{"timestamp": at, "sampledValue": [{"value": wh}]}]
     return v201.TransactionEvent(
-        event_type=kind, timestamp=at, trigger_reason="MeterValuePeriodic", seq_no=seq,
-        transaction_info={"transactionId": "TX-77"}, meter_value=meter, **extra,  # type: ignore[arg-type]
+        event_type=kind,
+        timestamp=at,
+        trigger_reason="MeterValuePeriodic",
+        seq_no=seq,
+        transaction_info={"transactionId": "TX-77"},
+        meter_value=meter,
+        **extra,  # type: ignore[arg-type]
     )
 
 
@@ -34,10 +39,15 @@ def test_transactions_survive_a_gateway_restart(kafka_broker: str) -> None:
     async def before() -> int:
         async with running(config) as gw:
             async with charge_point(gw, "acme", "CP-1", "ocpp2.0.1") as cp:
-                await cp.call(tx_event("Started", 0, "2025-03-01T06:00:00Z", 1000.0, evse={"id": 2, "connectorId": 1}))
+                await cp.call(
+                    tx_event("Started", 0, "2025-03-01T06:00:00Z", 1000.0, evse={"id": 2, "connectorId": 1})
+                )
             async with charge_point(gw, "acme", "CP-6") as cp16:
-                start = await cp16.call(v16.StartTransaction(connector_id=2, id_tag="t", meter_start=500,
-                                                             timestamp="2025-03-01T06:00:00Z"))
+                start = await cp16.call(
+                    v16.StartTransaction(
+                        connector_id=2, id_tag="t", meter_start=500, timestamp="2025-03-01T06:00:00Z"
+                    )
+                )
                 return int(start.transaction_id)
 
     async def after(tx16: int) -> None:
@@ -46,8 +56,11 @@ def test_transactions_survive_a_gateway_restart(kafka_broker: str) -> None:
                 await cp.call(tx_event("Updated", 1, "2025-03-01T06:10:00Z", 5000.0))
                 await cp.call(tx_event("Ended", 2, "2025-03-01T06:20:00Z", None))
             async with charge_point(gw, "acme", "CP-6") as cp16:
-                await cp16.call(v16.StopTransaction(transaction_id=tx16, meter_stop=2500,
-                                                    timestamp="2025-03-01T06:30:00Z"))
+                await cp16.call(
+                    v16.StopTransaction(
+                        transaction_id=tx16, meter_stop=2500, timestamp="2025-03-01T06:30:00Z"
+                    )
+                )
 
     tx16 = asyncio.run(before())
     asyncio.run(after(tx16))
@@ -106,29 +119,60 @@ def test_kafka_outage_mid_session_loses_and_duplicates_nothing() -> None:
 
         async def session() -> None:
             async with running(config) as gw, charge_point(gw, "acme", "ST-1") as cp:
-                start = await cp.call(v16.StartTransaction(connector_id=1, id_tag="t", meter_start=10_000,
-                                                           timestamp="2025-03-01T06:00:00Z"))
+                start = await cp.call(
+                    v16.StartTransaction(
+                        connector_id=1, id_tag="t", meter_start=10_000, timestamp="2025-03-01T06:00:00Z"
+                    )
+                )
                 tx = start.transaction_id
-                await cp.call(v16.MeterValues(connector_id=1, transaction_id=tx, meter_value=[
-                    {"timestamp": "2025-03-01T06:01:00Z", "sampledValue": [{"value": "11000"}]}]))
+                await cp.call(
+                    v16.MeterValues(
+                        connector_id=1,
+                        transaction_id=tx,
+                        meter_value=[
+                            {"timestamp": "2025-03-01T06:01:00Z", "sampledValue": [{"value": "11000"}]}
+                        ],
+                    )
+                )
                 await asyncio.to_thread(broker.halt)
                 for minute, wh in ((2, "12000"), (3, "13000")):
-                    await call_until_accepted(cp, v16.MeterValues(connector_id=1, transaction_id=tx, meter_value=[
-                        {"timestamp": f"2025-03-01T06:0{minute}:00Z", "sampledValue": [{"value": wh}]}]))
-                await call_until_accepted(cp, v16.StopTransaction(transaction_id=tx, meter_stop=14_000,
-                                                                  timestamp="2025-03-01T06:04:00Z"))
-                errors = sum(s.value for m in gw.metrics.produce_errors.collect() for s in m.samples
-                             if s.name.endswith("_total"))
+                    await call_until_accepted(
+                        cp,
+                        v16.MeterValues(
+                            connector_id=1,
+                            transaction_id=tx,
+                            meter_value=[
+                                {"timestamp": f"2025-03-01T06:0{minute}:00Z", "sampledValue": [{"value": wh}]}
+                            ],
+                        ),
+                    )
+                await call_until_accepted(
+                    cp,
+                    v16.StopTransaction(
+                        transaction_id=tx, meter_stop=14_000, timestamp="2025-03-01T06:04:00Z"
+                    ),
+                )
+                errors = sum(
+                    s.value
+                    for m in gw.metrics.produce_errors.collect()
+                    for s in m.samples
+                    if s.name.endswith("_total")
+                )
                 assert errors >= 1
 
         asyncio.run(session())
         assert outcome["errors"] >= 1  # the outage was seen by the charger as InternalError
         evs = events(bootstrap, acme.topic)
         unique = {e.event_id: e for e in evs}
-        assert sorted((e.event_type, e.energy_kwh) for e in unique.values()) == sorted([
-            ("StartTransaction", 10.0), ("MeterValues", 11.0), ("MeterValues", 12.0),
-            ("MeterValues", 13.0), ("StopTransaction", 14.0),
-        ])
+        assert sorted((e.event_type, e.energy_kwh) for e in unique.values()) == sorted(
+            [
+                ("StartTransaction", 10.0),
+                ("MeterValues", 11.0),
+                ("MeterValues", 12.0),
+                ("MeterValues", 13.0),
+                ("StopTransaction", 14.0),
+            ]
+        )
         # A duplicate can only be an identical record (a retry of what was stored).
         for e in evs:
             assert unique[e.event_id] == e
@@ -143,10 +187,16 @@ def test_shutdown_answers_calls_in_flight_then_closes_with_1001(kafka_broker: st
         gw = Gateway(gateway_config(kafka_broker, acme))
         await gw.start("127.0.0.1", 0)
         ws = await connect(gw, "acme", "ST-1")
-        frame = [2, uuid.uuid4().hex, "StartTransaction",
-                 {"connectorId": 1, "idTag": "t", "meterStart": 0, "timestamp": "2025-03-01T06:00:00Z"}]
+        frame = [
+            2,
+            uuid.uuid4().hex,
+            "StartTransaction",
+            {"connectorId": 1, "idTag": "t", "meterStart": 0, "timestamp": "2025-03-01T06:00:00Z"},
+        ]
         await ws.send(json.dumps(frame))
-        while not any(s.value for m in gw.metrics.messages.collect() for s in m.samples if s.name.endswith("_total")):
+        while not any(  # noqa: ASYNC110 -- waits for the gateway to have received the call
+            s.value for m in gw.metrics.messages.collect() for s in m.samples if s.name.endswith("_total")
+        ):
             await asyncio.sleep(0.001)
         shutdown = asyncio.create_task(gw.shutdown())
         reply = json.loads(await ws.recv())
@@ -159,6 +209,7 @@ def test_shutdown_answers_calls_in_flight_then_closes_with_1001(kafka_broker: st
         return reply, code
 
     reply, code = asyncio.run(session())
-    assert reply[0] == 3 and "transactionId" in reply[2]  # type: ignore[index, operator]
+    assert reply[0] == 3
+    assert "transactionId" in reply[2]  # type: ignore[operator]
     assert code == 1001
     assert [e.event_type for e in events(kafka_broker, acme.topic)] == ["StartTransaction"]

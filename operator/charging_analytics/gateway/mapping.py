@@ -432,9 +432,7 @@ def v201_transaction_event(
         elif sub is not None and state.connector_id is None:
             state = replace(state, connector_id=int(sub))
     if state is None:
-        raise MappingError(
-            f"TransactionEvent {event_type} of unknown transaction {transaction} without evse"
-        )
+        raise MappingError(f"TransactionEvent {event_type} of unknown transaction {transaction} without evse")
     if event_type == "Started":
         state = replace(state, started_at=format_timestamp(at))
     connector, kind = state.evse_id, ctx.connector_type(state.evse_id, state.connector_id)

@@ -22,17 +22,19 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 
 from ocpp.exceptions import (
     InternalError,
-    NotImplementedError as OcppNotImplementedError,
     NotSupportedError,
     OCPPError,
     PropertyConstraintViolationError,
 )
+from ocpp.exceptions import (
+    NotImplementedError as OcppNotImplementedError,
+)
 from ocpp.messages import CallError, MessageType, unpack
-from ocpp.routing import on
+from ocpp.routing import on as _on
 from ocpp.v16 import ChargePoint as V16ChargePoint
 from ocpp.v16 import call_result as v16_result
 from ocpp.v16.enums import Action as V16Action
@@ -49,12 +51,20 @@ from websockets.http11 import Request, Response
 
 from ..events import OcppEvent, format_timestamp
 from . import mapping
-from .config import STATION_ID_PATTERN, TENANT_PATTERN, GatewayConfig, Station, Tenant
+from ..spec import TENANT_PATTERN
+from .config import STATION_ID_PATTERN, GatewayConfig, Station, Tenant
 from .delivery import DeliveryError, Publisher, producer_config
 from .state import StateStore
 
 _log = logging.getLogger("charging_analytics.gateway")
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+
+
+def on(action: str) -> Callable[[F], F]:
+    """The ``ocpp`` library's handler decorator, typed (the library ships no type hints)."""
+    return cast(Callable[[F], F], _on(action))
+
 
 SUBPROTOCOLS: Final = ("ocpp2.0.1", "ocpp1.6")
 _PATH_RE: Final = re.compile(f"/ocpp/({TENANT_PATTERN[1:-1]})/({STATION_ID_PATTERN[1:-1]})")
@@ -84,7 +94,9 @@ class Metrics:
             "ocpp_gateway_rejected_handshakes", "Refused WebSocket handshakes", ["reason"], registry=r
         )
         self.published = Counter(
-            "ocpp_gateway_events_published", "Events acknowledged by Kafka", ["tenant", "event_type"],
+            "ocpp_gateway_events_published",
+            "Events acknowledged by Kafka",
+            ["tenant", "event_type"],
             registry=r,
         )
         self.produce_latency = Histogram(
@@ -97,8 +109,10 @@ class Metrics:
             "ocpp_gateway_kafka_produce_errors", "Kafka records not acknowledged", registry=r
         )
         self.frames_dropped = Counter(
-            "ocpp_gateway_frames_dropped", "Frames that could not be answered (no message id)",
-            ["version"], registry=r,
+            "ocpp_gateway_frames_dropped",
+            "Frames that could not be answered (no message id)",
+            ["version"],
+            registry=r,
         )
 
     def observe_produce(self, seconds: float, ok: bool) -> None:
@@ -260,7 +274,7 @@ class _Session:
         return {"tenant": self.ctx.tenant, "station": self.ctx.station_id, "ocpp": self.version}
 
 
-class _RpcFrameworkError(OCPPError):
+class _RpcFrameworkError(OCPPError):  # type: ignore[misc]
     code = "RpcFrameworkError"
     default_description = "Content of the call is not a valid RPC request"
 

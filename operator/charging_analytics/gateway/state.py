@@ -19,7 +19,8 @@ import uuid
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic  # what confluent_kafka.admin re-exports
 
 from .config import StateSpec
 from .delivery import Publisher
@@ -45,7 +46,8 @@ class StateStore:
         return self._spec.topic
 
     def ensure_topic(self, timeout: float = 30.0) -> None:
-        admin = AdminClient({"bootstrap.servers": self._bootstrap, "logger": _log})
+        conf: dict[str, Any] = {"bootstrap.servers": self._bootstrap, "logger": _log}
+        admin = AdminClient(conf)
         topic = NewTopic(
             self.topic,
             num_partitions=self._spec.partitions,
