@@ -8,6 +8,7 @@ import asyncio
 import json
 import threading
 import uuid
+from typing import Any
 
 from ocpp.exceptions import InternalError
 from ocpp.v16 import call as v16
@@ -99,23 +100,35 @@ def test_a_station_moving_between_replicas_keeps_its_transaction(kafka_broker: s
 
 
 def test_kafka_outage_mid_session_loses_and_duplicates_nothing() -> None:
+    # The charge point and the gateway run in a thread of their own; the broker is halted and
+    # resumed from this (long-lived) thread, since the test bed ties a service's life to the
+    # thread that started it.
     broker = KafkaBroker().start()
+    halted, first_error, go_on = threading.Event(), threading.Event(), threading.Event()
+    outcome: dict[str, float] = {"errors": 0, "produce_errors": 0}
+    failure: list[BaseException] = []
     try:
         bootstrap = broker.bootstrap
         acme = tenant(bootstrap, "acme", {"ST-1": {1: "CCS"}})
         config = gateway_config(bootstrap, acme, delivery_timeout_s=3.0)
-        outcome: dict[str, int] = {"errors": 0}
 
-        async def call_until_accepted(cp: object, request: object) -> object:
+        async def call_until_accepted(cp: Any, request: object) -> object:
             """A charger's behaviour: a transaction message that failed is sent again."""
-            while True:
+            for _ in range(120):
                 try:
-                    return await cp.call(request, suppress=False)  # type: ignore[attr-defined]
+                    return await cp.call(request, suppress=False)
                 except InternalError:
                     outcome["errors"] += 1
-                    if outcome["errors"] == 1:
-                        threading.Thread(target=broker.resume).start()
+                    first_error.set()
                     await asyncio.sleep(1)
+            raise AssertionError("the gateway did not recover within 120 attempts")
+
+        def meter(tx: int, minute: int, wh: str) -> v16.MeterValues:
+            return v16.MeterValues(
+                connector_id=1,
+                transaction_id=tx,
+                meter_value=[{"timestamp": f"2025-03-01T06:0{minute}:00Z", "sampledValue": [{"value": wh}]}],
+            )
 
         async def session() -> None:
             async with running(config) as gw, charge_point(gw, "acme", "ST-1") as cp:
@@ -125,43 +138,45 @@ def test_kafka_outage_mid_session_loses_and_duplicates_nothing() -> None:
                     )
                 )
                 tx = start.transaction_id
-                await cp.call(
-                    v16.MeterValues(
-                        connector_id=1,
-                        transaction_id=tx,
-                        meter_value=[
-                            {"timestamp": "2025-03-01T06:01:00Z", "sampledValue": [{"value": "11000"}]}
-                        ],
-                    )
-                )
-                await asyncio.to_thread(broker.halt)
+                await cp.call(meter(tx, 1, "11000"))
+                halted.set()
+                await asyncio.to_thread(go_on.wait)
                 for minute, wh in ((2, "12000"), (3, "13000")):
-                    await call_until_accepted(
-                        cp,
-                        v16.MeterValues(
-                            connector_id=1,
-                            transaction_id=tx,
-                            meter_value=[
-                                {"timestamp": f"2025-03-01T06:0{minute}:00Z", "sampledValue": [{"value": wh}]}
-                            ],
-                        ),
-                    )
+                    await call_until_accepted(cp, meter(tx, minute, wh))
                 await call_until_accepted(
                     cp,
                     v16.StopTransaction(
                         transaction_id=tx, meter_stop=14_000, timestamp="2025-03-01T06:04:00Z"
                     ),
                 )
-                errors = sum(
+                outcome["produce_errors"] = sum(
                     s.value
                     for m in gw.metrics.produce_errors.collect()
                     for s in m.samples
                     if s.name.endswith("_total")
                 )
-                assert errors >= 1
 
-        asyncio.run(session())
-        assert outcome["errors"] >= 1  # the outage was seen by the charger as InternalError
+        def run() -> None:
+            try:
+                asyncio.run(session())
+            except BaseException as err:  # reported by the main thread
+                failure.append(err)
+                first_error.set()
+
+        worker = threading.Thread(target=run)
+        # Halt before the session's next call; it then fails until the broker is back.
+        worker.start()
+        assert halted.wait(120)
+        broker.halt()
+        go_on.set()  # the charger calls while the broker is down
+        assert first_error.wait(60)
+        broker.resume()
+        worker.join(240)
+        assert not worker.is_alive()
+        if failure:
+            raise failure[0]
+        assert outcome["errors"] >= 1  # the charger saw the outage as CallError InternalError
+        assert outcome["produce_errors"] >= 1
         evs = events(bootstrap, acme.topic)
         unique = {e.event_id: e for e in evs}
         assert sorted((e.event_type, e.energy_kwh) for e in unique.values()) == sorted(
