@@ -14,6 +14,7 @@ from charging_analytics.gateway.mapping import MappingError, StationContext, Tra
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 CTX = StationContext("acme", "ST-1", {1: "CCS", 2: "Type2"})
+TX1 = mapping.v16_transaction_id(1, datetime(2026, 1, 1, 10, tzinfo=UTC))  # a transaction on connector 1
 
 
 def sv16(value: str, **extra: Any) -> dict[str, Any]:
@@ -144,6 +145,17 @@ def test_v16_stop_of_a_transaction_the_gateway_never_assigned_is_refused() -> No
             )
 
 
+def test_v16_meter_values_of_a_foreign_or_other_connectors_transaction_are_refused() -> None:
+    for transaction, connector in ((-1, 1), (TX1, 2)):
+        meter = {
+            "connector_id": connector,
+            "transaction_id": transaction,
+            "meter_value": [{"timestamp": "2026-01-01T10:00:00Z", "sampled_value": [sv16("1")]}],
+        }
+        with pytest.raises(MappingError, match="not assigned by this gateway to connector"):
+            mapping.v16_meter_values(CTX, meter, NOW)
+
+
 def test_v201_later_events_get_the_evse_of_the_transactions_first_event() -> None:
     started = {
         "event_type": "Started",
@@ -227,7 +239,7 @@ def test_offline_queued_messages_keep_their_original_timestamps() -> None:
     old = "2025-06-01T08:00:00.250Z"
     meter = {
         "connector_id": 1,
-        "transaction_id": 9,
+        "transaction_id": TX1,
         "meter_value": [{"timestamp": old, "sampled_value": [sv16("1")]}],
     }
     (event,) = mapping.v16_meter_values(CTX, meter, NOW)
@@ -248,7 +260,7 @@ def test_timestamps_with_offsets_are_converted_to_utc() -> None:
 def test_event_id_is_deterministic_from_content() -> None:
     meter = {
         "connector_id": 1,
-        "transaction_id": 9,
+        "transaction_id": TX1,
         "meter_value": [{"timestamp": "2026-01-01T10:00:00Z", "sampled_value": [sv16("1")]}],
     }
     first = mapping.v16_meter_values(CTX, meter, NOW)

@@ -296,6 +296,10 @@ def v16_meter_values(
     transaction = payload.get("transaction_id")
     if connector == 0 or transaction is None:
         return []
+    if v16_connector_of(int(transaction)) != connector:
+        raise MappingError(
+            f"transactionId {transaction} was not assigned by this gateway to connector {connector}"
+        )
     kind = ctx.connector_type(connector)
     events = []
     for value in payload["meter_value"]:

@@ -398,10 +398,12 @@ class V201Session(_Session, V201ChargePoint):  # type: ignore[misc]
             stored = self.gateway.state.get(key)
             state = None if stored is None else mapping.Transaction201.from_json(stored)
             events, new_state = mapping.v201_transaction_event(self.ctx, payload, state, _now())
-            # State first: once acknowledged, a retry or another replica maps the events the same.
+            # Events first: if the state write then fails, the charger's retry is mapped from the
+            # old state again and yields the same events with the same ids (idempotent). The
+            # other order could record "start published" for a start that never was.
+            await self.publish(events)
             if new_state != state:
                 await self.gateway.state.put(key, new_state.to_json())
-            await self.publish(events)
 
         await _guard(work)
         return v201_result.TransactionEvent()
