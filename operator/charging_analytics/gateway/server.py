@@ -50,8 +50,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from ..events import OcppEvent, format_timestamp
-from . import mapping
 from ..spec import TENANT_PATTERN
+from . import mapping
 from .config import STATION_ID_PATTERN, GatewayConfig, Station, Tenant
 from .delivery import DeliveryError, Publisher, producer_config
 from .state import StateStore
