@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import websockets
+from ocpp.exceptions import InternalError
 from ocpp.v16 import ChargePoint as V16ChargePoint
 from ocpp.v201 import ChargePoint as V201ChargePoint
 from websockets.asyncio.client import ClientConnection
@@ -108,3 +109,22 @@ def events(bootstrap: str, topic: str, min_messages: int = 0) -> list[OcppEvent]
     return [
         OcppEvent.from_json(r.value or b"") for r in consume_all(bootstrap, topic, min_messages=min_messages)
     ]
+
+
+async def call_accepted(cp: Any, request: object, attempts: int = 30) -> Any:
+    """Send like a charger does: a CallError ``InternalError`` (the gateway could not store the
+    message yet) is retried; any other CallError is raised, never silently ignored."""
+    for _ in range(attempts):
+        try:
+            return await cp.call(request, suppress=False)
+        except InternalError:
+            await asyncio.sleep(0.5)
+    raise AssertionError(f"{type(request).__name__} not accepted after {attempts} attempts")
+
+
+def unique(evs: list[OcppEvent]) -> list[OcppEvent]:
+    """Deduplicated by ``event_id``, first occurrence kept (what a consumer downstream does)."""
+    seen: dict[str, OcppEvent] = {}
+    for e in evs:
+        assert seen.setdefault(e.event_id, e) == e  # a re-delivery is the identical event
+    return list(seen.values())

@@ -16,7 +16,16 @@ from ocpp.v201 import call as v201
 from websockets.exceptions import ConnectionClosed
 
 from charging_analytics.gateway.server import Gateway
-from tests.gateway.support import charge_point, connect, events, gateway_config, running, tenant
+from tests.gateway.support import (
+    call_accepted,
+    charge_point,
+    connect,
+    events,
+    gateway_config,
+    running,
+    tenant,
+    unique,
+)
 from tests.infra.kafka import KafkaBroker
 
 
@@ -40,32 +49,35 @@ def test_transactions_survive_a_gateway_restart(kafka_broker: str) -> None:
     async def before() -> int:
         async with running(config) as gw:
             async with charge_point(gw, "acme", "CP-1", "ocpp2.0.1") as cp:
-                await cp.call(
-                    tx_event("Started", 0, "2025-03-01T06:00:00Z", 1000.0, evse={"id": 2, "connectorId": 1})
+                await call_accepted(
+                    cp,
+                    tx_event("Started", 0, "2025-03-01T06:00:00Z", 1000.0, evse={"id": 2, "connectorId": 1}),
                 )
             async with charge_point(gw, "acme", "CP-6") as cp16:
-                start = await cp16.call(
+                start = await call_accepted(
+                    cp16,
                     v16.StartTransaction(
                         connector_id=2, id_tag="t", meter_start=500, timestamp="2025-03-01T06:00:00Z"
-                    )
+                    ),
                 )
                 return int(start.transaction_id)
 
     async def after(tx16: int) -> None:
         async with running(config) as gw:  # a new process: nothing in memory
             async with charge_point(gw, "acme", "CP-1", "ocpp2.0.1") as cp:
-                await cp.call(tx_event("Updated", 1, "2025-03-01T06:10:00Z", 5000.0))
-                await cp.call(tx_event("Ended", 2, "2025-03-01T06:20:00Z", None))
+                await call_accepted(cp, tx_event("Updated", 1, "2025-03-01T06:10:00Z", 5000.0))
+                await call_accepted(cp, tx_event("Ended", 2, "2025-03-01T06:20:00Z", None))
             async with charge_point(gw, "acme", "CP-6") as cp16:
-                await cp16.call(
+                await call_accepted(
+                    cp16,
                     v16.StopTransaction(
                         transaction_id=tx16, meter_stop=2500, timestamp="2025-03-01T06:30:00Z"
-                    )
+                    ),
                 )
 
     tx16 = asyncio.run(before())
     asyncio.run(after(tx16))
-    evs = events(kafka_broker, acme.topic)
+    evs = unique(events(kafka_broker, acme.topic))
     assert [(e.station_id, e.event_type, e.connector_id, e.connector_type, e.energy_kwh) for e in evs] == [
         ("CP-1", "StartTransaction", 2, "Type2", 1.0),
         ("CP-6", "StartTransaction", 2, "CHAdeMO", 0.5),
@@ -83,14 +95,16 @@ def test_a_station_moving_between_replicas_keeps_its_transaction(kafka_broker: s
     async def session() -> None:
         async with running(config) as a, running(config) as b:
             async with charge_point(a, "acme", "CP-1", "ocpp2.0.1") as cp:
-                await cp.call(tx_event("Started", 0, "2025-03-01T06:00:00Z", 1000.0, evse={"id": 3}))
+                await call_accepted(
+                    cp, tx_event("Started", 0, "2025-03-01T06:00:00Z", 1000.0, evse={"id": 3})
+                )
             async with charge_point(b, "acme", "CP-1", "ocpp2.0.1") as cp:
-                await cp.call(tx_event("Updated", 1, "2025-03-01T06:10:00Z", 4000.0))
+                await call_accepted(cp, tx_event("Updated", 1, "2025-03-01T06:10:00Z", 4000.0))
             async with charge_point(a, "acme", "CP-1", "ocpp2.0.1") as cp:
-                await cp.call(tx_event("Ended", 2, "2025-03-01T06:20:00Z", None))
+                await call_accepted(cp, tx_event("Ended", 2, "2025-03-01T06:20:00Z", None))
 
     asyncio.run(session())
-    evs = events(kafka_broker, acme.topic)
+    evs = unique(events(kafka_broker, acme.topic))
     # Replica a's Ended sees replica b's reading (4 kWh), not its own older state (1 kWh).
     assert [(e.event_type, e.connector_id, e.energy_kwh) for e in evs] == [
         ("StartTransaction", 3, 1.0),

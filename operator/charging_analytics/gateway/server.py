@@ -18,6 +18,7 @@ import json
 import logging
 import re
 import ssl
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -450,7 +451,8 @@ class Gateway:
         state_publisher = self._publisher({"bootstrap.servers": ",".join(config.state.bootstrap_servers)})
         self.state = StateStore(config.state, state_publisher)
         self._server: Server | None = None
-        self._identities: dict[ServerConnection, Identity] = {}
+        # Weak: a connection that drops between the checks and the handler leaves nothing behind.
+        self._identities: weakref.WeakKeyDictionary[ServerConnection, Identity] = weakref.WeakKeyDictionary()
         self._connections: set[ServerConnection] = set()
         self._busy = 0
         self._idle = asyncio.Event()
