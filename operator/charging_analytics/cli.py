@@ -15,6 +15,7 @@ from .catalog import CatalogSnapshot
 from .crd import CRD_FILENAME, render_crd_yaml
 from .gateway.cli import add_gateway_parser
 from .plan import Plan, PlanOptions, build_plan
+from .preview_cli import add_preview_parser
 from .render import DesiredObject, RenderOptions, SecretStore, render, statements_text
 from .rw.capabilities import Capabilities
 from .simulate_cli import add_simulate_parser
@@ -233,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_simulate_parser(sub)
     add_gateway_parser(sub)
+    add_preview_parser(sub)
 
     p = sub.add_parser("operator", help="run the Kubernetes operator (Kopf)")
     p.add_argument("-A", "--all-namespaces", action="store_true")
