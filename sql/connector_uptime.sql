@@ -10,12 +10,17 @@ SELECT
     SUM(seconds) AS observed_seconds,
     COALESCE(SUM(seconds) FILTER (WHERE status IN ({up_statuses})), 0) AS up_seconds,
     ROUND(
-        COALESCE(SUM(seconds) FILTER (WHERE status IN ({up_statuses})), 0) * 100.0
-            / NULLIF(SUM(seconds), 0),
+        CAST(
+            COALESCE(SUM(seconds) FILTER (WHERE status IN ({up_statuses})), 0) * 100.0
+                / NULLIF(SUM(seconds), 0) AS NUMERIC
+        ),
         2
     ) AS uptime_pct,
     ROUND(
-        COALESCE(SUM(seconds) FILTER (WHERE status = 'Available'), 0) * 100.0 / NULLIF(SUM(seconds), 0),
+        CAST(
+            COALESCE(SUM(seconds) FILTER (WHERE status = 'Available'), 0) * 100.0
+                / NULLIF(SUM(seconds), 0) AS NUMERIC
+        ),
         2
     ) AS available_pct
 FROM {connector_status_time}

@@ -230,14 +230,21 @@ class Evaluation:
     seconds: float
 
     def to_json(self) -> dict[str, list[dict[str, Any]]]:
-        return {name: [{k: _json_value(v) for k, v in row.items()} for row in rows] for name, rows in self.views.items()}
+        return {
+            name: [{k: _json_value(v) for k, v in row.items()} for row in rows]
+            for name, rows in self.views.items()
+        }
 
 
 def _json_value(value: Any) -> Any:
     if isinstance(value, datetime):
         return format_timestamp(value)
     if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() and value.as_tuple().exponent >= 0 else float(value)
+        return (
+            int(value)
+            if value == value.to_integral_value() and value.as_tuple().exponent >= 0
+            else float(value)
+        )
     return value
 
 
@@ -261,7 +268,9 @@ def evaluate(
     views = prepare(objects, at)
     source = _source_name(objects)
     schema = sql.Identifier(next(o.schema for o in objects if o.kind == "Source"))
-    columns = sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(t)) for n, t in EVENT_COLUMNS)
+    columns = sql.SQL(", ").join(
+        sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(t)) for n, t in EVENT_COLUMNS
+    )
     t0 = time.monotonic()
     results: dict[str, list[dict[str, Any]]] = {}
     previous_autocommit = conn.autocommit
@@ -281,7 +290,9 @@ def evaluate(
             for view in views:
                 try:
                     with conn.transaction():
-                        cur.execute(f"CREATE TABLE {view.qualified} AS {view.query}")  # rewritten rendered SQL
+                        cur.execute(
+                            f"CREATE TABLE {view.qualified} AS {view.query}"
+                        )  # rewritten rendered SQL
                 except psycopg.Error as err:
                     raise EvaluationError(f"{view.name}: {err.diag.message_primary or err}") from err
             for view in views:
@@ -300,4 +311,7 @@ def evaluate(
 
 
 def _row_order(row: Mapping[str, Any]) -> tuple[str, ...]:
-    return tuple("" if v is None else (format_timestamp(v) if isinstance(v, datetime) else str(v)) for v in row.values())
+    return tuple(
+        "" if v is None else (format_timestamp(v) if isinstance(v, datetime) else str(v))
+        for v in row.values()
+    )

@@ -94,7 +94,9 @@ def local_postgres(timeout_s: float = 60.0) -> Iterator[str]:
                     break
             except psycopg.OperationalError:
                 if time.monotonic() > deadline:
-                    raise LocalPostgresError(f"postgres did not accept connections within {timeout_s:.0f}s") from None
+                    raise LocalPostgresError(
+                        f"postgres did not accept connections within {timeout_s:.0f}s"
+                    ) from None
                 time.sleep(0.05)
         yield dsn
     finally:

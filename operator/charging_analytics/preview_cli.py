@@ -40,7 +40,9 @@ def add_preview_parser(sub: Any) -> None:
     )
     p.add_argument("-f", "--file", required=True, help="YAML manifest of the tenant")
     p.add_argument("--events", required=True, help="OCPP events, one JSON object per line")
-    p.add_argument("--at", required=True, type=parse_instant, help="RFC 3339 instant, e.g. 2025-03-01T12:00:00Z")
+    p.add_argument(
+        "--at", required=True, type=parse_instant, help="RFC 3339 instant, e.g. 2025-03-01T12:00:00Z"
+    )
     p.add_argument("--json", action="store_true", help="JSON: one key per view, each a list of rows")
     p.add_argument(
         "--postgres-dsn",
@@ -50,9 +52,7 @@ def add_preview_parser(sub: Any) -> None:
     p.set_defaults(func=cmd_preview)
 
 
-def run_preview(
-    manifest: Path, events: Path, at: datetime, dsn: str | None
-) -> list[tuple[str, Evaluation]]:
+def run_preview(manifest: Path, events: Path, at: datetime, dsn: str | None) -> list[tuple[str, Evaluation]]:
     """(tenant, evaluation) per resource in the manifest."""
     manifests = load_file(manifest)
     rows = read_events(events)
@@ -108,6 +108,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
         print(f"error: {err.filename or ''}: {err.strerror or err}", file=sys.stderr)
         return 1
     if args.json:
+
         def pick(r: Evaluation) -> dict[str, Any]:
             data = r.to_json()
             return {k: v for k, v in data.items() if not args.view or k in args.view}

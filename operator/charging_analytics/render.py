@@ -398,7 +398,9 @@ class _Builder:
             "MaterializedView",
             "active_sessions",
             template("active_sessions").format(
-                active_sessions=self.rel("active_sessions"), sessions=self.rel("sessions"), retention=retention
+                active_sessions=self.rel("active_sessions"),
+                sessions=self.rel("sessions"),
+                retention=retention,
             ),
             ["sessions"],
         )

@@ -315,7 +315,8 @@ class AnalyticsSpec(Model):
             field="stateRetention",
         ),
         Rule(
-            cel=f"{_secs('self.availabilitySlide')} % 60 == 0 && {_secs('self.availabilityWindow')} % 60 == 0",
+            cel=f"{_secs('self.availabilitySlide')} % 60 == 0 && "
+            f"{_secs('self.availabilityWindow')} % 60 == 0",
             message="availabilitySlide and availabilityWindow must be whole minutes "
             "(availability is measured in one-minute buckets)",
             check=lambda s: (

@@ -641,7 +641,7 @@ def test_plan_json_lists_actions_drift_and_flags() -> None:
     assert data["hash"] == plan.hash
     assert data["hash"].startswith("sha256:")
     assert data["destructive"] is True
-    assert data["summary"] == plan.summary() == "13 drop, 13 create, 3 grant"
+    assert data["summary"] == plan.summary() == "19 drop, 19 create, 3 grant"
     assert len(data["actions"]) == len(plan.actions)
     first = data["actions"][0]
     assert set(first) == {"type", "kind", "name", "reason", "destructive", "sql"}

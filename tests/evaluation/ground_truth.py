@@ -16,7 +16,9 @@ from typing import Any
 from charging_analytics.events import EVENT_COLUMNS, format_timestamp
 
 PRICES = {"CCS": Decimal("0.59"), "CHAdeMO": Decimal("0.49"), "Type2": Decimal("0.35")}
-UP = frozenset({"Available", "Preparing", "Charging", "SuspendedEV", "SuspendedEVSE", "Finishing", "Reserved"})
+UP = frozenset(
+    {"Available", "Preparing", "Charging", "SuspendedEV", "SuspendedEVSE", "Finishing", "Reserved"}
+)
 _COLUMNS = tuple(name for name, _ in EVENT_COLUMNS)
 
 
@@ -65,7 +67,9 @@ class Traffic:
 
     def status(self, station: str, connector: int, at: datetime, status: str, error: str = "NoError") -> None:
         self.events.append(
-            self._event("StatusNotification", station, at, connector_id=connector, status=status, error_code=error)
+            self._event(
+                "StatusNotification", station, at, connector_id=connector, status=status, error_code=error
+            )
         )
         if connector > 0:
             self.statuses.setdefault((station, connector), []).append((at, status))
@@ -125,7 +129,14 @@ class Traffic:
     # -- availability truth ------------------------------------------------------------------
 
     def uptime(
-        self, station: str, connector: int, *, at: datetime, slide: timedelta, size: timedelta, retention: timedelta
+        self,
+        station: str,
+        connector: int,
+        *,
+        at: datetime,
+        slide: timedelta,
+        size: timedelta,
+        retention: timedelta,
     ) -> dict[datetime, tuple[int, int]]:
         """window_start -> (observed seconds, up seconds) over the connector's closed intervals."""
         reports = sorted(self.statuses[(station, connector)])

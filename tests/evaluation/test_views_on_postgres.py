@@ -104,7 +104,9 @@ def expected_completed(truth: Traffic) -> list[TrueSession]:
     return [s for s in truth.sessions if s.stopped_at is not None and s.stopped_at > AT - RETENTION]
 
 
-def test_completed_sessions_match_the_truth_including_replayed_queues(result: Evaluation, truth: Traffic) -> None:
+def test_completed_sessions_match_the_truth_including_replayed_queues(
+    result: Evaluation, truth: Traffic
+) -> None:
     rows = by_session(result.views["completed_sessions"])
     expected = expected_completed(truth)
     assert set(rows) == {s.session_id for s in expected}
@@ -139,9 +141,14 @@ def test_wh_metered_charger_energy_equals_the_register_difference(result: Evalua
 
 def test_unknown_connector_type_is_unpriced_not_dropped(result: Evaluation) -> None:
     session = by_session(result.views["completed_sessions"])["f1"]
-    assert session["revenue"] is None and session["energy_kwh"] == Decimal("20.000")
+    assert session["revenue"] is None
+    assert session["energy_kwh"] == Decimal("20.000")
     (window,) = [r for r in result.views["station_revenue"] if r["station_id"] == "ST-F"]
-    assert (window["sessions"], window["unpriced_sessions"], window["energy_kwh"]) == (1, 1, Decimal("20.000"))
+    assert (window["sessions"], window["unpriced_sessions"], window["energy_kwh"]) == (
+        1,
+        1,
+        Decimal("20.000"),
+    )
     assert window["revenue"] is None
 
 
@@ -198,9 +205,7 @@ def test_uptime_is_weighted_by_time(result: Evaluation, truth: Traffic, station:
 
 def test_latest_window_uptime_of_a_short_fault(result: Evaluation) -> None:
     (row,) = [
-        r
-        for r in result.views["connector_uptime"]
-        if r["station_id"] == "ST-G" and r["window_end"] == AT
+        r for r in result.views["connector_uptime"] if r["station_id"] == "ST-G" and r["window_end"] == AT
     ]
     # Available 80 s, Faulted 285 s, Available 465 s of closed intervals; Charging is still open
     assert (row["observed_seconds"], row["up_seconds"], row["uptime_pct"]) == (830, 545, Decimal("65.66"))
@@ -234,7 +239,7 @@ def test_alerts_are_exactly_the_open_conditions(result: Evaluation) -> None:
 
 def test_every_alert_key_part_is_present(result: Evaluation) -> None:
     for row in result.views["alerts"]:
-        assert row["alert_id"] and row["station_id"] and row["alert_type"] and row["severity"]
+        assert all(row[part] for part in ("alert_id", "station_id", "alert_type", "severity")), row
 
 
 def test_a_short_fault_raises_no_down_alert_before_the_threshold(pg: psycopg.Connection[Any]) -> None:

@@ -257,10 +257,16 @@ INVALID = [
         rule(AnalyticsSpec, "stateRetention").message,
     ),
     Invalid(
-        "late-event-tolerance-not-shorter-than-retention",
-        _all(_set("analytics.lateEventTolerance", "24h"), _set("analytics.stateRetention", "24h")),
-        "spec.analytics.lateEventTolerance",
-        rule(AnalyticsSpec, "lateEventTolerance").message,
+        "down-threshold-shorter-than-availability-window",
+        _all(_set("analytics.availabilityWindow", "1h"), _set("alerts.connectorDownMinutes", 20)),
+        "spec.alerts.connectorDownMinutes",
+        rule(ChargingAnalyticsSpec, "alerts.connectorDownMinutes").message,
+    ),
+    Invalid(
+        "availability-slide-not-whole-minutes",
+        _all(_set("analytics.availabilityWindow", "300s"), _set("analytics.availabilitySlide", "30s")),
+        "spec.analytics.availabilitySlide",
+        rule(AnalyticsSpec, "availabilitySlide", 1).message,
     ),
     Invalid(
         "duration-without-unit",
