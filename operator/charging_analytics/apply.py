@@ -47,13 +47,22 @@ class ApplyResult:
     seconds: float = 0.0
 
 
+#: Runs a statement on a sink's target database (the PostgreSQL alert table).
+TargetRunner = Callable[[sql.Composable], Awaitable[None]]
+
+
 async def apply_plan(
     runner: StatementRunner,
     plan: Plan,
     *,
     on_action: Callable[[Action], Awaitable[None]] | None = None,
+    target: TargetRunner | None = None,
 ) -> ApplyResult:
-    """Run every action of ``plan`` in order; raise :class:`ApplyError` on the first failure."""
+    """Run every action of ``plan`` in order; raise :class:`ApplyError` on the first failure.
+
+    ``target`` runs an action's ``target_reset`` (clearing the alert table before its sink is
+    recreated); without one the reset is skipped with a warning (the table is not managed here).
+    """
     result = ApplyResult()
     started = time.monotonic()
     for action in plan.actions:
@@ -62,6 +71,11 @@ async def apply_plan(
                 await _run(runner, stmt)
             if action.pre:
                 await runner.execute("FLUSH")
+            if action.target_reset is not None:
+                if target is not None:
+                    await target(action.target_reset)
+                else:
+                    log.warning("not clearing the target table of %s: no connection to it", action.name)
             await _run(runner, action.statement, action.sensitive)
             for stmt in action.ledger:
                 await _run(runner, stmt)

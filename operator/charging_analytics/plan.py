@@ -71,6 +71,8 @@ class Action:
     #: Credential values ``statement`` embeds (from render), so the client can keep every one of
     #: them out of the error it reports if RisingWave rejects the statement.
     sensitive: tuple[str, ...] = field(repr=False, compare=False, default=())
+    #: Runs on the sink's target database right before the statement (clears the alert table).
+    target_reset: Composable | None = field(repr=False, compare=False, default=None)
 
     def describe(self) -> str:
         flag = " [destructive]" if self.destructive else ""
@@ -473,12 +475,14 @@ def build_plan(
             o.qualified,
             o.statement,
             o.display,
-            reason_for(key),
+            reason_for(key) + (" (clears its target table first)" if o.target_reset is not None else ""),
             destructive=o.kind in DESTRUCTIVE_KINDS and observed(key) is not None,
             ledger=record(o),
             pre=pending(o),
             sensitive=o.sensitive,
         )
+        if o.target_reset is not None:
+            actions[-1] = replace(actions[-1], target_reset=o.target_reset)
 
     # 6. grants: GRANT ... ON ALL ... IN SCHEMA covers only what exists, so re-grant after any
     #    view was (re)built and when the user is new. The grants have a ledger row of their own,

@@ -149,6 +149,10 @@ class DesiredObject:
     #: is a change; kept apart from ``hash`` so that planning without credentials (the CLI without
     #: Secrets) compares definitions only instead of proposing rebuilds.
     credential_digest: str = ""
+    #: Statement for the sink's *target* database (not RisingWave) that runs right before the
+    #: sink is (re)created: a new JDBC sink upserts only the rows open now, so the rows an earlier
+    #: sink left must go first.
+    target_reset: Composed | None = field(default=None, repr=False, compare=False)
 
     @property
     def ledger_value(self) -> str:
@@ -680,6 +684,7 @@ def render(spec: ChargingAnalyticsSpec, options: RenderOptions | None = None) ->
                 grants=exe.grants,
                 unresolved=_unresolved(options, exe.credentials),
                 sensitive=_sensitive(options, exe.credentials),
+                target_reset=clear_alerts_table(spec) if show.name == "alerts_to_postgres" else None,
             )
         )
     return objects

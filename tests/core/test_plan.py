@@ -875,3 +875,75 @@ def test_applied_catalog_records_every_object_the_schema_and_the_grants_in_the_l
     assert set(cat.ledger) == {o.key for o in desired(BASE)} | {"@grants:acme_reader"}
     assert SCHEMA_KEY in cat.ledger
     assert cat.owner == OWNER
+
+
+# --------------------------------------------------------------------------------------------
+# Upgrade from the pipeline with the watermark and report-counting availability
+# --------------------------------------------------------------------------------------------
+
+#: The acme tenant as the previous pipeline left it (objects and ledger, recorded from its render).
+OLD_PIPELINE = ROOT / "tests" / "core" / "data" / "acme_before_time_weighted_availability.json"
+
+
+def _old_pipeline_world() -> World:
+    data = json.loads(OLD_PIPELINE.read_text(encoding="utf-8"))
+    tenant = data["tenant"]
+    in_schema = [o for o in data["objects"] if o["kind"] not in ("Schema", "User")]
+    ids = {o["name"]: i for i, o in enumerate(in_schema, start=1)}
+    users = frozenset(o["name"] for o in data["objects"] if o["kind"] == "User")
+    objects = {
+        o["name"]: SimObject(
+            o["kind"],
+            tenant,
+            o["name"],
+            ids[o["name"]],
+            reads=frozenset(ids[d] for d in o["depends_on"]),
+            grantees=users if o["kind"] in ("MaterializedView", "View") else frozenset(),
+        )
+        for o in in_schema
+    }
+    ledger = {
+        e["name"]: LedgerEntry(tenant, e["name"], e["kind"], e["value"], tuple(e["depends_on"]))
+        for e in data["ledger"]
+    }
+    catalog = TenantCatalog(tenant, True, objects, ledger, owner=OWNER, users=users)
+    return World(catalog)
+
+
+def test_upgrading_from_the_old_pipeline_rebuilds_the_source_subgraph_and_waits_for_approval() -> None:
+    world = _old_pipeline_world()
+    plan = plan_for(desired(BASE), world)
+    assert plan.destructive  # the source loses its watermark: recreated, so approval is required
+    assert "acme.ocpp_events" in plan.changed
+    dropped = names(plan, "drop")
+    created = names(plan, "create")
+    assert "acme.connector_availability" in dropped
+    assert "acme.connector_availability" not in created
+    new_views = [
+        "status_intervals", "status_minutes", "connector_status_time", "connector_uptime",
+        "connector_status", "connector_status_live", "connector_down",
+    ]  # fmt: skip
+    for view in new_views:
+        assert f"acme.{view}" in created
+    # everything of the old pipeline that reads the source is rebuilt, nothing outside the tenant
+    old_objects = set(world.catalog.objects)
+    assert {n.split(".", 1)[1] for n in dropped} == old_objects
+    reason = next(a.reason for a in plan.actions if a.name == "acme.connector_availability")
+    assert reason == "no longer in the spec"
+    (pg_sink,) = [a for a in plan.actions if a.type == "create" and a.name == "acme.alerts_to_postgres"]
+    assert pg_sink.target_reset is not None
+    assert as_text(pg_sink.target_reset) == 'DELETE FROM "public"."acme_alerts"'
+    assert "clears its target table first" in pg_sink.reason
+    # the upgrade converges: applied, the next plan is empty
+    assert plan_for(desired(BASE), converge(desired(BASE), world)).empty
+
+
+def test_a_sink_rebuild_clears_the_postgres_alert_table_before_recreating_the_sink() -> None:
+    world = World(applied_catalog(desired(BASE), "acme"))
+    plan = plan_for(desired(acme_spec(alerts__stalledSessionMinutes=15)), world)
+    order = [(a.type, a.name) for a in plan.actions]
+    drop_at = order.index(("drop", "acme.alerts_to_postgres"))
+    create_at = order.index(("create", "acme.alerts_to_postgres"))
+    assert drop_at < create_at
+    resets = [a.name for a in plan.actions if a.target_reset is not None]
+    assert resets == ["acme.alerts_to_postgres"]  # only the JDBC sink's creation clears its table

@@ -425,7 +425,8 @@ def test_now_is_allowed_in_a_plain_view_select_list_but_not_in_a_materialized_on
 
 _TOP_1 = (
     "CREATE MATERIALIZED VIEW latest AS SELECT station_id, status FROM (SELECT station_id, status, "
-    "ROW_NUMBER() OVER (PARTITION BY station_id ORDER BY occurred_at DESC) AS rn FROM {rel}) AS s WHERE {cond}"
+    "ROW_NUMBER() OVER (PARTITION BY station_id ORDER BY occurred_at DESC) AS rn FROM {rel}) AS s "
+    "WHERE {cond}"
 )
 
 
@@ -434,7 +435,8 @@ def test_top_1_per_key_over_an_append_only_input_is_bounded_state() -> None:
     assert "bounded-state" in lint([TUTORIAL_SOURCE, _TOP_1.format(rel="ocpp_events", cond="rn > 0")]).rules()
     retracting = "CREATE MATERIALIZED VIEW agg AS SELECT station_id, MAX(occurred_at) AS occurred_at, "
     retracting += "MAX(status) AS status FROM ocpp_events GROUP BY station_id"
-    assert "bounded-state" in lint([TUTORIAL_SOURCE, retracting, _TOP_1.format(rel="agg", cond="rn = 1")]).rules()
+    over_agg = _TOP_1.format(rel="agg", cond="rn = 1")
+    assert "bounded-state" in lint([TUTORIAL_SOURCE, retracting, over_agg]).rules()
 
 
 # --------------------------------------------------------------------------------------------
@@ -470,7 +472,8 @@ MUTANTS: dict[str, tuple[str, str, str, str]] = {
         "station_revenue", "WHERE window_start > NOW() - {retention}\n", "", "bounded-state",
     ),
     "kafka sink as plain append-only without force_append_only": (
-        "alerts_to_kafka", "FORMAT UPSERT ENCODE JSON\nKEY ENCODE TEXT", "FORMAT PLAIN ENCODE JSON", "sink-shape",
+        "alerts_to_kafka", "FORMAT UPSERT ENCODE JSON\nKEY ENCODE TEXT", "FORMAT PLAIN ENCODE JSON",
+        "sink-shape",
     ),
     "kafka sink from a subquery": (
         "alerts_to_kafka", "FROM {alerts}", "FROM (SELECT * FROM {alerts})", "sink-shape",

@@ -144,7 +144,9 @@ def spec_docs(draw: st.DrawFn) -> dict[str, Any]:
             "availabilityWindow": duration(window),
             "availabilitySlide": duration(slide),
             "upStatuses": draw(
-                st.lists(st.sampled_from(["Available", "Charging", "Reserved", "Faulted"]), min_size=1, unique=True)
+                st.lists(
+                    st.sampled_from(["Available", "Charging", "Reserved", "Faulted"]), min_size=1, unique=True
+                )
             ),
             "stateRetention": duration(retention),
         },

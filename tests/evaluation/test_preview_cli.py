@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -62,7 +63,7 @@ def test_preview_starts_a_throwaway_server_and_prints_tables(
     assert "completed_sessions (1 rows)" in out
     assert "p1" in out
     assert "station_revenue" not in out
-    assert not list(Path(localpg.tempfile.gettempdir()).glob("cha-preview-pg-*"))
+    assert not list(Path(tempfile.gettempdir()).glob("cha-preview-pg-*"))
 
 
 def test_preview_without_postgres_is_one_clear_error(

@@ -46,7 +46,10 @@ def spec(**alerts: Any) -> ChargingAnalyticsSpec:
 
 def traffic() -> Traffic:
     t = Traffic()
-    h = lambda hours, minutes=0: AT - timedelta(hours=hours) + timedelta(minutes=minutes)  # noqa: E731
+
+    def h(hours: int, minutes: int = 0) -> datetime:
+        return AT - timedelta(hours=hours) + timedelta(minutes=minutes)
+
     # an ordinary session, kWh register
     t.session("ST-A", "a1", 1, "CCS", h(2), minutes=40, wh_per_minute=750, meter_start_wh=18_234_512)
     # a station offline from 08:00 to 10:00 replays its queue after everything else

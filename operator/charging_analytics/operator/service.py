@@ -9,6 +9,7 @@ catalog read per interval), the secret-store probe, and a lock per resource.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import secrets
@@ -20,7 +21,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from .. import constants as c
-from ..apply import ApplyError, apply_plan
+from ..apply import ApplyError, TargetRunner, apply_plan
 from ..catalog import CatalogSnapshot, TenantCatalog
 from ..plan import PlanOptions, build_plan, teardown_plan
 from ..render import (
@@ -48,7 +49,7 @@ from ..status import (
 )
 from ..validation import issues_from
 from . import metrics
-from .checks import CheckFailure, check_kafka, ensure_postgres_table
+from .checks import CheckFailure, check_kafka, ensure_postgres_table, run_on_alerts_db
 from .kube import KubeApi, KubeError
 from .settings import OperatorSettings
 
@@ -456,7 +457,7 @@ class Service:
             stop = asyncio.Event()
             reporter = asyncio.create_task(self._report_progress(res, client, desired, catalog, stop))
             try:
-                result = await apply_plan(client, plan)
+                result = await apply_plan(client, plan, target=self._alerts_target(spec, creds))
             except ApplyError as err:
                 self._snapshots.pop(endpoint.key, None)
                 if isinstance(err.cause, RisingWaveUnavailable):
@@ -547,6 +548,13 @@ class Service:
                 )
             except Exception:  # progress is best effort; the apply itself reports failures
                 log.debug("progress report failed", exc_info=True)
+
+    def _alerts_target(self, spec: ChargingAnalyticsSpec, creds: Credentials) -> TargetRunner | None:
+        """Runs statements on the alert database when the operator manages the alert table."""
+        cred = creds.alerts_db
+        if spec.alerts.sinks.postgres is None or cred is None or not self.settings.manage_postgres_table:
+            return None
+        return functools.partial(run_on_alerts_db, spec, cred, self.settings.kafka_timeout_seconds)
 
     @staticmethod
     def _ready_message(desired: list[Any]) -> str:
