@@ -48,7 +48,9 @@ def statements_per_tenant() -> dict[str, dict[str, int]]:
         (resource,) = load_file(ROOT / "examples" / f"{example}.yaml").resources
         objects = render(resource.spec, RenderOptions(credentials=CREDS))
         tenant = resource.spec.tenant
-        fresh = build_plan(objects, TenantCatalog(tenant, False), PlanOptions(owner="ns/x", ledger_exists=True))
+        fresh = build_plan(
+            objects, TenantCatalog(tenant, False), PlanOptions(owner="ns/x", ledger_exists=True)
+        )
         sent = sum(1 + len(a.pre) + len(a.ledger) + bool(a.pre) + bool(a.ledger) for a in fresh.actions)
         out[example] = {
             "objects": len(objects),
@@ -60,7 +62,9 @@ def statements_per_tenant() -> dict[str, dict[str, int]]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--stations", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=3)
@@ -76,7 +80,9 @@ def main() -> int:
     at = datetime.fromisoformat(json.loads(lines[-1])["occurred_at"].replace("Z", "+00:00"))
     (resource,) = load_file(ROOT / "examples" / "acme.yaml").resources
     objects = render(resource.spec)
-    server: AbstractContextManager[str] = nullcontext(args.postgres_dsn) if args.postgres_dsn else local_postgres()
+    server: AbstractContextManager[str] = (
+        nullcontext(args.postgres_dsn) if args.postgres_dsn else local_postgres()
+    )
     samples: list[float] = []
     counts: dict[str, int] = {}
     builds: dict[str, float] = {}
