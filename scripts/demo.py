@@ -21,6 +21,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,8 @@ if str(REPO_ROOT) not in sys.path:
 import yaml  # noqa: E402
 
 from charging_analytics import constants as c  # noqa: E402
+from charging_analytics.events import format_timestamp  # noqa: E402
+from charging_analytics.preview_cli import format_text, parse_instant, run_preview  # noqa: E402
 from charging_analytics.rw.client import Endpoint  # noqa: E402
 from tests.infra.controlplane import KubeApiError, KubeRest  # noqa: E402
 from tests.infra.testbed import Testbed  # noqa: E402
@@ -38,6 +41,8 @@ from tests.rw_double.server import RisingWaveDouble  # noqa: E402
 
 NAMESPACE = "tenants"
 EXAMPLES = ("acme.yaml", "voltbay.yaml")
+#: Views the demo's preview prints (every view is computed; these tell the story).
+PREVIEW_VIEWS = ["completed_sessions", "station_revenue", "connector_status_live", "alerts"]
 SETTLED = {"Applied", "UpToDate", "PlanReady"}
 
 
@@ -176,28 +181,28 @@ def main() -> int:
         )
         for line in sample.stdout.splitlines():
             print(f"    {line}")
+        # one start time for the Kafka traffic and the preview's copy of it (same seed, same events)
+        start = format_timestamp(datetime.now(UTC).replace(microsecond=0) - timedelta(hours=6))
+        traffic: list[Path] = []
         for seed, topic in enumerate(topics, start=1):
+            simulate = [
+                "charging-analytics",
+                "simulate",
+                "--rate",
+                "0",
+                "--speedup",
+                "0",
+                "--max-events",
+                "2000",
+            ]
+            simulate += ["--seed", str(seed), "--start-time", start, "-q"]
             subprocess.run(
-                [
-                    "charging-analytics",
-                    "simulate",
-                    "--bootstrap-servers",
-                    kafka,
-                    "--topic",
-                    topic,
-                    "--create-topic",
-                    "--rate",
-                    "0",
-                    "--speedup",
-                    "0",
-                    "--max-events",
-                    "2000",
-                    "--seed",
-                    str(seed),
-                    "-q",
-                ],
-                check=True,
+                [*simulate, "--bootstrap-servers", kafka, "--topic", topic, "--create-topic"], check=True
             )
+            copy_path = bed.root / f"{topic}.jsonl"
+            with copy_path.open("w") as out:
+                subprocess.run([*simulate, "--dry-run"], check=True, stdout=out)
+            traffic.append(copy_path)
             print(f"    {topic}: 2000 events")
         cp.apply_manifest(docs, NAMESPACE)
 
@@ -242,6 +247,13 @@ def main() -> int:
                     return 1
                 time.sleep(1)
             show(rest, names, bool(live_dsn))
+        for example, events in zip(EXAMPLES, traffic, strict=True):
+            last = events.read_text().strip().splitlines()[-1]
+            at = parse_instant(json.loads(last)["occurred_at"])
+            say(f"preview of {example}'s analytics from its simulated traffic, computed by PostgreSQL")
+            for tenant, result in run_preview(REPO_ROOT / "examples" / example, events, at, pg.conninfo()):
+                for line in format_text(tenant, result, PREVIEW_VIEWS, limit=8).splitlines():
+                    print(f"    {line[:150]}")
         return 0
     except KubeApiError as err:
         print(f"error: {err}\n{json.dumps(err.body)[:2000]}", file=sys.stderr)

@@ -85,12 +85,12 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def format_text(tenant: str, result: Evaluation, views: list[str]) -> str:
+def format_text(tenant: str, result: Evaluation, views: list[str], limit: int = 20) -> str:
     parts = [f"tenant {tenant} at {result.at.isoformat()} (computed by PostgreSQL in {result.seconds:.2f}s)"]
     for name, rows in result.views.items():
         if views and name not in views:
             continue
-        parts.append(f"\n{name} ({len(rows)} rows)\n{_table(rows)}")
+        parts.append(f"\n{name} ({len(rows)} rows)\n{_table(rows, limit)}")
     return "\n".join(parts)
 
 
