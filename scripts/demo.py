@@ -253,7 +253,7 @@ def main() -> int:
             say(f"preview of {example}'s analytics from its simulated traffic, computed by PostgreSQL")
             for tenant, result in run_preview(REPO_ROOT / "examples" / example, events, at, pg.conninfo()):
                 for line in format_text(tenant, result, PREVIEW_VIEWS, limit=8).splitlines():
-                    print(f"    {line[:150]}")
+                    print(f"    {line[:220]}")
         return 0
     except KubeApiError as err:
         print(f"error: {err}\n{json.dumps(err.body)[:2000]}", file=sys.stderr)
