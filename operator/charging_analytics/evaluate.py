@@ -35,7 +35,7 @@ import psycopg
 from psycopg import sql
 
 from .events import EVENT_COLUMNS, format_timestamp
-from .render import DesiredObject
+from .render import DesiredObject, as_text
 
 #: The view kinds whose contents the evaluator computes (sources, sinks and users have none).
 VIEW_KINDS = ("MaterializedView", "View")
@@ -184,7 +184,7 @@ def prepare(objects: Sequence[DesiredObject], at: datetime) -> list[PreparedView
     out = []
     for o in objects:
         if o.kind in VIEW_KINDS:
-            qualified, query = rewrite_query(o.sql, at)
+            qualified, query = rewrite_query(as_text(o.statement), at)  # what the operator sends
             out.append(PreparedView(o.name, qualified, query))
     return out
 

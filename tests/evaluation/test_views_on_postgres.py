@@ -10,8 +10,11 @@ from typing import Any
 
 import psycopg
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from charging_analytics.evaluate import Evaluation, evaluate
+from charging_analytics.events import format_timestamp
 from charging_analytics.render import render
 from charging_analytics.spec import ChargingAnalyticsSpec
 from tests.evaluation.ground_truth import Traffic, TrueSession, round_half_up
@@ -266,3 +269,41 @@ def test_up_statuses_are_configurable(pg: psycopg.Connection[Any], truth: Traffi
 def test_evaluation_leaves_the_database_unchanged(pg: psycopg.Connection[Any], result: Evaluation) -> None:
     schemas = pg.execute("SELECT count(*) FROM pg_namespace WHERE nspname = 'truth'").fetchone()
     assert schemas == (0,)
+
+
+session_plans = st.lists(
+    st.tuples(
+        st.sampled_from(["ST-1", "ST-2", "ST-3"]),
+        st.integers(1, 3),
+        st.sampled_from(["CCS", "CHAdeMO", "Type2", "NACS"]),
+        st.integers(0, 30 * 60),  # start, minutes before AT
+        st.integers(1, 240),  # duration in minutes
+        st.integers(0, 2000),  # Wh per minute
+        st.booleans(),  # stopped
+        st.booleans(),  # the stop carries the connector
+        st.booleans(),  # delivered after everything else
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(plans=session_plans)
+def test_random_traffic_completed_sessions_match_the_truth(
+    pg: psycopg.Connection[Any], plans: list[tuple[str, int, str, int, int, int, bool, bool, bool]]
+) -> None:
+    t = Traffic()
+    for i, (station, conn, kind, ago, minutes, rate, stop, with_conn, later) in enumerate(plans):
+        t.session(
+            station, f"s{i}", conn, kind, AT - timedelta(minutes=ago), minutes=minutes, wh_per_minute=rate,
+            stop=stop, stop_carries_connector=with_conn, delivered_later=later,
+        )  # fmt: skip
+    t.sessions = [s for s in t.sessions if s.started_at <= AT]
+    events = [row for row in t.delivered() if row[-1] <= format_timestamp(AT)]
+    rows = by_session(evaluate(pg, render(spec()), events, AT).views["completed_sessions"])
+    expected = [s for s in expected_completed(t) if s.stopped_at is not None and s.stopped_at <= AT]
+    assert set(rows) == {s.session_id for s in expected}
+    for s in expected:
+        assert rows[s.session_id]["energy_kwh"] == round_half_up(s.energy_kwh, 3)
+        assert rows[s.session_id]["revenue"] == s.revenue
+        assert rows[s.session_id]["connector_id"] == s.connector_id
