@@ -252,6 +252,7 @@ INVALID = [
             _set("analytics.revenueWindow", "1h"),
             _set("analytics.stateRetention", "30m"),
             _set("alerts.stalledSessionMinutes", 10),
+            _set("alerts.connectorDownMinutes", 20),
         ),
         "spec.analytics.stateRetention",
         rule(AnalyticsSpec, "stateRetention").message,
