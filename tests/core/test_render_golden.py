@@ -503,3 +503,17 @@ def test_lint_catches_a_mistake_planted_in_a_real_template(
     found = [v for o in objects for v in linter.check(o.sql)]
     assert rule in {v.rule for v in found}, f"{mutant}: lint stayed silent ({found})"
     assert all(v.statement.endswith(name) for v in found if v.rule == rule), found
+
+
+@pytest.mark.parametrize("example", ["acme.yaml", "voltbay.yaml"])
+def test_no_watermark_drops_late_events_and_every_horizon_covers_its_consumers(example: str) -> None:
+    (objects,) = _rendered(example, "inline")
+    by_name = {o.name: o.sql for o in objects}
+    assert "WATERMARK" not in by_name["ocpp_events"].upper()
+    retention = "INTERVAL '86400 seconds'"  # the examples' stateRetention: 24h
+    for aggregation in ("sessions", "status_intervals"):
+        assert "occurred_at > NOW() - INTERVAL '259200 seconds'" in by_name[aggregation], aggregation
+    assert f"stopped_at > NOW() - {retention}" in by_name["completed_sessions"]
+    assert f"last_event_at > NOW() - {retention}" in by_name["active_sessions"]
+    for windowed in ("station_revenue", "connector_status_time"):
+        assert f"window_start > NOW() - {retention}" in by_name[windowed], windowed
