@@ -364,7 +364,9 @@ def station_events(config: SimulationConfig, station: Station) -> Iterator[tuple
     turns each station's stream into the messages of one charge point.
     """
     start_ms = _ms(resolve_start(config.start_time) - _EPOCH)
-    streams = [_ConnectorSim(station, connector, config, start_ms).events() for connector in station.connectors]
+    streams = [
+        _ConnectorSim(station, connector, config, start_ms).events() for connector in station.connectors
+    ]
     for t_ms, event in heapq.merge(*streams, key=itemgetter(0)):
         yield _EPOCH + timedelta(milliseconds=t_ms), event
 
