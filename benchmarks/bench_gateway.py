@@ -81,7 +81,7 @@ def write_tenants(workdir: Path, bootstrap: str, topic: str, sim: SimulationConf
     creds = {p.station_id: f"pw-{p.station_id}" for p in stations}
     (workdir / "bench-stations.yaml").write_text(yaml.safe_dump(creds))
     tenants = {
-        "state": {"bootstrapServers": [bootstrap], "topic": STATE_TOPIC, "partitions": 3},
+        "state": {"bootstrapServers": [bootstrap], "topic": STATE_TOPIC, "partitions": 1},
         "tenants": [
             {
                 "tenant": TENANT,
@@ -365,7 +365,7 @@ def main() -> int:
         create_topic(broker.bootstrap, topic, 6)
         # Created here with its leaders elected, so the gateway's start does not race the
         # broker's topic creation (it creates the topic itself when missing).
-        create_topic(broker.bootstrap, STATE_TOPIC, 3, config={"cleanup.policy": "compact"})
+        create_topic(broker.bootstrap, STATE_TOPIC, 1, config={"cleanup.policy": "compact"})
         # Warm the fresh broker (idempotent-producer ids, a consumer's metadata) before the
         # gateway's start-up, which reads its state topic to the end.
         create_topic(broker.bootstrap, "bench-warmup", 1)
