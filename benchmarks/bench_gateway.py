@@ -129,8 +129,12 @@ def serve_gateway(tenants: Path, port: int) -> None:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
 
     config = load_tenants_file(tenants)
-    gateway_state = config.state
-    progress(f"gateway process: state topic {gateway_state.topic}")
+    # A metadata round trip before the gateway's own clients start: without it the gateway's
+    # state-topic catch-up stalled in a fresh process on this machine (see benchmarks/README.md).
+    from confluent_kafka.admin import AdminClient
+
+    AdminClient({"bootstrap.servers": ",".join(config.state.bootstrap_servers)}).list_topics(timeout=30)
+    progress(f"gateway process: state topic {config.state.topic}")
 
     async def main() -> None:
         gateway = Gateway(config)
