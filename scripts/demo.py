@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ if str(REPO_ROOT) not in sys.path:
 import yaml  # noqa: E402
 
 from charging_analytics import constants as c  # noqa: E402
+from charging_analytics.events import format_timestamp  # noqa: E402
 from charging_analytics.preview_cli import format_text, parse_instant, run_preview  # noqa: E402
 from charging_analytics.rw.client import Endpoint  # noqa: E402
 from charging_analytics.simulate import build_fleet, ensure_topic  # noqa: E402
@@ -223,6 +225,8 @@ def drive_through_gateway(
             raise RuntimeError("the gateway did not become ready")
         time.sleep(0.5)
     print(f"    ws://127.0.0.1:{port}/ocpp/<tenant>/<station>  (probes and /metrics on :{probes})")
+    # the simulated hours end now, so the traffic is recent history rather than the future
+    start = format_timestamp(datetime.now(UTC).replace(microsecond=0) - timedelta(hours=SIMULATED_HOURS))
     lines = []
     for seed, (tenant, _topic) in enumerate(tenants, start=1):
         say(
@@ -235,7 +239,7 @@ def drive_through_gateway(
                 *(sys.executable, "-m", "charging_analytics.cli", "simulate"),
                 *("--gateway", f"ws://127.0.0.1:{port}", "--tenant", tenant),
                 *("--stations", str(STATIONS_PER_TENANT), "--versions", "1.6,2.0.1"),
-                *("--password-file", str(creds), "--seed", str(seed)),
+                *("--password-file", str(creds), "--seed", str(seed), "--start-time", start),
                 *("--speedup", "0", "--rate", "0", "--offline-per-hour", "0.05"),
                 *("--simulated-duration", str(SIMULATED_HOURS * 3600), "--fault-probability", "0.05"),
             ],
@@ -336,7 +340,8 @@ def main() -> int:
             show(rest, names, bool(live_dsn))
         for example, events in zip(EXAMPLES, traffic, strict=True):
             # records are in partition order: the preview's instant is the newest event's time
-            at = max(parse_instant(json.loads(line)["occurred_at"]) for line in events.read_text().splitlines())
+            lines = events.read_text().splitlines()
+            at = max(parse_instant(json.loads(line)["occurred_at"]) for line in lines)
             say(f"preview of {example}'s analytics from its simulated traffic, computed by PostgreSQL")
             for tenant, result in run_preview(REPO_ROOT / "examples" / example, events, at, pg.conninfo()):
                 for line in format_text(tenant, result, PREVIEW_VIEWS, limit=8).splitlines():
