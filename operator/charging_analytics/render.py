@@ -22,7 +22,7 @@ from typing import Literal, NamedTuple
 from psycopg import sql
 from psycopg.sql import Composed
 
-from .catalog import LEDGER_TABLE, SYSTEM_SCHEMA, ObjectKind
+from .catalog import ObjectKind
 from .rw.capabilities import BASELINE, Capabilities
 from .rw.literal import RwLiteral, rw_literal
 from .spec import ChargingAnalyticsSpec, CredentialsSecretRef, duration_seconds
@@ -688,45 +688,6 @@ def render(spec: ChargingAnalyticsSpec, options: RenderOptions | None = None) ->
             )
         )
     return objects
-
-
-def ledger_bootstrap() -> list[sql.Composed]:
-    """Statements that create the operator's ledger (idempotent)."""
-    return [
-        template("schema").format(schema=sql.Identifier(SYSTEM_SCHEMA)),
-        template("ledger").format(ledger=sql.Identifier(SYSTEM_SCHEMA, LEDGER_TABLE)),
-    ]
-
-
-def ledger_record(
-    tenant: str, key: str, kind: str, value: str, depends_on: Sequence[str]
-) -> list[sql.Composed]:
-    """Replace the ledger row of one object (DELETE + INSERT: correct whatever the table's
-    ON CONFLICT behaviour; an interruption between them leaves no row, which re-applies)."""
-    ledger = sql.Identifier(SYSTEM_SCHEMA, LEDGER_TABLE)
-    return [
-        ledger_forget(tenant, key),
-        sql.SQL(
-            "INSERT INTO {} (tenant, object_name, kind, definition_hash, depends_on, applied_at) "
-            "VALUES ({}, {}, {}, {}, {}, NOW())"
-        ).format(
-            ledger,
-            rw_literal(tenant),
-            rw_literal(key),
-            rw_literal(kind),
-            rw_literal(value),
-            rw_literal(",".join(depends_on)),
-        ),
-    ]
-
-
-def ledger_forget(tenant: str, key: str | None = None) -> sql.Composed:
-    ledger = sql.Identifier(SYSTEM_SCHEMA, LEDGER_TABLE)
-    if key is None:
-        return sql.SQL("DELETE FROM {} WHERE tenant = {}").format(ledger, rw_literal(tenant))
-    return sql.SQL("DELETE FROM {} WHERE tenant = {} AND object_name = {}").format(
-        ledger, rw_literal(tenant), rw_literal(key)
-    )
 
 
 def postgres_alerts_table(spec: ChargingAnalyticsSpec) -> sql.Composed | None:
