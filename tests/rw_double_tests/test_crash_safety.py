@@ -60,12 +60,12 @@ class DiesAfter:
         self.left = k
         self.sent: list[str] = []
 
-    async def execute(self, statement: str) -> None:
+    async def execute(self, statement: str, *, sensitive: tuple[str, ...] = ()) -> None:
         if self.left <= 0:
             raise Killed
         self.left -= 1
         self.sent.append(statement)
-        await self.client.execute(statement)
+        await self.client.execute(statement, sensitive=sensitive)
 
     async def snapshot(self) -> CatalogSnapshot:
         raise AssertionError("apply does not read the catalog")
