@@ -3,8 +3,10 @@
 
 Starts etcd + kube-apiserver (the CRD installed), a Kafka broker and PostgreSQL (the test bed in
 tests/infra), applies examples/ into namespace ``tenants`` (pointed at the local Kafka and
-PostgreSQL), produces simulated OCPP traffic, runs ``charging-analytics operator`` and shows what it
-did: each tenant's conditions, objects, plan and events. Then tears everything down.
+PostgreSQL), starts the OCPP gateway and drives simulated OCPP 1.6J and 2.0.1 charge points of
+each tenant through it (the gateway publishes their events to the tenant's topic), runs
+``charging-analytics operator`` and shows what it did: each tenant's conditions, objects, plan and
+events. Then tears everything down.
 
 With ``RISINGWAVE_DSN`` set, the tenants are applied to that RisingWave for real. Without it (there
 is no RisingWave package to install here) the tenants run in ``mode: Plan`` against an empty catalog
@@ -16,11 +18,14 @@ from __future__ import annotations
 import copy
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +36,19 @@ if str(REPO_ROOT) not in sys.path:
 import yaml  # noqa: E402
 
 from charging_analytics import constants as c  # noqa: E402
+from charging_analytics.events import format_timestamp  # noqa: E402
+from charging_analytics.preview_cli import format_text, parse_instant, run_preview  # noqa: E402
 from charging_analytics.rw.client import Endpoint  # noqa: E402
+from charging_analytics.simulate import build_fleet, ensure_topic  # noqa: E402
 from tests.infra.controlplane import KubeApiError, KubeRest  # noqa: E402
+from tests.infra.kafka import consume_all  # noqa: E402
 from tests.infra.testbed import Testbed  # noqa: E402
 from tests.rw_double.server import RisingWaveDouble  # noqa: E402
 
 NAMESPACE = "tenants"
 EXAMPLES = ("acme.yaml", "voltbay.yaml")
+#: Views the demo's preview prints (every view is computed; these tell the story).
+PREVIEW_VIEWS = ["completed_sessions", "station_revenue", "connector_status_live", "alerts"]
 SETTLED = {"Applied", "UpToDate", "PlanReady"}
 
 
@@ -133,11 +144,124 @@ def show(rest: KubeRest, names: list[str], live: bool) -> None:
         )
 
 
+STATIONS_PER_TENANT = 8
+SIMULATED_HOURS = 6
+
+
+def gateway_tenants_file(workdir: Path, kafka: str, tenants: list[tuple[str, str]]) -> Path:
+    """The gateway's tenants file: each tenant's topic, station registry and credentials file.
+
+    The registry is the simulated fleet's layout (connector ids and plug types), so the events
+    carry the connector types the tariffs price.
+    """
+    entries = []
+    for seed, (tenant, topic) in enumerate(tenants, start=1):
+        fleet = build_fleet(seed, STATIONS_PER_TENANT)
+        creds = {s.station_id: secrets.token_urlsafe(18) for s in fleet}
+        (workdir / f"{tenant}-stations.yaml").write_text(yaml.safe_dump(creds))
+        entries.append(
+            {
+                "tenant": tenant,
+                "kafka": {"bootstrapServers": [kafka], "eventsTopic": topic},
+                "credentialsFile": f"{tenant}-stations.yaml",
+                "stations": [
+                    {
+                        "id": s.station_id,
+                        "connectors": [
+                            {"id": k.connector_id, "standard": k.connector_type} for k in s.connectors
+                        ],
+                    }
+                    for s in fleet
+                ],
+            }
+        )
+    path = workdir / "gateway-tenants.yaml"
+    path.write_text(
+        yaml.safe_dump({"state": {"bootstrapServers": [kafka]}, "tenants": entries}, sort_keys=False)
+    )
+    return path
+
+
+def topic_copy(workdir: Path, kafka: str, topic: str) -> Path:
+    """The events topic as JSON lines, in the order the records were stored."""
+    records = consume_all(kafka, topic, timeout=60)
+    path = workdir / f"{topic}.jsonl"
+    path.write_text("".join(r.value.decode() + "\n" for r in records if r.value is not None))
+    print(f"    {topic}: {len(records)} events published by the gateway")
+    return path
+
+
+def drive_through_gateway(
+    workdir: Path, kafka: str, tenants: list[tuple[str, str]]
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start ``charging-analytics gateway`` and drive each tenant's stations through it as OCPP
+    charge points (``charging-analytics simulate --gateway``); returns the gateway and a summary."""
+    say("start the OCPP gateway: charging-analytics gateway --tenants-file gateway-tenants.yaml")
+    for _tenant, topic in tenants:
+        ensure_topic(kafka, topic, partitions=3)
+    tenants_file = gateway_tenants_file(workdir, kafka, tenants)
+    port, probes = free_port(), free_port()
+    log_path = workdir / "gateway.log"
+    with log_path.open("wb") as log:
+        gateway = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "charging_analytics.cli", "gateway", "--host", "127.0.0.1"),
+                *("--port", str(port), "--metrics-port", str(probes), "--tenants-file", str(tenants_file)),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{probes}/readyz", timeout=2) as answer:
+                if answer.status == 200:
+                    break
+        except OSError:
+            pass
+        if gateway.poll() is not None or time.monotonic() > deadline:
+            print(log_path.read_text()[-4000:])
+            raise RuntimeError("the gateway did not become ready")
+        time.sleep(0.5)
+    print(f"    ws://127.0.0.1:{port}/ocpp/<tenant>/<station>  (probes and /metrics on :{probes})")
+    # the simulated hours end now, so the traffic is recent history rather than the future
+    start = format_timestamp(datetime.now(UTC).replace(microsecond=0) - timedelta(hours=SIMULATED_HOURS))
+    lines = []
+    for seed, (tenant, _topic) in enumerate(tenants, start=1):
+        say(
+            f"{tenant}: {STATIONS_PER_TENANT} simulated charge points (OCPP 1.6J and 2.0.1), "
+            f"{SIMULATED_HOURS} simulated hours, time-compressed"
+        )
+        creds = workdir / f"{tenant}-stations.yaml"
+        run = subprocess.run(
+            [
+                *(sys.executable, "-m", "charging_analytics.cli", "simulate"),
+                *("--gateway", f"ws://127.0.0.1:{port}", "--tenant", tenant),
+                *("--stations", str(STATIONS_PER_TENANT), "--versions", "1.6,2.0.1"),
+                *("--password-file", str(creds), "--seed", str(seed), "--start-time", start),
+                *("--speedup", "0", "--rate", "0", "--offline-per-hour", "0.05"),
+                *("--simulated-duration", str(SIMULATED_HOURS * 3600), "--fault-probability", "0.05"),
+            ],
+            check=False,
+            capture_output=True,
+            text=True,
+        )
+        summary = run.stderr.strip().splitlines()
+        print("    " + (summary[-1] if summary else "(no output)"))
+        if run.returncode != 0:
+            print(log_path.read_text()[-4000:])
+            raise RuntimeError(f"{tenant}: charge points ended with {run.returncode}")
+        lines.append(f"    {tenant}: charge points done")
+    return gateway, "\n".join(lines)
+
+
 def main() -> int:
     live_dsn = os.environ.get("RISINGWAVE_DSN")
     bed = Testbed()
     double: RisingWaveDouble | None = None
     operator: subprocess.Popen[bytes] | None = None
+    gateway: subprocess.Popen[bytes] | None = None
     log_path = bed.root / "operator.log"
     try:
         say("start etcd + kube-apiserver (CRD installed), Kafka, PostgreSQL")
@@ -165,40 +289,12 @@ def main() -> int:
             docs += [d for d in yaml.safe_load_all((REPO_ROOT / "examples" / example).read_text()) if d]
         docs = adapt(docs, kafka, pg, endpoint, bool(live_dsn))
         names = [d["metadata"]["name"] for d in docs if d["kind"] == c.KIND]
-        topics = [d["spec"]["kafka"]["eventsTopic"] for d in docs if d["kind"] == c.KIND]
-
-        say("simulate OCPP traffic (2,000 events per tenant); three of them:")
-        sample = subprocess.run(
-            ["charging-analytics", "simulate", "--dry-run", "--max-events", "3", "--seed", "7", "-q"],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        for line in sample.stdout.splitlines():
-            print(f"    {line}")
-        for seed, topic in enumerate(topics, start=1):
-            subprocess.run(
-                [
-                    "charging-analytics",
-                    "simulate",
-                    "--bootstrap-servers",
-                    kafka,
-                    "--topic",
-                    topic,
-                    "--create-topic",
-                    "--rate",
-                    "0",
-                    "--speedup",
-                    "0",
-                    "--max-events",
-                    "2000",
-                    "--seed",
-                    str(seed),
-                    "-q",
-                ],
-                check=True,
-            )
-            print(f"    {topic}: 2000 events")
+        specs = [d["spec"] for d in docs if d["kind"] == c.KIND]
+        tenants = [(spec["tenant"], spec["kafka"]["eventsTopic"]) for spec in specs]
+        gateway, summary = drive_through_gateway(bed.root, kafka, tenants)
+        print(summary)
+        # what the gateway published is the preview's input: the same events the source reads
+        traffic = [topic_copy(bed.root, kafka, topic) for _tenant, topic in tenants]
         cp.apply_manifest(docs, NAMESPACE)
 
         say("run the operator: charging-analytics operator --namespace tenants --standalone")
@@ -242,6 +338,14 @@ def main() -> int:
                     return 1
                 time.sleep(1)
             show(rest, names, bool(live_dsn))
+        for example, events in zip(EXAMPLES, traffic, strict=True):
+            # records are in partition order: the preview's instant is the newest event's time
+            lines = events.read_text().splitlines()
+            at = max(parse_instant(json.loads(line)["occurred_at"]) for line in lines)
+            say(f"preview of {example}'s analytics from its simulated traffic, computed by PostgreSQL")
+            for tenant, result in run_preview(REPO_ROOT / "examples" / example, events, at, pg.conninfo()):
+                for line in format_text(tenant, result, PREVIEW_VIEWS, limit=8).splitlines():
+                    print(f"    {line[:220]}")
         return 0
     except KubeApiError as err:
         print(f"error: {err}\n{json.dumps(err.body)[:2000]}", file=sys.stderr)
@@ -258,6 +362,13 @@ def main() -> int:
             except subprocess.TimeoutExpired:
                 os.killpg(operator.pid, signal.SIGKILL)
                 operator.wait()
+        if gateway is not None and gateway.poll() is None:
+            os.killpg(gateway.pid, signal.SIGTERM)  # drains in-flight messages, closes sockets
+            try:
+                gateway.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                os.killpg(gateway.pid, signal.SIGKILL)
+                gateway.wait()
         if double is not None:
             double.stop()
         bed.close()

@@ -2,8 +2,8 @@
 -- in its select list: elapsed and idle minutes are computed when a dashboard asks.
 CREATE VIEW IF NOT EXISTS {active_sessions_live} AS
 SELECT
-    session_id,
     station_id,
+    session_id,
     connector_id,
     connector_type,
     started_at,

@@ -1,10 +1,12 @@
 SELECT
-    'connector_fault:' || event_id AS alert_id,
+    'connector_fault:' || station_id || ':' || CAST(connector_id AS VARCHAR) || ':'
+        || CAST(CAST(EXTRACT(EPOCH FROM since) * 1000 AS BIGINT) AS VARCHAR) AS alert_id,
     'ConnectorFault' AS alert_type,
     'critical' AS severity,
     station_id,
     connector_id,
     CAST(NULL AS VARCHAR) AS session_id,
     'error code ' || COALESCE(error_code, 'unknown') AS detail,
-    occurred_at AS detected_at
+    since AS detected_at
 FROM {connector_faults}
+WHERE station_id IS NOT NULL AND connector_id IS NOT NULL AND since IS NOT NULL

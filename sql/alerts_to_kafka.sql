@@ -1,5 +1,6 @@
--- Alert events to Kafka, keyed by alert_id. The alerts view retracts rows when an alert clears;
--- force_append_only publishes each alert once, when it opens.
+-- Alert events to Kafka as an upsert stream keyed by alert_id (a plain-text key): an opened or
+-- updated alert is a record with the alert as JSON value, a cleared alert is a tombstone (null
+-- value). A compacted topic therefore holds exactly the open alerts. See docs/alerts.md.
 CREATE SINK IF NOT EXISTS {sink} FROM {alerts}
 WITH (
     connector = 'kafka',
@@ -7,4 +8,5 @@ WITH (
     topic = {topic},
     primary_key = 'alert_id'{kafka_security}
 )
-FORMAT PLAIN ENCODE JSON (force_append_only = 'true')
+FORMAT UPSERT ENCODE JSON
+KEY ENCODE TEXT

@@ -1,13 +1,10 @@
--- Every Faulted status report within the retention horizon.
+-- Connectors whose current status is Faulted (open from the Faulted report until the connector
+-- reports another status).
 CREATE MATERIALIZED VIEW IF NOT EXISTS {connector_faults} AS
 SELECT
-    event_id,
     station_id,
     connector_id,
-    connector_type,
     error_code,
-    occurred_at
-FROM {source}
-WHERE event_type = 'StatusNotification'
-    AND status = 'Faulted'
-    AND occurred_at > NOW() - {retention}
+    since
+FROM {connector_status}
+WHERE status = 'Faulted'

@@ -1,6 +1,8 @@
 -- The tenant's OCPP event stream. A SOURCE stores nothing in RisingWave; the materialized views
--- read the shared Kafka stream. Rows later than the watermark are dropped at the source, so the
--- delay is the spec's lateEventTolerance. Missing JSON keys read as NULL.
+-- read the shared Kafka stream. No WATERMARK on purpose: a watermark makes every job drop rows
+-- behind it, and chargers replay queued transactions hours later with their original
+-- timestamps. Lateness is bounded by the views' own temporal filters instead (stateRetention).
+-- Missing JSON keys read as NULL.
 CREATE SOURCE IF NOT EXISTS {source} (
     event_id VARCHAR,
     event_type VARCHAR,
@@ -11,8 +13,7 @@ CREATE SOURCE IF NOT EXISTS {source} (
     status VARCHAR,
     error_code VARCHAR,
     energy_kwh DOUBLE PRECISION,
-    occurred_at TIMESTAMPTZ,
-    WATERMARK FOR occurred_at AS occurred_at - {late_event_tolerance}
+    occurred_at TIMESTAMPTZ
 )
 WITH (
     connector = 'kafka',

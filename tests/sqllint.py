@@ -849,6 +849,8 @@ class Linter:
             return self._unbounded_inputs(query.this) | self._unbounded_inputs(query.expression)
         if not isinstance(query, exp.Select):
             return {"<unsupported query>"}
+        if self._append_only_top_n(query):
+            return set()
         unbounded: set[str] = set()
         for item in self._from_items(query):
             unbounded |= self._item_unbounded(item)
@@ -860,6 +862,36 @@ class Linter:
                 continue
             unbounded |= self._unbounded_inputs(sub)
         return unbounded
+
+    def _append_only_top_n(self, query: exp.Select) -> bool:
+        """``SELECT … FROM (SELECT …, ROW_NUMBER() OVER (PARTITION BY …) AS rn FROM <append-only>)
+        WHERE rn = 1`` (or ``rn <= n``): RisingWave keeps only the top n rows per partition of an
+        append-only input (AppendOnlyGroupTopN), so the state is bounded by the partition keys."""
+        items = self._from_items(query)
+        where = query.args.get("where")
+        if len(items) != 1 or not isinstance(items[0], exp.Subquery) or where is None:
+            return False
+        inner = _unparen(items[0].this)
+        if not isinstance(inner, exp.Select):
+            return False
+        ranks = {
+            alias.alias_or_name
+            for alias in inner.expressions
+            if isinstance(alias, exp.Alias)
+            and isinstance(alias.this, exp.Window)
+            and isinstance(alias.this.this, exp.RowNumber)
+            and alias.this.args.get("partition_by")
+        }
+        limited = any(
+            isinstance(cond, (exp.EQ, exp.LTE))
+            and isinstance(cond.this, exp.Column)
+            and cond.this.name in ranks
+            and isinstance(cond.expression, exp.Literal)
+            for cond in _conjuncts(where.this)
+        )
+        inner_plain = inner.copy()
+        inner_plain.set("expressions", [e for e in inner_plain.expressions if e.alias_or_name not in ranks])
+        return limited and self._append_only(inner_plain)
 
     def _item_unbounded(self, item: exp.Expr) -> set[str]:
         window = self._window_call(item)
@@ -1141,3 +1173,4 @@ __all__ = [
     "unescape_literal",
     "with_properties",
 ]
+

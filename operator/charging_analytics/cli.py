@@ -1,10 +1,11 @@
 """``charging-analytics``: render, validate, plan and apply tenants without Kubernetes; generate
-the CRD; simulate OCPP traffic; run the operator."""
+the CRD; simulate OCPP traffic; run the OCPP gateway; run the operator."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import importlib.metadata
 import json
 import logging
@@ -14,9 +15,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .apply import TargetRunner
 from .catalog import CatalogSnapshot
 from .crd import CRD_FILENAME, render_crd_yaml
+from .gateway.cli import add_gateway_parser
 from .plan import Plan, PlanOptions, build_plan
+from .preview_cli import add_preview_parser
 from .render import DesiredObject, RenderOptions, SecretStore, render, statements_text
 from .rw.capabilities import Capabilities
 from .simulate_cli import add_simulate_parser
@@ -188,13 +192,23 @@ async def _with_client(args: argparse.Namespace, apply: bool) -> int:
                 status = 1
                 continue
             try:
-                result = await apply_plan(client, plan)
+                result = await apply_plan(client, plan, target=_alerts_target(resource, manifests))
             except ApplyError as err:
                 print(f"error: {err}", file=sys.stderr)
                 status = 1
                 continue
             print(f"-- applied {len(result.applied)} actions in {result.seconds:.1f}s")
     return status
+
+
+def _alerts_target(resource: ChargingAnalytics, manifests: Manifests) -> TargetRunner | None:
+    """Clears the PostgreSQL alert table before its sink is recreated (credentials from the file)."""
+    from .operator.checks import run_on_alerts_db
+
+    creds, _ = manifests.credentials_for(resource)
+    if resource.spec.alerts.sinks.postgres is None or creds.alerts_db is None:
+        return None
+    return functools.partial(run_on_alerts_db, resource.spec, creds.alerts_db, 10.0)
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -283,6 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_crds)
 
     add_simulate_parser(sub)
+    add_gateway_parser(sub)
+    add_preview_parser(sub)
 
     p = sub.add_parser("operator", help="run the Kubernetes operator (Kopf)")
     p.add_argument("-A", "--all-namespaces", action="store_true", help="serve every namespace")

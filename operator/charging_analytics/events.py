@@ -185,7 +185,7 @@ class OcppEvent(BaseModel):
     )
 
     event_id: str = Field(
-        pattern=EVENT_ID_PATTERN, description="Unique event id: a UUID4 as 32 lowercase hex digits."
+        pattern=EVENT_ID_PATTERN, description="Unique event id: a UUID as 32 lowercase hex digits."
     )
     event_type: EventType = Field(description="OCPP message the event stands for.")
     station_id: Identifier = Field(description="Charging station id, e.g. ST-0007.")

@@ -15,6 +15,12 @@ followed by a ledger write. The plan is built in phases:
 A change replaces the changed object and everything that depends on it, and nothing else. Views
 use the shadow/swap path; a changed source (or a shadow left over by an interrupted run) takes the
 recreate path for its subgraph. Dropping or recreating the source or the schema is destructive.
+
+The ledger costs a plan O(1) statements (:mod:`charging_analytics.ledger`): one write of marks
+before the first DDL (the tenant claim travels in it), and one delete and one write of records
+after the last. An interrupted apply leaves the marks, which the next plan reads back as the
+operator's own unfinished work: finished creations are recorded, missing ones created, and
+nothing the operator created in that apply counts as destructive.
 """
 
 from __future__ import annotations
@@ -27,36 +33,29 @@ from typing import Literal
 from psycopg import sql
 from psycopg.sql import Composable
 
+from . import ledger
 from .catalog import OWNER_ROW, LedgerEntry, ObjectKind, ObservedObject, TenantCatalog
+from .ledger import GRANTED, GRANTS_PREFIX, PENDING
 from .render import (
     SCHEMA_KEY,
     SHADOW_SUFFIX,
     DesiredObject,
     as_text,
     drop_statement,
-    ledger_bootstrap,
-    ledger_forget,
-    ledger_record,
     rebind,
     swap_statement,
 )
 
-ActionType = Literal["bootstrap", "claim", "create", "shadow", "swap", "drop", "update", "grant"]
+ActionType = Literal["bootstrap", "claim", "create", "shadow", "swap", "drop", "update", "grant", "record"]
 DESTRUCTIVE_KINDS: frozenset[str] = frozenset({"Source", "Schema"})
-#: Ledger value of an object whose (re)build has started but not finished. Written before the
-#: DDL, replaced by the definition hash after it: an interrupted apply resumes instead of looking
-#: like drift (which ``onDrift: Report`` would leave alone).
-PENDING = "pending"
-#: Ledger value of a read-only user's grants once they cover every view.
-GRANTED = "granted"
-GRANTS_PREFIX = "@grants:"
 #: Kinds changed in place rather than rebuilt.
 IN_PLACE_KINDS: frozenset[str] = frozenset({"Secret", "User"})
 
 
 @dataclass(frozen=True)
 class Action:
-    """One DDL statement plus the ledger writes that follow it."""
+    """One statement (DDL, or a ledger write for ``kind="Ledger"``) plus the ledger writes that
+    precede and follow it (the planner batches them onto the first and the last action)."""
 
     type: ActionType
     kind: ObjectKind | Literal["Ledger"]
@@ -71,6 +70,8 @@ class Action:
     #: Credential values ``statement`` embeds (from render), so the client can keep every one of
     #: them out of the error it reports if RisingWave rejects the statement.
     sensitive: tuple[str, ...] = field(repr=False, compare=False, default=())
+    #: Runs on the sink's target database right before the statement (clears the alert table).
+    target_reset: Composable | None = field(repr=False, compare=False, default=None)
 
     def describe(self) -> str:
         flag = " [destructive]" if self.destructive else ""
@@ -97,6 +98,10 @@ class Plan:
     drift: tuple[Drift, ...]
     #: Objects whose desired definition differs from the recorded one (spec changes).
     changed: tuple[str, ...]
+    #: The tenant's ledger once every action has run (what the apply's own writes leave).
+    ledger_after: Mapping[str, LedgerEntry] | None = field(default=None, compare=False)
+    #: The owner row once every action has run.
+    owner_after: str | None = None
 
     @property
     def empty(self) -> bool:
@@ -221,13 +226,26 @@ def build_plan(
                 force_recreate.add(o.key)
 
     resumed: set[str] = set()
+    #: Objects an interrupted apply finished building whose record it did not write.
+    finished: set[str] = set()
+    #: Ledger entries with finished marks read as what they record.
+    effective: dict[str, LedgerEntry] = dict(catalog.ledger)
     for o in desired:
         seen = observed(o.key)
         entry = catalog.ledger.get(o.key)
-        if entry is not None and entry.hash == PENDING:
-            roots.add(o.key)  # the operator's own unfinished work, not drift
-            resumed.add(o.key)
-            continue
+        if entry is not None:
+            mark = ledger.decode(entry.hash)
+            unfinished = mark.state == "pending" or (
+                mark.state in ("creating", "replacing")
+                and (seen is None or (mark.state == "replacing" and seen.id == mark.replaces))
+            )
+            if unfinished:
+                roots.add(o.key)  # the operator's own unfinished work, not drift
+                resumed.add(o.key)
+                continue
+            if mark.state != "recorded":  # built by the interrupted apply: it is what it recorded
+                entry = effective[o.key] = replace(entry, hash=mark.value)
+                finished.add(o.key)
         if seen is None:
             if entry is not None and o.recorded_as(entry.hash):
                 drifted(o, "missing")
@@ -264,7 +282,7 @@ def build_plan(
     # being rebuilt. An object whose only change is a rotated embedded credential, and that has
     # an in-place statement for it (a Kafka source on RisingWave >= 2.6), is updated too.
     def in_place(key: str) -> bool:
-        o, entry = by_key[key], catalog.ledger.get(key)
+        o, entry = by_key[key], effective.get(key)
         if observed(key) is None or o.update_statement is None:
             return False
         if o.kind in IN_PLACE_KINDS:
@@ -286,10 +304,9 @@ def build_plan(
         # a user's grants row goes with the user (forgotten by the user's drop)
         return key not in by_key and key not in (OWNER_ROW, SCHEMA_KEY) and not key.startswith(GRANTS_PREFIX)
 
-    def forget(key: str) -> tuple[sql.Composable, ...]:
+    def forget(key: str) -> None:
         entry = catalog.ledger.get(key)
-        rows = [key] + ([GRANTS_PREFIX + key] if entry is not None and entry.kind == "User" else [])
-        return tuple(ledger_forget(tenant, row) for row in rows)
+        forgets.extend([key] + ([GRANTS_PREFIX + key] if entry is not None and entry.kind == "User" else []))
 
     removed = [e for k, e in catalog.ledger.items() if obsolete(k)]
     managed = set(catalog.ledger) | set(by_key)
@@ -304,12 +321,23 @@ def build_plan(
     )
 
     actions: list[Action] = []
+    marks: list[ledger.Row] = []  # written before the first DDL
+    records: list[ledger.Row] = []  # written after the last
+    forgets: list[str] = []  # deleted after the last
 
-    def record(o: DesiredObject) -> tuple[sql.Composable, ...]:
-        return tuple(ledger_record(tenant, o.key, o.kind, o.ledger_value, o.depends_on))
+    def record(o: DesiredObject) -> None:
+        records.append(ledger.Row(o.key, o.kind, o.ledger_value, o.depends_on))
 
-    def pending(o: DesiredObject) -> tuple[sql.Composable, ...]:
-        return tuple(ledger_record(tenant, o.key, o.kind, PENDING, o.depends_on))
+    def mark_creating(o: DesiredObject) -> None:
+        marks.append(ledger.Row(o.key, o.kind, ledger.creating(o.ledger_value), o.depends_on))
+
+    def mark_replacing(o: DesiredObject) -> None:
+        seen = observed(o.key)
+        old_id = seen.id if seen is not None else None
+        # until the old object is gone, drops must still be ordered by what it reads
+        old = catalog.ledger.get(o.key)
+        deps = tuple(dict.fromkeys((*(old.depends_on if old else ()), *o.depends_on)))
+        marks.append(ledger.Row(o.key, o.kind, ledger.replacing(old_id, o.ledger_value), deps))
 
     def act(
         type_: ActionType,
@@ -320,31 +348,19 @@ def build_plan(
         reason: str,
         *,
         destructive: bool = False,
-        ledger: tuple[sql.Composable, ...] = (),
-        pre: tuple[sql.Composable, ...] = (),
+        then: tuple[sql.Composable, ...] = (),
         sensitive: tuple[str, ...] = (),
     ) -> None:
         actions.append(
-            Action(
-                type_, o_kind, name, as_text(display), reason, destructive, statement, ledger, pre, sensitive
-            )
+            Action(type_, o_kind, name, as_text(display), reason, destructive, statement, then, (), sensitive)
         )
 
     # 1. bootstrap -----------------------------------------------------------------------------
     if not options.ledger_exists:
-        for stmt in ledger_bootstrap():
+        for stmt in ledger.bootstrap():
             act("bootstrap", "Ledger", "cha_system.ledger", stmt, stmt, "operator ledger is missing")
-    if options.owner is not None and catalog.owner != options.owner:
-        forget_owner, insert_owner = ledger_record(tenant, OWNER_ROW, "Tenant", options.owner, ())
-        act(
-            "claim",
-            "Ledger",
-            tenant,
-            insert_owner,
-            insert_owner,
-            f"record {options.owner} as the tenant's owner",
-            pre=(forget_owner,),
-        )
+    claim = options.owner is not None and catalog.owner != options.owner
+    owner_after = options.owner if claim else catalog.owner
 
     def reason_for(key: str) -> str:
         if observed(key) is None:
@@ -374,9 +390,9 @@ def build_plan(
                 o.update_statement,
                 o.update_display,
                 "credential rotated",
-                ledger=record(o),
                 sensitive=o.sensitive,
             )
+            record(o)
             continue
         if key not in dirty:
             continue
@@ -385,6 +401,7 @@ def build_plan(
             rebuild_later.append(key)  # built in phase 5, after what it replaces is dropped
             continue
         if not exists:
+            mark_creating(o)
             act(
                 "create",
                 o.kind,
@@ -392,11 +409,9 @@ def build_plan(
                 rebind(o.statement, shadows),
                 rebind(o.display, shadows),
                 reason_for(key),
-                destructive=False,
-                ledger=record(o),
-                pre=pending(o),
                 sensitive=o.sensitive,
             )
+            record(o)
             continue
         shadow = o.name + SHADOW_SUFFIX
         shadows[(o.schema, o.name)] = (o.schema, shadow)
@@ -415,7 +430,8 @@ def build_plan(
     for key in swapped:
         o = by_key[key]
         stmt = swap_statement(o.kind, o.schema, o.name, o.name + SHADOW_SUFFIX)
-        act("swap", o.kind, o.qualified, stmt, stmt, "switch readers to the new definition", ledger=record(o))
+        act("swap", o.kind, o.qualified, stmt, stmt, "switch readers to the new definition")
+        record(o)
 
     # 4. drop, dependents first (using the dependencies recorded when the objects were built) ------
     old_deps: dict[str, list[str]] = {k: list(e.depends_on) for k, e in catalog.ledger.items()}
@@ -440,45 +456,33 @@ def build_plan(
     for key in drop_order:
         kind, name, why, cascade = to_drop[key]
         stmt = drop_statement(kind, tenant, name, cascade=cascade)
-        act(
-            "drop",
-            kind,
-            f"{tenant}.{name}",
-            stmt,
-            stmt,
-            why,
-            destructive=kind in DESTRUCTIVE_KINDS,
-            ledger=forget(key) if key in removed_keys else (),
-            pre=pending(by_key[key]) if key in rebuilding else (),
-        )
+        if key in rebuilding:
+            mark_replacing(by_key[key])
+        act("drop", kind, f"{tenant}.{name}", stmt, stmt, why, destructive=kind in DESTRUCTIVE_KINDS)
+        if key in removed_keys:
+            forget(key)
     for e in removed:
         if observed(e.name) is None:
-            head, *rest = forget(e.name)
-            act(
-                "drop",
-                "Ledger",
-                f"{tenant}.{e.name}",
-                head,
-                head,
-                "forget an object that is gone",
-                ledger=tuple(rest),
-            )
+            forget(e.name)  # an object that is gone: only its row is left to forget
 
     # 5. create what was dropped for rebuilding, in dependency order ----------------------------
     for key in rebuild_later:
         o = by_key[key]
+        if observed(key) is None:
+            mark_creating(o)  # (an object being rebuilt was marked at its drop)
         act(
             "create",
             o.kind,
             o.qualified,
             o.statement,
             o.display,
-            reason_for(key),
+            reason_for(key) + (" (clears its target table first)" if o.target_reset is not None else ""),
             destructive=o.kind in DESTRUCTIVE_KINDS and observed(key) is not None,
-            ledger=record(o),
-            pre=pending(o),
             sensitive=o.sensitive,
         )
+        if o.target_reset is not None:
+            actions[-1] = replace(actions[-1], target_reset=o.target_reset)
+        record(o)
 
     # 6. grants: GRANT ... ON ALL ... IN SCHEMA covers only what exists, so re-grant after any
     #    view was (re)built and when the user is new. The grants have a ledger row of their own,
@@ -491,16 +495,63 @@ def build_plan(
         entry = catalog.ledger.get(key)
         if not (rebuilt or o.key in dirty or o.key in updates or entry is None or entry.hash != GRANTED):
             continue
-        mark = tuple(ledger_record(tenant, key, o.kind, PENDING, ()))
-        first = next((i for i, a in enumerate(actions) if a.type != "bootstrap"), None)
-        if first is not None:
-            actions[first] = replace(actions[first], pre=mark + actions[first].pre)
-        for i, grant in enumerate(o.grants):
-            last = i == len(o.grants) - 1
-            done = tuple(ledger_record(tenant, key, o.kind, GRANTED, ())) if last else ()
-            act("grant", o.kind, o.qualified, grant, grant, "read access to the tenant's views", ledger=done)
+        marks.append(ledger.Row(key, o.kind, PENDING))
+        for grant in o.grants:
+            act("grant", o.kind, o.qualified, grant, grant, "read access to the tenant's views")
+        records.append(ledger.Row(key, o.kind, GRANTED))
 
-    return Plan(tenant=tenant, actions=tuple(actions), drift=tuple(drift), changed=tuple(changed))
+    # 7. the ledger: marks before the first DDL (with the claim), records after the last ---------
+    recorded = {r.key for r in records}
+    for o in desired:
+        if o.key in finished and o.key not in recorded:
+            entry = catalog.ledger[o.key]
+            value = ledger.decode(entry.hash).value
+            deps = o.depends_on if o.recorded_as(value) else entry.depends_on
+            records.append(ledger.Row(o.key, o.kind, value, deps))
+    if claim:
+        assert options.owner is not None
+        marks.insert(0, ledger.Row(OWNER_ROW, "Tenant", options.owner))
+    work = any(a.type != "bootstrap" for a in actions)
+    if marks:
+        write_marks = ledger.write(tenant, marks)
+        if claim:
+            claim_action = Action(
+                "claim",
+                "Ledger",
+                tenant,
+                as_text(write_marks),
+                f"record {options.owner} as the tenant's owner",
+                statement=write_marks,
+            )
+            actions.insert(sum(a.type == "bootstrap" for a in actions), claim_action)
+            work = True
+        else:
+            first = next(i for i, a in enumerate(actions) if a.type != "bootstrap")
+            actions[first] = replace(actions[first], pre=(write_marks, *actions[first].pre))
+    tail: list[sql.Composable] = []
+    if forgets:
+        tail.append(ledger.forget(tenant, forgets))
+    if records:
+        tail.append(ledger.write(tenant, records))
+    if tail and work:
+        actions[-1] = replace(actions[-1], ledger=(*actions[-1].ledger, *tail))
+    elif tail:
+        head, *rest = tail
+        reason = "record objects an interrupted apply built" if records else "forget objects that are gone"
+        act("record" if records else "drop", "Ledger", tenant, head, head, reason, then=tuple(rest))
+
+    after = {k: e for k, e in catalog.ledger.items() if k not in set(forgets)}
+    for row in ledger.unique([*marks, *records]):
+        if row.key != OWNER_ROW:
+            after[row.key] = LedgerEntry(tenant, row.key, row.kind, row.value, row.depends_on)  # type: ignore[arg-type]
+    return Plan(
+        tenant=tenant,
+        actions=tuple(actions),
+        drift=tuple(drift),
+        changed=tuple(changed),
+        ledger_after=after,
+        owner_after=owner_after,
+    )
 
 
 def teardown_plan(catalog: TenantCatalog, *, orphan_ledger_only: bool = False) -> Plan:
@@ -546,7 +597,7 @@ def teardown_plan(catalog: TenantCatalog, *, orphan_ledger_only: bool = False) -
         if catalog.schema_exists and SCHEMA_KEY in catalog.ledger:
             stmt = drop_statement("Schema", "", tenant)
             actions.append(Action("drop", "Schema", tenant, as_text(stmt), "tenant deleted", True, stmt))
-    forget = ledger_forget(tenant)
+    forget = ledger.forget(tenant)
     actions.append(Action("drop", "Ledger", tenant, as_text(forget), "forget the tenant", False, forget))
     return Plan(tenant=tenant, actions=tuple(actions), drift=(), changed=())
 
@@ -559,3 +610,44 @@ def ledger_entries(desired: Sequence[DesiredObject], tenant: str) -> dict[str, L
             key = GRANTS_PREFIX + o.name
             out[key] = LedgerEntry(tenant, key, o.kind, GRANTED)
     return out
+
+
+def catalog_after(
+    catalog: TenantCatalog, plan: Plan, objects_read: Sequence[ObservedObject] | None = None
+) -> TenantCatalog:
+    """The tenant's catalog once ``plan`` has run, from the plan (schema, users, ledger, owner)
+    and ``objects_read``, the tenant's relations as read after the apply.
+
+    Without ``objects_read`` they follow from the plan too, and objects it built appear without
+    an id or definition (RisingWave assigns those), so no fingerprint is derived for them.
+    """
+    objects = dict(catalog.objects)
+    users = set(catalog.users)
+    schema_exists = catalog.schema_exists
+    prefix = plan.tenant + "."
+    for a in plan.actions:
+        if a.kind == "Ledger":
+            continue
+        name = a.name.removeprefix(prefix)
+        if a.kind == "Schema":
+            schema_exists = a.type != "drop"
+        elif a.kind == "User":
+            if a.type == "drop":
+                users.discard(name)
+            else:
+                users.add(name)
+        elif a.type == "drop":
+            objects.pop(name, None)
+        elif a.type in ("create", "shadow", "swap"):
+            objects[name] = ObservedObject(a.kind, plan.tenant, name)
+    if objects_read is not None:
+        objects = {o.name: o for o in objects_read if o.schema == plan.tenant}
+    return replace(
+        catalog,
+        schema_exists=schema_exists,
+        objects=objects,
+        users=frozenset(users),
+        ledger=dict(plan.ledger_after if plan.ledger_after is not None else catalog.ledger),
+        owner=plan.owner_after,
+        ddl_progress={},
+    )

@@ -22,7 +22,7 @@ from typing import Literal, NamedTuple
 from psycopg import sql
 from psycopg.sql import Composed
 
-from .catalog import LEDGER_TABLE, SYSTEM_SCHEMA, ObjectKind
+from .catalog import ObjectKind
 from .rw.capabilities import BASELINE, Capabilities
 from .rw.literal import RwLiteral, rw_literal
 from .spec import ChargingAnalyticsSpec, CredentialsSecretRef, duration_seconds
@@ -33,6 +33,10 @@ SHADOW_SUFFIX = "__next"
 SCHEMA_KEY = "@schema"
 
 SecretStore = Literal["risingwave", "inline"]
+#: The session and status aggregations keep this many stateRetentions of events, so the views
+#: reporting from them (one stateRetention) never see a reported row change because its oldest
+#: events expired (sessions up to twice stateRetention long).
+HORIZON_FACTOR = 3
 
 
 _DEFAULT_SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
@@ -145,6 +149,10 @@ class DesiredObject:
     #: is a change; kept apart from ``hash`` so that planning without credentials (the CLI without
     #: Secrets) compares definitions only instead of proposing rebuilds.
     credential_digest: str = ""
+    #: Statement for the sink's *target* database (not RisingWave) that runs right before the
+    #: sink is (re)created: a new JDBC sink upserts only the rows open now, so the rows an earlier
+    #: sink left must go first.
+    target_reset: Composed | None = field(default=None, repr=False, compare=False)
 
     @property
     def ledger_value(self) -> str:
@@ -354,7 +362,6 @@ class _Builder:
             src,
             template("ocpp_events").format(
                 source=self.rel(src),
-                late_event_tolerance=_interval(duration_seconds(a.late_event_tolerance)),
                 topic=rw_literal(spec.kafka.events_topic),
                 bootstrap_servers=rw_literal(_csv(spec.kafka.bootstrap_servers)),
                 startup_mode=rw_literal(spec.kafka.startup_mode),
@@ -364,11 +371,15 @@ class _Builder:
             kafka_secrets,
             update=self.kafka_credentials_update(self.rel(src)),
         )
+        # The aggregations over raw events keep a longer horizon than the views reporting from
+        # them, so nothing a view still reports loses events to a temporal filter (see README,
+        # "Lateness and horizons").
+        horizon = _interval(HORIZON_FACTOR * duration_seconds(a.state_retention))
         add(
             "MaterializedView",
             "sessions",
             template("sessions").format(
-                sessions=self.rel("sessions"), source=self.rel(src), retention=retention
+                sessions=self.rel("sessions"), source=self.rel(src), session_horizon=horizon
             ),
             [src],
         )
@@ -383,6 +394,7 @@ class _Builder:
                 price_chademo=sql.Literal(prices["CHAdeMO"]),
                 price_type2=sql.Literal(prices["Type2"]),
                 currency=rw_literal(a.tariffs.currency),
+                retention=retention,
             ),
             ["sessions"],
         )
@@ -390,7 +402,9 @@ class _Builder:
             "MaterializedView",
             "active_sessions",
             template("active_sessions").format(
-                active_sessions=self.rel("active_sessions"), sessions=self.rel("sessions")
+                active_sessions=self.rel("active_sessions"),
+                sessions=self.rel("sessions"),
+                retention=retention,
             ),
             ["sessions"],
         )
@@ -415,42 +429,99 @@ class _Builder:
             ),
             ["completed_sessions"],
         )
-        availability_slide = _interval(duration_seconds(a.availability_slide))
-        add(
-            "MaterializedView",
-            "connector_availability",
-            template("connector_availability").format(
-                connector_availability=self.rel("connector_availability"),
-                source=self.rel(src),
-                availability_slide=availability_slide,
-                availability_window=_interval(duration_seconds(a.availability_window)),
-                retention=retention,
-            ),
-            [src],
-        )
         add(
             "MaterializedView",
             "stalled_sessions",
             template("stalled_sessions").format(
                 stalled_sessions=self.rel("stalled_sessions"),
-                source=self.rel(src),
-                retention=retention,
+                active_sessions=self.rel("active_sessions"),
                 stalled_after=_interval(al.stalled_session_minutes * 60),
+            ),
+            ["active_sessions"],
+        )
+        up_statuses = sql.SQL(", ").join(rw_literal(s) for s in a.up_statuses)
+        availability_slide = _interval(duration_seconds(a.availability_slide))
+        add(
+            "MaterializedView",
+            "status_intervals",
+            template("status_intervals").format(
+                status_intervals=self.rel("status_intervals"), source=self.rel(src), status_horizon=horizon
             ),
             [src],
         )
+        add(
+            "MaterializedView",
+            "status_minutes",
+            template("status_minutes").format(
+                status_minutes=self.rel("status_minutes"), status_intervals=self.rel("status_intervals")
+            ),
+            ["status_intervals"],
+        )
+        add(
+            "MaterializedView",
+            "connector_status_time",
+            template("connector_status_time").format(
+                connector_status_time=self.rel("connector_status_time"),
+                status_minutes=self.rel("status_minutes"),
+                availability_slide=availability_slide,
+                availability_window=_interval(duration_seconds(a.availability_window)),
+                retention=retention,
+            ),
+            ["status_minutes"],
+        )
+        add(
+            "MaterializedView",
+            "connector_uptime",
+            template("connector_uptime").format(
+                connector_uptime=self.rel("connector_uptime"),
+                connector_status_time=self.rel("connector_status_time"),
+                up_statuses=up_statuses,
+            ),
+            ["connector_status_time"],
+        )
+        add(
+            "MaterializedView",
+            "connector_status",
+            template("connector_status").format(
+                connector_status=self.rel("connector_status"), source=self.rel(src)
+            ),
+            [src],
+        )
+        add(
+            "View",
+            "connector_status_live",
+            template("connector_status_live").format(
+                connector_status_live=self.rel("connector_status_live"),
+                connector_status=self.rel("connector_status"),
+                up_statuses=up_statuses,
+            ),
+            ["connector_status"],
+        )
+        add(
+            "MaterializedView",
+            "connector_down",
+            template("connector_down").format(
+                connector_down=self.rel("connector_down"),
+                connector_status=self.rel("connector_status"),
+                up_statuses=up_statuses,
+                down_after=_interval(al.connector_down_minutes * 60),
+            ),
+            ["connector_status"],
+        )
         branches: list[sql.Composable] = [
-            template("alerts_stalled_session").format(stalled_sessions=self.rel("stalled_sessions"))
+            template("alerts_stalled_session").format(stalled_sessions=self.rel("stalled_sessions")),
+            template("alerts_connector_down").format(connector_down=self.rel("connector_down")),
         ]
-        alert_deps = ["stalled_sessions"]
+        alert_deps = ["stalled_sessions", "connector_down"]
         if al.connector_faults:
             add(
                 "MaterializedView",
                 "connector_faults",
                 template("connector_faults").format(
-                    connector_faults=self.rel("connector_faults"), source=self.rel(src), retention=retention
+                    connector_faults=self.rel("connector_faults"),
+                    connector_status=self.rel("connector_status"),
                 ),
-                [src],
+                ["connector_status"],
             )
             branches.append(
                 template("alerts_connector_fault").format(connector_faults=self.rel("connector_faults"))
@@ -462,11 +533,11 @@ class _Builder:
                 "low_availability",
                 template("low_availability").format(
                     low_availability=self.rel("low_availability"),
-                    connector_availability=self.rel("connector_availability"),
+                    connector_uptime=self.rel("connector_uptime"),
                     threshold_pct=sql.Literal(Decimal(str(al.availability_below_percent))),
                     availability_slide=availability_slide,
                 ),
-                ["connector_availability"],
+                ["connector_uptime"],
             )
             branches.append(
                 template("alerts_low_availability").format(low_availability=self.rel("low_availability"))
@@ -613,48 +684,10 @@ def render(spec: ChargingAnalyticsSpec, options: RenderOptions | None = None) ->
                 grants=exe.grants,
                 unresolved=_unresolved(options, exe.credentials),
                 sensitive=_sensitive(options, exe.credentials),
+                target_reset=clear_alerts_table(spec) if show.name == "alerts_to_postgres" else None,
             )
         )
     return objects
-
-
-def ledger_bootstrap() -> list[sql.Composed]:
-    """Statements that create the operator's ledger (idempotent)."""
-    return [
-        template("schema").format(schema=sql.Identifier(SYSTEM_SCHEMA)),
-        template("ledger").format(ledger=sql.Identifier(SYSTEM_SCHEMA, LEDGER_TABLE)),
-    ]
-
-
-def ledger_record(
-    tenant: str, key: str, kind: str, value: str, depends_on: Sequence[str]
-) -> list[sql.Composed]:
-    """Replace the ledger row of one object (DELETE + INSERT: correct whatever the table's
-    ON CONFLICT behaviour; an interruption between them leaves no row, which re-applies)."""
-    ledger = sql.Identifier(SYSTEM_SCHEMA, LEDGER_TABLE)
-    return [
-        ledger_forget(tenant, key),
-        sql.SQL(
-            "INSERT INTO {} (tenant, object_name, kind, definition_hash, depends_on, applied_at) "
-            "VALUES ({}, {}, {}, {}, {}, NOW())"
-        ).format(
-            ledger,
-            rw_literal(tenant),
-            rw_literal(key),
-            rw_literal(kind),
-            rw_literal(value),
-            rw_literal(",".join(depends_on)),
-        ),
-    ]
-
-
-def ledger_forget(tenant: str, key: str | None = None) -> sql.Composed:
-    ledger = sql.Identifier(SYSTEM_SCHEMA, LEDGER_TABLE)
-    if key is None:
-        return sql.SQL("DELETE FROM {} WHERE tenant = {}").format(ledger, rw_literal(tenant))
-    return sql.SQL("DELETE FROM {} WHERE tenant = {} AND object_name = {}").format(
-        ledger, rw_literal(tenant), rw_literal(key)
-    )
 
 
 def postgres_alerts_table(spec: ChargingAnalyticsSpec) -> sql.Composed | None:
@@ -663,6 +696,15 @@ def postgres_alerts_table(spec: ChargingAnalyticsSpec) -> sql.Composed | None:
     if pg is None:
         return None
     return template("postgres_alerts_table").format(table=sql.Identifier(pg.schema_, pg.table))
+
+
+def clear_alerts_table(spec: ChargingAnalyticsSpec) -> sql.Composed | None:
+    """DELETE of the PostgreSQL sink's target table, run between dropping and recreating the sink
+    (a new sink upserts only the alerts open now; older rows would stay)."""
+    pg = spec.alerts.sinks.postgres
+    if pg is None:
+        return None
+    return template("clear_alerts_table").format(table=sql.Identifier(pg.schema_, pg.table))
 
 
 def referenced_secrets(spec: ChargingAnalyticsSpec) -> dict[str, CredentialsSecretRef]:

@@ -357,6 +357,21 @@ class _ConnectorSim:
         yield self._status(self.last_ms + self._span(UNPLUG_MS), "Available")
 
 
+def station_events(config: SimulationConfig, station: Station) -> Iterator[tuple[datetime, OcppEvent]]:
+    """One station's events as (simulated time, event), in time order (ties: connector order).
+
+    The same events :func:`generate_events` yields for this station (``config.duration`` and
+    ``max_events`` are not applied: the stream is infinite).  The OCPP charge-point simulator
+    turns each station's stream into the messages of one charge point.
+    """
+    start_ms = _ms(resolve_start(config.start_time) - _EPOCH)
+    streams = [
+        _ConnectorSim(station, connector, config, start_ms).events() for connector in station.connectors
+    ]
+    for t_ms, event in heapq.merge(*streams, key=itemgetter(0)):
+        yield _EPOCH + timedelta(milliseconds=t_ms), event
+
+
 def generate_events(config: SimulationConfig) -> Iterator[OcppEvent]:
     """The fleet's events in simulated-time order (ties: station, then connector order).
 
@@ -700,5 +715,6 @@ __all__ = [
     "producer_settings",
     "resolve_start",
     "run_simulation",
+    "station_events",
     "station_id_for",
 ]

@@ -7,6 +7,11 @@
         --create-topic --stations 50 --rate 200 --speedup 60 --duration 600
     charging-analytics simulate --dry-run --rate 0 --speedup 0 --max-events 1000 --seed 7 \\
         --start-time 2025-03-01T00:00:00.000Z > events.jsonl
+    charging-analytics simulate --gateway ws://localhost:9000 --tenant acme --stations 20 \\
+        --versions 1.6,2.0.1 --password-file acme-stations.yaml --speedup 600 --duration 60
+
+With ``--gateway`` the stations are real OCPP charge points (``charging_analytics.chargepoints``)
+connected to the gateway instead of a Kafka producer; ``--rate`` then limits OCPP calls per second.
 """
 
 from __future__ import annotations
@@ -14,10 +19,16 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import ssl
 import sys
+from collections.abc import Mapping
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import yaml
+
+from .chargepoints import OCPP_VERSIONS, FleetConfig, OcppVersion, OfflineConfig, run_fleet_sync
 from .events import parse_timestamp
 from .simulate import JsonLinesProducer, SimulationConfig, ensure_topic, run_simulation
 
@@ -167,9 +178,95 @@ def add_simulate_parser(
         default=60.0,
         help="simulated seconds between MeterValues (default: 60)",
     )
+    ocpp = p.add_argument_group("OCPP charge points (instead of Kafka)")
+    ocpp.add_argument(
+        "--gateway",
+        metavar="URL",
+        help="ws://HOST:PORT or wss://HOST:PORT of the OCPP gateway: connect as charge points",
+    )
+    ocpp.add_argument(
+        "--tenant", help="tenant of the stations (the URL is <gateway>/ocpp/<tenant>/<station>)"
+    )
+    ocpp.add_argument(
+        "--versions",
+        type=_versions,
+        default=OCPP_VERSIONS,
+        help="OCPP versions, assigned to stations in turn (default: 1.6,2.0.1)",
+    )
+    ocpp.add_argument(
+        "--password-file",
+        type=Path,
+        help="YAML/JSON mapping station id -> password (the gateway's credentials file)",
+    )
+    ocpp.add_argument(
+        "--password-env",
+        metavar="VAR",
+        help="environment variable holding one password for every station",
+    )
+    ocpp.add_argument(
+        "--ca-file", type=Path, help="CA bundle to verify a wss:// gateway (default: system CAs)"
+    )
+    ocpp.add_argument(
+        "--offline-per-hour",
+        type=_offline_rate,
+        default=0.0,
+        help="chance per simulated hour that a station goes offline and queues its messages (default: 0)",
+    )
+    ocpp.add_argument(
+        "--simulated-duration",
+        type=_positive,
+        default=None,
+        help="simulated seconds to play; the stations then disconnect (default: until --duration)",
+    )
+    ocpp.add_argument(
+        "--hold-open",
+        action="store_true",
+        help="stay connected after the simulated duration, until --duration",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress line on stderr")
     p.set_defaults(func=cmd_simulate)
     return p
+
+
+def _versions(text: str) -> tuple[OcppVersion, ...]:
+    """``1.6,2.0.1``: the versions in the order given (stations take them in turn)."""
+    chosen: list[OcppVersion] = []
+    for name in (v.strip() for v in text.split(",")):
+        version = next((v for v in OCPP_VERSIONS if v == name), None)
+        if version is None:
+            raise argparse.ArgumentTypeError(
+                f"--versions takes 1.6 and/or 2.0.1, comma-separated (got {text!r})"
+            )
+        if version not in chosen:
+            chosen.append(version)
+    return tuple(chosen)
+
+
+def _offline_rate(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"{text} must be at least 0 and below 1")
+    return value
+
+
+def _passwords(args: argparse.Namespace) -> Mapping[str, str] | str | None:
+    """Station passwords from --password-file or --password-env (never from the command line)."""
+    if args.password_env:
+        value = os.environ.get(args.password_env)
+        if value is None:
+            raise ValueError(f"--password-env: ${args.password_env} is not set")
+        return value
+    if args.password_file is None:
+        return None
+    try:
+        data = yaml.safe_load(args.password_file.read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise ValueError(f"--password-file {args.password_file}: {err}") from None
+    if not isinstance(data, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in data.items()
+    ):
+        raise ValueError(f"--password-file {args.password_file}: must map station ids to password strings")
+    return data
 
 
 def _config(args: argparse.Namespace, seed: int) -> SimulationConfig:
@@ -182,7 +279,48 @@ def _config(args: argparse.Namespace, seed: int) -> SimulationConfig:
         stall_probability=args.stall_probability,
         stall_time=timedelta(seconds=args.stall_time),
         max_events=args.max_events,
+        duration=None if args.simulated_duration is None else timedelta(seconds=args.simulated_duration),
     )
+
+
+def _run_charge_points(args: argparse.Namespace, config: SimulationConfig) -> int:
+    """``simulate --gateway``: the fleet as OCPP charge points; 0 when every call was answered."""
+    if not args.tenant:
+        print("error: --gateway needs --tenant", file=sys.stderr)
+        return 2
+    if args.max_events is not None or args.dry_run or args.create_topic:
+        print("error: --max-events, --dry-run and --create-topic are Kafka-mode options", file=sys.stderr)
+        return 2
+    try:
+        passwords = _passwords(args)
+        context = None
+        if args.gateway.startswith("wss://"):
+            context = ssl.create_default_context(cafile=str(args.ca_file) if args.ca_file else None)
+        fleet = FleetConfig(
+            gateway=args.gateway,
+            tenant=args.tenant,
+            simulation=config,
+            versions=args.versions,
+            passwords=passwords,
+            speedup=args.speedup,
+            rate_per_s=args.rate or None,
+            duration_s=args.duration,
+            offline=OfflineConfig(per_hour=args.offline_per_hour),
+            hold_open=args.hold_open,
+            ssl_context=context,
+        )
+    except (ValueError, OSError, ssl.SSLError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.duration is None and args.simulated_duration is None:
+        print("simulate: no --duration or --simulated-duration: runs until Ctrl-C", file=sys.stderr)
+    try:
+        summary = run_fleet_sync(fleet)
+    except KeyboardInterrupt:
+        return 130
+    if not args.quiet:
+        print(f"simulate: {summary.describe()}", file=sys.stderr)
+    return 0 if summary.ok else 1
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -195,6 +333,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if args.gateway:
+        if not args.quiet:
+            print(f"simulate: seed {seed}, {args.stations} charge points -> {args.gateway}", file=sys.stderr)
+        return _run_charge_points(args, config)
     extra: dict[str, Any] = dict(args.producer_property)
     progress = None if args.quiet else sys.stderr
     if not args.quiet:

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .events import ConnectorStatus
 
 # --------------------------------------------------------------------------------------------
 # Scalar types
@@ -275,6 +277,19 @@ def _price_rule(alias: str, attr: str) -> Rule:
     )
 
 
+#: Statuses that count as up unless the spec says otherwise: a connector that is charging or
+#: reserved works; only Faulted and Unavailable are down.
+DEFAULT_UP_STATUSES: tuple[ConnectorStatus, ...] = (
+    "Available",
+    "Preparing",
+    "Charging",
+    "SuspendedEV",
+    "SuspendedEVSE",
+    "Finishing",
+    "Reserved",
+)
+
+
 class PricePerKwh(Model):
     """Price of one kWh per connector type, in the tariff currency."""
 
@@ -344,10 +359,15 @@ class AnalyticsSpec(Model):
             field="stateRetention",
         ),
         Rule(
-            cel=f"{_secs('self.lateEventTolerance')} < {_secs('self.stateRetention')}",
-            message="lateEventTolerance must be shorter than stateRetention",
-            check=lambda s: duration_seconds(s.late_event_tolerance) < duration_seconds(s.state_retention),
-            field="lateEventTolerance",
+            cel=f"{_secs('self.availabilitySlide')} % 60 == 0 && "
+            f"{_secs('self.availabilityWindow')} % 60 == 0",
+            message="availabilitySlide and availabilityWindow must be whole minutes "
+            "(availability is measured in one-minute buckets)",
+            check=lambda s: (
+                duration_seconds(s.availability_slide) % 60 == 0
+                and duration_seconds(s.availability_window) % 60 == 0
+            ),
+            field="availabilitySlide",
         ),
     )
 
@@ -355,12 +375,31 @@ class AnalyticsSpec(Model):
     revenue_window: Duration = Field("1h", description="Tumbling window of the station revenue view.")
     availability_window: Duration = Field("15m", description="Hopping window size of connector availability.")
     availability_slide: Duration = Field("1m", description="Hop of the availability window.")
-    late_event_tolerance: Duration = Field(
-        "5m", description="Watermark delay: events older than this behind the newest are dropped."
+    late_event_tolerance: Duration | None = Field(
+        None,
+        description="Deprecated, has no effect: no event inside stateRetention is dropped for being "
+        "late (kept so existing manifests stay valid).",
     )
     state_retention: Duration = Field(
-        "24h", description="Horizon after which rows leave every view's state (bounds memory)."
+        "24h",
+        description="Horizon of every reported view (sessions, revenue, availability); the session "
+        "and status aggregations keep three times this, so late events inside it are counted.",
     )
+    up_statuses: list[ConnectorStatus] = Field(
+        default_factory=lambda: list(DEFAULT_UP_STATUSES),
+        min_length=1,
+        max_length=9,
+        description="Connector statuses that count as up in uptime_pct (default: every status but "
+        "Faulted and Unavailable; occupied is up).",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+
+    @field_validator("up_statuses")
+    @classmethod
+    def _distinct_statuses(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError("upStatuses lists each status at most once")
+        return v
 
 
 # --------------------------------------------------------------------------------------------
@@ -400,7 +439,16 @@ class AlertsSpec(Model):
     availability_below_percent: float | None = Field(
         None, gt=0, le=100, description="Alert when a connector's availability drops below this."
     )
-    connector_faults: bool = Field(True, description="Alert on StatusNotification Faulted.")
+    connector_faults: bool = Field(
+        True, description="Alert while a connector's current status is Faulted (cleared by its next status)."
+    )
+    connector_down_minutes: int = Field(
+        30,
+        ge=1,
+        le=10080,
+        description="Alert when a connector's current status has been a down status (not in "
+        "analytics.upStatuses) for this long.",
+    )
     sinks: AlertSinks = Field(default_factory=lambda: AlertSinks(), description="Where alerts go.")
 
 
@@ -442,6 +490,25 @@ class ChargingAnalyticsSpec(Model):
                 s.alerts.stalled_session_minutes * 60 < duration_seconds(s.analytics.state_retention)
             ),
             field="alerts.stalledSessionMinutes",
+        ),
+        Rule(
+            cel="!has(self.alerts) || !has(self.analytics) || "
+            f"self.alerts.connectorDownMinutes * 60 >= {_secs('self.analytics.availabilityWindow')}",
+            message="alerts.connectorDownMinutes must be at least analytics.availabilityWindow "
+            "(shorter outages show in uptime_pct and the low-availability alert)",
+            check=lambda s: (
+                s.alerts.connector_down_minutes * 60 >= duration_seconds(s.analytics.availability_window)
+            ),
+            field="alerts.connectorDownMinutes",
+        ),
+        Rule(
+            cel="!has(self.alerts) || !has(self.analytics) || "
+            f"self.alerts.connectorDownMinutes * 60 < {_secs('self.analytics.stateRetention')}",
+            message="alerts.connectorDownMinutes must be shorter than analytics.stateRetention",
+            check=lambda s: (
+                s.alerts.connector_down_minutes * 60 < duration_seconds(s.analytics.state_retention)
+            ),
+            field="alerts.connectorDownMinutes",
         ),
     )
 

@@ -146,7 +146,7 @@ def objects_status(desired: Sequence[DesiredObject], catalog: TenantCatalog) -> 
         item: dict[str, Any] = {"kind": o.kind, "name": o.qualified, "state": state, "hash": o.hash}
         if progress is not None:  # RisingWave's text: bounded here so status stays writable
             item["backfillProgress"] = progress[:MAX_PROGRESS_CHARS]
-        if seen is not None:
+        if seen is not None and seen.id is not None:  # as read from RisingWave, not derived
             item["fingerprint"] = fingerprint(seen)
         out.append(item)
     return out

@@ -190,10 +190,22 @@ BAD: dict[str, tuple[dict[str, str], str, str]] = {
         "spec.analytics.stateRetention",
         "stateRetention must be at least revenueWindow and availabilityWindow",
     ),
-    "late tolerance not shorter than retention": (
-        {"analytics_extra": "    lateEventTolerance: 24h\n    stateRetention: 24h"},
-        "spec.analytics.lateEventTolerance",
-        "lateEventTolerance must be shorter than stateRetention",
+    "down-alert threshold shorter than the availability window": (
+        {"analytics_extra": "    availabilityWindow: 1h", "alerts": "  alerts: {connectorDownMinutes: 20}"},
+        "spec.alerts.connectorDownMinutes",
+        "alerts.connectorDownMinutes must be at least analytics.availabilityWindow "
+        "(shorter outages show in uptime_pct and the low-availability alert)",
+    ),
+    "down-alert threshold beyond the horizon": (
+        {"analytics_extra": "    stateRetention: 1h", "alerts": "  alerts: {connectorDownMinutes: 60}"},
+        "spec.alerts.connectorDownMinutes",
+        "alerts.connectorDownMinutes must be shorter than analytics.stateRetention",
+    ),
+    "availability slide not whole minutes": (
+        {"analytics_extra": "    availabilityWindow: 300s\n    availabilitySlide: 30s"},
+        "spec.analytics.availabilitySlide",
+        "availabilitySlide and availabilityWindow must be whole minutes "
+        "(availability is measured in one-minute buckets)",
     ),
     "SASL without mechanism and credentials": (
         {"kafka_extra": "    security: {protocol: SASL_SSL}"},
@@ -313,3 +325,14 @@ def test_console_script_renders_the_same_as_the_golden_file(tmp_path: Path) -> N
                             capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert result.stdout == (ROOT / "tests" / "golden" / "voltbay.sql").read_text(encoding="utf-8")
+
+
+def test_manifests_that_still_set_late_event_tolerance_stay_valid(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The field has no effect (no event inside stateRetention is dropped for being late), but
+    # manifests written for the watermark pipeline must keep passing validation and admission.
+    manifest = write(tmp_path, "old.yaml", _bad_manifest({"analytics_extra": "    lateEventTolerance: 5m"}))
+    code, out, _ = run(["validate", "-f", str(manifest)], capsys)
+    assert code == 0
+    assert "valid" in out

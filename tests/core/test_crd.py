@@ -189,7 +189,8 @@ def test_every_model_field_is_in_the_schema_with_its_enum_default_and_requiredne
             where = f"{path}.{info.alias or name}"
             values = _literal_values(info.annotation)
             if values is not None:
-                assert sub.get("enum") == values, where
+                target = sub["items"] if sub.get("type") == "array" else sub  # list of a Literal
+                assert target.get("enum") == values, where
             if info.default is not PydanticUndefined and info.default is not None:
                 assert sub.get("default") == info.default, where
             elif info.default_factory is not None:

@@ -160,7 +160,8 @@ def _parse(text: str) -> exp.Expr:
 
 
 def _ledger_sql(world: World, stmt: sql.Composable) -> World:
-    """Run one ledger statement (DELETE / INSERT on cha_system.ledger)."""
+    """Run one ledger statement (a DELETE, or a multi-row INSERT on cha_system.ledger that
+    overwrites rows of existing keys, as a table with a primary key does in RisingWave)."""
     if not world.ledger_exists:
         raise SimError("relation cha_system.ledger does not exist")
     cat = world.catalog
@@ -170,26 +171,29 @@ def _ledger_sql(world: World, stmt: sql.Composable) -> World:
     if isinstance(tree, exp.Delete):
         where = {c.this.name: c.expression.this for c in tree.find_all(exp.EQ)}
         assert where["tenant"] == cat.tenant, f"ledger write for another tenant: {where}"
-        key = where.get("object_name")
-        if key is None:
+        keys = [v.this for i in tree.find_all(exp.In) for v in i.expressions]
+        if not keys:
             ledger, owner = {}, None
-        elif key == OWNER_ROW:
-            owner = None
-        else:
-            ledger.pop(key, None)
+        for key in keys:
+            if key == OWNER_ROW:
+                owner = None
+            else:
+                ledger.pop(key, None)
     elif isinstance(tree, exp.Insert):
         columns = [c.name for c in tree.this.expressions]
-        values = dict(zip(columns, tree.expression.expressions[0].expressions, strict=True))
-        text = {k: v.this for k, v in values.items() if isinstance(v, exp.Literal)}
-        assert text["tenant"] == cat.tenant
-        key = text["object_name"]
-        if key in ledger or (key == OWNER_ROW and owner is not None):
-            raise SimError(f"duplicate primary key ({cat.tenant}, {key}) in the ledger")
-        if key == OWNER_ROW:
-            owner = text["definition_hash"]
-        else:
-            deps = tuple(d for d in text["depends_on"].split(",") if d)
-            ledger[key] = LedgerEntry(cat.tenant, key, text["kind"], text["definition_hash"], deps)  # type: ignore[arg-type]
+        seen: set[str] = set()
+        for row in tree.expression.expressions:
+            values = dict(zip(columns, row.expressions, strict=True))
+            text = {k: v.this for k, v in values.items() if isinstance(v, exp.Literal)}
+            assert text["tenant"] == cat.tenant
+            key = text["object_name"]
+            assert key not in seen, f"one INSERT carries ({cat.tenant}, {key}) twice"
+            seen.add(key)
+            if key == OWNER_ROW:
+                owner = text["definition_hash"]
+            else:
+                deps = tuple(d for d in text["depends_on"].split(",") if d)
+                ledger[key] = LedgerEntry(cat.tenant, key, text["kind"], text["definition_hash"], deps)  # type: ignore[arg-type]
     else:
         raise AssertionError(f"not a ledger statement: {as_text(stmt)}")
     return replace(world, catalog=replace(cat, ledger=ledger, owner=owner))
@@ -509,8 +513,9 @@ def test_removed_kafka_sink_is_dropped_once_and_forgotten_without_a_destructive_
     (drop,) = plan.actions
     assert not drop.destructive
     assert not plan.destructive
+    # its row is forgotten after the drop, in the plan's one batched DELETE
     assert [as_text(s) for s in drop.ledger] == [
-        "DELETE FROM \"cha_system\".\"ledger\" WHERE tenant = 'acme' AND object_name = 'alerts_to_kafka'"
+        "DELETE FROM \"cha_system\".\"ledger\" WHERE tenant = 'acme' AND object_name IN ('alerts_to_kafka')"
     ]
 
 
@@ -521,10 +526,13 @@ def test_disabling_low_availability_drops_it_after_the_old_alerts_and_rebuilds_a
     assert "shadow acme.alerts__next" in order
     assert "swap acme.alerts" in order
     assert "low_availability" not in plan.actions[0].sql  # the new alerts no longer reads it
-    drop_low = next(a for a in plan.actions if a.name == "acme.low_availability")
-    assert [as_text(s) for s in drop_low.ledger] == [
-        "DELETE FROM \"cha_system\".\"ledger\" WHERE tenant = 'acme' AND object_name = 'low_availability'"
-    ]
+    # forgotten after the last DDL (one DELETE), before the one write of the new records
+    forget, write = (as_text(s) for s in plan.actions[-1].ledger)
+    assert forget == (
+        "DELETE FROM \"cha_system\".\"ledger\" WHERE tenant = 'acme' AND object_name IN ('low_availability')"
+    )
+    assert write.startswith('INSERT INTO "cha_system"."ledger"')
+    assert "'low_availability'" not in write
     assert not plan.destructive
 
 
@@ -641,7 +649,7 @@ def test_plan_json_lists_actions_drift_and_flags() -> None:
     assert data["hash"] == plan.hash
     assert data["hash"].startswith("sha256:")
     assert data["destructive"] is True
-    assert data["summary"] == plan.summary() == "13 drop, 13 create, 3 grant"
+    assert data["summary"] == plan.summary() == "19 drop, 19 create, 3 grant"
     assert len(data["actions"]) == len(plan.actions)
     first = data["actions"][0]
     assert set(first) == {"type", "kind", "name", "reason", "destructive", "sql"}
@@ -735,17 +743,27 @@ def test_applying_a_plan_converges_to_zero_actions(transition: str) -> None:
 
 @pytest.mark.parametrize("transition", list(TRANSITIONS))
 def test_every_interrupted_apply_converges_on_the_next_reconcile(transition: str) -> None:
-    """Interrupt after every action, and between every action's DDL and its ledger writes."""
+    """Interrupt after every action, between every action's DDL and its ledger writes, and
+    between the ledger marks that precede an action and its DDL. An interruption never makes
+    approval necessary where the uninterrupted plan needed none (nothing the operator created in
+    the interrupted apply is "destroyed")."""
     before, after = (f() for f in TRANSITIONS[transition])
     start = _start(before)
     plan = plan_for(after, start)
     target = shape(_start(after).catalog)
     failures: list[str] = []
     for k in range(len(plan.actions) + 1):
-        for ddl_only in (False, True) if k else (False,):
-            label = f"after {k} actions" + (" (the last without its ledger writes)" if ddl_only else "")
+        cuts = ["after", "ddl only", "marks of the next"] if k else ["after", "marks of the next"]
+        for cut in cuts:
+            label = f"after {k} actions ({cut})"
             try:
-                world = apply_actions(plan.actions[:k], start, ddl_only_last=ddl_only)
+                world = apply_actions(plan.actions[:k], start, ddl_only_last=cut == "ddl only")
+                if cut == "marks of the next" and k < len(plan.actions):
+                    for stmt in plan.actions[k].pre:
+                        world = _ledger_sql(world, stmt)
+                resumed = plan_for(after, world)
+                if resumed.destructive and not plan.destructive:
+                    failures.append(f"{label}: the resumed plan asks for approval")
                 world = converge(after, world)
             except AssertionError as err:
                 failures.append(f"{label}: {err}")
@@ -875,3 +893,75 @@ def test_applied_catalog_records_every_object_the_schema_and_the_grants_in_the_l
     assert set(cat.ledger) == {o.key for o in desired(BASE)} | {"@grants:acme_reader"}
     assert SCHEMA_KEY in cat.ledger
     assert cat.owner == OWNER
+
+
+# --------------------------------------------------------------------------------------------
+# Upgrade from the pipeline with the watermark and report-counting availability
+# --------------------------------------------------------------------------------------------
+
+#: The acme tenant as the previous pipeline left it (objects and ledger, recorded from its render).
+OLD_PIPELINE = ROOT / "tests" / "core" / "data" / "acme_before_time_weighted_availability.json"
+
+
+def _old_pipeline_world() -> World:
+    data = json.loads(OLD_PIPELINE.read_text(encoding="utf-8"))
+    tenant = data["tenant"]
+    in_schema = [o for o in data["objects"] if o["kind"] not in ("Schema", "User")]
+    ids = {o["name"]: i for i, o in enumerate(in_schema, start=1)}
+    users = frozenset(o["name"] for o in data["objects"] if o["kind"] == "User")
+    objects = {
+        o["name"]: SimObject(
+            o["kind"],
+            tenant,
+            o["name"],
+            ids[o["name"]],
+            reads=frozenset(ids[d] for d in o["depends_on"]),
+            grantees=users if o["kind"] in ("MaterializedView", "View") else frozenset(),
+        )
+        for o in in_schema
+    }
+    ledger = {
+        e["name"]: LedgerEntry(tenant, e["name"], e["kind"], e["value"], tuple(e["depends_on"]))
+        for e in data["ledger"]
+    }
+    catalog = TenantCatalog(tenant, True, objects, ledger, owner=OWNER, users=users)
+    return World(catalog)
+
+
+def test_upgrading_from_the_old_pipeline_rebuilds_the_source_subgraph_and_waits_for_approval() -> None:
+    world = _old_pipeline_world()
+    plan = plan_for(desired(BASE), world)
+    assert plan.destructive  # the source loses its watermark: recreated, so approval is required
+    assert "acme.ocpp_events" in plan.changed
+    dropped = names(plan, "drop")
+    created = names(plan, "create")
+    assert "acme.connector_availability" in dropped
+    assert "acme.connector_availability" not in created
+    new_views = [
+        "status_intervals", "status_minutes", "connector_status_time", "connector_uptime",
+        "connector_status", "connector_status_live", "connector_down",
+    ]  # fmt: skip
+    for view in new_views:
+        assert f"acme.{view}" in created
+    # everything of the old pipeline that reads the source is rebuilt, nothing outside the tenant
+    old_objects = set(world.catalog.objects)
+    assert {n.split(".", 1)[1] for n in dropped} == old_objects
+    reason = next(a.reason for a in plan.actions if a.name == "acme.connector_availability")
+    assert reason == "no longer in the spec"
+    (pg_sink,) = [a for a in plan.actions if a.type == "create" and a.name == "acme.alerts_to_postgres"]
+    assert pg_sink.target_reset is not None
+    assert as_text(pg_sink.target_reset) == 'DELETE FROM "public"."acme_alerts"'
+    assert "clears its target table first" in pg_sink.reason
+    # the upgrade converges: applied, the next plan is empty
+    assert plan_for(desired(BASE), converge(desired(BASE), world)).empty
+
+
+def test_a_sink_rebuild_clears_the_postgres_alert_table_before_recreating_the_sink() -> None:
+    world = World(applied_catalog(desired(BASE), "acme"))
+    plan = plan_for(desired(acme_spec(alerts__stalledSessionMinutes=15)), world)
+    order = [(a.type, a.name) for a in plan.actions]
+    drop_at = order.index(("drop", "acme.alerts_to_postgres"))
+    create_at = order.index(("create", "acme.alerts_to_postgres"))
+    assert drop_at < create_at
+    resets = [a.name for a in plan.actions if a.target_reset is not None]
+    assert resets == ["acme.alerts_to_postgres"]  # only the JDBC sink's creation clears its table

@@ -423,6 +423,22 @@ def test_now_is_allowed_in_a_plain_view_select_list_but_not_in_a_materialized_on
     assert "now-placement" in lint([TUTORIAL_SOURCE, f"CREATE MATERIALIZED VIEW v {body}"]).rules()
 
 
+_TOP_1 = (
+    "CREATE MATERIALIZED VIEW latest AS SELECT station_id, status FROM (SELECT station_id, status, "
+    "ROW_NUMBER() OVER (PARTITION BY station_id ORDER BY occurred_at DESC) AS rn FROM {rel}) AS s "
+    "WHERE {cond}"
+)
+
+
+def test_top_1_per_key_over_an_append_only_input_is_bounded_state() -> None:
+    assert lint([TUTORIAL_SOURCE, _TOP_1.format(rel="ocpp_events", cond="rn = 1")]).violations == []
+    assert "bounded-state" in lint([TUTORIAL_SOURCE, _TOP_1.format(rel="ocpp_events", cond="rn > 0")]).rules()
+    retracting = "CREATE MATERIALIZED VIEW agg AS SELECT station_id, MAX(occurred_at) AS occurred_at, "
+    retracting += "MAX(status) AS status FROM ocpp_events GROUP BY station_id"
+    over_agg = _TOP_1.format(rel="agg", cond="rn = 1")
+    assert "bounded-state" in lint([TUTORIAL_SOURCE, retracting, over_agg]).rules()
+
+
 # --------------------------------------------------------------------------------------------
 # The lint catches the same mistakes planted into the real templates
 # --------------------------------------------------------------------------------------------
@@ -430,22 +446,22 @@ def test_now_is_allowed_in_a_plain_view_select_list_but_not_in_a_materialized_on
 MUTANTS: dict[str, tuple[str, str, str, str]] = {
     # name: (template, text in it, replacement, rule that must fire)
     "sessions without its temporal filter": (
-        "sessions", "    AND occurred_at > NOW() - {retention}\n", "", "bounded-state",
+        "sessions", "    AND occurred_at > NOW() - {session_horizon}\n", "", "bounded-state",
     ),
     "completed_sessions rounds a double": (
-        "completed_sessions", "ROUND(CAST(meter_last_kwh - meter_start_kwh AS NUMERIC), 3)",
-        "ROUND(meter_last_kwh - meter_start_kwh, 3)", "round-double",
+        "completed_sessions", "ROUND(CAST(energy_kwh AS NUMERIC), 3)",
+        "ROUND(energy_kwh, 3)", "round-double",
     ),
     "stalled_sessions compares elapsed time": (
-        "stalled_sessions", "MAX(occurred_at) < NOW() - {stalled_after}",
-        "NOW() - MAX(occurred_at) > {stalled_after}", "now-form",
+        "stalled_sessions", "last_event_at < NOW() - {stalled_after}",
+        "NOW() - last_event_at > {stalled_after}", "now-form",
     ),
     "active_sessions computes elapsed time": (
         "active_sessions", "    last_event_at,\n", "    last_event_at,\n    NOW() - started_at AS elapsed,\n",
         "now-placement",
     ),
-    "connector_availability swaps slide and size": (
-        "connector_availability", "{availability_slide}, {availability_window}",
+    "connector_status_time swaps slide and size": (
+        "connector_status_time", "{availability_slide}, {availability_window}",
         "{availability_window}, {availability_slide}", "hop-multiple",
     ),
     "station_revenue tumbles a subquery": (
@@ -453,17 +469,19 @@ MUTANTS: dict[str, tuple[str, str, str, str]] = {
         "TUMBLE((SELECT * FROM {completed_sessions}), stopped_at,", "window-args",
     ),
     "station_revenue without its temporal filter": (
-        "station_revenue", "WHERE window_end > NOW() - {retention}\n", "", "bounded-state",
+        "station_revenue", "WHERE window_start > NOW() - {retention}\n", "", "bounded-state",
     ),
-    "kafka sink without force_append_only": (
-        "alerts_to_kafka", " (force_append_only = 'true')", "", "sink-shape",
+    "kafka sink as plain append-only without force_append_only": (
+        "alerts_to_kafka", "FORMAT UPSERT ENCODE JSON\nKEY ENCODE TEXT", "FORMAT PLAIN ENCODE JSON",
+        "sink-shape",
     ),
     "kafka sink from a subquery": (
         "alerts_to_kafka", "FROM {alerts}", "FROM (SELECT * FROM {alerts})", "sink-shape",
     ),
     "jdbc sink without a type": ("alerts_to_postgres", "    type = 'upsert',\n", "", "sink-shape"),
     "source watermark on NOW()": (
-        "ocpp_events", "AS occurred_at - {late_event_tolerance}", "AS NOW() - {late_event_tolerance}",
+        "ocpp_events", "    occurred_at TIMESTAMPTZ\n",
+        "    occurred_at TIMESTAMPTZ,\n    WATERMARK FOR occurred_at AS NOW() - INTERVAL '5 minutes'\n",
         "now-in-source",
     ),
 }  # fmt: skip
@@ -485,3 +503,17 @@ def test_lint_catches_a_mistake_planted_in_a_real_template(
     found = [v for o in objects for v in linter.check(o.sql)]
     assert rule in {v.rule for v in found}, f"{mutant}: lint stayed silent ({found})"
     assert all(v.statement.endswith(name) for v in found if v.rule == rule), found
+
+
+@pytest.mark.parametrize("example", ["acme.yaml", "voltbay.yaml"])
+def test_no_watermark_drops_late_events_and_every_horizon_covers_its_consumers(example: str) -> None:
+    (objects,) = _rendered(example, "inline")
+    by_name = {o.name: o.sql for o in objects}
+    assert "WATERMARK" not in by_name["ocpp_events"].upper()
+    retention = "INTERVAL '86400 seconds'"  # the examples' stateRetention: 24h
+    for aggregation in ("sessions", "status_intervals"):
+        assert "occurred_at > NOW() - INTERVAL '259200 seconds'" in by_name[aggregation], aggregation
+    assert f"stopped_at > NOW() - {retention}" in by_name["completed_sessions"]
+    assert f"last_event_at > NOW() - {retention}" in by_name["active_sessions"]
+    for windowed in ("station_revenue", "connector_status_time"):
+        assert f"window_start > NOW() - {retention}" in by_name[windowed], windowed

@@ -87,10 +87,11 @@ def duration(seconds: int) -> str:
 @st.composite
 def spec_docs(draw: st.DrawFn) -> dict[str, Any]:
     """A valid ``spec`` mapping; every optional feature drawn on or off."""
-    slide = draw(st.integers(1, 3600))
+    slide = 60 * draw(st.integers(1, 60))  # availability is measured in whole minutes
     window = slide * draw(st.integers(2, 24))
     revenue = draw(st.integers(1, 2 * 86400))
-    retention = draw(st.integers(max(window, revenue, 61), 8 * 86400))
+    retention = draw(st.integers(max(window + 60, revenue, 61), 8 * 86400))
+    down_minutes = draw(st.integers(window // 60, min(10080, (retention - 1) // 60)))
     sasl = draw(st.booleans())
     security: dict[str, Any] = {"protocol": draw(st.sampled_from(["PLAINTEXT", "SSL"]))}
     if sasl:
@@ -124,6 +125,7 @@ def spec_docs(draw: st.DrawFn) -> dict[str, Any]:
     alerts: dict[str, Any] = {
         "stalledSessionMinutes": draw(st.integers(1, min(1440, (retention - 1) // 60))),
         "connectorFaults": draw(st.booleans()),
+        "connectorDownMinutes": down_minutes,
         "sinks": sinks,
     }
     threshold = draw(st.none() | percent)
@@ -140,7 +142,11 @@ def spec_docs(draw: st.DrawFn) -> dict[str, Any]:
             "revenueWindow": duration(revenue),
             "availabilityWindow": duration(window),
             "availabilitySlide": duration(slide),
-            "lateEventTolerance": duration(draw(st.integers(0, retention - 1))),
+            "upStatuses": draw(
+                st.lists(
+                    st.sampled_from(["Available", "Charging", "Reserved", "Faulted"]), min_size=1, unique=True
+                )
+            ),
             "stateRetention": duration(retention),
         },
         "alerts": alerts,

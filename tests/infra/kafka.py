@@ -351,6 +351,13 @@ class KafkaBroker:
             timeout=120,
             env=env,
         )
+        self._launch(java, classpath)
+
+    def _launch(self, java: Path, classpath: str) -> None:
+        """Start the broker process on the formatted data directory and wait until it serves."""
+        assert self.workdir is not None
+        config = self.workdir / "server.properties"
+        env = {**os.environ, "LOG_DIR": str(self.workdir)}
         self._process = process = ManagedProcess(
             "kafka",
             [java, *JVM_OPTS, f"-Dkafka.logs.dir={self.workdir}", "-cp", classpath, "kafka.Kafka", config],
@@ -378,6 +385,21 @@ class KafkaBroker:
             self._process = None
         if self.workdir is not None:
             shutil.rmtree(self.workdir / "data", ignore_errors=True)
+
+    def halt(self) -> None:
+        """Stop the broker process but keep its data: :meth:`resume` brings the same broker back
+        (same ports, topics and records), e.g. to test clients that ride out an outage."""
+        if self._process is None:
+            raise InfraError("the broker is not running")
+        self._process.stop()
+        self._process = None
+
+    def resume(self) -> None:
+        """Start the broker :meth:`halt` stopped, on the same ports and data."""
+        if self._process is not None:
+            raise InfraError("the broker is already running")
+        classpath, _ = broker_classpath(kafka_libs())
+        self._launch(java_binary(), classpath)
 
     def stop(self, *, keep_workdir: bool = False) -> None:
         if self._process is not None:

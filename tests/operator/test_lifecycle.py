@@ -18,8 +18,9 @@ pytestmark = pytest.mark.parametrize("risingwave_version", [str(FLOOR), str(NEWE
 
 PIPELINE = {
     "ocpp_events", "sessions", "completed_sessions", "active_sessions", "active_sessions_live",
-    "station_revenue", "connector_availability", "stalled_sessions", "connector_faults",
-    "low_availability", "alerts", "alerts_to_kafka",
+    "station_revenue", "stalled_sessions", "status_intervals", "status_minutes",
+    "connector_status_time", "connector_uptime", "connector_status", "connector_status_live",
+    "connector_down", "connector_faults", "low_availability", "alerts", "alerts_to_kafka",
 }  # fmt: skip
 
 

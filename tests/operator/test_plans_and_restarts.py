@@ -96,7 +96,7 @@ def test_operator_restarted_after_a_failed_statement_converges(harness: Harness)
     with harness.operator():
         harness.wait_ready("acme", timeout=60)
     objects = harness.rw_objects(tenant)
-    assert len(objects) == 12
+    assert len(objects) == 18  # the source, 16 views and the Kafka sink
     assert not any(o.endswith("__next") for o in objects)
 
 
@@ -113,7 +113,7 @@ def test_interrupted_view_rebuild_converges_on_the_next_reconcile(harness: Harne
     objects = harness.rw_objects(tenant)
     assert not any(o.endswith("__next") for o in objects)
     assert "INTERVAL '2700 seconds'" in harness.rw.object(f"{tenant}.stalled_sessions").definition
-    assert len(objects) == 12
+    assert len(objects) == 18  # the source, 16 views and the Kafka sink
 
 
 def test_no_credential_reaches_logs_events_status_or_plans(

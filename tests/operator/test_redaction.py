@@ -10,8 +10,8 @@ Error paths, each with real components:
   the user);
 * ``kafka``: the real broker (PLAINTEXT) cannot complete the SASL handshake with hostile
   credentials;
-* ``kubernetes``: the real apiserver refuses to write the read-only user's Secret (the resource owns it and it is
-  immutable), with a hostile generated password.
+* ``kubernetes``: the real apiserver refuses to write the read-only user's Secret (the resource
+  owns it and it is immutable), with a hostile generated password.
 
 Outputs: the status the operator wrote (read back from the apiserver), the Events it posts, every
 log record (DEBUG and up, all loggers), the plan (Plan mode and Apply mode), and the CLI's output

@@ -29,8 +29,9 @@ LIVE_DSN_ENV = "RISINGWAVE_DSN"
 _KNOBS = frozenset(
     {
         "license", "latency", "unreachable", "drop_connections", "set_backfill", "dml_visibility_delay",
-        "fail_next", "records", "statements", "clear_statements", "objects", "object", "schemas", "users",
-        "privileges", "secret_value", "connector_option", "execute", "query", "engine", "port", "version",
+        "fail_next", "records", "statements", "clear_statements", "statement_counts", "empty_queries",
+        "objects", "object", "schemas", "users", "privileges", "secret_value", "connector_option", "execute",
+        "query", "engine", "port", "version",
     }
 )  # fmt: skip
 

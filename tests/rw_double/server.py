@@ -16,7 +16,16 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from .catalog import Relation
-from .engine import DEFAULT_VERSION, Engine, EngineConfig, Outcome, Session, TimeoutUnits, parse_version
+from .engine import (
+    DEFAULT_VERSION,
+    Engine,
+    EngineConfig,
+    Outcome,
+    Session,
+    TimeoutUnits,
+    classify,
+    parse_version,
+)
 from .errors import SqlError
 from .sqltext import split_statements
 from .wire import Injection, Knobs, StatementRecord, UnreachableMode, WireServer
@@ -242,6 +251,27 @@ class RisingWaveDouble:
 
     def clear_statements(self) -> None:
         self._knobs.records.clear()
+        self._knobs.empty_queries = 0
+
+    @property
+    def empty_queries(self) -> int:
+        """Empty queries received since the last ``clear_statements`` (pool health checks)."""
+        return self._knobs.empty_queries
+
+    def statement_counts(self) -> dict[str, int]:
+        """Statements received since the last ``clear_statements``, by kind.
+
+        ``ddl`` (CREATE/DROP/ALTER/GRANT/...), ``dml`` (INSERT/DELETE/UPDATE), ``flush``,
+        ``select`` (reads), ``session`` (SET/SHOW/...) and ``empty`` (health checks).
+        """
+        counts = dict.fromkeys(("ddl", "dml", "flush", "select", "session"), 0)
+        for record in self._knobs.records:
+            kind = classify(record.sql)
+            if kind == "ddl" and record.sql.lstrip()[:5].upper() == "FLUSH":
+                kind = "flush"
+            counts["select" if kind == "dql" else kind] += 1
+        counts["empty"] = self._knobs.empty_queries
+        return counts
 
     def objects(self) -> list[ObjectInfo]:
         def collect() -> list[ObjectInfo]:

@@ -65,6 +65,8 @@ class Knobs:
     latency: float = 0.0
     injections: deque[Injection] = field(default_factory=deque)
     records: list[StatementRecord] = field(default_factory=list)
+    #: Empty queries received (what a connection pool's health check sends); not in ``records``.
+    empty_queries: int = 0
 
     def take_injection(self, sql: str) -> Injection | None:
         for inj in list(self.injections):
@@ -267,6 +269,7 @@ class WireServer:
             self._send_error(conn, e)
             return "I"
         if not statements:
+            self.knobs.empty_queries += 1
             self._send(conn, b"I", b"")
             return "I"
         status = "I"
@@ -288,6 +291,8 @@ class WireServer:
         record = StatementRecord(session.pid, session.user.name, sql, time.time(), protocol)
         if kind != "empty":
             self.knobs.records.append(record)
+        else:
+            self.knobs.empty_queries += 1
         conn.cancel.clear()
         conn.busy = True
         try:

@@ -233,6 +233,58 @@ def test_statement_timeout_falls_back_to_seconds_on_older_risingwave() -> None:
         assert sets == {("SET statement_timeout = '30000ms'", "error"), ("SET statement_timeout = 30", "ok")}
 
 
+def test_pool_checks_a_connection_only_after_an_error_or_a_long_idle(
+    risingwave_double: RisingWaveDouble, rw_schema: str
+) -> None:
+    """A check per checkout doubled every round trip; one after a failure (or a long idle, here
+    ``check_idle_seconds=0``) is what finds a dead connection before a statement does."""
+
+    async def busy(client: RisingWaveClient) -> tuple[int, int]:
+        risingwave_double.clear_statements()
+        await client.execute(f'CREATE SCHEMA IF NOT EXISTS "{rw_schema}"')
+        for _ in range(5):
+            await client.query("SELECT 1")
+        quiet = risingwave_double.empty_queries
+        with pytest.raises(RisingWaveStatementError):
+            await client.execute("CREATE TABLE nowhere.t (a INT)")
+        await client.query("SELECT 1")
+        return quiet, risingwave_double.empty_queries - quiet
+
+    quiet, after_error = with_client(risingwave_double, busy, pool_max=1)
+    assert quiet == 0
+    assert after_error == 1
+
+    async def idle(client: RisingWaveClient) -> int:
+        await client.query("SELECT 1")
+        risingwave_double.clear_statements()
+        for _ in range(3):
+            await client.query("SELECT 1")
+        return risingwave_double.empty_queries
+
+    assert with_client(risingwave_double, idle, pool_max=1, check_idle_seconds=0.0) == 3
+
+
+def test_schema_objects_reads_one_schemas_relations_and_secrets_in_one_statement(
+    risingwave_double: RisingWaveDouble, rw_schema: str
+) -> None:
+    risingwave_double.license = True
+    risingwave_double.execute(
+        f'CREATE SCHEMA "{rw_schema}"; CREATE TABLE "{rw_schema}".t (a INT); '
+        f'CREATE SECRET "{rw_schema}".s WITH (backend = \'meta\') AS \'x\'; CREATE TABLE public.other (a INT)'
+    )
+
+    async def read(client: RisingWaveClient) -> list[tuple[str, str, str | None]]:
+        await client.ping()  # the pool's connections are open and configured
+        risingwave_double.clear_statements()
+        found = await client.schema_objects(rw_schema)
+        assert len(risingwave_double.statements) == 1
+        return sorted((o.kind, o.name, o.definition) for o in found if o.id is not None)
+
+    rows = with_client(risingwave_double, read, pool_max=1)
+    assert [(kind, name) for kind, name, _ in rows] == [("Secret", "s"), ("Table", "t")]
+    assert rows[1][2] is not None
+
+
 def test_query_returns_rows_and_ping_succeeds(risingwave: RisingWaveTarget) -> None:
     async def scenario(client: RisingWaveClient) -> Any:
         await client.ping()

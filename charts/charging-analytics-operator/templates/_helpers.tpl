@@ -126,3 +126,48 @@ says which code path needs it.
   verbs: ["get", "list", "watch", "patch"]
 {{- end }}
 {{- end }}
+
+{{/*
+The OCPP gateway's objects. Its pods get their own app.kubernetes.io/name, so no selector of
+the operator (Deployment, metrics Service, PodDisruptionBudget) ever matches them, nor the
+other way round.
+*/}}
+{{- define "cha.gateway.fullname" -}}
+{{- printf "%s-gateway" (include "cha.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "cha.gateway.selectorLabels" -}}
+app.kubernetes.io/name: {{ printf "%s-gateway" (include "cha.name" .) | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "cha.gateway.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "cha.gateway.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: gateway
+app.kubernetes.io/part-of: charging-analytics
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "cha.gateway.serviceAccountName" -}}
+{{- if .Values.gateway.serviceAccount.create }}
+{{- default (include "cha.gateway.fullname" .) .Values.gateway.serviceAccount.name }}
+{{- else }}
+{{- required "gateway.serviceAccount.name is required when gateway.serviceAccount.create is false" .Values.gateway.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* "true" when the gateway reads its tenants from ChargingAnalytics resources. */}}
+{{- define "cha.gateway.kubernetes" -}}
+{{- if eq .Values.gateway.tenants.source "kubernetes" }}true{{ end }}
+{{- end }}
+
+{{- define "cha.gateway.validate" -}}
+{{- if and (eq .Values.gateway.tenants.source "file") (empty .Values.gateway.tenants.secretName) }}
+{{- fail "gateway.tenants.source=file needs gateway.tenants.secretName (a Secret holding the tenants file and the credentials files it names)" }}
+{{- end }}
+{{- if and (include "cha.gateway.kubernetes" .) (empty .Values.gateway.tenants.watchNamespaces) }}
+{{- fail "gateway.tenants.source=kubernetes needs gateway.tenants.watchNamespaces (the gateway gets a Role in each, never cluster-wide Secret access)" }}
+{{- end }}
+{{- end }}

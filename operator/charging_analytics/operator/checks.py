@@ -15,6 +15,7 @@ from typing import Any
 import psycopg
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from psycopg import sql
 
 from ..logs import client_logger, stable_text
 from ..redaction import scrub
@@ -144,10 +145,20 @@ async def check_kafka(
 
 async def ensure_postgres_table(spec: ChargingAnalyticsSpec, cred: Credential, timeout_s: float) -> bool:
     """Create the JDBC sink's target table (alert_id primary key) if it is missing."""
-    pg = spec.alerts.sinks.postgres
     ddl = postgres_alerts_table(spec)
-    if pg is None or ddl is None:
+    if ddl is None:
         return False
+    await run_on_alerts_db(spec, cred, timeout_s, ddl)
+    return True
+
+
+async def run_on_alerts_db(
+    spec: ChargingAnalyticsSpec, cred: Credential, timeout_s: float, statement: sql.Composable
+) -> None:
+    """Run one statement on the PostgreSQL alert database (table DDL, clearing the table)."""
+    pg = spec.alerts.sinks.postgres
+    if pg is None:
+        return
     try:
         conn = await psycopg.AsyncConnection.connect(
             host=pg.host,
@@ -170,8 +181,7 @@ async def ensure_postgres_table(spec: ChargingAnalyticsSpec, cred: Credential, t
         ) from None
     try:
         async with conn:
-            await conn.execute(ddl)
+            await conn.execute(sql.Composed([statement]))
     except psycopg.Error as err:
         detail = scrub(str(err.diag.message_primary or err), _sent(cred))
-        raise CheckFailure("AlertsTableFailed", f"cannot create {pg.schema_}.{pg.table}: {detail}") from None
-    return True
+        raise CheckFailure("AlertsTableFailed", f"{pg.schema_}.{pg.table}: {detail}") from None

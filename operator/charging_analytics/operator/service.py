@@ -9,6 +9,7 @@ catalog read per interval), the secret-store probe, and a lock per resource.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import secrets
@@ -20,9 +21,9 @@ from typing import Annotated, Any, Literal, Protocol
 from pydantic import TypeAdapter, ValidationError
 
 from .. import constants as c
-from ..apply import ApplyError, apply_plan
-from ..catalog import CatalogSnapshot, TenantCatalog
-from ..plan import PlanOptions, build_plan, teardown_plan
+from ..apply import ApplyError, TargetRunner, apply_plan
+from ..catalog import CatalogSnapshot, ObservedObject, TenantCatalog
+from ..plan import PlanOptions, build_plan, catalog_after, teardown_plan
 from ..render import (
     Credential,
     Credentials,
@@ -33,7 +34,7 @@ from ..render import (
     render,
 )
 from ..rw.capabilities import UnsupportedRisingWaveVersion
-from ..rw.client import Endpoint, RisingWaveClient, RisingWaveUnavailable
+from ..rw.client import Endpoint, RisingWaveClient, RisingWaveError, RisingWaveUnavailable
 from ..spec import ChargingAnalyticsSpec, RisingWaveSpec, tenant_is_reserved
 from ..status import (
     Cond,
@@ -48,7 +49,7 @@ from ..status import (
 )
 from ..validation import issues_from
 from . import metrics
-from .checks import CheckFailure, check_kafka, ensure_postgres_table
+from .checks import CheckFailure, check_kafka, ensure_postgres_table, run_on_alerts_db
 from .kube import KubeApi, KubeError, SecretNotOwned
 from .settings import OperatorSettings
 
@@ -121,8 +122,15 @@ class Service:
         self.kube = kube or KubeApi()
         self._clients: dict[tuple[str, str, str], RisingWaveClient] = {}
         self._clients_lock = asyncio.Lock()
-        self._snapshots: dict[str, CatalogSnapshot] = {}
+        #: endpoint key -> (monotonic time its read started, snapshot)
+        self._snapshots: dict[str, tuple[float, CatalogSnapshot]] = {}
         self._snapshot_locks: dict[str, asyncio.Lock] = {}
+        #: Applies running at once per endpoint: fewer than the pool's connections, so a burst of
+        #: tenants queues here (as long as it takes) instead of for a pooled connection, where a
+        #: wait longer than the connect timeout reads as "RisingWave unavailable" and backs off.
+        self._apply_slots: dict[str, asyncio.Semaphore] = {}
+        #: (endpoint key, tenant) -> when its last apply ended: older snapshots predate it.
+        self._applied: dict[tuple[str, str], float] = {}
         self._secret_store: dict[str, SecretStore] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._failures: dict[str, int] = {}
@@ -192,17 +200,30 @@ class Service:
             self._clients[key] = client
         return client
 
-    async def snapshot(self, client: RisingWaveClient, endpoint: Endpoint, *, fresh: bool) -> CatalogSnapshot:
-        """The endpoint's shared snapshot; re-read when older than the cache age (or ``fresh``)."""
+    async def snapshot(
+        self, client: RisingWaveClient, endpoint: Endpoint, *, fresh: bool, not_before: float = 0.0
+    ) -> CatalogSnapshot:
+        """The endpoint's shared snapshot; re-read when older than the cache age.
+
+        ``fresh``: a read that started after this call. Callers queue on one lock per endpoint, so
+        every fresh request that arrived while a read was running shares the next read: a burst
+        of new tenants costs a few reads, not one each. ``not_before``: the read must also have
+        started after that time (the end of the caller's tenant's last apply).
+        """
+        asked = time.monotonic()
         lock = self._snapshot_locks.setdefault(endpoint.key, asyncio.Lock())
         async with lock:
             cached = self._snapshots.get(endpoint.key)
-            age = time.monotonic() - cached.taken_at if cached else None
-            if cached is None or fresh or age is None or age > self.settings.catalog_cache_seconds:
-                cached = await client.snapshot()
-                metrics.CATALOG_READS.labels(endpoint.key).inc()
-                self._snapshots[endpoint.key] = cached
-            return cached
+            if cached is not None:
+                started, snapshot = cached
+                young = asked - started <= self.settings.catalog_cache_seconds
+                if started >= not_before and ((started >= asked) if fresh else young):
+                    return snapshot
+            started = time.monotonic()
+            snapshot = await client.snapshot()
+            metrics.CATALOG_READS.labels(endpoint.key).inc()
+            self._snapshots[endpoint.key] = (started, snapshot)
+            return snapshot
 
     async def _store_for(self, client: RisingWaveClient, endpoint: Endpoint) -> SecretStore:
         if self.settings.secret_store != "auto":
@@ -404,7 +425,12 @@ class Service:
                 assert creds.alerts_db is not None
                 await ensure_postgres_table(spec, creds.alerts_db, self.settings.kafka_timeout_seconds)
             store = await self._store_for(client, endpoint)
-            snapshot = await self.snapshot(client, endpoint, fresh=origin != "timer")
+            snapshot = await self.snapshot(
+                client,
+                endpoint,
+                fresh=origin != "timer",
+                not_before=self._applied.get((endpoint.key, spec.tenant), 0.0),
+            )
         except CheckFailure as err:
             return self._stalled(res, out, err.reason, err.message)
         except UnsupportedRisingWaveVersion as err:
@@ -498,31 +524,45 @@ class Service:
         metrics.PENDING_APPROVALS.labels(ns, name).set(0)
 
         if not plan.empty:
-            stop = asyncio.Event()
-            reporter = asyncio.create_task(self._report_progress(res, client, desired, catalog, stop))
-            try:
-                result = await apply_plan(client, plan)
-            except ApplyError as err:
-                self._snapshots.pop(endpoint.key, None)
-                if isinstance(err.cause, RisingWaveUnavailable):
-                    return self._unavailable(res, out, err.cause)
+            slots = self._apply_slots.setdefault(
+                endpoint.key, asyncio.Semaphore(max(1, self.settings.pool_max_size - 1))
+            )
+            failure: ApplyError | None = None
+            built: list[ObservedObject] | None = None
+            async with slots:
+                stop = asyncio.Event()
+                reporter = asyncio.create_task(self._report_progress(res, client, desired, catalog, stop))
+                try:
+                    result = await apply_plan(client, plan, target=self._alerts_target(spec, creds))
+                except ApplyError as err:
+                    failure = err
+                finally:
+                    stop.set()
+                    await reporter
+                if failure is None:
+                    # The apply's own results say what the tenant now has, except the ids and
+                    # definitions RisingWave gave what it built (the fingerprints that reveal a
+                    # later change behind the operator's back): one read of the tenant's schema,
+                    # not a snapshot of the endpoint.
+                    try:
+                        built = await client.schema_objects(spec.tenant)
+                    except RisingWaveError as err:
+                        log.info("could not read %s after the apply: %s", spec.tenant, err)
+            # the tenant's next reconcile must not plan against a snapshot read before this point
+            self._applied[(endpoint.key, spec.tenant)] = time.monotonic()
+            if failure is not None:
+                if isinstance(failure.cause, RisingWaveUnavailable):
+                    return self._unavailable(res, out, failure.cause)
                 return self._stalled(
-                    res, out, "ApplyFailed", f"{err.action.type} {err.action.name}: {err.cause}"
+                    res, out, "ApplyFailed", f"{failure.action.type} {failure.action.name}: {failure.cause}"
                 )
-            finally:
-                stop.set()
-                await reporter
             for a in result.applied:
                 metrics.APPLIED_ACTIONS.labels(a.type).inc()
             if plan.drift and options.correct_drift:
                 metrics.DRIFT_CORRECTIONS.labels(ns, name).inc()
                 out.events.append(("Normal", "DriftCorrected", drifted(plan).message))
             out.events.append(("Normal", "Applied", f"plan {plan.hash}: {plan.summary()}"))
-            try:
-                snapshot = await self.snapshot(client, endpoint, fresh=True)
-            except RisingWaveUnavailable as err:
-                return self._unavailable(res, out, err)
-            catalog = snapshot.tenant(spec.tenant)
+            catalog = catalog_after(catalog, plan, built)
             after = build_plan(desired, catalog, PlanOptions(owner=res.owner, ledger_exists=True))
             drift_cond = drifted(after) if options.correct_drift else drift_cond
         objects = objects_status(desired, catalog)
@@ -592,6 +632,13 @@ class Service:
                 )
             except Exception:  # progress is best effort; the apply itself reports failures
                 log.debug("progress report failed", exc_info=True)
+
+    def _alerts_target(self, spec: ChargingAnalyticsSpec, creds: Credentials) -> TargetRunner | None:
+        """Runs statements on the alert database when the operator manages the alert table."""
+        cred = creds.alerts_db
+        if spec.alerts.sinks.postgres is None or cred is None or not self.settings.manage_postgres_table:
+            return None
+        return functools.partial(run_on_alerts_db, spec, cred, self.settings.kafka_timeout_seconds)
 
     @staticmethod
     def _ready_message(desired: list[Any]) -> str:

@@ -30,6 +30,7 @@ import logging
 import math
 import re
 import time
+import weakref
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
@@ -58,6 +59,7 @@ from charging_analytics.rw.capabilities import (
     capabilities_for,
     parse_version,
 )
+from charging_analytics.rw.literal import rw_literal
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +176,10 @@ class ClientOptions:
     connect_timeout: float = 5.0
     pool_min: int = 1
     pool_max: int = 4
+    #: Seconds a pooled connection may sit idle before it is checked (an empty query) on checkout.
+    #: A connection that just worked is not: a check per statement doubled the round trips. A
+    #: connection whose last statement failed is always checked.
+    check_idle_seconds: float = 30.0
     #: ``SET BACKGROUND_DDL``: CREATE MV/SINK return before backfill completes (risingwave-sql §12).
     background_ddl: bool = False
     #: Client-side limit for :meth:`RisingWaveClient.execute` (None: wait as long as the DDL takes;
@@ -203,6 +209,14 @@ _RELATIONS_SQL = "\nUNION ALL\n".join(
 _SECRETS_SQL = (
     "SELECT s.name AS schema_name, r.id, r.name "
     "FROM rw_catalog.rw_secrets r JOIN rw_catalog.rw_schemas s ON r.schema_id = s.id"
+)
+#: One schema's relations and secrets (what an apply built: ids and definitions for fingerprints).
+_SCHEMA_OBJECTS_SQL = (
+    "SELECT kind, schema_name, id, name, definition FROM (\n"
+    + _RELATIONS_SQL
+    + "\nUNION ALL\nSELECT 'Secret' AS kind, s.name AS schema_name, r.id, r.name, NULL AS definition "
+    "FROM rw_catalog.rw_secrets r JOIN rw_catalog.rw_schemas s ON r.schema_id = s.id\n"
+    ") AS o WHERE schema_name = {}"
 )
 _USERS_SQL = "SELECT name FROM rw_catalog.rw_users"
 _PROGRESS_SQL = "SELECT ddl_id, ddl_statement, progress FROM rw_catalog.rw_ddl_progress"
@@ -268,6 +282,11 @@ class RisingWaveClient:
         self._timeout_form: str | None = None  # which SET statement_timeout form the server took
         #: ``SELECT version()`` as the latest new connection read it
         self._version_rows: list[tuple[Any, ...]] | None = None
+        #: When each pooled connection last completed a statement (absent: failed, or never used).
+        self._last_ok: weakref.WeakKeyDictionary[psycopg.AsyncConnection[Any], float] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._flushed = False  # whether this client flushed before its first snapshot
 
     def __repr__(self) -> str:
         return f"RisingWaveClient({self.endpoint.key})"
@@ -288,7 +307,7 @@ class RisingWaveClient:
             max_size=max(opts.pool_max, opts.pool_min),
             open=False,
             configure=self._configure,
-            check=AsyncConnectionPool.check_connection,
+            check=self._check,
             timeout=opts.connect_timeout,
             name=f"risingwave:{self.endpoint.key}",
         )
@@ -317,6 +336,15 @@ class RisingWaveClient:
         await self._set_statement_timeout(conn)
         background = "true" if self.options.background_ddl else "false"
         await conn.execute(pgsql.SQL("SET BACKGROUND_DDL = {}").format(pgsql.SQL(background)))
+        self._last_ok[conn] = time.monotonic()  # just connected: no need to check it
+
+    async def _check(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """The pool's checkout check: only for a connection that failed or sat idle long."""
+        last = self._last_ok.get(conn)
+        if last is not None and time.monotonic() - last < self.options.check_idle_seconds:
+            return
+        await AsyncConnectionPool.check_connection(conn)
+        self._last_ok[conn] = time.monotonic()
 
     async def _set_statement_timeout(self, conn: psycopg.AsyncConnection[Any]) -> None:
         """RisingWave ≥ v2.8 requires a unit ('30000ms'); older versions take bare seconds.
@@ -426,6 +454,15 @@ class RisingWaveClient:
                 out[qualified] = str(value)
         return out
 
+    async def schema_objects(self, schema: str) -> list[ObservedObject]:
+        """The relations and secrets of one schema, in one read (not a whole-endpoint snapshot):
+        what an apply built, with the ids and definitions RisingWave gave them."""
+        rows = await self.query(pgsql.SQL(_SCHEMA_OBJECTS_SQL).format(rw_literal(schema)))
+        return [
+            ObservedObject(kind=cast(ObjectKind, kind), schema=sch, name=name, id=oid, definition=definition)
+            for kind, sch, oid, name, definition in rows
+        ]
+
     async def snapshot(self) -> CatalogSnapshot:
         """Read what RisingWave has (schemas, relations, secrets, users, DDL progress, ledger)."""
         limit = self.options.statement_timeout + 1.0
@@ -443,6 +480,12 @@ class RisingWaveClient:
                 kind == "Table" and schema == SYSTEM_SCHEMA and name == LEDGER_TABLE
                 for kind, schema, _, name, _ in relation_rows
             )
+            if ledger_exists and not self._flushed:
+                # This client's first read (a new process, say) must see the ledger marks of a
+                # predecessor that was killed mid-apply, before its FLUSH; later reads see only
+                # writes of applies that flushed.
+                await self._run(conn, "FLUSH", "FLUSH", limit=self.options.ddl_timeout, fetch=False)
+            self._flushed = True
             ledger_rows = await read(_LEDGER_SQL) if ledger_exists else []
         return build_snapshot(
             self.endpoint.key,
@@ -466,10 +509,13 @@ class RisingWaveClient:
         sensitive: tuple[str, ...] = (),
     ) -> list[tuple[Any, ...]]:
         failure: RisingWaveError
+        self._last_ok.pop(conn, None)  # until it succeeds, the next checkout checks it
         try:
             async with asyncio.timeout(limit):
                 cursor = await conn.execute(text)
-                return await cursor.fetchall() if fetch and cursor.description is not None else []
+                rows = await cursor.fetchall() if fetch and cursor.description is not None else []
+            self._last_ok[conn] = time.monotonic()
+            return rows
         except TimeoutError:
             # asyncio cancelled the query; psycopg sent a cancel request to the server
             failure = RisingWaveStatementTimeout(

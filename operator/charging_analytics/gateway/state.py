@@ -1,0 +1,155 @@
+"""Gateway state in a compacted Kafka topic, so that replicas > 1 and restarts see the same
+transactions (OCPP 2.0.1 sends the EVSE only in a transaction's first event) and reported
+connector types.
+
+Every replica reads the whole topic into memory and keeps reading; a write is acknowledged by
+Kafka before the message that caused it is answered.  When a station connects, the replica
+catches up to the topic's end first: whatever another replica wrote for that station before the
+reconnect is then visible.  Keys are ``<tenant>/<station>/<kind>/<id>``; values are JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+import uuid
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic  # what confluent_kafka.admin re-exports
+
+from .config import StateSpec
+from .delivery import Publisher
+
+_log = logging.getLogger(__name__)
+
+
+class StateStore:
+    def __init__(self, spec: StateSpec, publisher: Publisher) -> None:
+        self._spec = spec
+        self._publisher = publisher
+        self._data: dict[str, Any] = {}
+        self._positions: dict[int, int] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._bootstrap = ",".join(spec.bootstrap_servers)
+        self._consumer: Consumer | None = None
+        self._offsets: Consumer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def topic(self) -> str:
+        return self._spec.topic
+
+    def ensure_topic(self, timeout: float = 30.0) -> None:
+        conf: dict[str, Any] = {"bootstrap.servers": self._bootstrap, "logger": _log}
+        admin = AdminClient(conf)
+        topic = NewTopic(
+            self.topic,
+            num_partitions=self._spec.partitions,
+            replication_factor=-1,  # the broker's default
+            config={"cleanup.policy": "compact"},
+        )
+        future = admin.create_topics([topic], operation_timeout=timeout)[self.topic]
+        try:
+            future.result(timeout=timeout)
+        except KafkaException as err:
+            if err.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Create the topic if needed, start following it, and wait until caught up."""
+        self.ensure_topic(timeout)
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self._bootstrap,
+                "group.id": f"cha-gateway-state-{uuid.uuid4().hex}",  # never committed
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "logger": _log,
+            }
+        )
+        meta = consumer.list_topics(self.topic, timeout=timeout).topics[self.topic]
+        partitions = sorted(meta.partitions)
+        consumer.assign([TopicPartition(self.topic, p, -2) for p in partitions])  # -2: beginning
+        self._positions = dict.fromkeys(partitions, 0)
+        self._consumer = consumer
+        # Watermark queries get a client of their own: the follower thread owns ``consumer``.
+        self._offsets = Consumer(
+            {"bootstrap.servers": self._bootstrap, "group.id": "cha-gateway-offsets", "logger": _log}
+        )
+        self._thread = threading.Thread(target=self._follow, name="gateway-state", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        ends: dict[int, int] | None = None
+        while ends is None or not self._caught_up(ends):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"gateway state topic {self.topic} not read within {timeout:.0f}s")
+            if ends is None:
+                try:
+                    ends = self._end_offsets()
+                except KafkaException as err:  # a new topic's leaders may not be known yet
+                    _log.info("gateway state topic offsets: %s", err)
+            time.sleep(0.05)
+
+    def _follow(self) -> None:
+        assert self._consumer is not None
+        while not self._stop.is_set():
+            msg = self._consumer.poll(0.1)
+            if msg is None:
+                continue
+            if msg.error() is not None:
+                _log.warning("gateway state topic: %s", msg.error())
+                continue
+            key, partition, offset = msg.key(), msg.partition(), msg.offset()
+            if key is None or partition is None or offset is None:
+                continue
+            value = msg.value()
+            with self._lock:
+                if value is None:
+                    self._data.pop(key.decode(), None)
+                else:
+                    self._data[key.decode()] = json.loads(value)
+                self._positions[partition] = offset + 1
+
+    def _end_offsets(self) -> dict[int, int]:
+        assert self._offsets is not None
+        return {
+            p: self._offsets.get_watermark_offsets(TopicPartition(self.topic, p), timeout=5, cached=False)[1]
+            for p in self._positions
+        }
+
+    def _caught_up(self, ends: dict[int, int]) -> bool:
+        with self._lock:
+            return all(self._positions.get(p, 0) >= end for p, end in ends.items())
+
+    async def catch_up(self, limit_s: float = 10.0) -> None:
+        """Wait until everything written to the topic before this call has been read."""
+        ends = await asyncio.to_thread(self._end_offsets)
+        deadline = time.monotonic() + limit_s
+        while not self._caught_up(ends):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"gateway state topic {self.topic} lags")
+            await asyncio.sleep(0.01)
+
+    def get(self, key: str) -> Any:
+        with self._lock:
+            return self._data.get(key)
+
+    async def put(self, key: str, value: Any) -> None:
+        """Store ``value`` (JSON) under ``key``; returns once Kafka acknowledged it."""
+        await self._publisher.publish(self.topic, key.encode(), json.dumps(value).encode())
+        with self._lock:
+            self._data[key] = value
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        for client in (self._consumer, self._offsets):
+            if client is not None:
+                client.close()

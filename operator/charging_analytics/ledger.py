@@ -1,0 +1,147 @@
+"""The operator's ledger: what each ledger value means, and the statements that write it (pure).
+
+One table for all tenants (``cha_system.ledger``, names in :mod:`charging_analytics.catalog`),
+one row per object the operator manages, keyed by ``(tenant, object_name)``. An apply costs the
+ledger O(1) statements whatever the number of objects:
+
+1. before its first DDL, **one** multi-row ``INSERT`` marks the work the apply is about to do
+   (and claims the tenant);
+2. after its last DDL, **one** ``DELETE`` forgets removed objects (only when some were removed)
+   and **one** multi-row ``INSERT`` records what was built;
+3. **one** ``FLUSH`` makes those writes visible to the next catalog snapshot (DML becomes
+   visible at a checkpoint; ``FLUSH`` forces one).
+
+A table with a primary key overwrites the row of an existing key on ``INSERT`` (RisingWave's
+default conflict behaviour, https://docs.risingwave.com/sql/commands/sql-create-table), so a
+write needs no ``DELETE`` first.
+
+The marks are what makes an interrupted apply converge without a human, at whatever statement it
+stopped (the planner reads them, :func:`decode`):
+
+* ``creating:<value>`` — the object did not exist and is being created. If it exists on the next
+  reconcile, it is the operator's own finished work (``IF NOT EXISTS`` creates only what is
+  missing) and is recorded as ``<value>``; if not, it is created. Neither is drift, and nothing
+  of it can be "destroyed": destructive approval is only ever asked for objects that held data
+  before the apply.
+* ``replacing:<id>:<value>`` — the object with RisingWave id ``<id>`` is being dropped and built
+  anew. Still that id: the old object, rebuild it; another id: the new one is done; missing:
+  create it.
+* ``pending`` — a rebuild of an object without an id (written by earlier versions too): resume it.
+* ``granted`` / ``pending`` on a ``@grants:<user>`` row — a read-only user's grants.
+
+Anything else is a recorded value: the definition hash (``sha256:…``, with ``~<digest>`` of the
+credentials the object embeds).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from psycopg import sql
+
+from .catalog import LEDGER_TABLE, SYSTEM_SCHEMA
+from .render import template
+from .rw.literal import rw_literal
+
+PENDING = "pending"
+GRANTED = "granted"
+GRANTS_PREFIX = "@grants:"
+_CREATING = "creating:"
+_REPLACING = "replacing:"
+
+MarkState = Literal["recorded", "creating", "replacing", "pending"]
+
+
+@dataclass(frozen=True)
+class Mark:
+    """A decoded ledger value."""
+
+    state: MarkState
+    #: The recorded value, or the value the unfinished work will record ("" for ``pending``).
+    value: str
+    #: ``replacing``: the RisingWave id of the object being replaced.
+    replaces: int | None = None
+
+
+def creating(value: str) -> str:
+    return _CREATING + value
+
+
+def replacing(old_id: int | None, value: str) -> str:
+    return PENDING if old_id is None else f"{_REPLACING}{old_id}:{value}"
+
+
+def decode(raw: str) -> Mark:
+    if raw == PENDING:
+        return Mark("pending", "")
+    if raw.startswith(_CREATING):
+        return Mark("creating", raw[len(_CREATING) :])
+    if raw.startswith(_REPLACING):
+        old, sep, value = raw[len(_REPLACING) :].partition(":")
+        if sep and old.isdigit():
+            return Mark("replacing", value, int(old))
+        return Mark("pending", "")
+    return Mark("recorded", raw)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One ledger row of a tenant."""
+
+    key: str  # object_name
+    kind: str
+    value: str  # definition_hash column: a recorded value or a mark
+    depends_on: tuple[str, ...] = ()
+
+
+def _table() -> sql.Identifier:
+    return sql.Identifier(SYSTEM_SCHEMA, LEDGER_TABLE)
+
+
+def bootstrap() -> list[sql.Composed]:
+    """Statements that create the ledger (idempotent)."""
+    return [
+        template("schema").format(schema=sql.Identifier(SYSTEM_SCHEMA)),
+        template("ledger").format(ledger=_table()),
+    ]
+
+
+def unique(rows: Sequence[Row]) -> list[Row]:
+    """One row per key (the last one wins), in first-seen order: one INSERT must not carry a key
+    twice."""
+    by_key: dict[str, Row] = {}
+    for row in rows:
+        by_key.pop(row.key, None)
+        by_key[row.key] = row
+    return list(by_key.values())
+
+
+def write(tenant: str, rows: Sequence[Row]) -> sql.Composed:
+    """One ``INSERT`` of every row (overwriting existing keys)."""
+    assert rows, "nothing to write"
+    values = sql.SQL(", ").join(
+        sql.SQL("({}, {}, {}, {}, {}, NOW())").format(
+            rw_literal(tenant),
+            rw_literal(row.key),
+            rw_literal(row.kind),
+            rw_literal(row.value),
+            rw_literal(",".join(row.depends_on)),
+        )
+        for row in unique(rows)
+    )
+    return sql.SQL(
+        "INSERT INTO {} (tenant, object_name, kind, definition_hash, depends_on, applied_at) VALUES {}"
+    ).format(_table(), values)
+
+
+def forget(tenant: str, keys: Sequence[str] | None = None) -> sql.Composed:
+    """One ``DELETE`` of the given rows of the tenant (every row with ``keys=None``)."""
+    if keys is None:
+        return sql.SQL("DELETE FROM {} WHERE tenant = {}").format(_table(), rw_literal(tenant))
+    assert keys, "nothing to forget"
+    names = sql.SQL(", ").join(rw_literal(k) for k in dict.fromkeys(keys))
+    return sql.SQL("DELETE FROM {} WHERE tenant = {} AND object_name IN ({})").format(
+        _table(), rw_literal(tenant), names
+    )
