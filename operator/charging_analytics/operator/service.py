@@ -50,6 +50,7 @@ from ..status import (
 from ..validation import issues_from
 from . import metrics
 from .checks import CheckFailure, check_kafka, ensure_postgres_table, run_on_alerts_db
+from .dashboards import DashboardProvisioner, Owner, owns_dashboards, read_only_secret
 from .kube import KubeApi, KubeError
 from .settings import OperatorSettings
 
@@ -124,6 +125,7 @@ class Service:
         self._secret_refs: dict[tuple[str, str], set[str]] = {}
         #: Resources being (or already) deleted: late reconciles must not rebuild them.
         self._deleting: set[str] = set()
+        self._grafana: DashboardProvisioner | None = None  # made on first use (dashboards.py)
 
     async def close(self) -> None:
         for client in self._clients.values():
@@ -257,7 +259,7 @@ class Service:
         """
         if not spec.read_only_user.enabled:
             return None
-        secret = spec.read_only_user.secret_name or f"{res.name}-readonly"
+        secret = read_only_secret(_owner(res), spec)
         user = reader_name(spec.tenant)
         self._secret_refs.setdefault((res.namespace, secret), set()).add(res.owner)
         try:
@@ -331,11 +333,45 @@ class Service:
                 return Outcome(result="skipped")
             started = time.monotonic()
             outcome = await self._reconcile(res, origin=origin)
+            await self._dashboards(res, outcome)
             if outcome.retry_after is None:
                 self._failures.pop(res.owner, None)
             await self._publish(res, outcome)
             metrics.RECONCILE_SECONDS.labels(outcome.result).observe(time.monotonic() - started)
             return outcome
+
+    @property
+    def grafana(self) -> DashboardProvisioner:
+        if self._grafana is None:
+            self._grafana = DashboardProvisioner(
+                self.kube.api, discovery_seconds=self.settings.catalog_cache_seconds
+            )
+        return self._grafana
+
+    async def _dashboards(self, res: Resource, out: Outcome) -> None:
+        """The tenant's Grafana objects, once its SQL objects were reconciled (dashboards.py)."""
+        if "objects" not in out.status:
+            return  # stalled before planning: nothing to show yet
+        spec = ChargingAnalyticsSpec.model_validate(res.spec)
+        if not spec.dashboards.enabled and not owns_dashboards(res.status):
+            return
+        try:
+            endpoint = await self._endpoint(res, spec)
+            results = await self.grafana.reconcile(
+                _owner(res),
+                spec,
+                endpoint,
+                apply=spec.mode == "Apply",
+                correct_drift=spec.on_drift == "Correct",
+            )
+        except (KubeError, CheckFailure) as err:
+            out.events.append(("Warning", "DashboardsFailed", f"Grafana objects: {err}"))
+            out.retry_after = out.retry_after or self._backoff(res)
+            return
+        out.status["objects"] = [*out.status["objects"], *(r.status() for r in results)]
+        for r in results:
+            if r.change in ("created", "updated"):
+                out.events.append(("Normal", f"Dashboard{r.change.title()}", f"{r.kind} {r.name} {r.change}"))
 
     async def _reconcile(self, res: Resource, *, origin: str) -> Outcome:
         out = Outcome()
@@ -623,11 +659,20 @@ class Service:
                 self._snapshots.pop(endpoint.key, None)
                 raise RetryLater(f"{err}", self._backoff(res)) from err
             self._snapshots.pop(endpoint.key, None)
+            if spec.dashboards.enabled or owns_dashboards(res.status):
+                try:
+                    await self.grafana.delete_all(_owner(res))
+                except KubeError as err:
+                    raise RetryLater(f"Grafana objects: {err}", self._backoff(res)) from err
             verb = "dropped" if spec.deletion_policy == "Delete" else "orphaned"
             out.events.append(("Normal", "Deleted", f"tenant {spec.tenant} {verb} ({plan.summary()})"))
             for refs in self._secret_refs.values():
                 refs.discard(res.owner)
             return out
+
+
+def _owner(res: Resource) -> Owner:
+    return Owner(res.namespace, res.name, res.uid)
 
 
 def _desired_hash(desired: list[Any]) -> str:
