@@ -16,7 +16,9 @@ import pytest
 from charging_analytics.dashboard import dashboard
 from charging_analytics.spec import ChargingAnalyticsSpec
 from tests.infra.controlplane import ControlPlane, KubeApiError
+from tests.infra.testbed import unique_name
 from tests.operator.harness import Harness, wait_for
+from tests.operator.rbac_support import ChartRbac, operator_env, rbac_objects, render_release
 
 GRAFANA_CRDS = Path(__file__).parent / "grafana-operator-crds.yaml"
 GRAFANA = "/apis/grafana.integreatly.org/v1beta1/namespaces/{ns}/{plural}/{name}"
@@ -204,3 +206,45 @@ def test_with_grafana_operator_a_datasource_and_a_dashboard_follow_the_pipeline(
         harness.wait_gone("graf")
         assert _get(harness, ds_path) is None
         assert _get(harness, db_path) is None
+
+
+@pytest.mark.parametrize("switch", [False, True], ids=["rbac.dashboards=false", "rbac.dashboards=true"])
+def test_the_chart_lets_the_operator_manage_dashboards_only_with_its_switch(
+    harness: Harness,
+    control_plane: ControlPlane,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    switch: bool,
+) -> None:
+    """The operator logs in as the chart's ServiceAccount (namespaced rendering). Without the
+    switch the ConfigMap is refused (403) and reported, and the SQL pipeline is Ready all the same;
+    with it the ConfigMap is created and removed without a single refusal."""
+    release_ns = unique_name("r")  # short: the certificate CN holds it
+    control_plane.create_namespace(
+        release_ns, labels={"app.kubernetes.io/part-of": "charging-analytics-tests"}
+    )
+    values = {"rbac": {"scope": "namespaced", "dashboards": switch}, "watchNamespaces": [harness.ns]}
+    docs = render_release(tmp_path, values, release_ns)
+    monkeypatch.setenv("CHA_WATCH_NAMESPACES", operator_env(docs)["CHA_WATCH_NAMESPACES"])
+    rbac = ChartRbac(control_plane, rbac_objects(docs), harness.ns)
+    rbac.install()
+    monkeypatch.setenv("KUBECONFIG", str(rbac.kubeconfig))
+    path = _configmap(harness, "rb-dashboard")
+
+    def failures() -> list[str]:
+        return [e["message"] for e in harness.events() if e["reason"] == "DashboardsFailed"]
+
+    with harness.operator():
+        harness.create(_body(harness, "rb"))
+        harness.wait_ready("rb")
+        if switch:
+            wait_for(lambda: _get(harness, path), 30, "the dashboard ConfigMap")
+            harness.delete("rb")
+            harness.wait_gone("rb")
+            assert _get(harness, path) is None
+            assert failures() == []
+        else:
+            (message, *_) = wait_for(failures, 30, "a DashboardsFailed event")
+            assert "403" in message
+            assert _get(harness, path) is None
+            assert harness.condition("rb", "Ready")["status"] == "True"
