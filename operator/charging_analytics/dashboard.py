@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -36,7 +36,8 @@ FieldType = Literal["number", "string", "time", "boolean"]
 DATASOURCE_TYPE = "grafana-postgresql-datasource"
 #: Grafana uids are at most 40 characters.
 _UID_MAX = 40
-#: Bumped whenever the dashboard's layout or panels change (Grafana keeps it as ``version``).
+#: The version of Grafana's dashboard JSON model these dashboards are written in (Grafana 10.x,
+#: which newer Grafana versions migrate on load).
 SCHEMA_VERSION = 39
 STATION_FILTER = "station_id IN ($station)"
 
@@ -105,8 +106,8 @@ def _q(text: str, **relations: sql.Identifier) -> sql.Composed:
     return sql.SQL(text).format(**relations)
 
 
-def panels(spec: ChargingAnalyticsSpec) -> list[Panel]:
-    """The tenant's panels, each reading a view that ``render(spec)`` creates."""
+def _relations(spec: ChargingAnalyticsSpec) -> Callable[[str], sql.Identifier]:
+    """The qualified name of a view as ``render(spec)`` creates it (an error if it does not)."""
     rendered = {o.name: o for o in render(spec) if o.kind in ("MaterializedView", "View")}
 
     def rel(name: str) -> sql.Identifier:
@@ -114,6 +115,12 @@ def panels(spec: ChargingAnalyticsSpec) -> list[Panel]:
             raise DashboardError(f"the pipeline of tenant {spec.tenant!r} has no view {name!r}")
         return sql.Identifier(rendered[name].schema, rendered[name].name)
 
+    return rel
+
+
+def panels(spec: ChargingAnalyticsSpec) -> list[Panel]:
+    """The tenant's panels, each reading a view that ``render(spec)`` creates."""
+    rel = _relations(spec)
     currency = currency_unit(spec.analytics.tariffs.currency)
     where = STATION_FILTER
     return [
@@ -269,9 +276,9 @@ def panels(spec: ChargingAnalyticsSpec) -> list[Panel]:
 
 def station_query(spec: ChargingAnalyticsSpec) -> str:
     """The ``station`` variable's values: every station with a status or a session."""
-    rendered = {o.name: o for o in render(spec) if o.kind in ("MaterializedView", "View")}
+    rel = _relations(spec)
     parts = [
-        sql.SQL("SELECT station_id FROM {}").format(sql.Identifier(rendered[n].schema, n))
+        sql.SQL("SELECT station_id FROM {}").format(rel(n))
         for n in ("connector_status", "active_sessions", "completed_sessions")
     ]
     return as_text(sql.SQL(" UNION ").join(parts) + sql.SQL(" ORDER BY 1"))
@@ -316,9 +323,9 @@ def _panel_json(p: Panel, pid: int, x: int, y: int, ds: Mapping[str, str]) -> di
     }
 
 
-def dashboard(spec: ChargingAnalyticsSpec, *, datasource_uid_: str | None = None) -> dict[str, Any]:
-    """The tenant's dashboard in Grafana's JSON model."""
-    ds = {"type": DATASOURCE_TYPE, "uid": datasource_uid_ or datasource_uid(spec.tenant)}
+def dashboard(spec: ChargingAnalyticsSpec) -> dict[str, Any]:
+    """The tenant's dashboard in Grafana's JSON model, reading the data source ``datasource_uid``."""
+    ds = {"type": DATASOURCE_TYPE, "uid": datasource_uid(spec.tenant)}
     out: list[dict[str, Any]] = []
     x = y = row_height = 0
     for pid, p in enumerate(panels(spec), start=1):
@@ -361,7 +368,3 @@ def dashboard(spec: ChargingAnalyticsSpec, *, datasource_uid_: str | None = None
 def dashboard_json(spec: ChargingAnalyticsSpec) -> str:
     """The dashboard as stable JSON text (sorted keys, so an unchanged pipeline is an unchanged text)."""
     return json.dumps(dashboard(spec), indent=2, sort_keys=True)
-
-
-def panel_views(spec: ChargingAnalyticsSpec) -> Sequence[str]:
-    return [p.view for p in panels(spec)]

@@ -24,7 +24,7 @@ from typing import Any, Literal
 import kubernetes
 
 from .. import constants as c
-from ..dashboard import DATASOURCE_TYPE, dashboard, dashboard_json, datasource_uid
+from ..dashboard import DATASOURCE_TYPE, dashboard_json, dashboard_uid, datasource_uid
 from ..render import reader_name
 from ..rw.client import Endpoint
 from ..spec import ChargingAnalyticsSpec
@@ -151,7 +151,7 @@ def configmap_manifest(owner: Owner, spec: ChargingAnalyticsSpec) -> dict[str, A
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": meta,
-        "data": {f"{dashboard(spec)['uid']}{CONFIGMAP_KEY_SUFFIX}": dashboard_json(spec)},
+        "data": {f"{dashboard_uid(spec.tenant)}{CONFIGMAP_KEY_SUFFIX}": dashboard_json(spec)},
     }
 
 
