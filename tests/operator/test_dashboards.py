@@ -202,6 +202,20 @@ def test_with_grafana_operator_a_datasource_and_a_dashboard_follow_the_pipeline(
         )
         assert fixed["spec"]["resyncPeriod"] == "5m"
 
+        # instanceSelector is immutable in the grafana-operator's CRDs: a new selector is a new object
+        harness.patch_spec("graf", {"dashboards": {"instanceSelector": {"matchLabels": {"team": "ops"}}}})
+        for obj_path in (ds_path, db_path):
+            moved = wait_for(
+                lambda p=obj_path: (
+                    (d := _get(harness, p)) is not None
+                    and d["spec"]["instanceSelector"] == {"matchLabels": {"team": "ops"}}
+                    and d
+                ),
+                30,
+                "the objects under the new instanceSelector",
+            )
+            assert _owned_by(moved, cr)
+
         harness.delete("graf")
         harness.wait_gone("graf")
         assert _get(harness, ds_path) is None

@@ -395,7 +395,13 @@ class DashboardProvisioner:
             return ObjectResult(kind, meta["name"], "Ready", digest, "unchanged")
         if not (apply and correct_drift):
             return ObjectResult(kind, meta["name"], "Drifted", digest, "reported")
-        self._replace(manifest, live)
+        selector = manifest.get("spec", {}).get("instanceSelector")
+        if selector is not None and (live.get("spec") or {}).get("instanceSelector") != selector:
+            # the grafana-operator's CRDs make instanceSelector immutable: replace the object
+            self._delete(kind, meta["namespace"], meta["name"])
+            self._create(manifest)
+        else:
+            self._replace(manifest, live)
         return ObjectResult(kind, meta["name"], "Ready", digest, "updated")
 
     async def delete_all(self, owner: Owner) -> int:
