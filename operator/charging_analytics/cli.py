@@ -18,6 +18,7 @@ from typing import Any
 from .apply import TargetRunner
 from .catalog import CatalogSnapshot
 from .crd import CRD_FILENAME, render_crd_yaml
+from .dashboard import DashboardError, dashboard_json
 from .gateway.cli import add_gateway_parser
 from .plan import Plan, PlanOptions, build_plan
 from .preview_cli import add_preview_parser
@@ -79,6 +80,26 @@ def cmd_render(args: argparse.Namespace) -> int:
         objects = render(resource.spec, RenderOptions(secret_store=args.secret_store, credentials=creds))
         print(f"-- tenant {resource.spec.tenant} ({_owner(resource)})\n")
         print(statements_text(objects))
+    return 0
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    resources = _load(args.file).resources
+    if args.tenant is not None:
+        resources = [r for r in resources if r.spec.tenant == args.tenant]
+        if not resources:
+            print(f"error: no resource with tenant {args.tenant!r} in {args.file}", file=sys.stderr)
+            return 1
+    if len(resources) > 1:
+        tenants = ", ".join(r.spec.tenant for r in resources)
+        message = f"{args.file} holds several tenants ({tenants}); choose one with --tenant"
+        print(f"error: {message}", file=sys.stderr)
+        return 1
+    try:
+        print(dashboard_json(resources[0].spec))
+    except DashboardError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -277,6 +298,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="check manifests against the CRD's rules")
     with_file(p)
     p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("dashboard", help="print the tenant's Grafana dashboard JSON")
+    p.add_argument("-f", "--file", required=True, help="YAML manifest(s); multi-document accepted")
+    p.add_argument("--tenant", help="the tenant to print when the file holds several")
+    p.set_defaults(func=cmd_dashboard)
 
     for name, func, text in (
         ("plan", cmd_plan, "show what apply would do"),

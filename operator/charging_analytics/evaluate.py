@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -258,10 +258,14 @@ def evaluate(
     objects: Sequence[DesiredObject],
     events: Iterable[Sequence[Any]],
     at: datetime,
+    *,
+    then: Callable[[psycopg.Cursor[Any]], None] | None = None,
 ) -> Evaluation:
     """Contents of every view at ``at``, over ``events`` (rows in the source's column order).
 
     Runs in a transaction on ``conn`` that is rolled back: the database is left as it was.
+    ``then`` runs with the views in place (as tables under their rendered names), before the
+    rollback: queries that read the views, such as dashboard panels, see what the views contain.
     """
     views = prepare(objects, at)
     source = _source_name(objects)
@@ -306,6 +310,8 @@ def evaluate(
                 cur.execute(f"SELECT * FROM {view.qualified} ORDER BY {order}")  # a stable row order
                 names = [d.name for d in cur.description or ()]
                 results[view.name] = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+            if then is not None:
+                then(cur)
     except psycopg.errors.DuplicateSchema as err:
         raise EvaluationError(
             f"schema {schema.as_string(None)} already exists in this database; "

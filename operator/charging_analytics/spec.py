@@ -459,6 +459,42 @@ class ReadOnlyUserSpec(Model):
     )
 
 
+LABEL_VALUE_PATTERN = r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$"
+#: Keys are not patterned: a structural CRD schema has no patternProperties; the API server
+#: validates label keys where the selector is used.
+LabelValue = Annotated[str, Field(pattern=LABEL_VALUE_PATTERN, max_length=63)]
+
+
+class InstanceSelector(Model):
+    """Which Grafana instances (grafana-operator ``Grafana`` resources) get the dashboard."""
+
+    match_labels: dict[str, LabelValue] = Field(
+        default_factory=lambda: {"dashboards": "grafana"},
+        min_length=1,
+        max_length=16,
+        description="Labels of the Grafana resources (default dashboards=grafana).",
+    )
+
+
+class DashboardsSpec(Model):
+    enabled: bool = Field(
+        False, description="Provision the tenant's Grafana dashboard and data source (needs readOnlyUser)."
+    )
+    provider: Literal["Auto", "GrafanaOperator", "ConfigMap"] = Field(
+        "Auto",
+        description="GrafanaOperator: GrafanaDashboard and GrafanaDatasource resources; ConfigMap: a "
+        "ConfigMap for the Grafana chart's dashboard sidecar; Auto: GrafanaOperator when its CRDs are "
+        "installed, else ConfigMap.",
+    )
+    instance_selector: InstanceSelector = Field(
+        default_factory=lambda: InstanceSelector(),
+        description="grafana-operator instanceSelector of the dashboard and the data source.",
+    )
+    folder: str | None = Field(
+        None, min_length=1, max_length=100, description="Grafana folder of the dashboard (default: General)."
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # The resource
 # --------------------------------------------------------------------------------------------
@@ -510,6 +546,14 @@ class ChargingAnalyticsSpec(Model):
             ),
             field="alerts.connectorDownMinutes",
         ),
+        Rule(
+            cel="!has(self.dashboards) || !has(self.dashboards.enabled) || !self.dashboards.enabled || "
+            "(has(self.readOnlyUser) && has(self.readOnlyUser.enabled) && self.readOnlyUser.enabled)",
+            message="dashboards.enabled needs readOnlyUser.enabled (the dashboard's data source "
+            "reads as the tenant's read-only user)",
+            check=lambda s: not s.dashboards.enabled or s.read_only_user.enabled,
+            field="dashboards.enabled",
+        ),
     )
 
     tenant: str = Field(
@@ -538,6 +582,9 @@ class ChargingAnalyticsSpec(Model):
     alerts: AlertsSpec = Field(default_factory=lambda: AlertsSpec(), description="Alert rules and sinks.")
     read_only_user: ReadOnlyUserSpec = Field(
         default_factory=lambda: ReadOnlyUserSpec(), description="Optional dashboard user."
+    )
+    dashboards: DashboardsSpec = Field(
+        default_factory=lambda: DashboardsSpec(), description="Optional Grafana dashboard and data source."
     )
 
     @property
@@ -584,8 +631,23 @@ class Condition(Model):
 
 
 class ObjectStatus(Model):
-    kind: Literal["Schema", "Source", "MaterializedView", "View", "Sink", "Table", "Secret", "User"]
-    name: str = Field(max_length=200, description="Qualified RisingWave name.")
+    kind: Literal[
+        "Schema",
+        "Source",
+        "MaterializedView",
+        "View",
+        "Sink",
+        "Table",
+        "Secret",
+        "User",
+        "GrafanaDashboard",
+        "GrafanaDatasource",
+        "ConfigMap",
+    ]
+    name: str = Field(
+        max_length=200,
+        description="Qualified RisingWave name, or the Kubernetes name of a dashboard object.",
+    )
     state: Literal["Ready", "Creating", "Pending", "Missing", "Drifted", "Failed"]
     hash: str = Field(max_length=80, description="Definition hash of the applied object.")
     backfill_progress: str | None = Field(None, max_length=32, description="DDL progress while building.")
@@ -640,6 +702,8 @@ __all__ = [
     "ChargingAnalyticsStatus",
     "Condition",
     "CredentialsSecretRef",
+    "DashboardsSpec",
+    "InstanceSelector",
     "KafkaAlertSink",
     "KafkaSecuritySpec",
     "KafkaSpec",

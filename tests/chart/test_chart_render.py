@@ -240,6 +240,20 @@ def test_cluster_rbac_grants_exactly_the_operator_needs(tmp_path: Path) -> None:
     assert not find(docs, "RoleBinding")
 
 
+DASHBOARD_RULES = {
+    ("", "configmaps", ("get", "list", "create", "update", "delete")),
+    ("grafana.integreatly.org", "grafanadashboards", ("get", "list", "create", "update", "delete")),
+    ("grafana.integreatly.org", "grafanadatasources", ("get", "list", "create", "update", "delete")),
+}
+
+
+def test_dashboard_rbac_is_rendered_only_when_enabled(tmp_path: Path) -> None:
+    default = set(rules_of(one(render_chart(tmp_path), "ClusterRole")))
+    assert not default & DASHBOARD_RULES
+    enabled = set(rules_of(one(render_chart(tmp_path, {"rbac": {"dashboards": True}}), "ClusterRole")))
+    assert enabled - default == DASHBOARD_RULES
+
+
 def test_cluster_rbac_with_peering_adds_clusterkopfpeerings(tmp_path: Path) -> None:
     rules = set(rules_of(one(render_chart(tmp_path, PEERED), "ClusterRole")))
     assert ("kopf.dev", "clusterkopfpeerings", ("get", "list", "watch", "patch")) in rules

@@ -277,6 +277,22 @@ INVALID = [
         rule(AnalyticsSpec, "availabilitySlide", 1).message,
     ),
     Invalid(
+        "dashboards-without-read-only-user",
+        _set("dashboards.enabled", True),
+        "spec.dashboards.enabled",
+        rule(ChargingAnalyticsSpec, "dashboards.enabled").message,
+    ),
+    Invalid(
+        "dashboards-instance-selector-empty",
+        _all(
+            _set("readOnlyUser.enabled", True),
+            _set("dashboards.enabled", True),
+            _set("dashboards.instanceSelector.matchLabels", {}),
+        ),
+        "spec.dashboards.instanceSelector.matchLabels",
+        "should have at least 1",
+    ),
+    Invalid(
         "duration-without-unit",
         _set("analytics.revenueWindow", "15"),
         "spec.analytics.revenueWindow",

@@ -113,6 +113,19 @@ says which code path needs it.
   resources: ["secrets"]
   verbs: ["create", "patch"]
 {{- end }}
+{{- if .Values.rbac.dashboards }}
+# The tenants' dashboards (spec.dashboards): a ConfigMap for the Grafana chart's sidecar, or a
+# GrafanaDatasource and a GrafanaDashboard of the grafana-operator. Read to compare with the spec,
+# listed by owner label to remove what the spec no longer wants, replaced to correct drift.
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["get", "list", "create", "update", "delete"]
+# The same for the grafana-operator's kinds (whether they are installed is read from API
+# discovery, which needs no rule).
+- apiGroups: ["grafana.integreatly.org"]
+  resources: ["grafanadashboards", "grafanadatasources"]
+  verbs: ["get", "list", "create", "update", "delete"]
+{{- end }}
 # Kopf posts the operator's Events (Applied, DriftCorrected, ApprovalRequired, Stalled reasons,
 # handler errors) on the resource through the core v1 API, always as new Events.
 - apiGroups: [""]

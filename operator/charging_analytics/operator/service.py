@@ -50,6 +50,7 @@ from ..status import (
 from ..validation import issues_from
 from . import metrics
 from .checks import CheckFailure, check_kafka, ensure_postgres_table, run_on_alerts_db
+from .dashboards import DashboardProvisioner, Owner, owns_dashboards, read_only_secret
 from .kube import KubeApi, KubeError, SecretNotOwned
 from .settings import OperatorSettings
 
@@ -140,6 +141,7 @@ class Service:
         self._deleting: set[str] = set()
         #: (resource, type, reason, message) -> when that Event was last posted
         self._posted: dict[tuple[str, str, str, str], float] = {}
+        self._grafana: DashboardProvisioner | None = None  # made on first use (dashboards.py)
 
     async def close(self) -> None:
         for client in self._clients.values():
@@ -286,7 +288,7 @@ class Service:
         """
         if not spec.read_only_user.enabled:
             return None
-        secret = spec.read_only_user.secret_name or f"{res.name}-readonly"
+        secret = read_only_secret(_owner(res), spec)
         user = reader_name(spec.tenant)
         self._secret_refs.setdefault((res.namespace, secret), set()).add(res.owner)
         where = f"spec.readOnlyUser.secretName: Secret {res.namespace}/{secret}"
@@ -386,12 +388,46 @@ class Service:
                 return Outcome(result="skipped")
             started = time.monotonic()
             outcome = await self._reconcile(res, origin=origin)
+            await self._dashboards(res, outcome)
             if outcome.retry_after is None:
                 self._failures.pop(res.owner, None)
             await self._publish(res, outcome)
             outcome.events = self.unrepeated(res.owner, outcome.events)
             metrics.RECONCILE_SECONDS.labels(outcome.result).observe(time.monotonic() - started)
             return outcome
+
+    @property
+    def grafana(self) -> DashboardProvisioner:
+        if self._grafana is None:
+            self._grafana = DashboardProvisioner(
+                self.kube.api, discovery_seconds=self.settings.catalog_cache_seconds
+            )
+        return self._grafana
+
+    async def _dashboards(self, res: Resource, out: Outcome) -> None:
+        """The tenant's Grafana objects, once its SQL objects were reconciled (dashboards.py)."""
+        if "objects" not in out.status:
+            return  # stalled before planning: nothing to show yet
+        spec = ChargingAnalyticsSpec.model_validate(res.spec)
+        if not spec.dashboards.enabled and not owns_dashboards(res.status):
+            return
+        try:
+            endpoint = await self._endpoint(res, spec)
+            results = await self.grafana.reconcile(
+                _owner(res),
+                spec,
+                endpoint,
+                apply=spec.mode == "Apply",
+                correct_drift=spec.on_drift == "Correct",
+            )
+        except (KubeError, CheckFailure) as err:
+            out.events.append(("Warning", "DashboardsFailed", f"Grafana objects: {err}"))
+            out.retry_after = out.retry_after or self._backoff(res)
+            return
+        out.status["objects"] = [*out.status["objects"], *(r.status() for r in results)]
+        for r in results:
+            if r.change in ("created", "updated"):
+                out.events.append(("Normal", f"Dashboard{r.change.title()}", f"{r.kind} {r.name} {r.change}"))
 
     async def _reconcile(self, res: Resource, *, origin: str) -> Outcome:
         out = Outcome()
@@ -715,6 +751,12 @@ class Service:
                     self._snapshots.pop(endpoint.key, None)
                     raise RetryLater(f"{err}", self._deletion_delay(res)) from err
                 self._snapshots.pop(endpoint.key, None)
+                dashboards = res.spec.get("dashboards") or {}
+                if dashboards.get("enabled") or owns_dashboards(res.status):
+                    try:
+                        await self.grafana.delete_all(_owner(res))
+                    except KubeError as err:
+                        raise RetryLater(f"Grafana objects: {err}", self._deletion_delay(res)) from err
         except RetryLater as err:
             if force:
                 out.events.append(
@@ -802,6 +844,10 @@ def _text(value: bytes, where: str, key: str) -> str:
         raise CheckFailure(
             "SecretValueNotText", f"{where}: key {key!r} is not UTF-8 text (a user name or password must be)"
         ) from err
+
+
+def _owner(res: Resource) -> Owner:
+    return Owner(res.namespace, res.name, res.uid)
 
 
 def _desired_hash(desired: list[Any]) -> str:
