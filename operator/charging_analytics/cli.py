@@ -88,11 +88,12 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     if args.tenant is not None:
         resources = [r for r in resources if r.spec.tenant == args.tenant]
         if not resources:
-            print(f"error: no resource with tenant {args.tenant!r} in {args.file}", file=sys.stderr)
+            files = ", ".join(args.file)
+            print(f"error: no resource with tenant {args.tenant!r} in {files}", file=sys.stderr)
             return 1
     if len(resources) > 1:
         tenants = ", ".join(r.spec.tenant for r in resources)
-        message = f"{args.file} holds several tenants ({tenants}); choose one with --tenant"
+        message = f"{', '.join(args.file)} hold several tenants ({tenants}); choose one with --tenant"
         print(f"error: {message}", file=sys.stderr)
         return 1
     try:
@@ -300,8 +301,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("dashboard", help="print the tenant's Grafana dashboard JSON")
-    p.add_argument("-f", "--file", required=True, help="YAML manifest(s); multi-document accepted")
-    p.add_argument("--tenant", help="the tenant to print when the file holds several")
+    p.add_argument(
+        "-f",
+        "--file",
+        required=True,
+        action="append",
+        help="YAML manifest(s), multi-document accepted; repeat -f for several files",
+    )
+    p.add_argument("--tenant", help="the tenant to print when the files hold several")
     p.set_defaults(func=cmd_dashboard)
 
     for name, func, text in (

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .events import ConnectorStatus
 
@@ -369,6 +369,12 @@ class AnalyticsSpec(Model):
             ),
             field="availabilitySlide",
         ),
+        Rule(
+            cel="!has(self.upStatuses) || self.upStatuses.all(s, self.upStatuses.exists_one(x, x == s))",
+            message="upStatuses lists each status at most once",
+            check=lambda s: len(set(s.up_statuses)) == len(s.up_statuses),
+            field="upStatuses",
+        ),
     )
 
     tariffs: TariffSpec = Field(description="Energy prices used for revenue.")
@@ -391,15 +397,7 @@ class AnalyticsSpec(Model):
         max_length=9,
         description="Connector statuses that count as up in uptime_pct (default: every status but "
         "Faulted and Unavailable; occupied is up).",
-        json_schema_extra={"x-kubernetes-list-type": "set"},
     )
-
-    @field_validator("up_statuses")
-    @classmethod
-    def _distinct_statuses(cls, v: list[str]) -> list[str]:
-        if len(set(v)) != len(v):
-            raise ValueError("upStatuses lists each status at most once")
-        return v
 
 
 # --------------------------------------------------------------------------------------------

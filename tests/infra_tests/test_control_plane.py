@@ -271,6 +271,22 @@ INVALID = [
         rule(ChargingAnalyticsSpec, "alerts.connectorDownMinutes").message,
     ),
     Invalid(
+        "down-threshold-not-shorter-than-retention",
+        _all(
+            _set("analytics.stateRetention", "1h"),
+            _set("alerts.stalledSessionMinutes", 10),
+            _set("alerts.connectorDownMinutes", 60),
+        ),
+        "spec.alerts.connectorDownMinutes",
+        rule(ChargingAnalyticsSpec, "alerts.connectorDownMinutes", 1).message,
+    ),
+    Invalid(
+        "up-statuses-repeated",
+        _set("analytics.upStatuses", ["Available", "Charging", "Available"]),
+        "spec.analytics.upStatuses",
+        rule(AnalyticsSpec, "upStatuses").message,
+    ),
+    Invalid(
         "availability-slide-not-whole-minutes",
         _all(_set("analytics.availabilityWindow", "300s"), _set("analytics.availabilitySlide", "30s")),
         "spec.analytics.availabilitySlide",

@@ -43,17 +43,26 @@ class JsonFormatter(logging.Formatter):
 
 def add_gateway_parser(sub: Any) -> None:
     p = sub.add_parser("gateway", help="run the OCPP gateway (charge points -> tenants' topics)")
-    p.add_argument("--host", default="0.0.0.0")  # noqa: S104 -- a server in a Pod serves its Pod IP
-    p.add_argument("--port", type=int, default=9000)
+    p.add_argument(
+        "--host",
+        default="0.0.0.0",  # noqa: S104 -- a server in a Pod serves its Pod IP
+        help="address to listen on for charge points (default: all)",
+    )
+    p.add_argument("--port", type=int, default=9000, help="WebSocket port of the OCPP endpoint")
     p.add_argument(
         "--tenants-file", required=True, help="tenants, stations and credentials (docs/gateway.md)"
     )
     p.add_argument("--tls-cert", help="PEM certificate chain: serve wss:// (security profile 2)")
     p.add_argument("--tls-key", help="PEM private key of --tls-cert")
     p.add_argument("--metrics-port", type=int, default=9100, help="/metrics, /healthz, /readyz")
-    p.add_argument("--max-message-bytes", type=int, default=65536)
+    p.add_argument(
+        "--max-message-bytes",
+        type=int,
+        default=65536,
+        help="largest OCPP frame accepted; a larger one closes the connection (1009)",
+    )
     p.add_argument("--delivery-timeout", type=float, default=10.0, help="seconds to wait for Kafka's ack")
-    p.add_argument("--log-format", choices=("text", "json"), default="text")
+    p.add_argument("--log-format", choices=("text", "json"), default="text", help="log line format")
     p.set_defaults(func=cmd_gateway)
 
 
