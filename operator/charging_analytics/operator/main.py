@@ -64,6 +64,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.watching.client_timeout = 90
     settings.networking.request_timeout = 30
     settings.execution.max_workers = 8
+    # A deletion waits for the resource's drift-check timer to finish its pass. Kopf re-checks a
+    # finishing timer only every cancellation_polling seconds (60 by default), which held the
+    # finalizer for a minute whenever a deletion arrived during a pass.
+    settings.background.cancellation_polling = 1.0
     config = OperatorSettings()  # read at start-up (the timer interval above is read at import)
     # Serving explicit namespaces needs no cluster-wide list of namespaces or CRDs; without this,
     # Kopf retries those lists for about a minute under namespaced RBAC before serving anything.
