@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import threading
 import time
+from typing import Any
+
+import pytest
 
 from charging_analytics import constants as c
 from charging_analytics.operator.kube import KubeApi
@@ -102,3 +106,35 @@ def test_deleting_a_resource_whose_spec_became_invalid_still_drops_its_objects(h
     events = asyncio.run(delete())
     assert [reason for _, reason, _ in events] == ["Deleted"]
     wait_for(lambda: harness.rw_objects(tenant) == set(), 10, "the tenant's objects dropped")
+
+
+def test_a_deletion_during_a_drift_check_is_released_when_the_check_ends(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kopf releases the finalizer only once the resource's drift timer has exited; a pass that
+    ends without writing anything wakes nothing, so Kopf's next look comes after its
+    ``cancellation_polling`` (60 s by default). The deletion must complete soon after the pass."""
+    from charging_analytics.operator import main
+
+    original = main._reconcile
+    hold = threading.Event()
+    held = threading.Event()
+
+    async def reconcile_then_linger(body: Any, memo: Any, origin: str) -> None:
+        await original(body, memo, origin)
+        if origin == "timer" and hold.is_set():
+            hold.clear()
+            held.set()
+            await asyncio.sleep(5)  # the pass's tail (Events, a slow client) writes nothing
+
+    monkeypatch.setattr(main, "_reconcile", reconcile_then_linger)
+    body = harness.tenant("acme")
+    tenant = body["spec"]["tenant"]
+    with harness.operator():
+        harness.create(body)
+        harness.wait_ready("acme", timeout=30)
+        hold.set()
+        assert held.wait(30), "no drift check ran"
+        harness.delete("acme")
+        harness.wait_gone("acme", timeout=30)
+    assert harness.rw_objects(tenant) == set()
