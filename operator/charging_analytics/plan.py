@@ -192,154 +192,236 @@ def build_plan(
     catalog: TenantCatalog,
     options: PlanOptions | None = None,
 ) -> Plan:
-    options = options or PlanOptions()
-    tenant = catalog.tenant
-    by_key = {o.key: o for o in desired}
-    order = [o.key for o in desired]  # render emits dependency order
-    dependents: dict[str, set[str]] = {}
-    for o in desired:
-        for d in o.depends_on:
-            dependents.setdefault(d, set()).add(o.key)
+    """Assess every desired object once, then schedule the phases (see the module docstring)."""
+    ctx = _Context.of(desired, catalog, options or PlanOptions())
+    verdicts = _assess(ctx)
+    scope = _scope(ctx, verdicts)
+    schedule = _Schedule(ctx, verdicts, scope)
+    schedule.bootstrap()
+    schedule.build()
+    schedule.swap()
+    schedule.drop()
+    schedule.create()
+    schedule.grant()
+    return schedule.finish()
 
-    def observed(key: str) -> ObservedObject | None:
+
+@dataclass(frozen=True)
+class _Context:
+    """What the planner reads: the desired objects (in dependency order) and the catalog."""
+
+    desired: Sequence[DesiredObject]
+    catalog: TenantCatalog
+    options: PlanOptions
+    by_key: Mapping[str, DesiredObject]
+    dependents: Mapping[str, set[str]]
+
+    @classmethod
+    def of(cls, desired: Sequence[DesiredObject], catalog: TenantCatalog, options: PlanOptions) -> _Context:
+        dependents: dict[str, set[str]] = {}
+        for o in desired:
+            for d in o.depends_on:
+                dependents.setdefault(d, set()).add(o.key)
+        return cls(desired, catalog, options, {o.key: o for o in desired}, dependents)
+
+    @property
+    def tenant(self) -> str:
+        return self.catalog.tenant
+
+    def observed(self, key: str) -> ObservedObject | None:
+        """The object as it exists in RisingWave now, or None: the one "is it present" rule."""
+        catalog = self.catalog
         if key == SCHEMA_KEY:
-            return ObservedObject("Schema", "", tenant) if catalog.schema_exists else None
-        wanted = by_key.get(key)
+            return ObservedObject("Schema", "", catalog.tenant) if catalog.schema_exists else None
+        wanted = self.by_key.get(key)
         entry = catalog.ledger.get(key)
         if (wanted is not None and wanted.kind == "User") or (entry is not None and entry.kind == "User"):
             return ObservedObject("User", "", key) if key in catalog.users else None
         return catalog.objects.get(key)
 
-    drift: list[Drift] = []
-    changed: list[str] = []
-    roots: set[str] = set()
-    force_recreate: set[str] = set()
 
-    drifted_keys: set[str] = set()
+@dataclass
+class _Verdicts:
+    """The assessment of every object: what must be (re)built and why."""
 
-    def drifted(o: DesiredObject, problem: DriftProblem, *, recreate: bool = False) -> None:
-        drift.append(Drift(o.qualified, o.kind, problem))
-        drifted_keys.add(o.key)
-        if options.correct_drift:
-            roots.add(o.key)
-            if recreate:
-                force_recreate.add(o.key)
-
-    resumed: set[str] = set()
+    drift: list[Drift] = field(default_factory=list)
+    #: Qualified names whose desired definition differs from the recorded one.
+    changed: list[str] = field(default_factory=list)
+    #: Keys whose subgraph is rebuilt (or, for in-place kinds, updated).
+    roots: set[str] = field(default_factory=set)
+    #: Keys that must take the drop-and-recreate path.
+    force_recreate: set[str] = field(default_factory=set)
+    drifted: set[str] = field(default_factory=set)
+    #: The operator's own unfinished work from an interrupted apply.
+    resumed: set[str] = field(default_factory=set)
     #: Objects an interrupted apply finished building whose record it did not write.
-    finished: set[str] = set()
+    finished: set[str] = field(default_factory=set)
     #: Ledger entries with finished marks read as what they record.
-    effective: dict[str, LedgerEntry] = dict(catalog.ledger)
-    for o in desired:
-        seen = observed(o.key)
-        entry = catalog.ledger.get(o.key)
-        if entry is not None:
-            mark = ledger.decode(entry.hash)
-            unfinished = mark.state == "pending" or (
-                mark.state in ("creating", "replacing")
-                and (seen is None or (mark.state == "replacing" and seen.id == mark.replaces))
-            )
-            if unfinished:
-                roots.add(o.key)  # the operator's own unfinished work, not drift
-                resumed.add(o.key)
-                continue
-            if mark.state != "recorded":  # built by the interrupted apply: it is what it recorded
-                entry = effective[o.key] = replace(entry, hash=mark.value)
-                finished.add(o.key)
-        if seen is None:
-            if entry is not None and o.recorded_as(entry.hash):
-                drifted(o, "missing")
-            else:
-                roots.add(o.key)  # new in the spec (or changed while it was gone)
-            continue
-        if seen.kind != o.kind:
-            drifted(o, "kind-mismatch", recreate=True)
-            continue
-        if entry is None:
-            drifted(o, "unrecorded")
-            continue
-        expected = options.expected_fingerprints.get(o.key)
-        if expected is not None and o.kind != "Schema" and expected != fingerprint(seen):
-            drifted(o, "modified")
-            if not o.recorded_as(entry.hash):
-                changed.append(o.qualified)
-                roots.add(o.key)
-            continue
-        if not o.recorded_as(entry.hash):
-            changed.append(o.qualified)
-            roots.add(o.key)
+    effective: dict[str, LedgerEntry] = field(default_factory=dict)
+    #: Shadow objects (``name__next``) left by an interrupted rebuild.
+    leftovers: list[str] = field(default_factory=list)
 
+    def drifted_object(
+        self, o: DesiredObject, problem: DriftProblem, correct: bool, recreate: bool = False
+    ) -> None:
+        self.drift.append(Drift(o.qualified, o.kind, problem))
+        self.drifted.add(o.key)
+        if correct:
+            self.roots.add(o.key)
+            if recreate:
+                self.force_recreate.add(o.key)
+
+    def changed_object(self, o: DesiredObject) -> None:
+        self.changed.append(o.qualified)
+        self.roots.add(o.key)
+
+
+def _assess(ctx: _Context) -> _Verdicts:
+    verdicts = _Verdicts(effective=dict(ctx.catalog.ledger))
+    for o in ctx.desired:
+        _assess_one(ctx, verdicts, o)
     # Leftover shadows (an interrupted rebuild) force the recreate path for their base object.
-    leftovers = [n for n in catalog.objects if n.endswith(SHADOW_SUFFIX)]
-    for name in leftovers:
+    objects = ctx.catalog.objects
+    verdicts.leftovers = [n for n in objects if n.endswith(SHADOW_SUFFIX)]
+    for name in verdicts.leftovers:
         base = name[: -len(SHADOW_SUFFIX)]
-        drift.append(Drift(f"{tenant}.{name}", catalog.objects[name].kind, "leftover-shadow"))
-        if base in by_key:
-            roots.add(base)
-            force_recreate.add(base)
+        verdicts.drift.append(Drift(f"{ctx.tenant}.{name}", objects[name].kind, "leftover-shadow"))
+        if base in ctx.by_key:
+            verdicts.roots.add(base)
+            verdicts.force_recreate.add(base)
+    return verdicts
 
-    # Secrets and users change in place (ALTER SECRET / ALTER USER): nothing depends on them
-    # being rebuilt. An object whose only change is a rotated embedded credential, and that has
-    # an in-place statement for it (a Kafka source on RisingWave >= 2.6), is updated too.
-    def in_place(key: str) -> bool:
-        o, entry = by_key[key], effective.get(key)
-        if observed(key) is None or o.update_statement is None:
-            return False
-        if o.kind in IN_PLACE_KINDS:
-            return True
-        return (
-            entry is not None
-            and entry.hash.partition("~")[0] == o.hash
-            and not o.recorded_as(entry.hash)
-            and key not in force_recreate
-            and key not in drifted_keys
-            and key not in resumed
+
+def _assess_one(ctx: _Context, v: _Verdicts, o: DesiredObject) -> None:
+    """New, resumed, drifted, changed or unchanged: one object's verdict."""
+    correct = ctx.options.correct_drift
+    seen = ctx.observed(o.key)
+    entry = ctx.catalog.ledger.get(o.key)
+    if entry is not None:
+        mark = ledger.decode(entry.hash)
+        unfinished = mark.state == "pending" or (
+            mark.state in ("creating", "replacing")
+            and (seen is None or (mark.state == "replacing" and seen.id == mark.replaces))
         )
+        if unfinished:
+            v.roots.add(o.key)  # the operator's own unfinished work, not drift
+            v.resumed.add(o.key)
+            return
+        if mark.state != "recorded":  # built by the interrupted apply: it is what it recorded
+            entry = v.effective[o.key] = replace(entry, hash=mark.value)
+            v.finished.add(o.key)
+    if seen is None:
+        if entry is not None and o.recorded_as(entry.hash):
+            v.drifted_object(o, "missing", correct)
+        else:
+            v.roots.add(o.key)  # new in the spec (or changed while it was gone)
+    elif seen.kind != o.kind:
+        v.drifted_object(o, "kind-mismatch", correct, recreate=True)
+    elif entry is None:
+        v.drifted_object(o, "unrecorded", correct)
+    elif _modified(ctx, o, seen):
+        v.drifted_object(o, "modified", correct)
+        if not o.recorded_as(entry.hash):
+            v.changed_object(o)
+    elif not o.recorded_as(entry.hash):
+        v.changed_object(o)
 
-    updates = [k for k in roots if in_place(k)]
-    dirty = _closure((r for r in roots if r not in updates), dependents)
 
+def _modified(ctx: _Context, o: DesiredObject, seen: ObservedObject) -> bool:
+    """Changed behind the operator's back: RisingWave's definition is not the one last applied."""
+    expected = ctx.options.expected_fingerprints.get(o.key)
+    return expected is not None and o.kind != "Schema" and expected != fingerprint(seen)
+
+
+@dataclass(frozen=True)
+class _Scope:
+    """What the plan touches: in-place updates, the rebuilt subgraph, removed objects."""
+
+    updates: list[str]
+    dirty: set[str]
+    removed: list[LedgerEntry]
+    recreate_path: bool
+
+
+def _scope(ctx: _Context, v: _Verdicts) -> _Scope:
+    updates = [k for k in v.roots if _in_place(ctx, v, k)]
+    dirty = _closure((r for r in v.roots if r not in updates), ctx.dependents)
+    catalog, by_key = ctx.catalog, ctx.by_key
     # Objects the ledger knows that are no longer desired; unknown objects are only reported.
-    def obsolete(key: str) -> bool:
-        # a user's grants row goes with the user (forgotten by the user's drop)
-        return key not in by_key and key not in (OWNER_ROW, SCHEMA_KEY) and not key.startswith(GRANTS_PREFIX)
-
-    def forget(key: str) -> None:
-        entry = catalog.ledger.get(key)
-        forgets.extend([key] + ([GRANTS_PREFIX + key] if entry is not None and entry.kind == "User" else []))
-
-    removed = [e for k, e in catalog.ledger.items() if obsolete(k)]
+    removed = [e for k, e in catalog.ledger.items() if _obsolete(ctx, k)]
     managed = set(catalog.ledger) | set(by_key)
     for name, obj in catalog.objects.items():
         if name not in managed and not name.endswith(SHADOW_SUFFIX):
-            drift.append(Drift(obj.qualified, obj.kind, "unexpected"))
-
-    recreate_path = (not options.zero_downtime) or any(
-        k in force_recreate or not by_key[k].swappable
+            v.drift.append(Drift(obj.qualified, obj.kind, "unexpected"))
+    recreate_path = (not ctx.options.zero_downtime) or any(
+        k in v.force_recreate or not by_key[k].swappable
         for k in dirty
-        if observed(k) is not None and by_key[k].kind != "Sink"
+        if ctx.observed(k) is not None and by_key[k].kind != "Sink"
+    )
+    return _Scope(updates, dirty, removed, recreate_path)
+
+
+def _in_place(ctx: _Context, v: _Verdicts, key: str) -> bool:
+    """Secrets and users change in place (ALTER SECRET / ALTER USER): nothing depends on them
+    being rebuilt. An object whose only change is a rotated embedded credential, and that has
+    an in-place statement for it (a Kafka source on RisingWave >= 2.6), is updated too."""
+    o, entry = ctx.by_key[key], v.effective.get(key)
+    if ctx.observed(key) is None or o.update_statement is None:
+        return False
+    if o.kind in IN_PLACE_KINDS:
+        return True
+    return (
+        entry is not None
+        and entry.hash.partition("~")[0] == o.hash
+        and not o.recorded_as(entry.hash)
+        and key not in v.force_recreate
+        and key not in v.drifted
+        and key not in v.resumed
     )
 
-    actions: list[Action] = []
-    marks: list[ledger.Row] = []  # written before the first DDL
-    records: list[ledger.Row] = []  # written after the last
-    forgets: list[str] = []  # deleted after the last
 
-    def record(o: DesiredObject) -> None:
-        records.append(ledger.Row(o.key, o.kind, o.ledger_value, o.depends_on))
+def _obsolete(ctx: _Context, key: str) -> bool:
+    # a user's grants row goes with the user (forgotten by the user's drop)
+    return key not in ctx.by_key and key not in (OWNER_ROW, SCHEMA_KEY) and not key.startswith(GRANTS_PREFIX)
 
-    def mark_creating(o: DesiredObject) -> None:
-        marks.append(ledger.Row(o.key, o.kind, ledger.creating(o.ledger_value), o.depends_on))
 
-    def mark_replacing(o: DesiredObject) -> None:
-        seen = observed(o.key)
-        old_id = seen.id if seen is not None else None
-        # until the old object is gone, drops must still be ordered by what it reads
-        old = catalog.ledger.get(o.key)
-        deps = tuple(dict.fromkeys((*(old.depends_on if old else ()), *o.depends_on)))
-        marks.append(ledger.Row(o.key, o.kind, ledger.replacing(old_id, o.ledger_value), deps))
+@dataclass(frozen=True)
+class _Drop:
+    """An object to drop in phase 4, keyed by what it is (a desired/recorded object or a shadow
+    left over by an interrupted rebuild, which has no key of its own)."""
+
+    key: str
+    leftover: bool
+    kind: ObjectKind
+    name: str
+    reason: str
+
+    @property
+    def order_key(self) -> str:
+        return "~" + self.name if self.leftover else self.key
+
+
+class _Schedule:
+    """The phases, each appending actions and ledger rows (marks before the first DDL, records
+    and forgets after the last)."""
+
+    def __init__(self, ctx: _Context, verdicts: _Verdicts, scope: _Scope) -> None:
+        self.ctx, self.v, self.scope = ctx, verdicts, scope
+        self.actions: list[Action] = []
+        self.marks: list[ledger.Row] = []
+        self.records: list[ledger.Row] = []
+        self.forgets: list[str] = []
+        self.shadows: dict[tuple[str, ...], tuple[str, ...]] = {}
+        self.swapped: list[str] = []
+        self.rebuild_later: list[str] = []
+        options, catalog = ctx.options, ctx.catalog
+        self.claim = options.owner is not None and catalog.owner != options.owner
+        self.owner_after = options.owner if self.claim else catalog.owner
+
+    # -- helpers ----------------------------------------------------------------------------------
 
     def act(
+        self,
         type_: ActionType,
         o_kind: ObjectKind | Literal["Ledger"],
         name: str,
@@ -351,207 +433,248 @@ def build_plan(
         then: tuple[sql.Composable, ...] = (),
         sensitive: tuple[str, ...] = (),
     ) -> None:
-        actions.append(
-            Action(type_, o_kind, name, as_text(display), reason, destructive, statement, then, (), sensitive)
+        text = as_text(display)
+        self.actions.append(
+            Action(type_, o_kind, name, text, reason, destructive, statement, then, (), sensitive)
         )
 
-    # 1. bootstrap -----------------------------------------------------------------------------
-    if not options.ledger_exists:
-        for stmt in ledger.bootstrap():
-            act("bootstrap", "Ledger", "cha_system.ledger", stmt, stmt, "operator ledger is missing")
-    claim = options.owner is not None and catalog.owner != options.owner
-    owner_after = options.owner if claim else catalog.owner
+    def record(self, o: DesiredObject) -> None:
+        self.records.append(ledger.Row(o.key, o.kind, o.ledger_value, o.depends_on))
 
-    def reason_for(key: str) -> str:
-        if observed(key) is None:
+    def mark_creating(self, o: DesiredObject) -> None:
+        self.marks.append(ledger.Row(o.key, o.kind, ledger.creating(o.ledger_value), o.depends_on))
+
+    def mark_replacing(self, o: DesiredObject) -> None:
+        seen = self.ctx.observed(o.key)
+        old_id = seen.id if seen is not None else None
+        # until the old object is gone, drops must still be ordered by what it reads
+        old = self.ctx.catalog.ledger.get(o.key)
+        deps = tuple(dict.fromkeys((*(old.depends_on if old else ()), *o.depends_on)))
+        self.marks.append(ledger.Row(o.key, o.kind, ledger.replacing(old_id, o.ledger_value), deps))
+
+    def forget(self, key: str) -> None:
+        entry = self.ctx.catalog.ledger.get(key)
+        user = entry is not None and entry.kind == "User"
+        self.forgets.extend([key] + ([GRANTS_PREFIX + key] if user else []))
+
+    def reason_for(self, key: str) -> str:
+        v = self.v
+        if self.ctx.observed(key) is None:
             return "missing"
-        if key in force_recreate:
+        if key in v.force_recreate:
             return "must be rebuilt"
-        if key in resumed:
+        if key in v.resumed:
             return "resuming an interrupted apply"
-        if key in roots:
-            return "definition changed" if f"{by_key[key].qualified}" in changed else "drifted"
+        if key in v.roots:
+            return "definition changed" if self.ctx.by_key[key].qualified in v.changed else "drifted"
         return "depends on a rebuilt object"
 
-    shadows: dict[tuple[str, ...], tuple[str, ...]] = {}
-    swapped: list[str] = []
-    rebuild_later: list[str] = []
+    # -- phases -----------------------------------------------------------------------------------
 
-    # 2. build: missing objects and shadows, in dependency order --------------------------------
-    for key in order:
-        o = by_key[key]
-        if key in updates:
-            assert o.update_statement is not None
-            assert o.update_display is not None
-            act(
-                "update",
-                o.kind,
-                o.qualified,
-                o.update_statement,
-                o.update_display,
-                "credential rotated",
-                sensitive=o.sensitive,
-            )
-            record(o)
-            continue
-        if key not in dirty:
-            continue
-        exists = observed(key) is not None
-        if recreate_path or o.kind == "Sink":
-            rebuild_later.append(key)  # built in phase 5, after what it replaces is dropped
-            continue
-        if not exists:
-            mark_creating(o)
-            act(
-                "create",
-                o.kind,
-                o.qualified,
-                rebind(o.statement, shadows),
-                rebind(o.display, shadows),
-                reason_for(key),
-                sensitive=o.sensitive,
-            )
-            record(o)
-            continue
+    def bootstrap(self) -> None:
+        """1. The operator's ledger table, when the endpoint has none yet."""
+        if not self.ctx.options.ledger_exists:
+            for stmt in ledger.bootstrap():
+                self.act("bootstrap", "Ledger", "cha_system.ledger", stmt, stmt, "operator ledger is missing")
+
+    def build(self) -> None:
+        """2. In-place updates, missing objects and shadows, in dependency order; what takes the
+        recreate path (and every sink) is only noted for phase 5."""
+        scope = self.scope
+        for o in self.ctx.desired:
+            if o.key in scope.updates:
+                assert o.update_statement is not None
+                assert o.update_display is not None
+                self.act(
+                    "update", o.kind, o.qualified, o.update_statement, o.update_display,
+                    "credential rotated", sensitive=o.sensitive,
+                )  # fmt: skip
+                self.record(o)
+            elif o.key not in scope.dirty:
+                continue
+            elif scope.recreate_path or o.kind == "Sink":
+                self.rebuild_later.append(o.key)  # built in phase 5, after what it replaces is dropped
+            elif self.ctx.observed(o.key) is None:
+                self.mark_creating(o)
+                self.act(
+                    "create", o.kind, o.qualified, rebind(o.statement, self.shadows),
+                    rebind(o.display, self.shadows), self.reason_for(o.key), sensitive=o.sensitive,
+                )  # fmt: skip
+                self.record(o)
+            else:
+                self.build_shadow(o)
+
+    def build_shadow(self, o: DesiredObject) -> None:
         shadow = o.name + SHADOW_SUFFIX
-        shadows[(o.schema, o.name)] = (o.schema, shadow)
-        act(
+        self.shadows[(o.schema, o.name)] = (o.schema, shadow)
+        self.act(
             "shadow",
             o.kind,
             f"{o.schema}.{shadow}",
-            rebind(o.statement, shadows),
-            rebind(o.display, shadows),
-            f"build the new {o.name} beside the old ({reason_for(key)})",
+            rebind(o.statement, self.shadows),
+            rebind(o.display, self.shadows),
+            f"build the new {o.name} beside the old ({self.reason_for(o.key)})",
             sensitive=o.sensitive,
         )
-        swapped.append(key)
+        self.swapped.append(o.key)
 
-    # 3. swap ---------------------------------------------------------------------------------
-    for key in swapped:
-        o = by_key[key]
-        stmt = swap_statement(o.kind, o.schema, o.name, o.name + SHADOW_SUFFIX)
-        act("swap", o.kind, o.qualified, stmt, stmt, "switch readers to the new definition")
-        record(o)
+    def swap(self) -> None:
+        """3. ``ALTER … SWAP WITH`` each shadow into place, in dependency order."""
+        for key in self.swapped:
+            o = self.ctx.by_key[key]
+            stmt = swap_statement(o.kind, o.schema, o.name, o.name + SHADOW_SUFFIX)
+            self.act("swap", o.kind, o.qualified, stmt, stmt, "switch readers to the new definition")
+            self.record(o)
 
-    # 4. drop, dependents first (using the dependencies recorded when the objects were built) ------
-    old_deps: dict[str, list[str]] = {k: list(e.depends_on) for k, e in catalog.ledger.items()}
-    for o in desired:
-        old_deps.setdefault(o.key, list(o.depends_on))
-    to_drop: dict[str, tuple[ObjectKind, str, str, bool]] = {}  # key -> (kind, name, reason, cascade)
-    rebuilding = set(rebuild_later)
-    for key in rebuild_later:
-        seen = observed(key)
-        if seen is not None:
-            to_drop[key] = (seen.kind, seen.name, f"rebuild ({reason_for(key)})", False)
-    for key in swapped:
-        to_drop[key] = (by_key[key].kind, key + SHADOW_SUFFIX, "old version, swapped out", False)
-    for e in removed:
-        seen = observed(e.name)
-        if seen is not None:
-            to_drop[e.name] = (seen.kind, seen.name, "no longer in the spec", False)
-    for name in leftovers:
-        to_drop["~" + name] = (catalog.objects[name].kind, name, "left over by an interrupted rebuild", True)
-    removed_keys = {e.name for e in removed}
-    drop_order = _reverse_topological(set(to_drop), old_deps)
-    for key in drop_order:
-        kind, name, why, cascade = to_drop[key]
-        stmt = drop_statement(kind, tenant, name, cascade=cascade)
-        if key in rebuilding:
-            mark_replacing(by_key[key])
-        act("drop", kind, f"{tenant}.{name}", stmt, stmt, why, destructive=kind in DESTRUCTIVE_KINDS)
-        if key in removed_keys:
-            forget(key)
-    for e in removed:
-        if observed(e.name) is None:
-            forget(e.name)  # an object that is gone: only its row is left to forget
-
-    # 5. create what was dropped for rebuilding, in dependency order ----------------------------
-    for key in rebuild_later:
-        o = by_key[key]
-        if observed(key) is None:
-            mark_creating(o)  # (an object being rebuilt was marked at its drop)
-        act(
-            "create",
-            o.kind,
-            o.qualified,
-            o.statement,
-            o.display,
-            reason_for(key) + (" (clears its target table first)" if o.target_reset is not None else ""),
-            destructive=o.kind in DESTRUCTIVE_KINDS and observed(key) is not None,
-            sensitive=o.sensitive,
-        )
-        if o.target_reset is not None:
-            actions[-1] = replace(actions[-1], target_reset=o.target_reset)
-        record(o)
-
-    # 6. grants: GRANT ... ON ALL ... IN SCHEMA covers only what exists, so re-grant after any
-    #    view was (re)built and when the user is new. The grants have a ledger row of their own,
-    #    marked pending before the first change, so an interruption before them re-grants.
-    rebuilt = any(a.type in ("create", "shadow", "swap") for a in actions)
-    for o in desired:
-        if not o.grants:
-            continue
-        key = GRANTS_PREFIX + o.name
-        entry = catalog.ledger.get(key)
-        if not (rebuilt or o.key in dirty or o.key in updates or entry is None or entry.hash != GRANTED):
-            continue
-        marks.append(ledger.Row(key, o.kind, PENDING))
-        for grant in o.grants:
-            act("grant", o.kind, o.qualified, grant, grant, "read access to the tenant's views")
-        records.append(ledger.Row(key, o.kind, GRANTED))
-
-    # 7. the ledger: marks before the first DDL (with the claim), records after the last ---------
-    recorded = {r.key for r in records}
-    for o in desired:
-        if o.key in finished and o.key not in recorded:
-            entry = catalog.ledger[o.key]
-            value = ledger.decode(entry.hash).value
-            deps = o.depends_on if o.recorded_as(value) else entry.depends_on
-            records.append(ledger.Row(o.key, o.kind, value, deps))
-    if claim:
-        assert options.owner is not None
-        marks.insert(0, ledger.Row(OWNER_ROW, "Tenant", options.owner))
-    work = any(a.type != "bootstrap" for a in actions)
-    if marks:
-        write_marks = ledger.write(tenant, marks)
-        if claim:
-            claim_action = Action(
-                "claim",
-                "Ledger",
-                tenant,
-                as_text(write_marks),
-                f"record {options.owner} as the tenant's owner",
-                statement=write_marks,
+    def drops(self) -> list[_Drop]:
+        """What phase 4 drops: objects rebuilt on the recreate path, swapped-out old versions,
+        objects no longer in the spec and leftover shadows."""
+        ctx, out = self.ctx, []
+        for key in self.rebuild_later:
+            seen = ctx.observed(key)
+            if seen is not None:
+                out.append(_Drop(key, False, seen.kind, seen.name, f"rebuild ({self.reason_for(key)})"))
+        for key in self.swapped:
+            out.append(
+                _Drop(key, False, ctx.by_key[key].kind, key + SHADOW_SUFFIX, "old version, swapped out")
             )
-            actions.insert(sum(a.type == "bootstrap" for a in actions), claim_action)
-            work = True
-        else:
-            first = next(i for i, a in enumerate(actions) if a.type != "bootstrap")
-            actions[first] = replace(actions[first], pre=(write_marks, *actions[first].pre))
-    tail: list[sql.Composable] = []
-    if forgets:
-        tail.append(ledger.forget(tenant, forgets))
-    if records:
-        tail.append(ledger.write(tenant, records))
-    if tail and work:
-        actions[-1] = replace(actions[-1], ledger=(*actions[-1].ledger, *tail))
-    elif tail:
-        head, *rest = tail
-        reason = "record objects an interrupted apply built" if records else "forget objects that are gone"
-        act("record" if records else "drop", "Ledger", tenant, head, head, reason, then=tuple(rest))
+        for e in self.scope.removed:
+            seen = ctx.observed(e.name)
+            if seen is not None:
+                out.append(_Drop(e.name, False, seen.kind, seen.name, "no longer in the spec"))
+        for name in self.v.leftovers:
+            kind = ctx.catalog.objects[name].kind
+            out.append(_Drop(name, True, kind, name, "left over by an interrupted rebuild"))
+        return out
 
-    after = {k: e for k, e in catalog.ledger.items() if k not in set(forgets)}
-    for row in ledger.unique([*marks, *records]):
-        if row.key != OWNER_ROW:
-            after[row.key] = LedgerEntry(tenant, row.key, row.kind, row.value, row.depends_on)  # type: ignore[arg-type]
-    return Plan(
-        tenant=tenant,
-        actions=tuple(actions),
-        drift=tuple(drift),
-        changed=tuple(changed),
-        ledger_after=after,
-        owner_after=owner_after,
-    )
+    def drop(self) -> None:
+        """4. Drop, dependents first (by the dependencies recorded when the objects were built)."""
+        ctx, tenant = self.ctx, self.ctx.tenant
+        old_deps: dict[str, list[str]] = {k: list(e.depends_on) for k, e in ctx.catalog.ledger.items()}
+        for o in ctx.desired:
+            old_deps.setdefault(o.key, list(o.depends_on))
+        by_order = {d.order_key: d for d in self.drops()}  # a later reason for a key wins
+        rebuilding = set(self.rebuild_later)
+        removed_keys = {e.name for e in self.scope.removed}
+        for order_key in _reverse_topological(set(by_order), old_deps):
+            d = by_order[order_key]
+            stmt = drop_statement(d.kind, tenant, d.name, cascade=d.leftover)
+            if not d.leftover and d.key in rebuilding:
+                self.mark_replacing(ctx.by_key[d.key])
+            destructive = d.kind in DESTRUCTIVE_KINDS
+            self.act("drop", d.kind, f"{tenant}.{d.name}", stmt, stmt, d.reason, destructive=destructive)
+            if not d.leftover and d.key in removed_keys:
+                self.forget(d.key)
+        for e in self.scope.removed:
+            if ctx.observed(e.name) is None:
+                self.forget(e.name)  # an object that is gone: only its row is left to forget
+
+    def create(self) -> None:
+        """5. Create what was dropped for rebuilding (and every sink), in dependency order."""
+        for key in self.rebuild_later:
+            o = self.ctx.by_key[key]
+            exists = self.ctx.observed(key) is not None
+            if not exists:
+                self.mark_creating(o)  # (an object being rebuilt was marked at its drop)
+            clears = " (clears its target table first)" if o.target_reset is not None else ""
+            self.act(
+                "create", o.kind, o.qualified, o.statement, o.display, self.reason_for(key) + clears,
+                destructive=o.kind in DESTRUCTIVE_KINDS and exists, sensitive=o.sensitive,
+            )  # fmt: skip
+            if o.target_reset is not None:
+                self.actions[-1] = replace(self.actions[-1], target_reset=o.target_reset)
+            self.record(o)
+
+    def grant(self) -> None:
+        """6. ``GRANT ... ON ALL ... IN SCHEMA`` covers only what exists, so re-grant after any
+        view was (re)built and when the user is new. The grants have a ledger row of their own,
+        marked pending before the first change, so an interruption before them re-grants."""
+        rebuilt = any(a.type in ("create", "shadow", "swap") for a in self.actions)
+        scope = self.scope
+        for o in self.ctx.desired:
+            if not o.grants:
+                continue
+            key = GRANTS_PREFIX + o.name
+            entry = self.ctx.catalog.ledger.get(key)
+            current = entry is not None and entry.hash == GRANTED
+            if not (rebuilt or o.key in scope.dirty or o.key in scope.updates or not current):
+                continue
+            self.marks.append(ledger.Row(key, o.kind, PENDING))
+            for stmt in o.grants:
+                self.act("grant", o.kind, o.qualified, stmt, stmt, "read access to the tenant's views")
+            self.records.append(ledger.Row(key, o.kind, GRANTED))
+
+    def finish(self) -> Plan:
+        """7. The ledger writes: marks before the first DDL (with the claim), records after the
+        last; then the plan and the ledger it leaves."""
+        self.record_finished()
+        work = self.write_marks()
+        self.write_tail(work)
+        ctx = self.ctx
+        tenant = ctx.tenant
+        after = {k: e for k, e in ctx.catalog.ledger.items() if k not in set(self.forgets)}
+        for row in ledger.unique([*self.marks, *self.records]):
+            if row.key != OWNER_ROW:
+                after[row.key] = LedgerEntry(tenant, row.key, row.kind, row.value, row.depends_on)  # type: ignore[arg-type]
+        return Plan(
+            tenant=tenant,
+            actions=tuple(self.actions),
+            drift=tuple(self.v.drift),
+            changed=tuple(self.v.changed),
+            ledger_after=after,
+            owner_after=self.owner_after,
+        )
+
+    def record_finished(self) -> None:
+        """Objects an interrupted apply built and nothing here rebuilt: record what they are."""
+        recorded = {r.key for r in self.records}
+        for o in self.ctx.desired:
+            if o.key in self.v.finished and o.key not in recorded:
+                entry = self.ctx.catalog.ledger[o.key]
+                value = ledger.decode(entry.hash).value
+                deps = o.depends_on if o.recorded_as(value) else entry.depends_on
+                self.records.append(ledger.Row(o.key, o.kind, value, deps))
+
+    def write_marks(self) -> bool:
+        """Put the marks (and the claim) before the first DDL; True when the plan has work."""
+        owner = self.ctx.options.owner
+        if self.claim:
+            assert owner is not None
+            self.marks.insert(0, ledger.Row(OWNER_ROW, "Tenant", owner))
+        actions = self.actions
+        work = any(a.type != "bootstrap" for a in actions)
+        if not self.marks:
+            return work
+        marks = ledger.write(self.ctx.tenant, self.marks)
+        if self.claim:
+            reason = f"record {owner} as the tenant's owner"
+            claim = Action("claim", "Ledger", self.ctx.tenant, as_text(marks), reason, statement=marks)
+            actions.insert(sum(a.type == "bootstrap" for a in actions), claim)
+            return True
+        first = next(i for i, a in enumerate(actions) if a.type != "bootstrap")
+        actions[first] = replace(actions[first], pre=(marks, *actions[first].pre))
+        return work
+
+    def write_tail(self, work: bool) -> None:
+        """Forgets and records after the last statement, or as an action of their own."""
+        tenant = self.ctx.tenant
+        tail: list[sql.Composable] = []
+        if self.forgets:
+            tail.append(ledger.forget(tenant, self.forgets))
+        if self.records:
+            tail.append(ledger.write(tenant, self.records))
+        if tail and work:
+            self.actions[-1] = replace(self.actions[-1], ledger=(*self.actions[-1].ledger, *tail))
+        elif tail:
+            head, *rest = tail
+            reason = (
+                "record objects an interrupted apply built"
+                if self.records
+                else "forget objects that are gone"
+            )
+            self.act(
+                "record" if self.records else "drop", "Ledger", tenant, head, head, reason, then=tuple(rest)
+            )
 
 
 def teardown_plan(catalog: TenantCatalog, *, orphan_ledger_only: bool = False) -> Plan:
