@@ -62,6 +62,7 @@ from charging_analytics.catalog import (
     ObservedObject,
     TenantCatalog,
 )
+from charging_analytics.pipeline import reader_name
 from charging_analytics.plan import PlanOptions, build_plan, fingerprint
 from charging_analytics.render import (
     Credential,
@@ -69,7 +70,6 @@ from charging_analytics.render import (
     DesiredObject,
     RenderOptions,
     as_text,
-    reader_name,
     render,
     secret_digest,
 )

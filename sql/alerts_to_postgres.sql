@@ -1,7 +1,7 @@
 -- Open alerts upserted into PostgreSQL through the JDBC sink: a row is inserted when an alert
 -- opens and deleted when it clears. The target table must exist with alert_id as its primary key
 -- (the operator creates it: postgres_alerts_table.sql).
-CREATE SINK IF NOT EXISTS {sink} FROM {alerts}
+CREATE SINK IF NOT EXISTS {alerts_to_postgres} FROM {alerts}
 WITH (
     connector = 'jdbc',
     jdbc.url = {jdbc_url},

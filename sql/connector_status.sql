@@ -17,7 +17,7 @@ FROM (
         ROW_NUMBER() OVER (
             PARTITION BY station_id, connector_id ORDER BY occurred_at DESC, event_id DESC
         ) AS rn
-    FROM {source}
+    FROM {ocpp_events}
     WHERE event_type = 'StatusNotification'
         AND station_id IS NOT NULL
         AND connector_id > 0

@@ -3,7 +3,7 @@
 -- behind it, and chargers replay queued transactions hours later with their original
 -- timestamps. Lateness is bounded by the views' own temporal filters instead (stateRetention).
 -- Missing JSON keys read as NULL.
-CREATE SOURCE IF NOT EXISTS {source} (
+CREATE SOURCE IF NOT EXISTS {ocpp_events} (
     event_id VARCHAR,
     event_type VARCHAR,
     station_id VARCHAR,

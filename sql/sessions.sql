@@ -23,7 +23,7 @@ SELECT
         MAX(energy_kwh) - MIN(energy_kwh)
     ) AS energy_kwh,
     COUNT(*) AS event_count
-FROM {source}
+FROM {ocpp_events}
 WHERE session_id IS NOT NULL
     AND station_id IS NOT NULL
     AND event_type IN ('StartTransaction', 'MeterValues', 'StopTransaction')

@@ -11,7 +11,7 @@ SELECT
     LEAD(occurred_at) OVER (
         PARTITION BY station_id, connector_id ORDER BY occurred_at, event_id
     ) AS valid_to
-FROM {source}
+FROM {ocpp_events}
 WHERE event_type = 'StatusNotification'
     AND station_id IS NOT NULL
     AND connector_id > 0

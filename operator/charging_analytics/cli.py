@@ -20,9 +20,10 @@ from .catalog import CatalogSnapshot
 from .crd import CRD_FILENAME, render_crd_yaml
 from .dashboard import DashboardError, dashboard_json
 from .gateway.cli import add_gateway_parser
+from .pipeline import SecretStore
 from .plan import Plan, PlanOptions, build_plan
 from .preview_cli import add_preview_parser
-from .render import DesiredObject, RenderOptions, SecretStore, render, statements_text
+from .render import DesiredObject, RenderOptions, render, statements_text
 from .rw.capabilities import Capabilities
 from .simulate_cli import add_simulate_parser
 from .spec import ChargingAnalytics

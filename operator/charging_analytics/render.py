@@ -13,7 +13,7 @@ import functools
 import hashlib
 import hmac
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -22,17 +22,17 @@ from typing import Literal, NamedTuple
 from psycopg import sql
 from psycopg.sql import Composed
 
+from . import pipeline
 from .catalog import ObjectKind
+from .pipeline import SecretStore
 from .rw.capabilities import BASELINE, Capabilities
 from .rw.literal import RwLiteral, rw_literal
 from .spec import ChargingAnalyticsSpec, CredentialsSecretRef, duration_seconds
 
 REDACTED = "[redacted]"
-_PARTS: tuple[Literal["username", "password"], ...] = ("username", "password")
 SHADOW_SUFFIX = "__next"
 SCHEMA_KEY = "@schema"
 
-SecretStore = Literal["risingwave", "inline"]
 #: The session and status aggregations keep this many stateRetentions of events, so the views
 #: reporting from them (one stateRetention) never see a reported row change because its oldest
 #: events expired (sessions up to twice stateRetention long).
@@ -59,6 +59,12 @@ def _template_text(directory: str, name: str) -> str:
 
 def template(name: str) -> sql.SQL:
     return sql.SQL(_template_text(str(sql_dir()), name))
+
+
+def templates(name: str) -> list[sql.SQL]:
+    """A template of several statements, each ending with ``;`` at the end of a line."""
+    text = _template_text(str(sql_dir()), name)
+    return [sql.SQL(part.strip()) for part in text.split(";\n") if part.strip()]
 
 
 # --------------------------------------------------------------------------------------------
@@ -309,298 +315,180 @@ class _Builder:
             or sec.sasl_mechanism is None
         ):
             return None
-        return sql.SQL(
-            "ALTER SOURCE {} CONNECTOR WITH (properties.sasl.username = {}, properties.sasl.password = {})"
-        ).format(
-            source, self.raw_credential("kafka", "username"), self.raw_credential("kafka", "password")
+        return template("ocpp_events_credentials").format(
+            ocpp_events=source,
+            username=self.raw_credential("kafka", "username"),
+            password=self.raw_credential("kafka", "password"),
         )
 
     # -- objects -----------------------------------------------------------------------------
 
     def build(self) -> list[_Built]:
-        spec, a, al = self.spec, self.spec.analytics, self.spec.alerts
-        retention = _interval(duration_seconds(a.state_retention))
-        src = "ocpp_events"
+        """One object per enabled entry of the pipeline table, in its order."""
+        context = pipeline.Context(self.spec, self.options.secret_store)
+        enabled = list(pipeline.entries(context))
+        built = {e.key for e in enabled}
         out: list[_Built] = []
-
-        def add(
-            kind: ObjectKind,
-            name: str,
-            stmt: sql.Composed,
-            deps: Sequence[str],
-            update: sql.Composed | None = None,
-            grants: Sequence[sql.Composed] = (),
-        ) -> None:
+        for entry in enabled:
+            name = pipeline.object_name(entry, self.spec.tenant)
+            deps = pipeline.dependencies(entry, built)
+            me = sql.Identifier(name) if entry.kind in ("Schema", "User") else self.rel(name)
+            parts = _PARTS_OF.get(entry.kind, _Builder.view_parts)(self, entry, me)
+            reads = {r: self.rel(r) for r in entry.reads if r in built}
+            stmt = template(entry.template).format(**{entry.template: me}, **reads, **parts.params)
             # the credentials read while this object's statements were built are the ones it embeds
             used, self.used = tuple(self.used), []
-            out.append(_Built(kind, name, stmt, tuple(deps), update, tuple(grants), used))
-
-        add("Schema", self.schema, template("schema").format(schema=sql.Identifier(self.schema)), ())
-
-        secrets: list[str] = []
-        if self.options.secret_store == "risingwave":
-            needed: list[str] = []
-            if spec.kafka.security.credentials_secret_ref is not None:
-                needed.append("kafka")
-            if al.sinks.postgres is not None:
-                needed.append("alerts_db")
-            for role in needed:
-                for part in _PARTS:
-                    name = self.secret_name(role, part)
-                    value = self.raw_credential(role, part)
-                    stmt = template("secret").format(secret=self.rel(name), value=value)
-                    update = sql.SQL("ALTER SECRET {} WITH (backend = 'meta') AS {}").format(
-                        self.rel(name), value
-                    )
-                    add("Secret", name, stmt, (), update)
-                    secrets.append(name)
-        kafka_secrets = [s for s in secrets if s.startswith("kafka_")]
-        db_secrets = [s for s in secrets if s.startswith("alerts_db_")]
-
-        add(
-            "Source",
-            src,
-            template("ocpp_events").format(
-                source=self.rel(src),
-                topic=rw_literal(spec.kafka.events_topic),
-                bootstrap_servers=rw_literal(_csv(spec.kafka.bootstrap_servers)),
-                startup_mode=rw_literal(spec.kafka.startup_mode),
-                consumer_group_prefix=rw_literal(spec.consumer_group_prefix),
-                kafka_security=self.kafka_security(),
-            ),
-            kafka_secrets,
-            update=self.kafka_credentials_update(self.rel(src)),
-        )
-        # The aggregations over raw events keep a longer horizon than the views reporting from
-        # them, so nothing a view still reports loses events to a temporal filter (see README,
-        # "Lateness and horizons").
-        horizon = _interval(HORIZON_FACTOR * duration_seconds(a.state_retention))
-        add(
-            "MaterializedView",
-            "sessions",
-            template("sessions").format(
-                sessions=self.rel("sessions"), source=self.rel(src), session_horizon=horizon
-            ),
-            [src],
-        )
-        prices: Mapping[str, Decimal] = a.tariffs.price_per_kwh.as_decimal()
-        add(
-            "MaterializedView",
-            "completed_sessions",
-            template("completed_sessions").format(
-                completed_sessions=self.rel("completed_sessions"),
-                sessions=self.rel("sessions"),
-                price_ccs=sql.Literal(prices["CCS"]),
-                price_chademo=sql.Literal(prices["CHAdeMO"]),
-                price_type2=sql.Literal(prices["Type2"]),
-                currency=rw_literal(a.tariffs.currency),
-                retention=retention,
-            ),
-            ["sessions"],
-        )
-        add(
-            "MaterializedView",
-            "active_sessions",
-            template("active_sessions").format(
-                active_sessions=self.rel("active_sessions"),
-                sessions=self.rel("sessions"),
-                retention=retention,
-            ),
-            ["sessions"],
-        )
-        add(
-            "View",
-            "active_sessions_live",
-            template("active_sessions_live").format(
-                active_sessions_live=self.rel("active_sessions_live"),
-                active_sessions=self.rel("active_sessions"),
-            ),
-            ["active_sessions"],
-        )
-        add(
-            "MaterializedView",
-            "station_revenue",
-            template("station_revenue").format(
-                station_revenue=self.rel("station_revenue"),
-                completed_sessions=self.rel("completed_sessions"),
-                revenue_window=_interval(duration_seconds(a.revenue_window)),
-                currency=rw_literal(a.tariffs.currency),
-                retention=retention,
-            ),
-            ["completed_sessions"],
-        )
-        add(
-            "MaterializedView",
-            "stalled_sessions",
-            template("stalled_sessions").format(
-                stalled_sessions=self.rel("stalled_sessions"),
-                active_sessions=self.rel("active_sessions"),
-                stalled_after=_interval(al.stalled_session_minutes * 60),
-            ),
-            ["active_sessions"],
-        )
-        up_statuses = sql.SQL(", ").join(rw_literal(s) for s in a.up_statuses)
-        availability_slide = _interval(duration_seconds(a.availability_slide))
-        add(
-            "MaterializedView",
-            "status_intervals",
-            template("status_intervals").format(
-                status_intervals=self.rel("status_intervals"), source=self.rel(src), status_horizon=horizon
-            ),
-            [src],
-        )
-        add(
-            "MaterializedView",
-            "status_minutes",
-            template("status_minutes").format(
-                status_minutes=self.rel("status_minutes"), status_intervals=self.rel("status_intervals")
-            ),
-            ["status_intervals"],
-        )
-        add(
-            "MaterializedView",
-            "connector_status_time",
-            template("connector_status_time").format(
-                connector_status_time=self.rel("connector_status_time"),
-                status_minutes=self.rel("status_minutes"),
-                availability_slide=availability_slide,
-                availability_window=_interval(duration_seconds(a.availability_window)),
-                retention=retention,
-            ),
-            ["status_minutes"],
-        )
-        add(
-            "MaterializedView",
-            "connector_uptime",
-            template("connector_uptime").format(
-                connector_uptime=self.rel("connector_uptime"),
-                connector_status_time=self.rel("connector_status_time"),
-                up_statuses=up_statuses,
-            ),
-            ["connector_status_time"],
-        )
-        add(
-            "MaterializedView",
-            "connector_status",
-            template("connector_status").format(
-                connector_status=self.rel("connector_status"), source=self.rel(src)
-            ),
-            [src],
-        )
-        add(
-            "View",
-            "connector_status_live",
-            template("connector_status_live").format(
-                connector_status_live=self.rel("connector_status_live"),
-                connector_status=self.rel("connector_status"),
-                up_statuses=up_statuses,
-            ),
-            ["connector_status"],
-        )
-        add(
-            "MaterializedView",
-            "connector_down",
-            template("connector_down").format(
-                connector_down=self.rel("connector_down"),
-                connector_status=self.rel("connector_status"),
-                up_statuses=up_statuses,
-                down_after=_interval(al.connector_down_minutes * 60),
-            ),
-            ["connector_status"],
-        )
-        branches: list[sql.Composable] = [
-            template("alerts_stalled_session").format(stalled_sessions=self.rel("stalled_sessions")),
-            template("alerts_connector_down").format(connector_down=self.rel("connector_down")),
-        ]
-        alert_deps = ["stalled_sessions", "connector_down"]
-        if al.connector_faults:
-            add(
-                "MaterializedView",
-                "connector_faults",
-                template("connector_faults").format(
-                    connector_faults=self.rel("connector_faults"),
-                    connector_status=self.rel("connector_status"),
-                ),
-                ["connector_status"],
-            )
-            branches.append(
-                template("alerts_connector_fault").format(connector_faults=self.rel("connector_faults"))
-            )
-            alert_deps.append("connector_faults")
-        if al.availability_below_percent is not None:
-            add(
-                "MaterializedView",
-                "low_availability",
-                template("low_availability").format(
-                    low_availability=self.rel("low_availability"),
-                    connector_uptime=self.rel("connector_uptime"),
-                    threshold_pct=sql.Literal(Decimal(str(al.availability_below_percent))),
-                    availability_slide=availability_slide,
-                ),
-                ["connector_uptime"],
-            )
-            branches.append(
-                template("alerts_low_availability").format(low_availability=self.rel("low_availability"))
-            )
-            alert_deps.append("low_availability")
-        add(
-            "MaterializedView",
-            "alerts",
-            template("alerts").format(
-                alerts=self.rel("alerts"), branches=sql.SQL("\nUNION ALL\n").join(branches)
-            ),
-            alert_deps,
-        )
-        if al.sinks.kafka is not None:
-            add(
-                "Sink",
-                "alerts_to_kafka",
-                template("alerts_to_kafka").format(
-                    sink=self.rel("alerts_to_kafka"),
-                    alerts=self.rel("alerts"),
-                    bootstrap_servers=rw_literal(_csv(spec.kafka.bootstrap_servers)),
-                    topic=rw_literal(al.sinks.kafka.topic),
-                    kafka_security=self.kafka_security(),
-                ),
-                ["alerts", *kafka_secrets],
-            )
-        if al.sinks.postgres is not None:
-            pg = al.sinks.postgres
-            jdbc_url = f"jdbc:postgresql://{pg.host}:{pg.port}/{pg.database}?sslmode={pg.sslmode}"
-            add(
-                "Sink",
-                "alerts_to_postgres",
-                template("alerts_to_postgres").format(
-                    sink=self.rel("alerts_to_postgres"),
-                    alerts=self.rel("alerts"),
-                    jdbc_url=rw_literal(jdbc_url),
-                    user=self.credential_value("alerts_db", "username"),
-                    password=self.credential_value("alerts_db", "password"),
-                    target_schema=rw_literal(pg.schema_),
-                    target_table=rw_literal(pg.table),
-                ),
-                ["alerts", *db_secrets],
-            )
-        if spec.read_only_user.enabled:
-            user = reader_name(spec.tenant)
-            password = self.raw_credential("reader", "password")
-            schema = sql.Identifier(self.schema)
-            add(
-                "User",
-                user,
-                template("reader_user").format(user=sql.Identifier(user), password=password),
-                (),
-                update=sql.SQL("ALTER USER {} WITH PASSWORD {}").format(sql.Identifier(user), password),
-                grants=[
-                    sql.SQL(text).format(schema, sql.Identifier(user))
-                    for text in (
-                        "GRANT USAGE ON SCHEMA {} TO {}",
-                        "GRANT SELECT ON ALL MATERIALIZED VIEWS IN SCHEMA {} TO {}",
-                        "GRANT SELECT ON ALL VIEWS IN SCHEMA {} TO {}",
-                    )
-                ],
-            )
+            out.append(_Built(entry.kind, name, stmt, deps, parts.update, parts.grants, used))
         return out
+
+    def view_parts(self, entry: pipeline.Entry, me: sql.Identifier) -> _Parts:
+        """Parameters of a view, source or sink beyond the relations it reads (by its key)."""
+        params = _VIEW_PARAMS.get(entry.key)
+        return _Parts(params(self) if params is not None else {})
+
+    def secret_parts(self, entry: pipeline.Entry, me: sql.Identifier) -> _Parts:
+        assert entry.credential is not None
+        value = self.raw_credential(*entry.credential)
+        return _Parts({"value": value}, update=template("secret_update").format(secret=me, value=value))
+
+    def reader_parts(self, entry: pipeline.Entry, me: sql.Identifier) -> _Parts:
+        password = self.raw_credential("reader", "password")
+        schema = sql.Identifier(self.schema)
+        return _Parts(
+            {"password": password},
+            update=template("reader_user_password").format(reader_user=me, password=password),
+            grants=tuple(t.format(schema=schema, reader_user=me) for t in templates("reader_grants")),
+        )
+
+    def source_parts(self, entry: pipeline.Entry, me: sql.Identifier) -> _Parts:
+        spec = self.spec
+        params: dict[str, sql.Composable] = {
+            "topic": rw_literal(spec.kafka.events_topic),
+            "bootstrap_servers": rw_literal(_csv(spec.kafka.bootstrap_servers)),
+            "startup_mode": rw_literal(spec.kafka.startup_mode),
+            "consumer_group_prefix": rw_literal(spec.consumer_group_prefix),
+            "kafka_security": self.kafka_security(),
+        }
+        return _Parts(params, update=self.kafka_credentials_update(me))
+
+    # -- parameters of the views and sinks -----------------------------------------------------
+
+    def retention(self) -> sql.Composed:
+        return _interval(duration_seconds(self.spec.analytics.state_retention))
+
+    def horizon(self) -> sql.Composed:
+        """The aggregations over raw events keep a longer horizon than the views reporting from
+        them, so nothing a view still reports loses events to a temporal filter (see README,
+        "Lateness and horizons")."""
+        return _interval(HORIZON_FACTOR * duration_seconds(self.spec.analytics.state_retention))
+
+    def up_statuses(self) -> sql.Composable:
+        return sql.SQL(", ").join(rw_literal(s) for s in self.spec.analytics.up_statuses)
+
+    def availability_slide(self) -> sql.Composed:
+        return _interval(duration_seconds(self.spec.analytics.availability_slide))
+
+    def completed_sessions(self) -> dict[str, sql.Composable]:
+        tariffs = self.spec.analytics.tariffs
+        prices: Mapping[str, Decimal] = tariffs.price_per_kwh.as_decimal()
+        return {
+            "price_ccs": sql.Literal(prices["CCS"]),
+            "price_chademo": sql.Literal(prices["CHAdeMO"]),
+            "price_type2": sql.Literal(prices["Type2"]),
+            "currency": rw_literal(tariffs.currency),
+            "retention": self.retention(),
+        }
+
+    def station_revenue(self) -> dict[str, sql.Composable]:
+        a = self.spec.analytics
+        return {
+            "revenue_window": _interval(duration_seconds(a.revenue_window)),
+            "currency": rw_literal(a.tariffs.currency),
+            "retention": self.retention(),
+        }
+
+    def connector_status_time(self) -> dict[str, sql.Composable]:
+        return {
+            "availability_slide": self.availability_slide(),
+            "availability_window": _interval(duration_seconds(self.spec.analytics.availability_window)),
+            "retention": self.retention(),
+        }
+
+    def connector_down(self) -> dict[str, sql.Composable]:
+        return {
+            "up_statuses": self.up_statuses(),
+            "down_after": _interval(self.spec.alerts.connector_down_minutes * 60),
+        }
+
+    def low_availability(self) -> dict[str, sql.Composable]:
+        threshold = self.spec.alerts.availability_below_percent
+        return {
+            "threshold_pct": sql.Literal(Decimal(str(threshold))),
+            "availability_slide": self.availability_slide(),
+        }
+
+    def alerts(self) -> dict[str, sql.Composable]:
+        """One branch per alerting view that is built, in the table's order."""
+        context = pipeline.Context(self.spec, self.options.secret_store)
+        branches = [
+            template(e.alert_branch).format(**{e.key: self.rel(e.key)})
+            for e in pipeline.entries(context)
+            if e.alert_branch is not None
+        ]
+        return {"branches": sql.SQL("\nUNION ALL\n").join(branches)}
+
+    def alerts_to_kafka(self) -> dict[str, sql.Composable]:
+        sink = self.spec.alerts.sinks.kafka
+        assert sink is not None
+        return {
+            "bootstrap_servers": rw_literal(_csv(self.spec.kafka.bootstrap_servers)),
+            "topic": rw_literal(sink.topic),
+            "kafka_security": self.kafka_security(),
+        }
+
+    def alerts_to_postgres(self) -> dict[str, sql.Composable]:
+        pg = self.spec.alerts.sinks.postgres
+        assert pg is not None
+        jdbc_url = f"jdbc:postgresql://{pg.host}:{pg.port}/{pg.database}?sslmode={pg.sslmode}"
+        return {
+            "jdbc_url": rw_literal(jdbc_url),
+            "user": self.credential_value("alerts_db", "username"),
+            "password": self.credential_value("alerts_db", "password"),
+            "target_schema": rw_literal(pg.schema_),
+            "target_table": rw_literal(pg.table),
+        }
+
+
+class _Parts(NamedTuple):
+    """What an entry's statement needs beyond its own name and what it reads."""
+
+    params: Mapping[str, sql.Composable]
+    update: sql.Composed | None = None
+    grants: tuple[sql.Composed, ...] = ()
+
+
+_PARTS_OF: Mapping[str, Callable[[_Builder, pipeline.Entry, sql.Identifier], _Parts]] = {
+    "Secret": _Builder.secret_parts,
+    "User": _Builder.reader_parts,
+    "Source": _Builder.source_parts,
+}
+
+_VIEW_PARAMS: Mapping[str, Callable[[_Builder], Mapping[str, sql.Composable]]] = {
+    "sessions": lambda b: {"session_horizon": b.horizon()},
+    "completed_sessions": _Builder.completed_sessions,
+    "active_sessions": lambda b: {"retention": b.retention()},
+    "station_revenue": _Builder.station_revenue,
+    "stalled_sessions": lambda b: {"stalled_after": _interval(b.spec.alerts.stalled_session_minutes * 60)},
+    "status_intervals": lambda b: {"status_horizon": b.horizon()},
+    "connector_status_time": _Builder.connector_status_time,
+    "connector_uptime": lambda b: {"up_statuses": b.up_statuses()},
+    "connector_status_live": lambda b: {"up_statuses": b.up_statuses()},
+    "connector_down": _Builder.connector_down,
+    "low_availability": _Builder.low_availability,
+    "alerts": _Builder.alerts,
+    "alerts_to_kafka": _Builder.alerts_to_kafka,
+    "alerts_to_postgres": _Builder.alerts_to_postgres,
+}
 
 
 class _Built(NamedTuple):
@@ -611,11 +499,6 @@ class _Built(NamedTuple):
     update: sql.Composed | None
     grants: tuple[sql.Composed, ...]
     credentials: tuple[tuple[str, str], ...]  # (role, part) embedded in the statement
-
-
-def reader_name(tenant: str) -> str:
-    """The tenant's read-only RisingWave user."""
-    return f"{tenant}_reader"
 
 
 def _object_hash(kind: str, display_sql: str) -> str:

@@ -12,7 +12,8 @@ import yaml
 from pydantic import ValidationError
 
 from . import constants as c
-from .render import Credential, Credentials, reader_name, referenced_secrets
+from .pipeline import reader_name
+from .render import Credential, Credentials, referenced_secrets
 from .spec import ChargingAnalytics, SpecError, spec_error_path
 
 

@@ -25,6 +25,7 @@ from sqlglot import exp
 
 from charging_analytics import spec as spec_module
 from charging_analytics.catalog import TenantCatalog
+from charging_analytics.pipeline import reader_name
 from charging_analytics.plan import PlanOptions, build_plan
 from charging_analytics.render import (
     REDACTED,
@@ -33,7 +34,6 @@ from charging_analytics.render import (
     DesiredObject,
     RenderOptions,
     as_text,
-    reader_name,
     render,
 )
 from charging_analytics.spec import ChargingAnalyticsSpec

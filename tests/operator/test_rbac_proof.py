@@ -45,7 +45,7 @@ import pytest
 
 from charging_analytics import constants as c
 from charging_analytics.operator.service import Service
-from charging_analytics.render import reader_name
+from charging_analytics.pipeline import reader_name
 from tests.infra.controlplane import ControlPlane, KubeApiError
 from tests.infra.postgres import PostgresServer
 from tests.infra.testbed import Testbed as _Testbed

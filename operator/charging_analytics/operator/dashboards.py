@@ -25,7 +25,7 @@ import kubernetes
 
 from .. import constants as c
 from ..dashboard import DATASOURCE_TYPE, dashboard_json, dashboard_uid, datasource_uid
-from ..render import reader_name
+from ..pipeline import reader_name
 from ..rw.client import Endpoint
 from ..spec import ChargingAnalyticsSpec
 from .kube import KubeError

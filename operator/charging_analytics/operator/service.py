@@ -23,13 +23,12 @@ from pydantic import TypeAdapter, ValidationError
 from .. import constants as c
 from ..apply import ApplyError, TargetRunner, apply_plan
 from ..catalog import CatalogSnapshot, ObservedObject, TenantCatalog
+from ..pipeline import SecretStore, reader_name
 from ..plan import PlanOptions, build_plan, catalog_after, teardown_plan
 from ..render import (
     Credential,
     Credentials,
     RenderOptions,
-    SecretStore,
-    reader_name,
     referenced_secrets,
     render,
 )
