@@ -55,13 +55,13 @@ import yaml
 
 from charging_analytics import render as render_module
 from charging_analytics.catalog import (
-    OWNER_ROW,
     CatalogSnapshot,
     LedgerEntry,
     ObjectKind,
     ObservedObject,
     TenantCatalog,
 )
+from charging_analytics.ledger import OWNER_ROW
 from charging_analytics.pipeline import reader_name
 from charging_analytics.plan import PlanOptions, build_plan, fingerprint
 from charging_analytics.render import (

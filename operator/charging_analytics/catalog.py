@@ -18,13 +18,10 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Literal
 
+from .ledger import OWNER_ROW
+
 ObjectKind = Literal["Schema", "Source", "MaterializedView", "View", "Sink", "Table", "Secret", "User"]
 
-#: Schema that holds the operator's ledger.
-SYSTEM_SCHEMA = "cha_system"
-LEDGER_TABLE = "ledger"
-#: Ledger row (object_name) that records which resource owns a tenant on this endpoint.
-OWNER_ROW = "__owner__"
 
 
 @dataclass(frozen=True)

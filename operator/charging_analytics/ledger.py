@@ -1,6 +1,6 @@
 """The operator's ledger: what each ledger value means, and the statements that write it (pure).
 
-One table for all tenants (``cha_system.ledger``, names in :mod:`charging_analytics.catalog`),
+One table for all tenants (``cha_system.ledger``, :data:`SYSTEM_SCHEMA`.:data:`LEDGER_TABLE`),
 one row per object the operator manages, keyed by ``(tenant, object_name)``. An apply costs the
 ledger O(1) statements whatever the number of objects:
 
@@ -41,9 +41,19 @@ from typing import Literal
 
 from psycopg import sql
 
-from .catalog import LEDGER_TABLE, SYSTEM_SCHEMA
-from .render import template
 from .rw.literal import rw_literal
+from .templates import template
+
+#: Schema that holds the operator's ledger.
+SYSTEM_SCHEMA = "cha_system"
+LEDGER_TABLE = "ledger"
+QUALIFIED = f"{SYSTEM_SCHEMA}.{LEDGER_TABLE}"
+#: Ledger row (object_name) that records which resource owns a tenant on this endpoint.
+OWNER_ROW = "__owner__"
+#: The columns a snapshot reads, in this order.
+SELECT = sql.SQL("SELECT tenant, object_name, kind, definition_hash, depends_on FROM {}").format(
+    sql.Identifier(SYSTEM_SCHEMA, LEDGER_TABLE)
+)
 
 PENDING = "pending"
 GRANTED = "granted"
@@ -84,6 +94,15 @@ def decode(raw: str) -> Mark:
             return Mark("replacing", value, int(old))
         return Mark("pending", "")
     return Mark("recorded", raw)
+
+
+def encode_depends(depends_on: Sequence[str]) -> str:
+    """The ``depends_on`` column: object names, comma-separated."""
+    return ",".join(depends_on)
+
+
+def decode_depends(column: str | None) -> tuple[str, ...]:
+    return tuple(d.strip() for d in (column or "").split(",") if d.strip())
 
 
 @dataclass(frozen=True)
@@ -127,7 +146,7 @@ def write(tenant: str, rows: Sequence[Row]) -> sql.Composed:
             rw_literal(row.key),
             rw_literal(row.kind),
             rw_literal(row.value),
-            rw_literal(",".join(row.depends_on)),
+            rw_literal(encode_depends(row.depends_on)),
         )
         for row in unique(rows)
     )

@@ -34,8 +34,8 @@ from psycopg import sql
 from psycopg.sql import Composable
 
 from . import ledger
-from .catalog import OWNER_ROW, LedgerEntry, ObjectKind, ObservedObject, TenantCatalog
-from .ledger import GRANTED, GRANTS_PREFIX, PENDING
+from .catalog import LedgerEntry, ObjectKind, ObservedObject, TenantCatalog
+from .ledger import GRANTED, GRANTS_PREFIX, OWNER_ROW, PENDING
 from .render import (
     SCHEMA_KEY,
     SHADOW_SUFFIX,
@@ -475,7 +475,7 @@ class _Schedule:
         """1. The operator's ledger table, when the endpoint has none yet."""
         if not self.ctx.options.ledger_exists:
             for stmt in ledger.bootstrap():
-                self.act("bootstrap", "Ledger", "cha_system.ledger", stmt, stmt, "operator ledger is missing")
+                self.act("bootstrap", "Ledger", ledger.QUALIFIED, stmt, stmt, "operator ledger is missing")
 
     def build(self) -> None:
         """2. In-place updates, missing objects and shadows, in dependency order; what takes the

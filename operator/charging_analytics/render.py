@@ -9,14 +9,11 @@ output, and an executable ``statement`` (kept out of ``repr``) for the RisingWav
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
-import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from pathlib import Path
 from typing import Literal, NamedTuple
 
 from psycopg import sql
@@ -28,6 +25,7 @@ from .pipeline import SecretStore
 from .rw.capabilities import BASELINE, Capabilities
 from .rw.literal import RwLiteral, rw_literal
 from .spec import ChargingAnalyticsSpec, CredentialsSecretRef, duration_seconds
+from .templates import template, templates
 
 REDACTED = "[redacted]"
 SHADOW_SUFFIX = "__next"
@@ -37,34 +35,6 @@ SCHEMA_KEY = "@schema"
 #: reporting from them (one stateRetention) never see a reported row change because its oldest
 #: events expired (sessions up to twice stateRetention long).
 HORIZON_FACTOR = 3
-
-
-_DEFAULT_SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
-
-
-def sql_dir() -> Path:
-    """Where the templates live: ``$CHA_SQL_DIR`` or the repository's ``sql/``."""
-    env = os.environ.get("CHA_SQL_DIR")
-    return Path(env) if env else _DEFAULT_SQL_DIR
-
-
-@functools.cache
-def _template_text(directory: str, name: str) -> str:
-    text = (Path(directory) / f"{name}.sql").read_text(encoding="utf-8")
-    lines = text.splitlines()
-    while lines and (lines[0].startswith("--") or not lines[0].strip()):
-        lines.pop(0)  # the leading comment documents the file; it is not sent
-    return "\n".join(lines).strip().rstrip(";")
-
-
-def template(name: str) -> sql.SQL:
-    return sql.SQL(_template_text(str(sql_dir()), name))
-
-
-def templates(name: str) -> list[sql.SQL]:
-    """A template of several statements, each ending with ``;`` at the end of a line."""
-    text = _template_text(str(sql_dir()), name)
-    return [sql.SQL(part.strip()) for part in text.split(";\n") if part.strip()]
 
 
 # --------------------------------------------------------------------------------------------

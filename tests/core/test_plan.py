@@ -23,7 +23,8 @@ from psycopg import sql
 from sqlglot import exp
 
 from charging_analytics import cli
-from charging_analytics.catalog import OWNER_ROW, LedgerEntry, ObjectKind, ObservedObject, TenantCatalog
+from charging_analytics.catalog import LedgerEntry, ObjectKind, ObservedObject, TenantCatalog
+from charging_analytics.ledger import OWNER_ROW
 from charging_analytics.plan import Action, Plan, PlanOptions, build_plan, ledger_entries, teardown_plan
 from charging_analytics.render import (
     SCHEMA_KEY,

@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from charging_analytics.catalog import OWNER_ROW, LedgerEntry
+from charging_analytics.catalog import LedgerEntry
+from charging_analytics.ledger import OWNER_ROW
 from charging_analytics.rw.client import (
     ClientOptions,
     Endpoint,

@@ -1,21 +1,4 @@
-"""The RisingWave boundary (see :mod:`charging_analytics.rw.client`)."""
+"""The RisingWave boundary: :mod:`.client` (the only module that talks to RisingWave), plus the
+pure version facts (:mod:`.capabilities`) and literal rules (:mod:`.literal`) the core uses.
 
-from charging_analytics.rw.client import (
-    ClientOptions,
-    Endpoint,
-    RisingWaveClient,
-    RisingWaveError,
-    RisingWaveStatementError,
-    RisingWaveStatementTimeout,
-    RisingWaveUnavailable,
-)
-
-__all__ = [
-    "ClientOptions",
-    "Endpoint",
-    "RisingWaveClient",
-    "RisingWaveError",
-    "RisingWaveStatementError",
-    "RisingWaveStatementTimeout",
-    "RisingWaveUnavailable",
-]
+Nothing is imported here, so the pure core can use ``rw.literal`` without loading the client."""

@@ -43,10 +43,8 @@ from psycopg import sql as pgsql
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
+from charging_analytics import ledger
 from charging_analytics.catalog import (
-    LEDGER_TABLE,
-    OWNER_ROW,
-    SYSTEM_SCHEMA,
     CatalogSnapshot,
     LedgerEntry,
     ObjectKind,
@@ -220,9 +218,7 @@ _SCHEMA_OBJECTS_SQL = (
 )
 _USERS_SQL = "SELECT name FROM rw_catalog.rw_users"
 _PROGRESS_SQL = "SELECT ddl_id, ddl_statement, progress FROM rw_catalog.rw_ddl_progress"
-_LEDGER_SQL = (
-    f'SELECT tenant, object_name, kind, definition_hash, depends_on FROM "{SYSTEM_SCHEMA}"."{LEDGER_TABLE}"'
-)
+_LEDGER_SQL = ledger.SELECT.as_string(None)
 
 _SECRET_PROBE = "cha_secret_probe"
 _VERSION_SQL = "SELECT version()"
@@ -477,7 +473,7 @@ class RisingWaveClient:
             user_rows = await read(_USERS_SQL)
             progress_rows = await read(_PROGRESS_SQL)
             ledger_exists = any(
-                kind == "Table" and schema == SYSTEM_SCHEMA and name == LEDGER_TABLE
+                kind == "Table" and schema == ledger.SYSTEM_SCHEMA and name == ledger.LEDGER_TABLE
                 for kind, schema, _, name, _ in relation_rows
             )
             if ledger_exists and not self._flushed:
@@ -564,17 +560,17 @@ def build_snapshot(
         if qualified is not None:
             progress[qualified] = str(value)
 
-    ledger: list[LedgerEntry] = []
+    entries: list[LedgerEntry] = []
     owners: dict[str, str] = {}
     for tenant, object_name, kind, definition_hash, depends_on in ledger_rows:
-        if object_name == OWNER_ROW:
+        if object_name == ledger.OWNER_ROW:
             owners[tenant] = definition_hash or ""
             kind = kind if kind in _OBJECT_KINDS else "Schema"
         elif kind not in _OBJECT_KINDS:
             log.warning("ignoring ledger row %s/%s with unknown kind %r", tenant, object_name, kind)
             continue
-        deps = tuple(d.strip() for d in (depends_on or "").split(",") if d.strip())
-        ledger.append(
+        deps = ledger.decode_depends(depends_on)
+        entries.append(
             LedgerEntry(
                 tenant=tenant,
                 name=object_name or "",
@@ -587,7 +583,7 @@ def build_snapshot(
         endpoint=endpoint_key,
         schemas=frozenset(name for _, name in schema_rows),
         objects=tuple(objects),
-        ledger=tuple(ledger),
+        ledger=tuple(entries),
         owners=owners,
         users=frozenset(name for (name,) in user_rows),
         ddl_progress=progress,
