@@ -17,7 +17,6 @@ from typing import Protocol
 
 from psycopg import sql
 
-from .catalog import CatalogSnapshot
 from .plan import Action, Plan
 from .render import as_text
 
@@ -28,8 +27,6 @@ class StatementRunner(Protocol):
     """The part of the RisingWave client that apply needs."""
 
     async def execute(self, statement: str, *, sensitive: tuple[str, ...] = ()) -> None: ...
-
-    async def snapshot(self) -> CatalogSnapshot: ...
 
 
 class ApplyError(RuntimeError):

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from . import ledger
 from .apply import TargetRunner
 from .catalog import CatalogSnapshot
 from .crd import CRD_FILENAME, render_crd_yaml
@@ -71,7 +72,7 @@ def _load(paths: Sequence[str]) -> Manifests:
 
 
 def _owner(resource: ChargingAnalytics) -> str:
-    return f"{resource.metadata.namespace or 'default'}/{resource.metadata.name}"
+    return ledger.owner_id(resource.metadata.namespace or "default", resource.metadata.name)
 
 
 def cmd_render(args: argparse.Namespace) -> int:

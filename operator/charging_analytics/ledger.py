@@ -56,6 +56,12 @@ SELECT = sql.SQL("SELECT tenant, object_name, kind, definition_hash, depends_on 
 )
 
 PENDING = "pending"
+
+
+def owner_id(namespace: str, name: str) -> str:
+    """The owner row's value: the resource that owns the tenant on an endpoint."""
+    return f"{namespace}/{name}"
+
 GRANTED = "granted"
 GRANTS_PREFIX = "@grants:"
 _CREATING = "creating:"

@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal, Protocol
 from pydantic import TypeAdapter, ValidationError
 
 from .. import constants as c
+from .. import ledger
 from ..apply import ApplyError, TargetRunner, apply_plan
 from ..catalog import CatalogSnapshot, ObservedObject, TenantCatalog
 from ..pipeline import SecretStore, reader_name
@@ -43,6 +44,7 @@ from ..status import (
     objects_status,
     plan_status,
     ready,
+    reconciling,
     stalled,
     waiting,
 )
@@ -81,7 +83,7 @@ class Resource:
 
     @property
     def owner(self) -> str:
-        return f"{self.namespace}/{self.name}"
+        return ledger.owner_id(self.namespace, self.name)
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> Resource:
@@ -609,9 +611,7 @@ class Service:
         metrics.DRIFT_DETECTED.labels(ns, name).set(1 if drift_cond.status == "True" else 0)
         if building:
             out.conditions = [
-                Cond(c.COND_READY, "False", "Backfilling", f"building {', '.join(building)}"),
-                Cond(c.COND_RECONCILING, "True", "Backfilling", f"building {', '.join(building)}"),
-                Cond(c.COND_STALLED, "False", "Backfilling", ""),
+                *reconciling("Backfilling", f"building {', '.join(building)}"),
                 drift_cond,
             ]
             out.retry_after = self.settings.backoff_base_seconds
@@ -656,9 +656,7 @@ class Service:
                 conditions = merge_conditions(
                     res.status.get("conditions"),
                     [
-                        Cond(c.COND_READY, "False", "Backfilling", f"building {building}"),
-                        Cond(c.COND_RECONCILING, "True", "Backfilling", f"building {building}"),
-                        Cond(c.COND_STALLED, "False", "Backfilling", ""),
+                        *reconciling("Backfilling", f"building {building}"),
                     ],
                     res.generation,
                 )
