@@ -6,10 +6,9 @@
 * :func:`parse_one_statement` parses exactly one statement. Statements sqlglot only knows as an
   opaque :class:`sqlglot.exp.Command` (``CREATE SECRET``, ``ALTER … SWAP WITH``, ``CREATE USER``,
   ``GRANT`` …) must instead match one of a few strict regular expressions.
-* :class:`Linter` checks statements, in apply order, against the rules of
-  the RisingWave SQL reference notes (``risingwave-sql.md``); it remembers the relations
-  created so far (columns,
-  types, bounded state, append-only) to check the statements that read them.
+* :class:`Linter` checks statements, in apply order, against the rules of ``docs/risingwave.md``
+  (the ``§N`` below are its sections); it remembers the relations created so far (columns, types,
+  bounded state, append-only) to check the statements that read them.
 
 Rules (``Violation.rule``):
 
@@ -26,7 +25,7 @@ Rules (``Violation.rule``):
                    without a valid ``type``/``primary_key``; ``snapshot`` with AS.
 ``round-double``   (§5) ``ROUND(x, n)`` where ``x`` is not provably NUMERIC/integer (there is no
                    ``round(double precision, int)``).
-``bounded-state``  (§2, §4, §14) a materialized view that reads the source, a windowed relation
+``bounded-state``  (§0, §2, §4) a materialized view that reads the source, a windowed relation
                    or another relation with unbounded state, without a lower-bound temporal filter.
 ``now-in-source``  (§4) NOW() anywhere in a CREATE SOURCE/TABLE (generated columns, watermarks).
 ``kafka-options``  (§1) ``scan.startup.mode`` other than earliest/latest, or ``group.id.prefix``

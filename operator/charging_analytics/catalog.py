@@ -5,7 +5,7 @@ from a handful of catalog reads; the planner compares desired objects against it
 this module does I/O.
 
 RisingWave re-prints stored definitions (keywords upper-cased, ``IF NOT EXISTS`` stripped,
-definitions rewritten on renames; risingwave-sql reference §11), so definitions cannot be
+definitions rewritten on renames; docs/risingwave.md §11), so definitions cannot be
 compared as text. The operator keeps its own *ledger* instead: one row per object it applied,
 with the definition hash, the kind and the object's dependencies, in the operator-owned table
 ``cha_system.ledger`` (one table for all tenants, so a whole-endpoint snapshot is one read).

@@ -1,7 +1,7 @@
 """Plan: desired objects vs a catalog snapshot -> ordered actions (pure).
 
 RisingWave has no transactional DDL and no ``CREATE OR REPLACE`` for streaming objects
-(risingwave-sql §10, §13), so a change is a sequence of single statements, each idempotent, each
+(docs/risingwave.md §10, §13), so a change is a sequence of single statements, each idempotent, each
 followed by a ledger write. The plan is built in phases:
 
 1. bootstrap — the operator's ledger table and the tenant ownership row;

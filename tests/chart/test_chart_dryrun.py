@@ -216,7 +216,7 @@ def test_cluster_rbac_with_watch_namespaces_grants_nothing_on_namespaces_or_crds
     kube_api: Any, namespace: str, cluster_objects: list[tuple[str, str]], tmp_path: Path
 ) -> None:
     """With watchNamespaces the operator scans nothing (the Deployment sets CHA_WATCH_NAMESPACES),
-    so the ClusterRole carries only the namespaced rules (docs/rbac.md, finding 8)."""
+    so the ClusterRole carries only the namespaced rules (docs/rbac.md, "Removed")."""
     watched = new_namespace(kube_api)
     docs = render_chart(tmp_path, {"watchNamespaces": [watched]}, release=RELEASE, namespace=namespace)
     install_rbac(kube_api, docs, cluster_objects)

@@ -263,7 +263,7 @@ def test_cluster_rbac_with_peering_adds_clusterkopfpeerings(tmp_path: Path) -> N
 def test_cluster_scope_with_watch_namespaces_grants_only_the_namespaced_rules(tmp_path: Path) -> None:
     """The Deployment sets CHA_WATCH_NAMESPACES, so the operator turns Kopf's cluster scanning
     off: it never lists or watches namespaces or CRDs, and the chart grants neither
-    (docs/rbac.md, finding 8)."""
+    (docs/rbac.md, "Removed")."""
     docs = render_chart(tmp_path, {"watchNamespaces": ["tenants-a"]})
     assert set(rules_of(one(docs, "ClusterRole"))) == CR_RULES
     assert "--namespace=tenants-a" in container(docs)["args"]

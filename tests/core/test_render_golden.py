@@ -2,8 +2,8 @@
 
 ``UPDATE_GOLDEN=1 python3 -m pytest tests/core/test_render_golden.py`` rewrites ``tests/golden/``.
 The lint (``tests/sqllint.py``) is itself tested: every rule rejects the broken tutorial statement
-of risingwave-sql §14 it was written for, accepts the §14 fix, and catches the same mistake
-planted into the real templates.
+it was written for (each fails for a reason docs/risingwave.md §3, §4 or §6 states), accepts the
+fixed statement, and catches the same mistake planted into the real templates.
 """
 
 from __future__ import annotations
@@ -177,18 +177,18 @@ def test_statements_sqlglot_only_knows_as_commands_are_checked_by_strict_pattern
 
 
 # --------------------------------------------------------------------------------------------
-# The lint rules against the tutorial SQL of risingwave-sql §14
+# The lint rules against the tutorial SQL (statements a-e, each with a defect of §3, §4 or §6)
 # --------------------------------------------------------------------------------------------
 
-#: The schema §14 assumes (energy_kwh DOUBLE PRECISION, as in the real source).
+#: The schema the tutorial assumes (energy_kwh DOUBLE PRECISION, as in the real source).
 TUTORIAL_SOURCE = """CREATE SOURCE ocpp_events (
     session_id VARCHAR, station_id VARCHAR, connector_id INT, event_type VARCHAR, status VARCHAR,
     energy_kwh DOUBLE PRECISION, occurred_at TIMESTAMPTZ
 ) WITH (connector = 'kafka', topic = 'ocpp', properties.bootstrap.server = 'kafka:9092')
 FORMAT PLAIN ENCODE JSON"""
 
-# The tutorial's statements as §14 describes them (the reference quotes the defects, not the full
-# text), plus one bad example per rule §14 has no statement for.
+# The tutorial's statements reduced to their defects, plus one bad example per rule the tutorial
+# has no statement for.
 BROKEN: dict[str, tuple[str, str]] = {
     "a active_sessions: NOW() in the select list": (
         "now-placement",
@@ -325,7 +325,7 @@ BROKEN: dict[str, tuple[str, str]] = {
     ),
 }
 
-#: §14's fixes: the same intent, written the way RisingWave accepts it.
+#: The fixes: the same intent, written the way RisingWave accepts it.
 FIXED: dict[str, list[str]] = {
     "a": [
         """CREATE MATERIALIZED VIEW active_sessions AS

@@ -4,7 +4,7 @@ Every other test that uses the ``risingwave`` fixture also runs live when the va
 tests exist only live, because what they check is RisingWave's own planner and catalog:
 
 * every streaming statement of both examples passes ``EXPLAIN`` (binds and plans: NOW() placement,
-  window arguments, sink shapes; risingwave-sql §13), with the objects it reads in place;
+  window arguments, sink shapes; docs/risingwave.md §13), with the objects it reads in place;
 * a full apply, a no-op re-plan, a threshold change through shadow + SWAP, and the teardown.
 
 Run with ``RISINGWAVE_DSN=postgresql://root@localhost:4566/dev python3 -m pytest tests/live``.

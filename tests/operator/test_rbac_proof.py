@@ -23,8 +23,8 @@ Renderings used:
   Role carries the very same rules (``cha.namespacedRules``).
 * ``rbac.scope=cluster`` with ``watchNamespaces`` (operator with ``--namespace``). The chart sets
   ``CHA_WATCH_NAMESPACES`` here too, so the operator scans nothing, and the ClusterRole carries
-  only the namespaced rules: no namespaces list/watch and no CRD list/watch, which went unused here
-  and are no longer rendered (docs/rbac.md, finding 8). The lifecycle runs with exactly them.
+  only the namespaced rules: no namespaces list/watch and no CRD list/watch, because with scanning
+  off Kopf uses neither (docs/rbac.md, "Removed"). The lifecycle runs with exactly them.
 
 ``test_every_granted_permission_has_a_proof`` ties every permission of these renderings to its
 test. The peering rules (``replicas > 1``) are not covered (docs/rbac.md).
@@ -84,8 +84,8 @@ KOPF_OBSERVER_PROBES = {NAMESPACES_LIST, CRD_LIST}
 
 #: Granted once, used by no code path: this proof showed them unused and the chart dropped them.
 #: They must stay out of every rendering (``test_the_grants_found_unused_are_no_longer_rendered``).
-#: namespaces list/watch was rendered only with rbac.scope=cluster and watchNamespaces, where the
-#: operator scans nothing (finding 8).
+#: namespaces list/watch would only matter with Kopf's cluster scanning on, and every rendering that
+#: could grant it sets CHA_WATCH_NAMESPACES, which turns scanning off.
 REMOVED = {SECRET_UPDATE, EVENT_PATCH, NAMESPACES_LIST, NAMESPACES_WATCH} | EVENTS_K8S
 
 #: How long an effect the full-permission operator shows within ~1-2 s must stay absent.
@@ -519,7 +519,7 @@ def test_namespaced_rbac_runs_the_full_lifecycle(
     assert not namespaced.can(NAMESPACES_LIST)
     assert not namespaced.can(CRD_LIST)
     with harness.operator() as runner:
-        _lifecycle(harness, reconciles, ready_timeout=15)  # was 90: ~55 s of retries came first
+        _lifecycle(harness, reconciles, ready_timeout=15)  # 403 retries would take ~55 s
     assert not refusals.of(runner) & KOPF_OBSERVER_PROBES
     _assert_no_refusal(runner, refusals)
 
@@ -801,8 +801,8 @@ def test_cluster_rbac_with_watch_namespaces_grants_no_namespace_or_crd_rule_and_
 ) -> None:
     """rbac.scope=cluster with watchNamespaces, as the chart deploys it: the Deployment sets
     CHA_WATCH_NAMESPACES, so the operator turns Kopf's cluster scanning off, and Kopf neither
-    lists/watches namespaces nor lists/watches CRDs. The chart no longer grants those rules here
-    (finding 8), and with exactly what it grants a watched namespace created after startup is
+    lists/watches namespaces nor lists/watches CRDs. The chart grants neither rule here, and with
+    exactly what it grants a watched namespace created after startup is
     served at once and the whole lifecycle runs without a single 403."""
     harness, rbac = cluster_watching
     unused = {NAMESPACES_LIST, NAMESPACES_WATCH, CRD_LIST, CRD_WATCH}

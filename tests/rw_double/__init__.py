@@ -4,7 +4,7 @@ This is NOT RisingWave. RisingWave cannot be installed here, so tests of the ope
 boundary (``charging_analytics.rw.client``) and everything above it run against this stand-in,
 or against a real RisingWave when ``RISINGWAVE_DSN`` is set (see ``fixtures.py``).
 
-What it imitates (each behaviour cites the RisingWave SQL reference notes (``risingwave-sql.md``)):
+What it imitates (each behaviour cites the section of ``docs/risingwave.md`` that states it):
 
 * catalog: schemas, sources, tables (with rows), materialized views, views, sinks, secrets, users,
   grants; ids, owners, re-printed definitions (§11) and dependencies by object id;

@@ -6,12 +6,12 @@ on the queries the operator emits:
 * TUMBLE/HOP first argument must be a relation name: a subquery there is a *parse* error in
   RisingWave ("syntax error at or near FROM": the parser reads ``(SELECT *`` as an expression and
   stops at FROM; ``parse_table_factor`` in src/sqlparser/src/parser.rs, v2.2.0 … v3.0.3), any other
-  complex argument the binder's message (risingwave-sql §3);
+  complex argument the binder's message (docs/risingwave.md §3);
 * ``generate_series`` over timestamptz only from v2.3.0 (the overload in
   src/expr/impl/src/table_function/generate_series.rs arrived then);
-* HOP window size must be an exact multiple of the slide, both positive (risingwave-sql §3);
+* HOP window size must be an exact multiple of the slide, both positive (docs/risingwave.md §3);
 * in streaming queries (MVs, sinks) ``NOW()`` is only allowed in WHERE/HAVING/ON/FROM and must
-  have the temporal-filter shape ``input_expr cmp now_expr`` (risingwave-sql §4).
+  have the temporal-filter shape ``input_expr cmp now_expr`` (docs/risingwave.md §4).
 """
 
 from __future__ import annotations
@@ -30,19 +30,19 @@ GENERATE_SERIES_TZ_ERROR = (
     "function generate_series(timestamp with time zone, timestamp with time zone, interval) does not exist"
 )
 
-# risingwave-sql §3 (identical in v2.1, v2.5, v2.8)
+# docs/risingwave.md §3 (identical in v2.1, v2.5, v2.8)
 WINDOW_FIRST_ARG_ERROR = (
     "The 1st arg of window table function should be a table name (incl. source, CTE, view) but not "
     "complex structure (subquery, join, another table function). Consider using an intermediate CTE "
     "or view as workaround."
 )
-# risingwave-sql §4; "None" names the SELECT list. The Some(...) spellings for GROUP BY / FILTER
+# docs/risingwave.md §4; "None" names the SELECT list. The Some(...) spellings for GROUP BY / FILTER
 # are UNCERTAIN (only the prefix is documented): match on the prefix.
 NOW_CLAUSE_ERROR = (
     "For streaming queries, `NOW()` function is only allowed in `WHERE`, `HAVING`, `ON` and `FROM`. "
     "Found in clause: {clause}"
 )
-# risingwave-sql §4
+# docs/risingwave.md §4
 NOW_SHAPE_ERROR = (
     "Conditions containing now must be in the form of `input_expr cmp now_expr` or `now_expr cmp "
     "input_expr`, where `input_expr` references a column and contains no `now()`, and `now_expr` is "
@@ -149,7 +149,7 @@ def _check_window_function(func: exp.Anonymous) -> Name | None:
     elif isinstance(first, exp.Identifier):
         name = Name((_fold(first),), (bool(first.quoted),))
     else:
-        raise SqlError(WINDOW_FIRST_ARG_ERROR)  # risingwave-sql §3
+        raise SqlError(WINDOW_FIRST_ARG_ERROR)  # docs/risingwave.md §3
     if kind == "HOP" and len(args) >= 4:
         slide, size = _interval(args[2]), _interval(args[3])
         if slide is not None and size is not None:
@@ -160,7 +160,7 @@ def _check_window_function(func: exp.Anonymous) -> Name | None:
                 )
             ratio = size / slide
             if abs(ratio - round(ratio)) > 1e-9:
-                # risingwave-sql §3 ("window_size … cannot be divided by window_slide"); full text
+                # docs/risingwave.md §3 ("window_size … cannot be divided by window_slide"); full text
                 # from src/frontend/src/planner/relation.rs
                 raise SqlError(
                     "Invalid arguments for HOP window function: window_size "
@@ -234,7 +234,7 @@ _COMPARISONS = (exp.EQ, exp.GT, exp.GTE, exp.LT, exp.LTE)
 
 
 def _check_temporal_condition(cond: exp.Expression) -> None:
-    """risingwave-sql §4: `input_expr cmp now_expr`; several ANDed; at most one per OR."""
+    """docs/risingwave.md §4: `input_expr cmp now_expr`; several ANDed; at most one per OR."""
     for conjunct in _split(cond, exp.And):
         if not _contains_now(conjunct):
             continue

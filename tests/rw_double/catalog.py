@@ -92,7 +92,7 @@ class User:
 
 @dataclass
 class Job:
-    """A streaming job still backfilling (risingwave-sql §12: shows in rw_ddl_progress)."""
+    """A streaming job still backfilling (docs/risingwave.md §12: shows in rw_ddl_progress)."""
 
     object_id: int
     create_type: str  # FOREGROUND | BACKGROUND

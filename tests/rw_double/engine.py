@@ -1,8 +1,7 @@
 """Statement semantics of the RisingWave DOUBLE (a test stand-in, not RisingWave).
 
-Every imitated behaviour cites the section of the RisingWave SQL reference notes
-(``risingwave-sql.md``) it comes from (``risingwave-sql §N``). Behaviour taken from elsewhere
-names its source and is marked
+Every imitated behaviour cites the section of ``docs/risingwave.md`` that states it
+(``docs/risingwave.md §N``). Behaviour taken from elsewhere names its source and is marked
 UNCERTAIN where the exact text was not verified; tests should match such messages by substring.
 
 The engine is synchronous and single-threaded: the wire server calls it from its event loop one
@@ -66,30 +65,30 @@ from .sqltext import (
     tokenize,
 )
 
-DATABASE = "dev"  # risingwave-sql §13: database dev, user root, port 4566
+DATABASE = "dev"  # docs/risingwave.md §13: database dev, user root, port 4566
 SERVER_VERSION = "13.14.0"
 
-# risingwave-sql §13 (text from src/frontend/src/handler/transaction.rs)
+# docs/risingwave.md §13 (text from src/frontend/src/handler/transaction.rs)
 BEGIN_NOTICE = (
     "Read-write transaction is not supported yet. Please specify `READ ONLY` to start a read-only "
     "transaction.\nFor compatibility, this statement will still succeed but no transaction is "
     "actually started."
 )
-# risingwave-sql §7 (text from src/license/src/feature.rs, FeatureNotAvailable::NotAvailable)
+# docs/risingwave.md §7 (text from src/license/src/feature.rs, FeatureNotAvailable::NotAvailable)
 LICENSE_ERROR = (
     "feature SecretManagement is not available based on your license\n\n"
     "Hint: You may want to set a license key with `ALTER SYSTEM SET license_key = '...';` command."
 )
-# risingwave-sql §9
+# docs/risingwave.md §9
 DROP_CASCADE_HINT = "HINT:  Use DROP ... CASCADE to drop the dependent objects too."
 DROP_FIRST_HINT = "HINT:  DROP the dependent objects first."
-# risingwave-sql §6 (prefix documented; the tail is UNCERTAIN)
+# docs/risingwave.md §6 (prefix documented; the tail is UNCERTAIN)
 APPEND_ONLY_ERROR = (
     "The sink of retract stream cannot be append-only. Please add \"force_append_only='true'\" in "
     "{where} options to force the sink to be append-only. Notice that this will cause the sink "
     "executor to drop DELETE messages and convert UPDATE messages to INSERT."
 )
-# risingwave-sql §1
+# docs/risingwave.md §1
 STARTUP_MODE_ERROR = "properties `scan_startup_mode` only supports earliest and latest or leaving it empty"
 
 TimeoutUnits = Literal["required", "legacy"]
@@ -208,7 +207,7 @@ B, I4, I8, V, TS = cat.OID_BOOL, cat.OID_INT4, cat.OID_INT8, cat.OID_VARCHAR, ca
 _TIMES = [("initialized_at", TS), ("created_at", TS)]
 _VERSIONS = [("initialized_at_cluster_version", V), ("created_at_cluster_version", V)]
 
-# risingwave-sql §11 (v2.x columns; `status` on MVs is v2.8+; no `schema_name` before v3.0)
+# docs/risingwave.md §11 (v2.x columns; `status` on MVs is v2.8+; no `schema_name` before v3.0)
 RW_CATALOG: dict[str, list[tuple[str, int]]] = {
     "rw_schemas": [("id", I4), ("name", V), ("owner", I4), ("acl", V)],
     "rw_sources": [
@@ -236,12 +235,12 @@ RW_CATALOG: dict[str, list[tuple[str, int]]] = {
         ("id", I4), ("name", V), ("is_super", B), ("create_db", B), ("create_user", B),
         ("can_login", B), ("is_admin", B),
     ],
-    # risingwave-sql §12
+    # docs/risingwave.md §12
     "rw_ddl_progress": [
         ("ddl_id", I8), ("ddl_statement", V), ("create_type", V), ("progress", V), ("initialized_at", TS),
     ],
 }  # fmt: skip
-# risingwave-sql §11: pg_matviews is a view over rw_materialized_views; matviewowner is an int id
+# docs/risingwave.md §11: pg_matviews is a view over rw_materialized_views; matviewowner is an int id
 PG_CATALOG: dict[str, list[tuple[str, int]]] = {
     "pg_matviews": [
         ("schemaname", V), ("matviewname", V), ("matviewowner", I4), ("definition", V),
@@ -291,7 +290,7 @@ class Engine:
 
     def _bootstrap(self) -> None:
         c = self.catalog
-        # risingwave-sql §13: root, no password; RisingWave also ships a `postgres` superuser
+        # docs/risingwave.md §13: root, no password; RisingWave also ships a `postgres` superuser
         c.users[1] = User(1, "root", is_super=True, create_db=True, create_user=True)
         c.users[2] = User(2, "postgres", is_super=True, create_db=True, create_user=True)
         for sid, name in enumerate(("pg_catalog", "information_schema", "rw_catalog", "public"), start=1):
@@ -340,7 +339,7 @@ class Engine:
         word = first.value if first.kind == "ident" else first.text
         if session.read_only_txn and word not in ("select", "with", "show", "commit", "rollback", "end",
                                                   "abort", "set", "values", "("):  # fmt: skip
-            # risingwave-sql §13: DDL, DML, GRANT/REVOKE/USER are rejected in a read-only transaction
+            # docs/risingwave.md §13: DDL, DML, GRANT/REVOKE/USER are rejected in a read-only transaction
             raise SqlError("Permission denied: only read-only statements are allowed in read-only mode")
         handler = {
             "create": self._create,
@@ -418,7 +417,7 @@ class Engine:
     def _create(self, session: Session, c: Cursor, *, dry_run: bool = False) -> Outcome:
         c.expect_kw("create")
         if c.accept_kw("or", "replace"):
-            # risingwave-sql §10: CREATE OR REPLACE [MATERIALIZED] VIEW is not implemented
+            # docs/risingwave.md §10: CREATE OR REPLACE [MATERIALIZED] VIEW is not implemented
             raise SqlError("Feature is not yet implemented: CREATE OR REPLACE", FEATURE_NOT_SUPPORTED)
         if c.accept_kw("schema"):
             return self._create_schema(session, c)
@@ -448,7 +447,7 @@ class Engine:
         return False, set()
 
     def _existing_notice(self, existing_kind: str, name: str) -> Outcome:
-        # risingwave-sql §9: IF NOT EXISTS keeps the existing object unchanged (definitions are not
+        # docs/risingwave.md §9: IF NOT EXISTS keeps the existing object unchanged (definitions are not
         # compared). Notice wording as in PostgreSQL; UNCERTAIN for RisingWave.
         tag = _KIND_TAG.get(existing_kind, "RELATION")
         return Outcome(f"CREATE_{tag}", notices=[f'relation "{name}" already exists, skipping'])
@@ -484,7 +483,7 @@ class Engine:
             raise SqlError(f"database not found: {name.parts[0]}")
         if self.catalog.schema_by_name(name.name) is not None:
             if if_not_exists:
-                # risingwave-sql §9 (IF NOT EXISTS on SCHEMA); notice wording UNCERTAIN
+                # docs/risingwave.md §9 (IF NOT EXISTS on SCHEMA); notice wording UNCERTAIN
                 return Outcome("CREATE_SCHEMA", notices=[f'schema "{name.name}" exists, skipping'])
             raise SqlError(f"schema with name {name.name} exists")
         sid = self.catalog.allocate_id()
@@ -492,7 +491,7 @@ class Engine:
         return Outcome("CREATE_SCHEMA")
 
     def _create_user(self, session: Session, c: Cursor) -> Outcome:
-        # risingwave-sql §8: CREATE USER has no IF NOT EXISTS; the parser takes IF as the name and
+        # docs/risingwave.md §8: CREATE USER has no IF NOT EXISTS; the parser takes IF as the name and
         # then fails on NOT.
         name_tok = c.next()
         if not name_tok.is_name:
@@ -528,7 +527,7 @@ class Engine:
                     raise c.error("expected a string literal")
             else:
                 raise c.error("expected end of statement")
-        if user_name == "rwadmin":  # risingwave-sql §8: reserved name (wording UNCERTAIN)
+        if user_name == "rwadmin":  # docs/risingwave.md §8: reserved name (wording UNCERTAIN)
             raise SqlError('Permission denied: "rwadmin" is a reserved user name')
         if not session.user.is_super and not session.user.create_user:
             raise SqlError("Permission denied: Do not have the privilege")
@@ -539,7 +538,7 @@ class Engine:
         return Outcome("CREATE_USER")
 
     def _create_secret(self, session: Session, c: Cursor) -> Outcome:
-        # risingwave-sql §7: secrets are a premium feature; check_available() in create_secret.rs
+        # docs/risingwave.md §7: secrets are a premium feature; check_available() in create_secret.rs
         if not self.config.license:
             raise SqlError(LICENSE_ERROR)
         if_not_exists, _ = self._if_not_exists(c)
@@ -627,7 +626,7 @@ class Engine:
             raise SqlError("missing field `connector`")  # UNCERTAIN wording
         startup = options.get("scan.startup.mode")
         if startup is not None and startup.value.lower() not in ("earliest", "latest"):
-            raise SqlError(STARTUP_MODE_ERROR)  # risingwave-sql §1
+            raise SqlError(STARTUP_MODE_ERROR)  # docs/risingwave.md §1
         rid = self.catalog.allocate_id()
         refs_by_start = {name_start: rid}
         deps = self._secret_refs(session, options, refs_by_start)
@@ -635,7 +634,7 @@ class Engine:
             rid, kind, schema.id, obj, session.user.id, self._definition(c, drop, refs_by_start),
             depends_on=deps, columns=columns, options=options, format=fmt, encode=enc,
             format_options=format_options, primary_key=primary_key,
-            # risingwave-sql §1/§6: a Kafka source is an append-only event stream
+            # docs/risingwave.md §1/§6: a Kafka source is an append-only event stream
             append_only=append_only or kind == SOURCE,
         )  # fmt: skip
         self.catalog.relations[rid] = rel
@@ -647,7 +646,7 @@ class Engine:
         primary_key: list[str] = []
         for group in split_top_level(tokens):
             sub = Cursor(c.sql, group)
-            if sub.accept_kw("watermark", "for"):  # risingwave-sql §2
+            if sub.accept_kw("watermark", "for"):  # docs/risingwave.md §2
                 col = sub.next().value
                 if not any(x.name == col for x in columns):
                     raise SqlError(f"The watermark column {col} does not exist")  # UNCERTAIN wording
@@ -686,7 +685,7 @@ class Engine:
         notice = self._check_free(schema, obj, kind, if_not_exists)
         if notice is not None:
             return notice
-        # risingwave-sql §4: MVs are streaming queries; a plain view is validated as a batch plan
+        # docs/risingwave.md §4: MVs are streaming queries; a plain view is validated as a batch plan
         version = self.config.version_tuple
         analysis = analyze_query(query, streaming=kind == MATERIALIZED_VIEW, version=version)
         deps = [self._queryable(session, n) for n in analysis.relations]
@@ -737,7 +736,7 @@ class Engine:
         return unique
 
     def _query_append_only(self, query: str, deps: Sequence[Relation]) -> bool:
-        """Whether a streaming query's output is append-only (risingwave-sql §4, §6).
+        """Whether a streaming query's output is append-only (docs/risingwave.md §4, §6).
 
         Aggregations, joins, DISTINCT, window functions and temporal filters are not; a plain
         filter or projection over append-only inputs is.
@@ -753,13 +752,13 @@ class Engine:
         return not any(isinstance(n, blockers) for n in tree.walk())
 
     def _maybe_backfill(self, session: Session, rel: Relation, tag: str) -> Outcome:
-        """risingwave-sql §12: foreground CREATE blocks until backfill completes; background returns."""
+        """docs/risingwave.md §12: foreground CREATE blocks until backfill completes; background returns."""
         cfg = self.config
         if cfg.backfill_seconds is None and cfg.backfill_polls is None:
             return Outcome(tag)
         background = session.background_ddl
         if background and rel.kind == SINK:
-            return Outcome(tag)  # risingwave-sql §12: background sinks are marked created at once
+            return Outcome(tag)  # docs/risingwave.md §12: background sinks are marked created at once
         assert self._loop is not None, "backfill needs the double's event loop"
         job = Job(
             rel.id, "BACKGROUND" if background else "FOREGROUND", self.clock(), cfg.backfill_seconds,
@@ -781,7 +780,7 @@ class Engine:
         job.done.set()
 
     def cancel_job(self, job: Job, reason: str) -> None:
-        """Cancel a creating job: the half-built object is removed (risingwave-sql §12)."""
+        """Cancel a creating job: the half-built object is removed (docs/risingwave.md §12)."""
         if job.done.is_set():
             return
         job.cancelled, job.cancel_reason = True, reason
@@ -802,7 +801,7 @@ class Engine:
         query: str | None = None
         query_tokens: list[Token] = []
         if c.accept_kw("from"):
-            # risingwave-sql §6: FROM takes an object name only; FROM (SELECT ...) is a syntax error
+            # docs/risingwave.md §6: FROM takes an object name only; FROM (SELECT ...) is a syntax error
             if not (tok := c.peek()) or not tok.is_name:
                 raise c.error("expected identifier")
             from_start = c.pos()
@@ -828,7 +827,7 @@ class Engine:
             if not query_tokens:
                 raise c.error("expected a query")
             query = c.sql[query_tokens[0].start : query_tokens[-1].end]
-            # risingwave-sql §4
+            # docs/risingwave.md §4
             analysis = analyze_query(query, streaming=True, version=self.config.version_tuple)
             deps = [self._queryable(session, n) for n in analysis.relations]
         else:
@@ -880,7 +879,7 @@ class Engine:
             raise SqlError("missing field `connector`")  # UNCERTAIN wording
         legacy_type = options.get("type")
         if connector.value == "kafka":
-            # risingwave-sql §6: Kafka needs FORMAT ... ENCODE ... or the legacy type=
+            # docs/risingwave.md §6: Kafka needs FORMAT ... ENCODE ... or the legacy type=
             if fmt is None and legacy_type is None:
                 raise SqlError("missing FORMAT ... ENCODE ...")
             for required in ("topic", "properties.bootstrap.server"):
@@ -891,7 +890,7 @@ class Engine:
                 if unknown in options:
                     raise SqlError(JDBC_UNKNOWN_FIELD_ERROR.format(field=unknown))
         if connector.value in ("jdbc", "postgres"):
-            # risingwave-sql §6: type append-only|upsert; upsert needs primary_key
+            # docs/risingwave.md §6: type append-only|upsert; upsert needs primary_key
             if legacy_type is None:
                 raise SqlError("missing field `type`")
             if legacy_type.value == "upsert" and "primary_key" not in options:
@@ -907,7 +906,7 @@ class Engine:
             if fmt is None and legacy_force is not None and legacy_force.value.lower() == "true":
                 forced = True
             if not forced:
-                # risingwave-sql §6: force_append_only goes inside ENCODE JSON (...), not WITH
+                # docs/risingwave.md §6: force_append_only goes inside ENCODE JSON (...), not WITH
                 raise SqlError(APPEND_ONLY_ERROR.format(where="FORMAT ENCODE" if fmt else "WITH"))
 
     # ------------------------------------------------------------------ DROP
@@ -925,12 +924,12 @@ class Engine:
             raise c.error("expected end of statement")
         cascade = c.accept_kw("cascade")
         if kind == SECRET and cascade:
-            # risingwave-sql §7: DROP SECRET ... CASCADE only from v3.0 (the double models v2.x)
+            # docs/risingwave.md §7: DROP SECRET ... CASCADE only from v3.0 (the double models v2.x)
             raise c.error("expected end of statement")
         c.accept_kw("restrict")
         self._expect_end(c)
         if kind == SECRET and not self.config.license:
-            raise SqlError(LICENSE_ERROR)  # risingwave-sql §7: drop_secret.rs checks the license too
+            raise SqlError(LICENSE_ERROR)  # docs/risingwave.md §7: drop_secret.rs checks the license too
         tag = f"DROP_{_KIND_TAG[kind]}"
         try:
             schema, obj = self._schema_for(session, name, create=False)
@@ -955,7 +954,7 @@ class Engine:
         return Outcome(tag)
 
     def _used_by_error(self, rel: Relation, dependents: list[Relation]) -> SqlError:
-        # risingwave-sql §9 (text built in src/meta/src/controller/utils.rs); DETAIL/HINT are lines
+        # docs/risingwave.md §9 (text built in src/meta/src/controller/utils.rs); DETAIL/HINT are lines
         # of the message, not separate protocol fields.
         lines = [f"Permission denied: {rel.kind} used by {len(dependents)} other objects."]
         lines += [f"DETAIL: {d.kind} {self.catalog.qualified(d)} depends on it" for d in dependents]
@@ -963,7 +962,7 @@ class Engine:
         return SqlError("\n".join(lines))
 
     def _cascade_order(self, rel: Relation) -> list[Relation]:
-        """rel and everything depending on it, dependents first (risingwave-sql §9: CASCADE)."""
+        """rel and everything depending on it, dependents first (docs/risingwave.md §9: CASCADE)."""
         order: list[Relation] = []
         seen: set[int] = set()
 
@@ -981,7 +980,7 @@ class Engine:
     def _drop_relation(self, rel: Relation) -> None:
         job = self.jobs.pop(rel.id, None)
         if job is not None and not job.done.is_set():
-            # risingwave-sql §12: dropping a creating MV/sink cancels its job
+            # docs/risingwave.md §12: dropping a creating MV/sink cancels its job
             job.cancelled, job.cancel_reason = True, f"{rel.kind} {rel.name} was dropped"
             job.done.set()
         self.catalog.relations.pop(rel.id, None)
@@ -994,7 +993,7 @@ class Engine:
     def _drop_schema(self, session: Session, c: Cursor) -> Outcome:
         if_exists = c.accept_kw("if", "exists")
         name = c.name()
-        cascade = c.accept_kw("cascade")  # risingwave-sql §8: CASCADE since v2.3
+        cascade = c.accept_kw("cascade")  # docs/risingwave.md §8: CASCADE since v2.3
         c.accept_kw("restrict")
         self._expect_end(c)
         schema = self.catalog.schema_by_name(name.name)
@@ -1056,7 +1055,7 @@ class Engine:
             key = c.next().value
             c.accept_op("=") or c.accept_kw("to")
             value = c.next()
-            if key == "license_key":  # risingwave-sql §7 (hint in the license error)
+            if key == "license_key":  # docs/risingwave.md §7 (hint in the license error)
                 self.config.license = bool(value.value)
             return Outcome("ALTER_SYSTEM")
         if c.accept_kw("user"):
@@ -1083,14 +1082,14 @@ class Engine:
         if kind == SOURCE and c.at_kw("connector"):
             return self._alter_source_connector(rel, c, tag)
         if c.accept_kw("swap", "with"):
-            # risingwave-sql §10: SWAP WITH (v2.2+) for table, MV, view, source, sink; same kind
+            # docs/risingwave.md §10: SWAP WITH (v2.1+, §0) for table, MV, view, source, sink; same kind
             other_name = c.name()
             self._expect_end(c)
             other = self._lookup(session, other_name, (kind,))
             if other is None:
                 raise SqlError(f"{kind} not found: {other_name}")
             # Only the names move. Dependents keep pointing at the same object ids, so their
-            # definitions now name the other object (risingwave-sql §10, §11: definitions are
+            # definitions now name the other object (docs/risingwave.md §10, §11: definitions are
             # rewritten on renames).
             rel.schema_id, other.schema_id = other.schema_id, rel.schema_id
             rel.name, other.name = other.name, rel.name
@@ -1100,7 +1099,7 @@ class Engine:
             self._expect_end(c)
             schema = self.catalog.schemas[rel.schema_id]
             self._check_free(schema, new_name.name, kind, if_not_exists=False)
-            rel.name = new_name.name  # dependents' definitions follow (risingwave-sql §11)
+            rel.name = new_name.name  # dependents' definitions follow (docs/risingwave.md §11)
             return Outcome(tag)
         if c.accept_kw("owner", "to"):
             user = self.catalog.user_by_name(c.name().name)
@@ -1109,7 +1108,7 @@ class Engine:
             rel.owner = user.id
             return Outcome(tag)
         if c.accept_kw("as"):
-            # risingwave-sql §10: ALTER MATERIALIZED VIEW ... AS is rejected in release builds
+            # docs/risingwave.md §10: ALTER MATERIALIZED VIEW ... AS is rejected in release builds
             raise SqlError(
                 "Feature is not yet implemented: ALTER MATERIALIZED VIEW AS", FEATURE_NOT_SUPPORTED
             )
@@ -1138,7 +1137,7 @@ class Engine:
         return Outcome(tag)
 
     def _alter_secret(self, session: Session, c: Cursor) -> Outcome:
-        """risingwave-sql §7: ALTER SECRET exists; the value changes in place.
+        """docs/risingwave.md §7: ALTER SECRET exists; the value changes in place.
 
         The license check is assumed to apply as for CREATE/DROP SECRET (UNCERTAIN).
         """
@@ -1217,7 +1216,7 @@ class Engine:
         return Outcome("REVOKE_PRIVILEGE" if revoke else "GRANT_PRIVILEGE")
 
     def _grant_targets(self, session: Session, c: Cursor) -> list[tuple[str, int]]:
-        """risingwave-sql §8 GRANT forms. ALL ... IN SCHEMA covers the objects existing *now*."""
+        """docs/risingwave.md §8 GRANT forms. ALL ... IN SCHEMA covers the objects existing *now*."""
         if c.accept_kw("schema"):
             out = []
             while True:
@@ -1291,7 +1290,7 @@ class Engine:
         _retarget(table_node, rel.sqlite_table)
         if isinstance(tree, exp.Insert) and rel.primary_key:
             # a row with an existing primary key overwrites the old one (RisingWave docs,
-            # sql-create-table "Notes"; not in risingwave-sql.md)
+            # https://docs.risingwave.com/sql/commands/sql-create-table, "Notes")
             tree.set("alternative", "REPLACE")
         sqlite_sql = tree.sql(dialect="sqlite")
         try:
@@ -1424,7 +1423,7 @@ class Engine:
             job.polls_seen += 1
 
     def _can_see(self, session: Session, rel: Relation) -> bool:
-        """risingwave-sql §8: catalog listings are filtered by the current user's privileges."""
+        """docs/risingwave.md §8: catalog listings are filtered by the current user's privileges."""
         user = session.user
         if user.is_super or rel.owner == user.id:
             return True
@@ -1516,7 +1515,7 @@ class Engine:
             rel = self._lookup(session, name, (kind,))
             if rel is None:
                 raise SqlError(f"{kind} not found: {name}")
-            # risingwave-sql §11: SHOW CREATE returns (name, create sql)
+            # docs/risingwave.md §11: SHOW CREATE returns (name, create sql)
             row = [self.catalog.qualified(rel), self.catalog.definition(rel)]
             return Outcome("SHOW 1", [("Name", V), ("Create Sql", V)], [row])
         plural = {
@@ -1593,7 +1592,7 @@ class Engine:
         outcome = Outcome("SET_VARIABLE")
         if var == "statement_timeout":
             session.statement_timeout_ms = 0 if value is None else self._parse_timeout(value)
-        elif var == "background_ddl":  # risingwave-sql §12: per-session
+        elif var == "background_ddl":  # docs/risingwave.md §12: per-session
             session.background_ddl = _parse_bool(var, value or "false")
         elif var in ("rw_implicit_flush", "implicit_flush"):
             session.implicit_flush = _parse_bool(var, value or "false")
@@ -1637,7 +1636,7 @@ class Engine:
         if read_only:
             session.read_only_txn = True
             return Outcome("BEGIN", txn_status="T")
-        return Outcome("BEGIN", notices=[BEGIN_NOTICE])  # risingwave-sql §13
+        return Outcome("BEGIN", notices=[BEGIN_NOTICE])  # docs/risingwave.md §13
 
     def _commit(self, session: Session, c: Cursor) -> Outcome:
         word = c.next().value
@@ -1653,7 +1652,7 @@ class Engine:
                 if c.accept_kw(*words):
                     break
             c.name()
-        self._expect_end(c)  # risingwave-sql §12: v2.x has a bare WAIT (waits for all jobs)
+        self._expect_end(c)  # docs/risingwave.md §12: v2.x has a bare WAIT (waits for all jobs)
         for job in list(self.jobs.values()):
             if job.duration is None:
                 self.complete_job(job)  # poll-only jobs: the double finishes them at WAIT
@@ -1676,7 +1675,7 @@ class Engine:
 
     def _explain(self, session: Session, c: Cursor) -> Outcome:
         c.expect_kw("explain")
-        # risingwave-sql §13: EXPLAIN CREATE ... plans without creating anything
+        # docs/risingwave.md §13: EXPLAIN CREATE ... plans without creating anything
         nxt = c.peek(1)
         if c.at_kw("create") and nxt is not None and nxt.is_kw("materialized", "view", "sink"):
             kind_mv = nxt.is_kw("materialized")

@@ -3,7 +3,7 @@
 RisingWave sends every error with SQLSTATE ``XX000`` (internal error) unless the error carries a
 PostgreSQL code (``src/utils/pgwire/src/error_or_notice.rs``: ``unwrap_or(InternalError)``), and
 puts any DETAIL/HINT lines inside the message text rather than in separate protocol fields
-(risingwave-sql §9 quotes them as one text). The double does the same, so code under test must
+(docs/risingwave.md §9 quotes them as one text). The double does the same, so code under test must
 classify RisingWave errors by message text, never by SQLSTATE alone.
 """
 

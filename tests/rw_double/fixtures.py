@@ -76,7 +76,7 @@ class RisingWaveTarget:
         object.__setattr__(self, name, value)
 
     def connect(self, **kwargs: Any) -> psycopg.Connection[Any]:
-        """A sync psycopg connection configured as the operator's client does (risingwave-sql §13)."""
+        """A sync psycopg connection configured as the operator's client does (docs/risingwave.md §13)."""
         options: dict[str, Any] = {"autocommit": True, "prepare_threshold": None, **kwargs}
         return psycopg.connect(self.dsn, **options)
 
@@ -120,7 +120,7 @@ def rw_schema(risingwave: RisingWaveTarget) -> str:
 
 
 def _drop_new_schemas(target: RisingWaveTarget, before: set[str]) -> None:
-    """Live mode: remove what the test created (schemas via CASCADE, v2.3+, risingwave-sql §8),
+    """Live mode: remove what the test created (schemas via CASCADE, v2.3+, docs/risingwave.md §8),
     and the ledger rows of those tenants if the operator's ledger pre-existed."""
     with target.connect() as conn:
         now = {row[0] for row in conn.execute("SELECT name FROM rw_catalog.rw_schemas")}

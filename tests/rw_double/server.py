@@ -166,7 +166,7 @@ class RisingWaveDouble:
 
     @property
     def license(self) -> bool:
-        """Premium features (secrets, risingwave-sql §7) available."""
+        """Premium features (secrets, docs/risingwave.md §7) available."""
         return self._config.license
 
     @license.setter
@@ -200,7 +200,7 @@ class RisingWaveDouble:
         self._on_loop(server.drop_connections)
 
     def set_backfill(self, *, seconds: float | None = None, polls: int | None = None) -> None:
-        """New MVs (and foreground sinks) backfill before completing (risingwave-sql §12).
+        """New MVs (and foreground sinks) backfill before completing (docs/risingwave.md §12).
 
         ``seconds``: the job completes after that long. ``polls``: it completes once
         ``rw_ddl_progress`` has been read that many times (it shows in the first ``polls`` reads).

@@ -3,7 +3,7 @@
 This is test infrastructure, not a RisingWave implementation. It understands exactly as much SQL
 as the operator's renderer emits (see ``tests/rw_double/__init__.py``) and re-prints definitions
 the way RisingWave stores them: keywords upper-cased, canonical spacing, ``IF NOT EXISTS``
-stripped (risingwave-sql §11).
+stripped (docs/risingwave.md §11).
 
 Statements sqlglot's ``risingwave`` dialect cannot parse faithfully (``CREATE SINK ... FROM x``
 becomes ``AS SELECT * FROM x`` there; ``CREATE SECRET``/``USER``/``GRANT``/``ALTER ... SWAP`` fall
@@ -267,7 +267,7 @@ def split_top_level(tokens: Sequence[Token], sep: str = ",") -> list[list[Token]
 class OptionValue:
     text: str  # re-printed value, e.g. "'kafka'" or "SECRET acme.pw"
     value: str  # literal value (unquoted) or the secret's name
-    secret: Name | None = None  # set for ``key = SECRET name [AS FILE]`` (risingwave-sql §7)
+    secret: Name | None = None  # set for ``key = SECRET name [AS FILE]`` (docs/risingwave.md §7)
     secret_start: int | None = None  # source offset of the secret's name
 
 
@@ -302,7 +302,7 @@ def parse_options(c: Cursor) -> dict[str, OptionValue]:
 
 
 # --------------------------------------------------------------------------------------------
-# Re-printing (risingwave-sql §11: stored definitions are the re-printed AST, keywords upper-cased,
+# Re-printing (docs/risingwave.md §11: stored definitions are the re-printed AST, keywords upper-cased,
 # canonical spacing, IF NOT EXISTS stripped)
 
 RESERVED = frozenset(
@@ -478,7 +478,7 @@ def _ref_at(tokens: Sequence[Token], i: int) -> Generator[TokenRef, None, int]:
     span = _name_span(tokens, i)
     after = i + span
     if after < n and tokens[after].kind == "punct" and tokens[after].text == "(":
-        # a table function: TUMBLE/HOP take a relation as first argument (risingwave-sql §3)
+        # a table function: TUMBLE/HOP take a relation as first argument (docs/risingwave.md §3)
         if tok.is_kw("tumble", "hop") and span == 1:
             j = after + 1
             if j < n and tokens[j].is_name:

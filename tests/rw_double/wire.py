@@ -1,6 +1,6 @@
 """PostgreSQL wire protocol (v3) server of the RisingWave DOUBLE.
 
-Covers what psycopg 3 / libpq use against RisingWave (risingwave-sql §13): SSLRequest/GSSENCRequest
+Covers what psycopg 3 / libpq use against RisingWave (docs/risingwave.md §13): SSLRequest/GSSENCRequest
 answered ``N``; trust or cleartext-password authentication; the simple Query protocol
 (RowDescription, DataRow, CommandComplete, EmptyQueryResponse, ErrorResponse with SQLSTATE,
 NoticeResponse, ReadyForQuery); a minimal extended protocol (Parse/Bind/Describe/Execute/Sync/
@@ -313,7 +313,7 @@ class WireServer:
                 try:
                     await self._interruptible(conn, job.done.wait())
                 except SqlError:
-                    self.engine.cancel_job(job, "cancelled by the client")  # risingwave-sql §12
+                    self.engine.cancel_job(job, "cancelled by the client")  # docs/risingwave.md §12
                     raise
                 if job.cancelled:
                     raise SqlError(f"Cancelled: {job.cancel_reason}")

@@ -56,7 +56,7 @@ def test_endpoint_parses_a_full_dsn() -> None:
 
 
 def test_endpoint_defaults_follow_risingwave() -> None:
-    """risingwave-sql §13: port 4566, database dev, user root without password."""
+    """docs/risingwave.md §13: port 4566, database dev, user root without password."""
     endpoint = Endpoint.from_dsn("postgresql://rw-frontend")
     assert (endpoint.port, endpoint.database, endpoint.user, endpoint.password) == (4566, "dev", "root", "")
     assert endpoint.sslmode == "prefer"
@@ -151,7 +151,7 @@ def test_snapshot_lists_secrets(risingwave: RisingWaveTarget, rw_schema: str) ->
 def test_snapshot_reports_ddl_progress_of_background_jobs(
     risingwave: RisingWaveTarget, rw_schema: str
 ) -> None:
-    """risingwave-sql §12: a background MV shows in rw_ddl_progress while it backfills."""
+    """docs/risingwave.md §12: a background MV shows in rw_ddl_progress while it backfills."""
     risingwave.require_double("controls backfill")
 
     async def scenario(client: RisingWaveClient) -> Any:
@@ -185,7 +185,7 @@ def test_ddl_progress_of_unlisted_jobs_is_named_from_the_statement() -> None:
 
 
 def test_execute_runs_in_autocommit_without_begin(risingwave: RisingWaveTarget, rw_schema: str) -> None:
-    """risingwave-sql §13: no BEGIN is sent (RisingWave would ignore it and apply DDL at once)."""
+    """docs/risingwave.md §13: no BEGIN is sent (RisingWave would ignore it and apply DDL at once)."""
     double = risingwave.require_double("inspects the statements log")
 
     async def scenario(client: RisingWaveClient) -> None:
@@ -200,7 +200,7 @@ def test_execute_runs_in_autocommit_without_begin(risingwave: RisingWaveTarget, 
 
 
 def test_connections_never_prepare_statements(risingwave: RisingWaveTarget) -> None:
-    """risingwave-sql §13: prepare_threshold=None keeps every statement on the simple protocol."""
+    """docs/risingwave.md §13: prepare_threshold=None keeps every statement on the simple protocol."""
     double = risingwave.require_double("inspects the protocol used")
 
     async def scenario(client: RisingWaveClient) -> None:
@@ -214,7 +214,7 @@ def test_connections_never_prepare_statements(risingwave: RisingWaveTarget) -> N
 
 
 def test_background_ddl_option_is_set_on_every_connection(risingwave: RisingWaveTarget) -> None:
-    """risingwave-sql §12: BACKGROUND_DDL is per session; set it on every pooled connection."""
+    """docs/risingwave.md §12: BACKGROUND_DDL is per session; set it on every pooled connection."""
 
     async def scenario(client: RisingWaveClient) -> Any:
         return await client.query("SHOW background_ddl")
@@ -295,7 +295,7 @@ def test_query_returns_rows_and_ping_succeeds(risingwave: RisingWaveTarget) -> N
 
 
 def test_secrets_available_follows_the_license(risingwave: RisingWaveTarget) -> None:
-    """risingwave-sql §7: secrets need a license; probe leaves nothing behind."""
+    """docs/risingwave.md §7: secrets need a license; probe leaves nothing behind."""
     risingwave.license = False
     assert with_client(risingwave, lambda c: c.secrets_available()) is False
     risingwave.license = True

@@ -154,7 +154,7 @@ def test_unknown_database_is_refused(double: RisingWaveDouble) -> None:
 
 
 def test_alter_system_license_key_enables_secrets(double: RisingWaveDouble) -> None:
-    """risingwave-sql §7: the license error's hint names ALTER SYSTEM SET license_key."""
+    """docs/risingwave.md §7: the license error's hint names ALTER SYSTEM SET license_key."""
     with connect(double) as conn:
         conn.execute(b"ALTER SYSTEM SET license_key = 'trial'")
         conn.execute(b"CREATE SECRET s WITH (backend = 'meta') AS 'v'")

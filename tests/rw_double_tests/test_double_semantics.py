@@ -1,10 +1,9 @@
 """The RisingWave double behaves as RisingWave is documented to.
 
-Each test cites the section of the RisingWave SQL reference notes (``risingwave-sql.md``) it
-checks. The same tests run against a live RisingWave when ``RISINGWAVE_DSN`` is set (tests that
-need the double's knobs
-skip there), which is how the double is kept honest. Messages are matched by substring: RisingWave
-wraps them in an error chain.
+Each test cites the section of ``docs/risingwave.md`` it checks. The same tests run against a
+live RisingWave when ``RISINGWAVE_DSN`` is set (tests that need the double's knobs skip there),
+which is how the double is kept honest. Messages are matched by substring: RisingWave wraps them
+in an error chain.
 """
 
 from __future__ import annotations
@@ -87,7 +86,7 @@ def message(error: psycopg.Error) -> str:
 
 
 def test_creating_an_existing_relation_without_if_not_exists_fails(rw: Conn, pipeline: str) -> None:
-    """risingwave-sql §9: only IF NOT EXISTS makes a duplicate CREATE succeed."""
+    """docs/risingwave.md §9: only IF NOT EXISTS makes a duplicate CREATE succeed."""
     statement = p.sessions_stmt(pipeline).replace(" IF NOT EXISTS", "")
     error = rw.error(statement)
     assert "sessions" in message(error)
@@ -97,7 +96,7 @@ def test_creating_an_existing_relation_without_if_not_exists_fails(rw: Conn, pip
 def test_if_not_exists_on_an_existing_relation_keeps_it_unchanged_with_a_notice(
     rw: Conn, pipeline: str
 ) -> None:
-    """risingwave-sql §9: IF NOT EXISTS does not compare definitions; the old query stays."""
+    """docs/risingwave.md §9: IF NOT EXISTS does not compare definitions; the old query stays."""
     before = rw.definition(pipeline, "completed_sessions")
     different = p.completed_stmt(pipeline).replace("stops > 0", "stops > 1")
     rw.run(different)
@@ -107,7 +106,7 @@ def test_if_not_exists_on_an_existing_relation_keeps_it_unchanged_with_a_notice(
 
 
 def test_stored_definitions_are_reprinted_without_if_not_exists(rw: Conn, pipeline: str) -> None:
-    """risingwave-sql §11: the stored definition is the normalised statement, IF NOT EXISTS stripped."""
+    """docs/risingwave.md §11: the stored definition is the normalised statement, IF NOT EXISTS stripped."""
     definition = rw.definition(pipeline, "sessions")
     assert definition.startswith("CREATE MATERIALIZED VIEW")
     assert "IF NOT EXISTS" not in definition.upper()
@@ -126,7 +125,7 @@ def test_a_view_over_a_missing_relation_is_rejected(rw: Conn, rw_schema: str) ->
 
 
 def test_dropping_a_relation_with_dependents_is_denied_naming_them(rw: Conn, pipeline: str) -> None:
-    """risingwave-sql §9: 'Permission denied: <kind> used by N other objects.' + DETAIL + HINT."""
+    """docs/risingwave.md §9: 'Permission denied: <kind> used by N other objects.' + DETAIL + HINT."""
     error = rw.error(f"DROP MATERIALIZED VIEW {p.q(pipeline, 'sessions')}")
     text = str(error)
     assert "Permission denied: materialized view used by 2 other objects." in text
@@ -137,19 +136,19 @@ def test_dropping_a_relation_with_dependents_is_denied_naming_them(rw: Conn, pip
 
 
 def test_drop_cascade_removes_dependents_recursively(rw: Conn, pipeline: str) -> None:
-    """risingwave-sql §9: CASCADE drops the dependents recursively (alerts -> sink too)."""
+    """docs/risingwave.md §9: CASCADE drops the dependents recursively (alerts -> sink too)."""
     rw.run(f"DROP MATERIALIZED VIEW {p.q(pipeline, 'sessions')} CASCADE")
     assert rw.relations(pipeline) == {"ocpp_events": "source"}
 
 
 def test_drop_if_exists_of_a_missing_relation_only_notices(rw: Conn, pipeline: str) -> None:
-    """risingwave-sql §9: DROP ... IF EXISTS on a missing object succeeds."""
+    """docs/risingwave.md §9: DROP ... IF EXISTS on a missing object succeeds."""
     rw.run(f"DROP SINK IF EXISTS {p.q(pipeline, 'nope')}")
     assert rw.notices
 
 
 def test_dropping_a_schema_with_objects_needs_cascade(rw: Conn, pipeline: str) -> None:
-    """risingwave-sql §8: DROP SCHEMA [IF EXISTS] name [CASCADE] (CASCADE since v2.3)."""
+    """docs/risingwave.md §8: DROP SCHEMA [IF EXISTS] name [CASCADE] (CASCADE since v2.3)."""
     rw.error(f'DROP SCHEMA "{pipeline}"')
     rw.run(f'DROP SCHEMA "{pipeline}" CASCADE')
     assert not rw.rows(f"SELECT id FROM rw_catalog.rw_schemas WHERE name = '{pipeline}'")
@@ -159,7 +158,7 @@ def test_dropping_a_schema_with_objects_needs_cascade(rw: Conn, pipeline: str) -
 
 
 def test_swap_exchanges_names_but_dependents_stay_on_the_same_object(rw: Conn, pipeline: str) -> None:
-    """risingwave-sql §10 (SWAP WITH) and §11 (definitions rewritten on renames).
+    """docs/risingwave.md §10 (SWAP WITH) and §11 (definitions rewritten on renames).
 
     Dependents are bound to objects, not names: after the swap, completed_sessions still reads from
     the old object, which is now called sessions__shadow, so dropping the shadow needs CASCADE.
@@ -177,7 +176,7 @@ def test_swap_exchanges_names_but_dependents_stay_on_the_same_object(rw: Conn, p
 
 
 def test_swap_needs_two_objects_of_the_same_kind(rw: Conn, pipeline: str) -> None:
-    """risingwave-sql §10: both objects must be the same kind."""
+    """docs/risingwave.md §10: both objects must be the same kind."""
     error = rw.error(
         f"ALTER MATERIALIZED VIEW {p.q(pipeline, 'sessions')} SWAP WITH {p.q(pipeline, 'ocpp_events')}"
     )
@@ -185,7 +184,7 @@ def test_swap_needs_two_objects_of_the_same_kind(rw: Conn, pipeline: str) -> Non
 
 
 def test_rename_rewrites_the_definitions_of_dependents(rw: Conn, pipeline: str) -> None:
-    """risingwave-sql §11: definitions are rewritten on renames of dependencies."""
+    """docs/risingwave.md §11: definitions are rewritten on renames of dependencies."""
     rw.run(f"ALTER MATERIALIZED VIEW {p.q(pipeline, 'alerts')} RENAME TO alerts_v2")
     sinks = rw.rows(
         "SELECT r.definition FROM rw_catalog.rw_sinks r JOIN rw_catalog.rw_schemas s "
@@ -198,7 +197,7 @@ def test_rename_rewrites_the_definitions_of_dependents(rw: Conn, pipeline: str) 
 
 
 def test_now_in_a_materialized_view_select_list_is_rejected(rw: Conn, pipeline: str) -> None:
-    """risingwave-sql §4: NOW() only in WHERE/HAVING/ON/FROM of streaming queries."""
+    """docs/risingwave.md §4: NOW() only in WHERE/HAVING/ON/FROM of streaming queries."""
     error = rw.error(
         f"CREATE MATERIALIZED VIEW {p.q(pipeline, 'bad')} AS SELECT session_id, NOW() AS seen "
         f"FROM {p.q(pipeline, 'ocpp_events')}"
@@ -208,7 +207,7 @@ def test_now_in_a_materialized_view_select_list_is_rejected(rw: Conn, pipeline: 
 
 
 def test_now_in_a_plain_view_select_list_is_allowed(rw: Conn, pipeline: str) -> None:
-    """risingwave-sql §4: a plain view is validated as a batch plan, so NOW() may compute ages."""
+    """docs/risingwave.md §4: a plain view is validated as a batch plan, so NOW() may compute ages."""
     rw.run(
         f"CREATE VIEW IF NOT EXISTS {p.q(pipeline, 'active_live')} AS SELECT session_id, "
         f"EXTRACT(EPOCH FROM (NOW() - started_at)) / 60 AS elapsed_minutes FROM {p.q(pipeline, 'sessions')}"
@@ -217,7 +216,7 @@ def test_now_in_a_plain_view_select_list_is_allowed(rw: Conn, pipeline: str) -> 
 
 
 def test_now_mixed_with_a_column_on_one_side_is_rejected(rw: Conn, pipeline: str) -> None:
-    """risingwave-sql §4: `input_expr cmp now_expr` only; EXTRACT(EPOCH FROM NOW() - x) never works."""
+    """docs/risingwave.md §4: `input_expr cmp now_expr` only; EXTRACT(EPOCH FROM NOW() - x) never works."""
     error = rw.error(
         f"CREATE MATERIALIZED VIEW {p.q(pipeline, 'stalled')} AS SELECT session_id "
         f"FROM {p.q(pipeline, 'sessions')} WHERE EXTRACT(EPOCH FROM (NOW() - last_event_at)) / 60 > 10"
@@ -226,7 +225,7 @@ def test_now_mixed_with_a_column_on_one_side_is_rejected(rw: Conn, pipeline: str
 
 
 def test_temporal_filters_in_where_and_having_are_accepted(rw: Conn, pipeline: str) -> None:
-    """risingwave-sql §4: lower bound in WHERE, upper bound ("delay") in HAVING."""
+    """docs/risingwave.md §4: lower bound in WHERE, upper bound ("delay") in HAVING."""
     rw.run(
         f"CREATE MATERIALIZED VIEW IF NOT EXISTS {p.q(pipeline, 'stalled')} AS SELECT session_id "
         f"FROM {p.q(pipeline, 'ocpp_events')} WHERE occurred_at > NOW() - INTERVAL '2 days' "
@@ -247,7 +246,7 @@ def test_tumble_over_a_subquery_is_a_parse_error(rw: Conn, pipeline: str) -> Non
 
 
 def test_tumble_over_a_relation_and_hop_over_a_cte_are_accepted(rw: Conn, pipeline: str) -> None:
-    """risingwave-sql §3: a table, source, MV, view or CTE name is fine; HOP is (slide, size)."""
+    """docs/risingwave.md §3: a table, source, MV, view or CTE name is fine; HOP is (slide, size)."""
     rw.run(p.revenue_stmt(pipeline), p.availability_stmt(pipeline))
     relations = rw.relations(pipeline)
     assert relations["station_revenue"] == "mv"
@@ -255,7 +254,7 @@ def test_tumble_over_a_relation_and_hop_over_a_cte_are_accepted(rw: Conn, pipeli
 
 
 def test_hop_size_must_be_a_multiple_of_the_slide(rw: Conn, pipeline: str) -> None:
-    """risingwave-sql §3: "window_size … cannot be divided by window_slide"."""
+    """docs/risingwave.md §3: "window_size … cannot be divided by window_slide"."""
     error = rw.error(p.availability_stmt(pipeline, slide="7 minutes", size="15 minutes"))
     assert "cannot be divided by window_slide" in message(error)
 
@@ -264,7 +263,7 @@ def test_hop_size_must_be_a_multiple_of_the_slide(rw: Conn, pipeline: str) -> No
 
 
 def test_sink_from_a_subquery_is_a_syntax_error(rw: Conn, pipeline: str) -> None:
-    """risingwave-sql §6: FROM takes an object name only."""
+    """docs/risingwave.md §6: FROM takes an object name only."""
     error = rw.error(
         f"CREATE SINK {p.q(pipeline, 'faults')} FROM (SELECT * FROM {p.q(pipeline, 'ocpp_events')}) "
         "WITH (connector = 'kafka', properties.bootstrap.server = 'k:9092', topic = 't') "
@@ -274,7 +273,7 @@ def test_sink_from_a_subquery_is_a_syntax_error(rw: Conn, pipeline: str) -> None
 
 
 def test_sink_as_query_takes_with_after_the_query(rw: Conn, pipeline: str) -> None:
-    """risingwave-sql §6: CREATE SINK s AS SELECT ... WITH (...) FORMAT PLAIN ENCODE JSON."""
+    """docs/risingwave.md §6: CREATE SINK s AS SELECT ... WITH (...) FORMAT PLAIN ENCODE JSON."""
     rw.run(
         f"CREATE SINK IF NOT EXISTS {p.q(pipeline, 'faults')} AS SELECT station_id, occurred_at "
         f"FROM {p.q(pipeline, 'ocpp_events')} WHERE event_type = 'StatusNotification' AND status = 'Faulted' "
@@ -285,7 +284,7 @@ def test_sink_as_query_takes_with_after_the_query(rw: Conn, pipeline: str) -> No
 
 
 def test_plain_sink_over_a_non_append_only_mv_needs_force_append_only(rw: Conn, pipeline: str) -> None:
-    """risingwave-sql §6: FORMAT PLAIN over an aggregate needs ENCODE JSON (force_append_only='true')."""
+    """docs/risingwave.md §6: FORMAT PLAIN over an aggregate needs ENCODE JSON (force_append_only='true')."""
     rw.run(f"DROP SINK {p.q(pipeline, 'alerts_to_kafka')}")
     error = rw.error(p.kafka_sink_stmt(pipeline, force_append_only=False))
     assert "cannot be append-only" in message(error)
@@ -294,7 +293,7 @@ def test_plain_sink_over_a_non_append_only_mv_needs_force_append_only(rw: Conn, 
 
 
 def test_kafka_sink_needs_format_encode(rw: Conn, pipeline: str) -> None:
-    """risingwave-sql §6: Kafka requires FORMAT ... ENCODE ... (or the legacy type=)."""
+    """docs/risingwave.md §6: Kafka requires FORMAT ... ENCODE ... (or the legacy type=)."""
     error = rw.error(
         f"CREATE SINK {p.q(pipeline, 'raw')} FROM {p.q(pipeline, 'ocpp_events')} "
         "WITH (connector = 'kafka', properties.bootstrap.server = 'k:9092', topic = 'raw')"
@@ -303,7 +302,7 @@ def test_kafka_sink_needs_format_encode(rw: Conn, pipeline: str) -> None:
 
 
 def test_source_rejects_an_unknown_startup_mode(rw: Conn, rw_schema: str) -> None:
-    """risingwave-sql §1: scan.startup.mode is earliest or latest."""
+    """docs/risingwave.md §1: scan.startup.mode is earliest or latest."""
     rw.run(p.schema_stmt(rw_schema))
     error = rw.error(p.source_stmt(rw_schema).replace("'earliest'", "'group-offsets'"))
     assert "scan_startup_mode" in message(error)
@@ -313,7 +312,7 @@ def test_source_rejects_an_unknown_startup_mode(rw: Conn, rw_schema: str) -> Non
 
 
 def test_secrets_need_a_license(risingwave: RisingWaveTarget, rw: Conn, rw_schema: str) -> None:
-    """risingwave-sql §7: secret management is a premium feature."""
+    """docs/risingwave.md §7: secret management is a premium feature."""
     risingwave.license = False
     rw.run(p.schema_stmt(rw_schema))
     error = rw.error(
@@ -325,7 +324,7 @@ def test_secrets_need_a_license(risingwave: RisingWaveTarget, rw: Conn, rw_schem
 def test_a_secret_used_by_a_source_cannot_be_dropped(
     risingwave: RisingWaveTarget, rw: Conn, rw_schema: str
 ) -> None:
-    """risingwave-sql §7 (SECRET references) and §9 (hint for secrets: DROP the dependents first)."""
+    """docs/risingwave.md §7 (SECRET references) and §9 (hint for secrets: DROP the dependents first)."""
     risingwave.license = True
     rw.run(
         p.schema_stmt(rw_schema),
@@ -348,7 +347,7 @@ def test_a_secret_used_by_a_source_cannot_be_dropped(
 def test_alter_secret_changes_the_value_in_place(
     risingwave: RisingWaveTarget, rw: Conn, rw_schema: str
 ) -> None:
-    """risingwave-sql §7: ALTER SECRET exists, so a rotated credential keeps its dependents."""
+    """docs/risingwave.md §7: ALTER SECRET exists, so a rotated credential keeps its dependents."""
     double = risingwave.require_double("reads the secret value")
     double.license = True
     secret = p.q(rw_schema, "kafka_pw")
@@ -361,7 +360,7 @@ def test_alter_secret_changes_the_value_in_place(
 
 
 def test_create_user_has_no_if_not_exists(rw: Conn, rw_schema: str) -> None:
-    """risingwave-sql §8: CreateUserStatement has only a name and options."""
+    """docs/risingwave.md §8: CreateUserStatement has only a name and options."""
     user = f"{rw_schema}_reader"
     rw.run(f"CREATE USER \"{user}\" WITH PASSWORD 'pw'")
     rw.error(f"CREATE USER IF NOT EXISTS \"{user}\" WITH PASSWORD 'pw'")
@@ -373,7 +372,7 @@ def test_create_user_has_no_if_not_exists(rw: Conn, rw_schema: str) -> None:
 def test_grant_on_all_mvs_in_schema_covers_only_existing_mvs(
     risingwave: RisingWaveTarget, rw: Conn, pipeline: str
 ) -> None:
-    """risingwave-sql §8: ALL MATERIALIZED VIEWS IN SCHEMA (default privileges only from v2.5)."""
+    """docs/risingwave.md §8: ALL MATERIALIZED VIEWS IN SCHEMA (default privileges only from v2.5)."""
     double = risingwave.require_double("inspects grants")
     user = f"{pipeline}_reader"
     rw.run(
@@ -390,7 +389,7 @@ def test_grant_on_all_mvs_in_schema_covers_only_existing_mvs(
 def test_catalog_listings_are_filtered_by_the_users_privileges(
     risingwave: RisingWaveTarget, rw: Conn, pipeline: str
 ) -> None:
-    """risingwave-sql §8: rw_materialized_views only lists what the current user may see."""
+    """docs/risingwave.md §8: rw_materialized_views only lists what the current user may see."""
     user = f"{pipeline}_reader"
     rw.run(
         f"CREATE USER \"{user}\" WITH PASSWORD 'pw'",
@@ -411,7 +410,7 @@ def test_catalog_listings_are_filtered_by_the_users_privileges(
 
 
 def test_begin_starts_no_transaction_and_ddl_applies_at_once(rw: Conn, rw_schema: str) -> None:
-    """risingwave-sql §13: plain BEGIN only notices; DDL applies immediately; ROLLBACK undoes nothing."""
+    """docs/risingwave.md §13: plain BEGIN only notices; DDL applies immediately; ROLLBACK undoes nothing."""
     rw.run("BEGIN")
     assert any("no transaction is actually started" in n for n in rw.notices)
     rw.run(p.schema_stmt(rw_schema), "ROLLBACK")
@@ -424,7 +423,7 @@ def test_begin_starts_no_transaction_and_ddl_applies_at_once(rw: Conn, rw_schema
 def test_background_mv_shows_progress_until_it_completes(
     risingwave: RisingWaveTarget, rw: Conn, pipeline: str
 ) -> None:
-    """risingwave-sql §12: with BACKGROUND_DDL the CREATE returns; rw_ddl_progress tracks the job."""
+    """docs/risingwave.md §12: with BACKGROUND_DDL the CREATE returns; rw_ddl_progress tracks the job."""
     risingwave.set_backfill(polls=2)
     rw.run("SET BACKGROUND_DDL = true", p.revenue_stmt(pipeline))
     progress_sql = "SELECT ddl_id, ddl_statement, progress FROM rw_catalog.rw_ddl_progress"
@@ -440,7 +439,7 @@ def test_background_mv_shows_progress_until_it_completes(
 def test_foreground_create_blocks_until_backfill_completes(
     risingwave: RisingWaveTarget, rw: Conn, pipeline: str
 ) -> None:
-    """risingwave-sql §12: by default CREATE MATERIALIZED VIEW blocks until backfill completes."""
+    """docs/risingwave.md §12: by default CREATE MATERIALIZED VIEW blocks until backfill completes."""
     risingwave.set_backfill(seconds=0.6)
     errors: list[BaseException] = []
 
@@ -467,7 +466,7 @@ def test_foreground_create_blocks_until_backfill_completes(
 def test_dropping_a_creating_background_mv_cancels_its_job(
     risingwave: RisingWaveTarget, rw: Conn, pipeline: str
 ) -> None:
-    """risingwave-sql §12: cancel a background job by DROPping the MV."""
+    """docs/risingwave.md §12: cancel a background job by DROPping the MV."""
     risingwave.set_backfill(seconds=30)
     rw.run("SET BACKGROUND_DDL = true", p.revenue_stmt(pipeline))
     assert len(rw.rows("SELECT ddl_id FROM rw_catalog.rw_ddl_progress")) == 1
@@ -479,7 +478,7 @@ def test_dropping_a_creating_background_mv_cancels_its_job(
 def test_wait_blocks_until_background_jobs_finish(
     risingwave: RisingWaveTarget, rw: Conn, pipeline: str
 ) -> None:
-    """risingwave-sql §12: plain WAIT waits for all background jobs (v2.x)."""
+    """docs/risingwave.md §12: plain WAIT waits for all background jobs (v2.x)."""
     risingwave.set_backfill(seconds=0.3)
     rw.run("SET BACKGROUND_DDL = true", p.revenue_stmt(pipeline))
     rw.run("WAIT")

@@ -1,6 +1,6 @@
 """The rendered analytics pipeline on the double: every statement the renderer emits for the
 examples is accepted, and the constructs it relies on are accepted or rejected as RisingWave
-does (risingwave-sql §4 NOW() placement, §6 sinks; window functions and generate_series in FROM
+does (docs/risingwave.md §4 NOW() placement, §6 sinks; window functions and generate_series in FROM
 per the RisingWave docs, https://docs.risingwave.com/processing/sql/temporal-filters)."""
 
 from __future__ import annotations

@@ -7,10 +7,10 @@ Two operations matter to the rest of the operator:
 * :meth:`RisingWaveClient.execute` runs one fully composed statement.
 
 Connections come from a ``psycopg_pool.AsyncConnectionPool`` and are configured the way
-RisingWave needs (risingwave-sql §13): ``autocommit=True`` (RisingWave has no read-write
+RisingWave needs (docs/risingwave.md §13): ``autocommit=True`` (RisingWave has no read-write
 transactions; psycopg would otherwise send BEGIN, which RisingWave ignores with a notice),
 ``prepare_threshold=None`` (no server-side prepared statements) and, on connect, a
-``statement_timeout`` and ``BACKGROUND_DDL`` (risingwave-sql §12).
+``statement_timeout`` and ``BACKGROUND_DDL`` (docs/risingwave.md §12).
 
 Errors surface as two types: :class:`RisingWaveUnavailable` (cannot reach RisingWave: connection
 refused, timeout, pool exhausted; retry later) and :class:`RisingWaveStatementError` (RisingWave
@@ -61,7 +61,7 @@ from charging_analytics.rw.literal import rw_literal
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PORT = 4566  # risingwave-sql §13 (the RisingWave Kubernetes operator's Service uses 4567)
+DEFAULT_PORT = 4566  # docs/risingwave.md §13 (the RisingWave Kubernetes operator's Service uses 4567)
 DEFAULT_DATABASE = "dev"
 DEFAULT_USER = "root"
 
@@ -178,7 +178,7 @@ class ClientOptions:
     #: A connection that just worked is not: a check per statement doubled the round trips. A
     #: connection whose last statement failed is always checked.
     check_idle_seconds: float = 30.0
-    #: ``SET BACKGROUND_DDL``: CREATE MV/SINK return before backfill completes (risingwave-sql §12).
+    #: ``SET BACKGROUND_DDL``: CREATE MV/SINK return before backfill completes (docs/risingwave.md §12).
     background_ddl: bool = False
     #: Client-side limit for :meth:`RisingWaveClient.execute` (None: wait as long as the DDL takes;
     #: a foreground CREATE MV blocks until backfill is done). On expiry the statement is cancelled.
@@ -188,7 +188,7 @@ class ClientOptions:
 
 # --------------------------------------------------------------------------------------------
 # Catalog SQL: plain SELECT / JOIN / UNION ALL, no casts, v2.x columns only (no schema_name before
-# v3.0, risingwave-sql §11). Each is one round trip.
+# v3.0, docs/risingwave.md §11). Each is one round trip.
 
 _SCHEMAS_SQL = "SELECT id, name FROM rw_catalog.rw_schemas"
 
@@ -419,7 +419,7 @@ class RisingWaveClient:
         return capabilities_for(_version_of(rows))
 
     async def secrets_available(self) -> bool:
-        """Whether ``CREATE SECRET`` works here (a licensed feature, risingwave-sql §7).
+        """Whether ``CREATE SECRET`` works here (a licensed feature, docs/risingwave.md §7).
 
         Probes by creating and dropping a throwaway secret in ``public``; any statement error
         (no license, no secret store key) means "not available".
@@ -441,7 +441,7 @@ class RisingWaveClient:
 
     async def ddl_progress(self) -> dict[str, str]:
         """Progress of the streaming jobs being built (``schema.name`` -> ``"42.10%"``), one cheap
-        read of ``rw_ddl_progress`` (risingwave-sql §12), for progress reports during an apply."""
+        read of ``rw_ddl_progress`` (docs/risingwave.md §12), for progress reports during an apply."""
         rows = await self.query(_PROGRESS_SQL)
         out: dict[str, str] = {}
         for _ddl_id, statement, value in rows:
