@@ -17,8 +17,17 @@ DOCS = ROOT / "docs"
 RISINGWAVE_DOC = "risingwave.md"
 
 #: Directories that hold no sources of the project (caches, virtualenvs, build output).
-SKIPPED_DIRS = {".git", "__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache", ".venv",
-                "node_modules", "build", "dist"}
+SKIPPED_DIRS = {
+    ".git",
+    "__pycache__",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".pytest_cache",
+    ".venv",
+    "node_modules",
+    "build",
+    "dist",
+}
 
 #: Notes that are not part of the repository: nothing may cite them, by name or by path. (This
 #: file, whose examples cite on purpose, is not scanned.)

@@ -82,8 +82,8 @@ NAMESPACES_LIST, NAMESPACES_WATCH = (("", "namespaces", v) for v in ("list", "wa
 #: CHA_WATCH_NAMESPACES is set (the chart sets it), so these are never asked for there.
 KOPF_OBSERVER_PROBES = {NAMESPACES_LIST, CRD_LIST}
 
-#: Granted once, used by no code path: this proof showed them unused and the chart dropped them.
-#: They must stay out of every rendering (``test_the_grants_found_unused_are_no_longer_rendered``).
+#: Used by no code path (docs/rbac.md, "Removed"), so they must stay out of every rendering
+#: (``test_the_grants_found_unused_are_no_longer_rendered``).
 #: namespaces list/watch would only matter with Kopf's cluster scanning on, and every rendering that
 #: could grant it sets CHA_WATCH_NAMESPACES, which turns scanning off.
 REMOVED = {SECRET_UPDATE, EVENT_PATCH, NAMESPACES_LIST, NAMESPACES_WATCH} | EVENTS_K8S
@@ -476,8 +476,8 @@ def test_every_granted_permission_has_a_proof(tmp_path: Path) -> None:
 
 def test_the_grants_found_unused_are_no_longer_rendered(tmp_path: Path) -> None:
     """secrets ``update``, core events ``patch``, events.k8s.io events and namespaces list/watch
-    were granted, shown unused here, and dropped from the chart; no rendering brings them back
-    (the peering renderings with ``replicas > 1`` included)."""
+    are used by no code path (docs/rbac.md, "Removed"), so no rendering may grant them (the
+    peering renderings with ``replicas > 1`` included)."""
     peering = {"replicas": 2}
     renderings = (
         *PROVEN_RENDERINGS,
