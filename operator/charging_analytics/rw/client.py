@@ -10,7 +10,7 @@ Connections come from a ``psycopg_pool.AsyncConnectionPool`` and are configured 
 RisingWave needs (docs/risingwave.md §13): ``autocommit=True`` (RisingWave has no read-write
 transactions; psycopg would otherwise send BEGIN, which RisingWave ignores with a notice),
 ``prepare_threshold=None`` (no server-side prepared statements) and, on connect, a
-``statement_timeout`` and ``BACKGROUND_DDL`` (docs/risingwave.md §12).
+``statement_timeout`` (docs/risingwave.md §13) and ``BACKGROUND_DDL`` (§12).
 
 Errors surface as two types: :class:`RisingWaveUnavailable` (cannot reach RisingWave: connection
 refused, timeout, pool exhausted; retry later) and :class:`RisingWaveStatementError` (RisingWave
@@ -346,7 +346,7 @@ class RisingWaveClient:
         """RisingWave ≥ v2.8 requires a unit ('30000ms'); older versions take bare seconds.
 
         (A bare number means seconds in RisingWave, milliseconds in PostgreSQL; PR #24633 made
-        RisingWave reject it. The reference has no section on this yet.)
+        RisingWave reject it: docs/risingwave.md §13.)
         """
         ms = max(0, round(self.options.statement_timeout * 1000))
         forms = {
