@@ -11,14 +11,14 @@ with the same message.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .events import ConnectorStatus
+from .events import MAX_CONNECTOR_ID, ConnectorStatus, ConnectorType
 
 # --------------------------------------------------------------------------------------------
 # Scalar types
@@ -494,6 +494,108 @@ class DashboardsSpec(Model):
 
 
 # --------------------------------------------------------------------------------------------
+# OCPP gateway: which stations of the tenant may connect, and their connectors
+# --------------------------------------------------------------------------------------------
+
+#: Station ids the gateway accepts: the OCPP 2.0.1 ``identifierString`` (at most 48 characters,
+#: no ':'), restricted to characters that are also valid Kubernetes Secret keys (the stations
+#: Secret is keyed by station id) and valid in the event contract's ``station_id``.
+STATION_ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,47}$"
+
+#: OCPI 2.2 ``ConnectorType`` values (``Connector.standard``) that have a tariff type.
+OCPI_STANDARDS: Final[Mapping[str, ConnectorType]] = {
+    "IEC_62196_T1_COMBO": "CCS",
+    "IEC_62196_T2_COMBO": "CCS",
+    "CHADEMO": "CHAdeMO",
+    "IEC_62196_T2": "Type2",
+}
+TARIFF_TYPES: Final[Mapping[str, ConnectorType]] = {"CCS": "CCS", "CHAdeMO": "CHAdeMO", "Type2": "Type2"}
+#: What a registry entry's ``standard`` may be: an OCPI standard with a tariff type, or the
+#: tariff type itself. A standard without one (a domestic socket) could not be priced.
+ConnectorStandard = Literal[
+    "IEC_62196_T1_COMBO", "IEC_62196_T2_COMBO", "CHADEMO", "IEC_62196_T2", "CCS", "CHAdeMO", "Type2"
+]
+
+
+def tariff_type(standard: str) -> ConnectorType | None:
+    """The tariff connector type of an OCPI standard or tariff name; ``None`` if it has none."""
+    return OCPI_STANDARDS.get(standard) or TARIFF_TYPES.get(standard)
+
+
+def _unique_ids(items: list[Any], what: str) -> None:
+    ids = [item.id for item in items]
+    dupes = sorted({i for i in ids if ids.count(i) > 1}, key=str)
+    if dupes:
+        raise ValueError(f"{what} ids must be unique (duplicated: {', '.join(map(str, dupes))})")
+
+
+#: A list the API server keeps as a map keyed by ``id``: it refuses duplicate ids itself.
+_LIST_MAP_BY_ID: Final[dict[str, Any]] = {
+    "x-kubernetes-list-type": "map",
+    "x-kubernetes-list-map-keys": ["id"],
+}
+
+
+class GatewayConnector(Model):
+    id: int = Field(ge=1, le=MAX_CONNECTOR_ID, description="Connector id (OCPP 2.0.1: the EVSE id).")
+    standard: ConnectorStandard = Field(
+        description="OCPI Connector.standard (IEC_62196_T2_COMBO, IEC_62196_T1_COMBO -> CCS; CHADEMO -> "
+        "CHAdeMO; IEC_62196_T2 -> Type2) or the tariff type itself."
+    )
+
+    @property
+    def connector_type(self) -> ConnectorType:
+        kind = tariff_type(self.standard)
+        assert kind is not None  # every ConnectorStandard has one
+        return kind
+
+
+class GatewayStation(Model):
+    id: str = Field(
+        pattern=STATION_ID_PATTERN,
+        max_length=48,
+        description="Station id: the last segment of the station's OCPP URL, and its HTTP Basic user name.",
+    )
+    connectors: list[GatewayConnector] = Field(
+        min_length=1, max_length=MAX_CONNECTOR_ID, json_schema_extra=_LIST_MAP_BY_ID
+    )
+
+    @model_validator(mode="after")
+    def _unique_connectors(self) -> GatewayStation:
+        _unique_ids(self.connectors, f"station {self.id}: connector")
+        return self
+
+
+class StationsSecretRef(Model):
+    name: K8sName = Field(
+        description="Secret in the resource's namespace: key = station id, value = its OCPP password."
+    )
+
+
+#: Most stations one resource lists (an object in etcd is at most ~1.5 MiB).
+MAX_GATEWAY_STATIONS: Final = 5000
+
+
+class GatewaySpec(Model):
+    """The tenant's charge points, for ``charging-analytics gateway`` (OCPP security profiles 1
+    and 2: HTTP Basic with the station id as user name, over ws:// or wss://)."""
+
+    enabled: bool = Field(True, description="Serve this tenant's stations; false refuses them all.")
+    stations_secret_ref: StationsSecretRef = Field(description="The stations' OCPP passwords.")
+    stations: list[GatewayStation] = Field(
+        min_length=1,
+        max_length=MAX_GATEWAY_STATIONS,
+        json_schema_extra=_LIST_MAP_BY_ID,
+        description="The station registry: every station that may connect, with its connectors.",
+    )
+
+    @model_validator(mode="after")
+    def _unique_stations(self) -> GatewaySpec:
+        _unique_ids(self.stations, "station")
+        return self
+
+
+# --------------------------------------------------------------------------------------------
 # The resource
 # --------------------------------------------------------------------------------------------
 
@@ -583,6 +685,9 @@ class ChargingAnalyticsSpec(Model):
     )
     dashboards: DashboardsSpec = Field(
         default_factory=lambda: DashboardsSpec(), description="Optional Grafana dashboard and data source."
+    )
+    gateway: GatewaySpec | None = Field(
+        None, description="Charge points served by the OCPP gateway; omitted means none."
     )
 
     @property
@@ -701,6 +806,9 @@ __all__ = [
     "Condition",
     "CredentialsSecretRef",
     "DashboardsSpec",
+    "GatewayConnector",
+    "GatewaySpec",
+    "GatewayStation",
     "InstanceSelector",
     "KafkaAlertSink",
     "KafkaSecuritySpec",
