@@ -112,6 +112,12 @@ class Metrics:
         self.produce_errors = Counter(
             "ocpp_gateway_kafka_produce_errors", "Kafka records not acknowledged", registry=r
         )
+        self.unmatched = Counter(
+            "ocpp_gateway_unmatched_transactions",
+            "StopTransactions answered but not published: no transaction could be found for them",
+            ["version"],
+            registry=r,
+        )
         self.frames_dropped = Counter(
             "ocpp_gateway_frames_dropped",
             "Frames that could not be answered (no message id)",
@@ -340,6 +346,8 @@ class V16Session(_Session, V16ChargePoint):  # type: ignore[misc]
         async def work() -> int:
             transaction, event = mapping.v16_start(self.ctx, payload, _now())
             await self.publish([event])
+            state = self._transactions()
+            await self._store(state, mapping.v16_started(state, transaction, event, payload.get("id_tag")))
             return transaction
 
         transaction = await _guard(work)
@@ -349,16 +357,43 @@ class V16Session(_Session, V16ChargePoint):  # type: ignore[misc]
 
     @on(V16Action.meter_values)
     async def on_meter_values(self, **payload: Any) -> v16_result.MeterValues:
-        await _guard(lambda: self.publish(mapping.v16_meter_values(self.ctx, payload, _now())))
+        async def work() -> None:
+            state = self._transactions()
+            events, new_state = mapping.v16_meter_values_tracked(self.ctx, payload, state, _now())
+            await self.publish(events)
+            await self._store(state, new_state)
+
+        await _guard(work)
         return v16_result.MeterValues()
 
     @on(V16Action.stop_transaction)
     async def on_stop(self, **payload: Any) -> v16_result.StopTransaction:
         async def work() -> None:
-            await self.publish([mapping.v16_stop(self.ctx, payload, _now())])
+            state = self._transactions()
+            events, new_state = mapping.v16_stop_tracked(self.ctx, payload, state, _now())
+            if not events:
+                # Answered all the same: refusing would hold the charger's queue forever.
+                self.gateway.metrics.unmatched.labels(self.version).inc()
+                _log.warning(
+                    "StopTransaction of an unknown transaction not published",
+                    extra={**self._log_fields(), "transaction_id": payload.get("transaction_id")},
+                )
+            await self.publish(events)
+            await self._store(state, new_state)
 
         await _guard(work)
         return v16_result.StopTransaction(id_tag_info={"status": AuthorizationStatus.accepted})
+
+    def _key(self) -> str:
+        return f"{self.ctx.tenant}/{self.ctx.station_id}/v16/transactions"
+
+    def _transactions(self) -> mapping.Station16:
+        return mapping.Station16.from_json(self.gateway.state.get(self._key()))
+
+    async def _store(self, old: mapping.Station16, new: mapping.Station16) -> None:
+        # After the events, as for 2.0.1: a failed write makes the retry map the same events.
+        if new != old:
+            await self.gateway.state.put(self._key(), new.to_json())
 
 
 class V201Session(_Session, V201ChargePoint):  # type: ignore[misc]
