@@ -1,5 +1,8 @@
 """Gateway configuration: which tenants exist, their Kafka topic, their stations and credentials.
 
+One tenant model (:class:`Tenant`, built by :func:`build_tenant`) behind both sources: a tenants
+file (here) and the ChargingAnalytics resources (:mod:`.kube_tenants`).
+
 The tenants file (``charging-analytics gateway --tenants-file FILE``, YAML or JSON) is the way to
 run the gateway without Kubernetes; see ``docs/gateway.md``::
 
