@@ -345,9 +345,9 @@ class V16Session(_Session, V16ChargePoint):  # type: ignore[misc]
     async def on_start(self, **payload: Any) -> v16_result.StartTransaction:
         async def work() -> int:
             transaction, event = mapping.v16_start(self.ctx, payload, _now())
-            await self.publish([event])
             state = self._transactions()
-            await self._store(state, mapping.v16_started(state, transaction, event, payload.get("id_tag")))
+            new_state = mapping.v16_started(state, transaction, event, payload.get("id_tag"))
+            await self._publish_and_store([event], state, new_state)
             return transaction
 
         transaction = await _guard(work)
@@ -360,8 +360,8 @@ class V16Session(_Session, V16ChargePoint):  # type: ignore[misc]
         async def work() -> None:
             state = self._transactions()
             events, new_state = mapping.v16_meter_values_tracked(self.ctx, payload, state, _now())
-            await self.publish(events)
-            await self._store(state, new_state)
+            made_up = any(e.event_type == "StartTransaction" for e in events)
+            await self._publish_and_store(events, state, new_state, made_up_start=made_up)
 
         await _guard(work)
         return v16_result.MeterValues()
@@ -378,8 +378,8 @@ class V16Session(_Session, V16ChargePoint):  # type: ignore[misc]
                     "StopTransaction of an unknown transaction not published",
                     extra={**self._log_fields(), "transaction_id": payload.get("transaction_id")},
                 )
-            await self.publish(events)
-            await self._store(state, new_state)
+            made_up = any(e.event_type == "StartTransaction" for e in events)
+            await self._publish_and_store(events, state, new_state, made_up_start=made_up)
 
         await _guard(work)
         return v16_result.StopTransaction(id_tag_info={"status": AuthorizationStatus.accepted})
@@ -390,10 +390,32 @@ class V16Session(_Session, V16ChargePoint):  # type: ignore[misc]
     def _transactions(self) -> mapping.Station16:
         return mapping.Station16.from_json(self.gateway.state.get(self._key()))
 
-    async def _store(self, old: mapping.Station16, new: mapping.Station16) -> None:
-        # After the events, as for 2.0.1: a failed write makes the retry map the same events.
-        if new != old:
-            await self.gateway.state.put(self._key(), new.to_json())
+    async def _publish_and_store(
+        self,
+        events: list[OcppEvent],
+        old: mapping.Station16,
+        new: mapping.Station16,
+        *,
+        made_up_start: bool = False,
+    ) -> None:
+        """Publish, and store the station's new transactions, both acknowledged before the reply.
+
+        Both at once (one Kafka round trip) when a retry after a half failure maps to the same
+        events again: the stored state then names the same transaction (the start's id is
+        derived from its content; a stop is found again by its timestamp). A start the gateway
+        made up for a transaction whose StartTransaction never arrived is the exception: once
+        stored, the retry would find the transaction open and not make the start again, so its
+        events go first, as for 2.0.1.
+        """
+        if new == old:
+            await self.publish(events)
+            return
+        write = self.gateway.state.put(self._key(), new.to_json())
+        if made_up_start:
+            await self.publish(events)
+            await write
+        else:
+            await asyncio.gather(self.publish(events), write)
 
 
 class V201Session(_Session, V201ChargePoint):  # type: ignore[misc]
