@@ -522,18 +522,20 @@ def tariff_type(standard: str) -> ConnectorType | None:
     return OCPI_STANDARDS.get(standard) or TARIFF_TYPES.get(standard)
 
 
-def _unique_ids(items: list[Any], what: str) -> None:
-    ids = [item.id for item in items]
-    dupes = sorted({i for i in ids if ids.count(i) > 1}, key=str)
-    if dupes:
-        raise ValueError(f"{what} ids must be unique (duplicated: {', '.join(map(str, dupes))})")
+def _unique_ids_rule(field: str, what: str) -> Rule:
+    """Each ``id`` of the list at most once (quadratic in CEL: it bounds the lists' lengths)."""
+    return Rule(
+        cel=f"self.{field}.all(a, self.{field}.exists_one(b, b.id == a.id))",
+        message=f"{what} ids must be unique",
+        check=lambda s: len({i.id for i in getattr(s, field)}) == len(getattr(s, field)),
+        field=field,
+    )
 
 
-#: A list the API server keeps as a map keyed by ``id``: it refuses duplicate ids itself.
-_LIST_MAP_BY_ID: Final[dict[str, Any]] = {
-    "x-kubernetes-list-type": "map",
-    "x-kubernetes-list-map-keys": ["id"],
-}
+#: Most connectors (EVSEs) one station lists, and most stations one resource lists: the
+#: uniqueness rules are quadratic and must stay within the API server's CEL cost budget.
+MAX_STATION_CONNECTORS: Final = 16
+MAX_GATEWAY_STATIONS: Final = 500
 
 
 class GatewayConnector(Model):
@@ -551,19 +553,14 @@ class GatewayConnector(Model):
 
 
 class GatewayStation(Model):
+    rules: ClassVar[tuple[Rule, ...]] = (_unique_ids_rule("connectors", "connector"),)
+
     id: str = Field(
         pattern=STATION_ID_PATTERN,
         max_length=48,
         description="Station id: the last segment of the station's OCPP URL, and its HTTP Basic user name.",
     )
-    connectors: list[GatewayConnector] = Field(
-        min_length=1, max_length=MAX_CONNECTOR_ID, json_schema_extra=_LIST_MAP_BY_ID
-    )
-
-    @model_validator(mode="after")
-    def _unique_connectors(self) -> GatewayStation:
-        _unique_ids(self.connectors, f"station {self.id}: connector")
-        return self
+    connectors: list[GatewayConnector] = Field(min_length=1, max_length=MAX_STATION_CONNECTORS)
 
 
 class StationsSecretRef(Model):
@@ -572,27 +569,19 @@ class StationsSecretRef(Model):
     )
 
 
-#: Most stations one resource lists (an object in etcd is at most ~1.5 MiB).
-MAX_GATEWAY_STATIONS: Final = 5000
-
-
 class GatewaySpec(Model):
     """The tenant's charge points, for ``charging-analytics gateway`` (OCPP security profiles 1
     and 2: HTTP Basic with the station id as user name, over ws:// or wss://)."""
+
+    rules: ClassVar[tuple[Rule, ...]] = (_unique_ids_rule("stations", "station"),)
 
     enabled: bool = Field(True, description="Serve this tenant's stations; false refuses them all.")
     stations_secret_ref: StationsSecretRef = Field(description="The stations' OCPP passwords.")
     stations: list[GatewayStation] = Field(
         min_length=1,
         max_length=MAX_GATEWAY_STATIONS,
-        json_schema_extra=_LIST_MAP_BY_ID,
         description="The station registry: every station that may connect, with its connectors.",
     )
-
-    @model_validator(mode="after")
-    def _unique_stations(self) -> GatewaySpec:
-        _unique_ids(self.stations, "station")
-        return self
 
 
 # --------------------------------------------------------------------------------------------

@@ -33,6 +33,8 @@ from charging_analytics.spec import (
     AnalyticsSpec,
     ChargingAnalytics,
     ChargingAnalyticsSpec,
+    GatewaySpec,
+    GatewayStation,
     KafkaSecuritySpec,
     PricePerKwh,
     Rule,
@@ -285,6 +287,38 @@ INVALID = [
         _set("analytics.upStatuses", ["Available", "Charging", "Available"]),
         "spec.analytics.upStatuses",
         rule(AnalyticsSpec, "upStatuses").message,
+    ),
+    Invalid(
+        "gateway-station-ids-repeated",
+        _set(
+            "gateway",
+            {
+                "stationsSecretRef": {"name": "stations"},
+                "stations": [
+                    {"id": "ST-1", "connectors": [{"id": 1, "standard": "CCS"}]},
+                    {"id": "ST-1", "connectors": [{"id": 2, "standard": "Type2"}]},
+                ],
+            },
+        ),
+        "spec.gateway.stations",
+        rule(GatewaySpec, "stations").message,
+    ),
+    Invalid(
+        "gateway-connector-ids-repeated",
+        _set(
+            "gateway",
+            {
+                "stationsSecretRef": {"name": "stations"},
+                "stations": [
+                    {
+                        "id": "ST-1",
+                        "connectors": [{"id": 1, "standard": "CCS"}, {"id": 1, "standard": "Type2"}],
+                    }
+                ],
+            },
+        ),
+        "spec.gateway.stations[0].connectors",
+        rule(GatewayStation, "connectors").message,
     ),
     Invalid(
         "availability-slide-not-whole-minutes",
