@@ -259,8 +259,9 @@ class _Informer:
 
 
 class KubeTenantSource:
-    """The tenants of ``namespaces``; ``on_change(tenants)`` is called (from a worker thread)
-    with the whole new set after every change that alters it."""
+    """The tenants of ``namespaces``; ``on_change(tenants)`` is called (from a worker thread,
+    so it must not block: hand over to the event loop) with the whole new set after every change
+    that alters it."""
 
     def __init__(
         self,
@@ -337,12 +338,13 @@ class KubeTenantSource:
             added = sorted(set(tenants) - set(self._last or {}))
             removed = sorted(set(self._last or {}) - set(tenants))
             self._last = tenants
-        _log.info(
-            "tenants from Kubernetes: %d served",
-            len(tenants),
-            extra={"added": added, "removed": removed, "tenants": sorted(tenants)},
-        )
-        self._on_change(dict(tenants))
+            _log.info(
+                "tenants from Kubernetes: %d served",
+                len(tenants),
+                extra={"added": added, "removed": removed, "tenants": sorted(tenants)},
+            )
+            # Under the lock: two informers' changes reach the gateway in the order computed.
+            self._on_change(dict(tenants))
 
     def stop(self) -> None:
         for informer in self._informers:
