@@ -1,7 +1,7 @@
-"""Start-up while Kafka is unavailable: every attempt to read the state topic is bounded, the
-gateway stays not ready (``/readyz`` 503 with the reason) and retries, SIGTERM ends it at once
-(exit 0) even in the middle of an attempt, and once Kafka answers it becomes ready by itself and
-serves charge points."""
+"""Start-up while Kafka is unavailable: the gateway is alive but not ready (``/readyz`` 503 with
+the reason), SIGTERM ends it (exit 0) in the middle of an attempt without waiting for it, each
+attempt is bounded and retried, and once Kafka answers it becomes ready by itself and serves
+charge points."""
 
 from __future__ import annotations
 
@@ -66,6 +66,7 @@ def _get(url: str) -> tuple[int, str]:
 
 
 def test_sigterm_stops_a_gateway_waiting_for_a_hung_kafka_at_once(tmp_path: Path) -> None:
+    """The attempt may take 120 s; the process must end well before that, with exit 0."""
     with black_hole() as hung:
         tenants = write_tenants(tmp_path, hung, "ocpp.acme.events")
         metrics_port = free_port()
@@ -80,33 +81,30 @@ def test_sigterm_stops_a_gateway_waiting_for_a_hung_kafka_at_once(tmp_path: Path
                 f"--port={free_port()}",
                 f"--metrics-port={metrics_port}",
                 f"--tenants-file={tenants}",
-                "--startup-timeout=3",
+                "--startup-timeout=120",
             ],
             env=env,
             stderr=subprocess.PIPE,
             text=True,
         )
         try:
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + 90
             status, body = _get(f"http://127.0.0.1:{metrics_port}/readyz")
-            while "not read yet" in body or status != 503:  # until one attempt failed: a retry follows
+            while status != 503:  # up, not ready: inside its first attempt on the hung broker
                 assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-                assert time.monotonic() < deadline, f"no failed attempt reported: {status} {body!r}"
+                assert time.monotonic() < deadline, f"no readiness answer: {status} {body!r}"
                 time.sleep(0.2)
                 status, body = _get(f"http://127.0.0.1:{metrics_port}/readyz")
-            assert "gateway state topic" in body
+            assert "state topic not read yet" in body
             assert _get(f"http://127.0.0.1:{metrics_port}/healthz")[0] == 200  # alive, not ready
-            time.sleep(1.5)  # into the next attempt, which would block for 3 s more
-            signalled = time.monotonic()
+            time.sleep(1)
             proc.send_signal(signal.SIGTERM)
-            assert proc.wait(20) == 0
-            assert time.monotonic() - signalled < 5
+            assert proc.wait(60) == 0  # the 120 s attempt was abandoned, not waited for
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
         logs = proc.stderr.read() if proc.stderr else ""
-        assert "gateway state unavailable (retrying in" in logs
         assert "stopped during start-up" in logs
 
 
