@@ -14,7 +14,7 @@ import hashlib
 import logging
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Annotated, Any, Literal, Protocol
 
@@ -27,15 +27,25 @@ from ..catalog import CatalogSnapshot, ObservedObject, TenantCatalog
 from ..pipeline import SecretStore, reader_name
 from ..plan import PlanOptions, build_plan, catalog_after, teardown_plan
 from ..render import (
+    TLS_PATHS,
     Credential,
     Credentials,
     RenderOptions,
+    all_secret_names,
     referenced_secrets,
+    referenced_tls,
     render,
 )
 from ..rw.capabilities import UnsupportedRisingWaveVersion
 from ..rw.client import Endpoint, RisingWaveClient, RisingWaveError, RisingWaveUnavailable
-from ..spec import ChargingAnalyticsSpec, RisingWaveSpec, tenant_is_reserved
+from ..spec import (
+    ChargingAnalyticsSpec,
+    CredentialsSecretRef,
+    RisingWaveSpec,
+    SecretRef,
+    TlsSecretRef,
+    tenant_is_reserved,
+)
 from ..status import (
     Cond,
     drifted,
@@ -48,6 +58,7 @@ from ..status import (
     stalled,
     waiting,
 )
+from ..tls import TlsMaterial
 from ..validation import issues_from
 from . import metrics
 from .checks import CheckFailure, check_kafka, ensure_postgres_table, run_on_alerts_db
@@ -171,15 +182,27 @@ class Service:
             raise CheckFailure(
                 "NoRisingWaveEndpoint", "spec.risingwave is not set and the operator has no default"
             )
+        tls: TlsMaterial | None = None
+        files: dict[str, str] = {}
         if spec.risingwave is None:
             user, password = self.settings.default_rw_user, self.settings.default_rw_password or ""
+            files = self.settings.default_rw_tls_files()
         elif rw.credentials_secret_ref is not None:
             cred = await self._credential(res.namespace, rw.credentials_secret_ref, "spec.risingwave")
             user, password = cred.username, cred.password
         else:
             user, password = "root", ""
+        if rw.tls_secret_ref is not None:
+            tls = await self._tls(res.namespace, rw.tls_secret_ref, "spec.risingwave.tlsSecretRef")
         return Endpoint(
-            host=rw.host, port=rw.port, database=rw.database, user=user, password=password, sslmode=rw.sslmode
+            host=rw.host,
+            port=rw.port,
+            database=rw.database,
+            user=user,
+            password=password,
+            sslmode=rw.sslmode,
+            tls=tls,
+            tls_files=tuple(sorted(files.items())),
         )
 
     async def _client(self, endpoint: Endpoint) -> RisingWaveClient:
@@ -187,11 +210,12 @@ class Service:
             return await self._client_locked(endpoint)
 
     async def _client_locked(self, endpoint: Endpoint) -> RisingWaveClient:
-        digest = hashlib.sha256(endpoint.password.encode()).hexdigest()
+        material = endpoint.password + "\0" + (endpoint.tls.digest() if endpoint.tls else "")
+        digest = hashlib.sha256(material.encode()).hexdigest()
         key = (endpoint.key, endpoint.user, digest)
         client = self._clients.get(key)
         if client is None:
-            for old in [k for k in self._clients if k[:2] == key[:2]]:  # rotated password
+            for old in [k for k in self._clients if k[:2] == key[:2]]:  # rotated password or TLS
                 await self._clients.pop(old).close()
             client = RisingWaveClient(
                 endpoint,
@@ -242,7 +266,12 @@ class Service:
     # Secrets
     # ------------------------------------------------------------------------------------------
 
-    async def _credential(self, namespace: str, ref: Any, field_path: str) -> Credential:
+    async def _secret_values(
+        self, namespace: str, ref: SecretRef, field_path: str, keys: Sequence[str]
+    ) -> dict[str, str]:
+        """The text of ``keys`` in the referenced Secret (Stalled reasons name the field and key).
+
+        Only the keys used must be text: other keys (a truststore, a keystore) may be binary."""
         self._secret_refs.setdefault((namespace, ref.name), set())
         where = f"{field_path}: Secret {namespace}/{ref.name}"
         try:
@@ -253,17 +282,33 @@ class Service:
             ) from err
         if stored is None:
             raise CheckFailure("SecretMissing", f"{where} not found")
-        for key in (ref.username_key, ref.password_key):
+        for key in keys:
             if key not in stored.data:
                 raise CheckFailure("SecretKeyMissing", f"{where} has no key {key!r}")
-        # Only the two keys used must be text: other keys (a truststore, a keystore) may be binary.
-        username = _text(stored.data[ref.username_key], where, ref.username_key)
-        password = _text(stored.data[ref.password_key], where, ref.password_key)
-        for key, value in ((ref.username_key, username), (ref.password_key, password)):
+        values = {key: _text(stored.data[key], where, key) for key in keys}
+        for key, value in values.items():
             if "\0" in value:
                 # no SQL string literal can carry NUL (the wire protocol ends the query there)
                 raise CheckFailure("SecretValueInvalid", f"{where} key {key!r} contains a NUL character")
-        return Credential(username, password)
+        return values
+
+    async def _credential(self, namespace: str, ref: CredentialsSecretRef, field_path: str) -> Credential:
+        values = await self._secret_values(namespace, ref, field_path, (ref.username_key, ref.password_key))
+        return Credential(values[ref.username_key], values[ref.password_key])
+
+    async def _tls(self, namespace: str, ref: TlsSecretRef, field_path: str) -> TlsMaterial:
+        """The PEM material a ``tlsSecretRef`` names; each key must hold PEM text."""
+        keys = {"ca": ref.ca_key, "certificate": ref.certificate_key, "private_key": ref.private_key_key}
+        named = {part: key for part, key in keys.items() if key is not None}
+        values = await self._secret_values(namespace, ref, field_path, tuple(named.values()))
+        for key in named.values():
+            if "-----BEGIN " not in values[key]:
+                raise CheckFailure(
+                    "SecretValueInvalid",
+                    f"{field_path}: Secret {namespace}/{ref.name} key {key!r} is not PEM text "
+                    "(expected a -----BEGIN ...----- block)",
+                )
+        return TlsMaterial(**{part: values[key] for part, key in named.items()})
 
     async def _credentials(self, res: Resource, spec: ChargingAnalyticsSpec) -> Credentials:
         found: dict[str, Credential] = {}
@@ -272,13 +317,18 @@ class Service:
             "alerts_db": "spec.alerts.sinks.postgres.credentialsSecretRef",
         }
         for role, ref in referenced_secrets(spec).items():
-            self._secret_refs.setdefault((res.namespace, ref.name), set()).add(res.owner)
             found[role] = await self._credential(res.namespace, ref, paths[role])
-        if spec.risingwave is not None and spec.risingwave.credentials_secret_ref is not None:
-            self._secret_refs.setdefault(
-                (res.namespace, spec.risingwave.credentials_secret_ref.name), set()
-            ).add(res.owner)
-        return Credentials(kafka=found.get("kafka"), alerts_db=found.get("alerts_db"))
+        tls: dict[str, TlsMaterial] = {}
+        for role, tls_ref in referenced_tls(spec).items():
+            tls[role] = await self._tls(res.namespace, tls_ref, TLS_PATHS[role])
+        for ref_name in all_secret_names(spec):  # a change to any of them reconciles this resource
+            self._secret_refs.setdefault((res.namespace, ref_name), set()).add(res.owner)
+        return Credentials(
+            kafka=found.get("kafka"),
+            alerts_db=found.get("alerts_db"),
+            kafka_tls=tls.get("kafka_tls"),
+            alerts_db_tls=tls.get("alerts_db_tls"),
+        )
 
     async def _reader(
         self, res: Resource, spec: ChargingAnalyticsSpec, endpoint: Endpoint
@@ -454,13 +504,19 @@ class Service:
             capabilities.require_supported(endpoint.key)
             if self.settings.check_kafka:
                 created = await check_kafka(
-                    spec, creds.kafka, self.settings.kafka_timeout_seconds, create=applying
+                    spec,
+                    creds.kafka,
+                    self.settings.kafka_timeout_seconds,
+                    create=applying,
+                    tls=creds.kafka_tls,
                 )
                 for topic in created:
                     out.events.append(("Normal", "TopicCreated", f"created alerts topic {topic}"))
             if applying and spec.alerts.sinks.postgres is not None and self.settings.manage_postgres_table:
                 assert creds.alerts_db is not None
-                await ensure_postgres_table(spec, creds.alerts_db, self.settings.kafka_timeout_seconds)
+                await ensure_postgres_table(
+                    spec, creds.alerts_db, self.settings.kafka_timeout_seconds, tls=creds.alerts_db_tls
+                )
             store = await self._store_for(client, endpoint)
             snapshot = await self.snapshot(
                 client,
@@ -671,7 +727,9 @@ class Service:
         cred = creds.alerts_db
         if spec.alerts.sinks.postgres is None or cred is None or not self.settings.manage_postgres_table:
             return None
-        return functools.partial(run_on_alerts_db, spec, cred, self.settings.kafka_timeout_seconds)
+        return functools.partial(
+            run_on_alerts_db, spec, cred, self.settings.kafka_timeout_seconds, tls=creds.alerts_db_tls
+        )
 
     @staticmethod
     def _ready_message(desired: list[Any]) -> str:

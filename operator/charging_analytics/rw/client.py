@@ -58,6 +58,7 @@ from charging_analytics.rw.capabilities import (
     parse_version,
 )
 from charging_analytics.rw.literal import rw_literal
+from charging_analytics.tls import PemFiles, TlsMaterial
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +120,10 @@ class Endpoint:
     user: str = DEFAULT_USER
     password: str = field(default="", repr=False)  # "" = no password
     sslmode: str = "prefer"
+    #: CA bundle / client certificate from a Secret (written to private files while the pool lives).
+    tls: TlsMaterial | None = field(default=None, repr=False, compare=False)
+    #: libpq TLS parameters naming files that already exist (``sslrootcert`` etc.).
+    tls_files: tuple[tuple[str, str], ...] = ()
 
     @property
     def key(self) -> str:
@@ -150,8 +155,13 @@ class Endpoint:
             sslmode=query.get("sslmode", ["prefer"])[-1],
         )
 
-    def conninfo(self, *, connect_timeout: float, application_name: str) -> str:
+    def conninfo(
+        self, *, connect_timeout: float, application_name: str, tls: dict[str, str] | None = None
+    ) -> str:
+        """libpq parameters; ``tls`` adds the paths of written PEM files (:class:`PemFiles`)."""
         return make_conninfo(
+            **dict(self.tls_files),
+            **(tls or {}),
             host=self.host,
             port=str(self.port),
             dbname=self.database,
@@ -283,6 +293,7 @@ class RisingWaveClient:
             weakref.WeakKeyDictionary()
         )
         self._flushed = False  # whether this client flushed before its first snapshot
+        self._pem: PemFiles | None = None  # the endpoint's TLS material as files, while open
 
     def __repr__(self) -> str:
         return f"RisingWaveClient({self.endpoint.key})"
@@ -294,9 +305,13 @@ class RisingWaveClient:
         if self._pool is not None:
             return
         opts = self.options
+        # the pool reconnects at any time, so the files live as long as the pool
+        self._pem = PemFiles(self.endpoint.tls)
         pool: AsyncConnectionPool[psycopg.AsyncConnection[tuple[Any, ...]]] = AsyncConnectionPool(
             self.endpoint.conninfo(
-                connect_timeout=opts.connect_timeout, application_name=opts.application_name
+                connect_timeout=opts.connect_timeout,
+                application_name=opts.application_name,
+                tls=self._pem.libpq(),
             ),
             kwargs={"autocommit": True, "prepare_threshold": None},
             min_size=opts.pool_min,
@@ -314,6 +329,9 @@ class RisingWaveClient:
         pool, self._pool = self._pool, None
         if pool is not None:
             await pool.close(timeout=5.0)
+        pem, self._pem = self._pem, None
+        if pem is not None:
+            pem.close()
 
     async def __aenter__(self) -> Self:
         await self.open()
