@@ -200,7 +200,7 @@ class TlsSecretRef(SecretRef):
 
 
 #: An absolute file path made of characters that need no quoting in a JDBC URL's query string.
-FILE_PATH_PATTERN = r"^/[A-Za-z0-9._/-]{1,1023}$"
+FILE_PATH_PATTERN = r"^/[A-Za-z0-9._/-]+$"
 FilePath = Annotated[str, Field(pattern=FILE_PATH_PATTERN, max_length=1024)]
 
 
