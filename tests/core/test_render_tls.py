@@ -113,7 +113,7 @@ def test_with_the_secret_store_the_pems_are_risingwave_secrets_the_connectors_re
 def test_a_rotated_certificate_rebuilds_the_source_instead_of_an_alter_that_keeps_the_old_one() -> None:
     options = RenderOptions(secret_store="inline", credentials=_creds())
     source = _by_name(render(_spec(), options))["ocpp_events"]
-    assert source.update_statement is None  # ALTER SOURCE CONNECTOR cannot change ssl.*.pem on v2.6
+    assert source.update_statement is None  # ALTER SOURCE CONNECTOR cannot change ssl.*.pem before v3.0
     other_cert, other_key = CA.issue("rotated")
     rotated = Credentials(
         kafka=Credential("u", "p4ss"),
