@@ -175,3 +175,32 @@ def test_pem_files_are_private_and_removed_on_close() -> None:
     assert not Path(paths["sslkey"]).parent.exists()
     assert PemFiles(None).libpq() == {}
     assert "BEGIN" not in repr(MATERIAL)
+
+
+def test_the_cli_reads_tls_material_from_a_secret_in_the_file_and_names_one_that_is_missing() -> None:
+    from charging_analytics.validation import parse_documents
+
+    manifest = {
+        "apiVersion": "analytics.evcharging.io/v1alpha1",
+        "kind": "ChargingAnalytics",
+        "metadata": {"name": "t", "namespace": "ns"},
+        "spec": _spec().model_dump(by_alias=True, exclude_none=True),
+    }
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "kafka-tls", "namespace": "ns"},
+        "stringData": {
+            "ca.crt": MATERIAL.ca,
+            "tls.crt": MATERIAL.certificate,
+            "tls.key": MATERIAL.private_key,
+        },
+    }
+    with_secret = parse_documents([manifest, secret], "m.yaml")
+    creds, missing = with_secret.credentials_for(with_secret.resources[0], generated=False)
+    assert creds.kafka_tls == MATERIAL
+    assert not any("kafka-tls" in m for m in missing)
+    without = parse_documents([manifest], "m.yaml")
+    creds, missing = without.credentials_for(without.resources[0], generated=False)
+    assert creds.kafka_tls is None
+    assert "Secret kafka-tls (keys ca.crt, tls.crt, tls.key)" in missing

@@ -58,7 +58,7 @@ from ..status import (
     stalled,
     waiting,
 )
-from ..tls import TlsMaterial
+from ..tls import TlsMaterial, tls_keys
 from ..validation import issues_from
 from . import metrics
 from .checks import CheckFailure, check_kafka, ensure_postgres_table, run_on_alerts_db
@@ -298,8 +298,7 @@ class Service:
 
     async def _tls(self, namespace: str, ref: TlsSecretRef, field_path: str) -> TlsMaterial:
         """The PEM material a ``tlsSecretRef`` names; each key must hold PEM text."""
-        keys = {"ca": ref.ca_key, "certificate": ref.certificate_key, "private_key": ref.private_key_key}
-        named = {part: key for part, key in keys.items() if key is not None}
+        named = tls_keys(ref)
         values = await self._secret_values(namespace, ref, field_path, tuple(named.values()))
         for key in named.values():
             if "-----BEGIN " not in values[key]:
