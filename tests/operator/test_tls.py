@@ -16,6 +16,7 @@ from tests.infra.controlplane import CertificateAuthority, ControlPlane
 from tests.infra.postgres import PostgresServer
 from tests.operator.harness import Harness
 from tests.rw_double.fixtures import RisingWaveTarget
+from tests.rw_double.server import RisingWaveDouble
 
 
 @pytest.fixture(scope="module")
@@ -126,3 +127,53 @@ def test_a_tls_key_that_is_not_pem_stalls_naming_the_key(tls_harness: Harness) -
     stalled = next(x for x in obj["status"]["conditions"] if x["type"] == c.COND_STALLED)
     assert "spec.alerts.sinks.postgres.tlsSecretRef" in stalled["message"]
     assert "key 'ca.crt' is not PEM text" in stalled["message"]
+
+
+@pytest.fixture(scope="module")
+def tls_risingwave(
+    ca: CertificateAuthority, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RisingWaveTarget]:
+    """The RisingWave double speaking TLS with a certificate for 127.0.0.1 (RW_SSL_CERT/RW_SSL_KEY)."""
+    cert, key = ca.issue("risingwave", ip_addresses=["127.0.0.1"], server=True)
+    tmp = tmp_path_factory.mktemp("rw-tls")
+    (tmp / "rw.crt").write_bytes(cert)
+    (tmp / "rw.key").write_bytes(key)
+    with RisingWaveDouble(tls=(tmp / "rw.crt", tmp / "rw.key")) as double:
+        yield RisingWaveTarget(double.dsn, double)
+
+
+def _rw_tls_tenant(h: Harness, name: str, tls_ref: dict[str, str] | None) -> dict[str, object]:
+    body = h.tenant(name)
+    rw = body["spec"]["risingwave"]  # type: ignore[index]
+    rw["sslmode"] = "verify-full"
+    if tls_ref is not None:
+        rw["tlsSecretRef"] = tls_ref
+    return body
+
+
+def test_risingwave_over_verify_full_with_the_ca_from_a_secret_builds_the_tenant(
+    control_plane: ControlPlane,
+    namespace: str,
+    kafka_broker: str,
+    postgres_server: PostgresServer,
+    tls_risingwave: RisingWaveTarget,
+    ca: CertificateAuthority,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("KUBECONFIG", str(control_plane.kubeconfig))
+    h = Harness(control_plane, namespace, kafka_broker, postgres_server, tls_risingwave)
+    h.secret("rw-ca", {"ca.crt": ca.cert_pem.decode()})
+    ok = _rw_tls_tenant(h, "withca", {"name": "rw-ca", "caKey": "ca.crt"})
+    missing = _rw_tls_tenant(h, "noca", None)
+    before = _pem_dirs()
+    with h.operator():
+        h.create(ok)
+        h.create(missing)
+        h.wait_ready("withca", timeout=60)
+        obj = h.wait_condition("noca", c.COND_STALLED, "True", reason="RisingWaveTlsFailed", timeout=60)
+    assert len(h.rw_objects(ok["spec"]["tenant"])) >= 10  # type: ignore[index]
+    stalled = next(x for x in obj["status"]["conditions"] if x["type"] == c.COND_STALLED)
+    assert "root certificate" in stalled["message"]
+    assert h.rw_objects(missing["spec"]["tenant"]) == set()  # type: ignore[index]
+    # the pool's PEM files lived as long as the pool: the operator closed it on exit
+    assert _pem_dirs() - before == set()

@@ -22,6 +22,7 @@ from psycopg.conninfo import make_conninfo
 from ..logs import client_logger, stable_text
 from ..redaction import scrub
 from ..render import Credential, postgres_alerts_table
+from ..rw.client import tls_failed
 from ..spec import ChargingAnalyticsSpec
 from ..tls import PemFiles, TlsMaterial
 
@@ -170,11 +171,6 @@ async def ensure_postgres_table(
     return True
 
 
-#: Words of libpq's and OpenSSL's messages for a failed TLS setup or verification (a missing or
-#: wrong CA bundle, a host name the certificate does not name, a refused client certificate).
-_TLS_WORDS = ("certificate", "ssl", "tls")
-
-
 async def run_on_alerts_db(
     spec: ChargingAnalyticsSpec,
     cred: Credential,
@@ -207,9 +203,8 @@ async def run_on_alerts_db(
             # exception (and its text) is not kept as the cause either.
             text = str(err) or type(err).__name__
             first = text.splitlines()[0]
-            tls_failed = pg.sslmode != "disable" and any(w in text.lower() for w in _TLS_WORDS)
             raise CheckFailure(
-                "AlertsDatabaseTlsFailed" if tls_failed else "AlertsDatabaseUnavailable",
+                "AlertsDatabaseTlsFailed" if tls_failed(pg.sslmode, text) else "AlertsDatabaseUnavailable",
                 f"cannot connect to {pg.host}:{pg.port}/{pg.database} (sslmode {pg.sslmode}): "
                 f"{scrub(first, sent)}",
             ) from None

@@ -37,7 +37,13 @@ from ..render import (
     render,
 )
 from ..rw.capabilities import UnsupportedRisingWaveVersion
-from ..rw.client import Endpoint, RisingWaveClient, RisingWaveError, RisingWaveUnavailable
+from ..rw.client import (
+    Endpoint,
+    RisingWaveClient,
+    RisingWaveError,
+    RisingWaveTlsFailed,
+    RisingWaveUnavailable,
+)
 from ..spec import (
     ChargingAnalyticsSpec,
     CredentialsSecretRef,
@@ -133,7 +139,8 @@ class Service:
     def __init__(self, settings: OperatorSettings, kube: KubeApi | None = None) -> None:
         self.settings = settings
         self.kube = kube or KubeApi()
-        self._clients: dict[tuple[str, str, str], RisingWaveClient] = {}
+        #: (endpoint key, user, TLS identity, password digest) -> its pool
+        self._clients: dict[tuple[Any, ...], RisingWaveClient] = {}
         self._clients_lock = asyncio.Lock()
         #: endpoint key -> (monotonic time its read started, snapshot)
         self._snapshots: dict[str, tuple[float, CatalogSnapshot]] = {}
@@ -210,12 +217,13 @@ class Service:
             return await self._client_locked(endpoint)
 
     async def _client_locked(self, endpoint: Endpoint) -> RisingWaveClient:
-        material = endpoint.password + "\0" + (endpoint.tls.digest() if endpoint.tls else "")
-        digest = hashlib.sha256(material.encode()).hexdigest()
-        key = (endpoint.key, endpoint.user, digest)
+        digest = hashlib.sha256(endpoint.password.encode()).hexdigest()
+        # Resources may reach one endpoint with different TLS material (or files): a pool each.
+        tls = (endpoint.tls.digest() if endpoint.tls else "", endpoint.tls_files)
+        key = (endpoint.key, endpoint.user, tls, digest)
         client = self._clients.get(key)
         if client is None:
-            for old in [k for k in self._clients if k[:2] == key[:2]]:  # rotated password or TLS
+            for old in [k for k in self._clients if k[:3] == key[:3]]:  # rotated password
                 await self._clients.pop(old).close()
             client = RisingWaveClient(
                 endpoint,
@@ -753,7 +761,8 @@ class Service:
         return out
 
     def _unavailable(self, res: Resource, out: Outcome, err: Exception) -> Outcome:
-        return self._stalled(res, out, "RisingWaveUnavailable", str(err))
+        reason = "RisingWaveTlsFailed" if isinstance(err, RisingWaveTlsFailed) else "RisingWaveUnavailable"
+        return self._stalled(res, out, reason, str(err))
 
     async def _publish(self, res: Resource, out: Outcome) -> None:
         status: dict[str, Any] = dict(out.status)
