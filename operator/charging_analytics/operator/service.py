@@ -328,8 +328,6 @@ class Service:
         tls: dict[str, TlsMaterial] = {}
         for role, tls_ref in referenced_tls(spec).items():
             tls[role] = await self._tls(res.namespace, tls_ref, TLS_PATHS[role])
-        for ref_name in all_secret_names(spec):  # a change to any of them reconciles this resource
-            self._secret_refs.setdefault((res.namespace, ref_name), set()).add(res.owner)
         return Credentials(
             kafka=found.get("kafka"),
             alerts_db=found.get("alerts_db"),
@@ -494,6 +492,9 @@ class Service:
         except ValidationError as err:
             msg = "; ".join(f"{i.path}: {i.message}" for i in issues_from(err, res.owner, "spec"))
             return self._stalled(res, out, "InvalidSpec", msg, retry=False)
+        # before any Secret is read: creating or fixing a missing one reconciles this resource
+        for ref_name in all_secret_names(spec):
+            self._secret_refs.setdefault((res.namespace, ref_name), set()).add(res.owner)
         if spec.suspend:
             out.conditions = waiting("Suspended", "reconciliation is paused (spec.suspend)")
             out.result = "suspended"
