@@ -90,6 +90,8 @@ class RisingWaveTlsFailed(RisingWaveUnavailable):
     certificate, a host name the certificate does not name. Retried, but needs a spec change."""
 
 
+#: sslmodes under which libpq fails a connection for a TLS reason (the others fall back to plain).
+_TLS_REQUIRED = ("require", "verify-ca", "verify-full")
 #: Words of libpq's and OpenSSL's messages for a failed TLS setup or verification.
 TLS_FAILURE_WORDS = ("certificate", "ssl", "tls")
 
@@ -423,7 +425,9 @@ class RisingWaveClient:
                 f"RisingWave at {self.endpoint.key} is unavailable ({type(e).__name__}: "
                 f"no connection within {self.options.connect_timeout:g}s)"
             )
-            cause = await self._connect_failure() if isinstance(e, PoolTimeout) else None
+            # only where TLS can be the cause: the diagnosis costs up to one more connect timeout
+            diagnose = isinstance(e, PoolTimeout) and self.endpoint.sslmode in _TLS_REQUIRED
+            cause = await self._connect_failure() if diagnose else None
             if cause is None:
                 raise RisingWaveUnavailable(message) from None
             error = RisingWaveTlsFailed if tls_failed(self.endpoint.sslmode, cause) else RisingWaveUnavailable
