@@ -872,6 +872,12 @@ class PlanStatus(Model):
     actions: int = Field(0, ge=0)
     statements: list[Annotated[str, Field(max_length=4096)]] = Field(default_factory=list, max_length=200)
     truncated: bool = False
+    objects: list[Annotated[str, Field(max_length=400)]] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Kubernetes objects (the dashboards') the plan would create, update, restore or "
+        "delete, e.g. 'create ConfigMap ns/name'.",
+    )
 
 
 #: Longest ``host:port/database`` the spec admits, so status.endpoint can always be written.

@@ -24,13 +24,16 @@ TEST_SETTINGS = {
 for _key, _value in TEST_SETTINGS.items():
     os.environ.setdefault(_key, _value)
 
+import functools  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
+from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
 
+from charging_analytics.operator.service import Service  # noqa: E402
 from tests.infra.controlplane import ControlPlane  # noqa: E402
 from tests.infra.postgres import PostgresServer  # noqa: E402
-from tests.operator.harness import Harness  # noqa: E402
+from tests.operator.harness import Harness, Reconciles  # noqa: E402
 from tests.rw_double.fixtures import RisingWaveTarget  # noqa: E402
 
 
@@ -49,3 +52,23 @@ def harness(
     h = Harness(control_plane, namespace, kafka_broker, postgres_server, risingwave)
     yield h
     h.close()
+
+
+@pytest.fixture
+def reconciles(monkeypatch: pytest.MonkeyPatch) -> Reconciles:
+    seen = Reconciles()
+    original = Service.reconcile
+
+    @functools.wraps(original)
+    async def spy(self: Service, res: Any, *, origin: str) -> Any:
+        seen.append((origin, res.name))
+        seen.running += 1
+        try:
+            outcome = await original(self, res, origin=origin)
+            seen.results.append((origin, res.name, outcome.result))
+            return outcome
+        finally:
+            seen.running -= 1
+
+    monkeypatch.setattr(Service, "reconcile", spy)
+    return seen

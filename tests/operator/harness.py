@@ -8,6 +8,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 from kopf.testing import KopfRunner
@@ -20,6 +21,8 @@ from tests.rw_double.fixtures import RisingWaveTarget
 
 T = TypeVar("T")
 CR_PATH = f"/apis/{c.GROUP}/{c.VERSION}/namespaces/{{ns}}/{c.PLURAL}"
+#: Structural CRDs of the grafana-operator's two kinds the operator creates (see the file).
+GRAFANA_CRDS = Path(__file__).parent / "grafana-operator-crds.yaml"
 
 #: Secret values used by tenants; tests assert none of them ever shows up in output or status.
 KAFKA_PASSWORD = "kafka-pw-" + uuid.uuid4().hex
@@ -228,6 +231,42 @@ class Harness:
 
     def close(self) -> None:
         pass
+
+
+class Reconciles(list[tuple[str, str]]):
+    """(origin, resource name) of every reconcile the operator started, in order; ``results``
+    has (origin, resource name, ``Outcome.result``) of every one that returned."""
+
+    running = 0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.results: list[tuple[str, str, str]] = []
+
+    def settle(self, quiet: float = 1.0, timeout: float = 15) -> None:
+        """Wait until no reconcile runs and none started for ``quiet`` seconds, so the lifecycle's
+        steps do not overlap. (A Secret-triggered reconcile still queued when the resource is
+        deleted no longer rebuilds the tenant: the service skips deleted resources.)
+        """
+        mark = (len(self), time.monotonic())
+
+        def quiet_now() -> bool:
+            nonlocal mark
+            if len(self) != mark[0] or self.running:
+                mark = (len(self), time.monotonic())
+            return time.monotonic() - mark[1] >= quiet
+
+        wait_for(quiet_now, timeout, "the operator's reconciles to settle")
+
+    def wait_more(self, name: str, count: int = 2, origin: str = "timer", timeout: float = 60) -> None:
+        """Wait until ``count`` more reconciles of ``name`` from ``origin`` have returned (the
+        drift timer's, every 2 s here): what a test then sees is not one reconcile's doing."""
+
+        def done() -> int:
+            return sum(1 for o, n, _ in self.results if (o, n) == (origin, name))
+
+        start = done()
+        wait_for(lambda: done() - start >= count, timeout, f"{count} more {origin} reconciles of {name}")
 
 
 def _relations(conn: Any) -> list[tuple[str, str]]:

@@ -17,10 +17,9 @@ from charging_analytics.dashboard import dashboard
 from charging_analytics.spec import ChargingAnalyticsSpec
 from tests.infra.controlplane import ControlPlane, KubeApiError
 from tests.infra.testbed import unique_name
-from tests.operator.harness import Harness, wait_for
+from tests.operator.harness import GRAFANA_CRDS, Harness, Reconciles, wait_for
 from tests.operator.rbac_support import ChartRbac, operator_env, rbac_objects, render_release
 
-GRAFANA_CRDS = Path(__file__).parent / "grafana-operator-crds.yaml"
 GRAFANA = "/apis/grafana.integreatly.org/v1beta1/namespaces/{ns}/{plural}/{name}"
 CONFIGMAP = "/api/v1/namespaces/{ns}/configmaps/{name}"
 
@@ -220,6 +219,135 @@ def test_with_grafana_operator_a_datasource_and_a_dashboard_follow_the_pipeline(
         harness.wait_gone("graf")
         assert _get(harness, ds_path) is None
         assert _get(harness, db_path) is None
+
+
+def _status(harness: Harness, name: str) -> dict[str, Any]:
+    return dict((harness.get(name) or {}).get("status") or {})
+
+
+def _planned(harness: Harness, name: str) -> list[str] | None:
+    plan = _status(harness, name).get("plan") or {}
+    return plan.get("objects")
+
+
+def _drifted(harness: Harness, name: str) -> str | None:
+    cond = harness.condition(name, "Drifted") or {}
+    return cond.get("message") if cond.get("status") == "True" else None
+
+
+def test_plan_mode_creates_updates_and_deletes_no_grafana_object_and_publishes_each(
+    harness: Harness, reconciles: Reconciles
+) -> None:
+    """spec.mode: Plan: the ConfigMap the spec wants is Pending in status.objects and listed in
+    status.plan.objects (Ready=True PlanReady), and is not created; once applied, a pipeline
+    change in Plan mode is listed as an update and not written, and disabling dashboards is
+    listed as a delete and not carried out."""
+    body = _body(harness, "plan")
+    body["spec"]["mode"] = "Plan"
+    path = _configmap(harness, "plan-dashboard")
+    ref = f"ConfigMap {harness.ns}/plan-dashboard"
+    with harness.operator():
+        harness.create(body)
+        assert wait_for(lambda: _planned(harness, "plan"), 60, "the plan") == [f"create {ref}"]
+        assert _status_kinds(harness, "plan") == {"ConfigMap/plan-dashboard": "Pending"}
+        ready = harness.wait_condition("plan", "Ready", "True", reason="PlanReady")
+        assert f"create {ref}" in next(
+            cond["message"] for cond in ready["status"]["conditions"] if cond["type"] == "Ready"
+        )
+        assert any(e["reason"] == "PlanReady" and ref in e["message"] for e in harness.events())
+        reconciles.wait_more("plan")
+        assert _get(harness, path) is None
+        assert _planned(harness, "plan") == [f"create {ref}"]
+
+        harness.patch_spec("plan", {"mode": "Apply"})
+        cm = wait_for(lambda: _get(harness, path), 60, "the ConfigMap once applied")
+        wait_for(lambda: _planned(harness, "plan") is None, 60, "no plan in Apply mode")
+
+        harness.patch_spec("plan", {"mode": "Plan", "analytics": {"tariffs": {"currency": "GBP"}}})
+        assert wait_for(lambda: _planned(harness, "plan"), 60, "the update planned") == [f"update {ref}"]
+        assert _status_kinds(harness, "plan") == {"ConfigMap/plan-dashboard": "Pending"}
+        reconciles.wait_more("plan")
+        assert (_get(harness, path) or {}).get("data") == cm["data"]  # still the EUR dashboard
+
+        harness.patch_spec("plan", {"dashboards": {"enabled": False}})
+        assert wait_for(
+            lambda: (p := _planned(harness, "plan")) and p[0].startswith("delete") and p, 60, "the delete"
+        ) == [f"delete {ref}"]
+        reconciles.wait_more("plan")
+        assert _get(harness, path) is not None
+        assert _planned(harness, "plan") == [f"delete {ref}"]
+
+        harness.patch_spec("plan", {"mode": "Apply"})
+        wait_for(lambda: _get(harness, path) is None, 60, "the ConfigMap deleted once applied")
+
+
+@pytest.mark.usefixtures("grafana_operator_crds")
+def test_on_drift_report_reports_an_edited_or_deleted_grafana_object_and_correct_restores_it(
+    harness: Harness, reconciles: Reconciles
+) -> None:
+    """onDrift: Report: the data source edited and the dashboard deleted by hand are reported
+    (Drifted=True naming each, Event DriftDetected, states Drifted and Missing) and left as they
+    are; a pipeline change is still applied (it is not drift). onDrift: Correct restores both."""
+    body = _body(harness, "rep")
+    body["spec"]["onDrift"] = "Report"
+    ds_path = _grafana(harness, "grafanadatasources", "rep-risingwave")
+    db_path = _grafana(harness, "grafanadashboards", "rep-dashboard")
+    ds_ref = f"GrafanaDatasource {harness.ns}/rep-risingwave"
+    db_ref = f"GrafanaDashboard {harness.ns}/rep-dashboard"
+    with harness.operator():
+        harness.create(body)
+        harness.wait_ready("rep")
+        wait_for(
+            lambda: (
+                set(_status_kinds(harness, "rep").values()) == {"Ready"}
+                and len(_status_kinds(harness, "rep")) == 2
+            ),
+            60,
+            "both objects Ready",
+        )
+        url = (_get(harness, ds_path) or {})["spec"]["datasource"]["url"]
+
+        harness.rest.merge_patch(ds_path, {"spec": {"datasource": {"url": "elsewhere:5432"}}})
+        message = wait_for(lambda: _drifted(harness, "rep"), 60, "Drifted=True")
+        assert f"{ds_ref} was edited outside the operator" in message
+        assert _status_kinds(harness, "rep")["GrafanaDatasource/rep-risingwave"] == "Drifted"
+        assert any(e["reason"] == "DriftDetected" and ds_ref in e["message"] for e in harness.events())
+
+        harness.rest.delete(db_path)
+        message = wait_for(
+            lambda: (m := _drifted(harness, "rep")) and db_ref in m and m, 60, "the deletion reported"
+        )
+        assert f"{db_ref} was deleted outside the operator" in message
+        assert _status_kinds(harness, "rep")["GrafanaDashboard/rep-dashboard"] == "Missing"
+        reconciles.wait_more("rep")
+        assert (_get(harness, ds_path) or {})["spec"]["datasource"]["url"] == "elsewhere:5432"
+        assert _get(harness, db_path) is None
+        assert harness.condition("rep", "Ready")["status"] == "True"  # the SQL pipeline is fine
+
+        # a spec change is applied under Report too: the dashboard is the new spec's
+        harness.patch_spec("rep", {"analytics": {"tariffs": {"currency": "GBP"}}})
+        created = wait_for(lambda: _get(harness, db_path), 60, "the dashboard of the changed spec")
+        assert "currencyGBP" in created["spec"]["json"]
+        assert (_get(harness, ds_path) or {})["spec"]["datasource"]["url"] == "elsewhere:5432"
+        message = wait_for(
+            lambda: (m := _drifted(harness, "rep")) and db_ref not in m and m, 60, "only the data source"
+        )
+        assert ds_ref in message
+
+        harness.patch_spec("rep", {"onDrift": "Correct"})
+        wait_for(
+            lambda: (_get(harness, ds_path) or {})["spec"]["datasource"]["url"] == url,
+            60,
+            "the data source restored",
+        )
+        harness.wait_condition("rep", "Drifted", "False")
+        assert any(e["reason"] == "DriftCorrected" and ds_ref in e["message"] for e in harness.events())
+        harness.rest.delete(db_path)
+        wait_for(lambda: _get(harness, db_path), 60, "the deleted dashboard recreated")
+        assert _status_kinds(harness, "rep") == {
+            "GrafanaDatasource/rep-risingwave": "Ready",
+            "GrafanaDashboard/rep-dashboard": "Ready",
+        }
 
 
 @pytest.mark.parametrize("switch", [False, True], ids=["rbac.dashboards=false", "rbac.dashboards=true"])

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import functools
+import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -44,13 +44,12 @@ from typing import Any
 import pytest
 
 from charging_analytics import constants as c
-from charging_analytics.operator.service import Service
 from charging_analytics.pipeline import reader_name
 from tests.infra.controlplane import ControlPlane, KubeApiError
 from tests.infra.postgres import PostgresServer
 from tests.infra.testbed import Testbed as _Testbed
 from tests.infra.testbed import crd_files, unique_name
-from tests.operator.harness import Harness, wait_for
+from tests.operator.harness import GRAFANA_CRDS, Harness, Reconciles, wait_for
 from tests.operator.rbac_support import (
     ChartRbac,
     ClientRefusals,
@@ -82,6 +81,16 @@ NAMESPACES_LIST, NAMESPACES_WATCH = (("", "namespaces", v) for v in ("list", "wa
 #: CHA_WATCH_NAMESPACES is set (the chart sets it), so these are never asked for there.
 KOPF_OBSERVER_PROBES = {NAMESPACES_LIST, CRD_LIST}
 
+#: The tenants' Grafana objects (spec.dashboards), granted only with rbac.dashboards=true.
+GRAFANA = "grafana.integreatly.org"
+DASHBOARD_RESOURCES = (("", "configmaps"), (GRAFANA, "grafanadashboards"), (GRAFANA, "grafanadatasources"))
+DASHBOARD_VERBS = ("get", "list", "create", "update", "delete")
+
+
+def dashboard_permissions(*verbs: str) -> set[Permission]:
+    return {(g, r, v) for g, r in DASHBOARD_RESOURCES for v in verbs or DASHBOARD_VERBS}
+
+
 #: Used by no code path (docs/rbac.md, "Removed"), so they must stay out of every rendering
 #: (``test_the_grants_found_unused_are_no_longer_rendered``).
 #: namespaces list/watch would only matter with Kopf's cluster scanning on, and every rendering that
@@ -106,9 +115,23 @@ PROOFS: dict[Permission, str] = {
     EVENT_CREATE: "test_without_create_on_events_no_event_is_posted",
     CRD_LIST: "test_without_crd_list_or_watch_a_crd_installed_after_startup_is_never_served",
     CRD_WATCH: "test_without_crd_list_or_watch_a_crd_installed_after_startup_is_never_served",
+    **dict.fromkeys(dashboard_permissions("get"), "test_without_dashboard_get_each_grafana_object_is_failed"),
+    **dict.fromkeys(
+        dashboard_permissions("create"), "test_without_dashboard_create_no_grafana_object_is_made"
+    ),
+    **dict.fromkeys(
+        dashboard_permissions("update"), "test_without_dashboard_update_drift_is_reported_not_restored"
+    ),
+    **dict.fromkeys(
+        dashboard_permissions("list"), "test_without_dashboard_list_or_delete_disabled_dashboards_stay"
+    ),
+    **dict.fromkeys(
+        dashboard_permissions("delete"), "test_without_dashboard_list_or_delete_disabled_dashboards_stay"
+    ),
 }
 
 CLUSTER_VALUES: dict[str, Any] = {}  # the chart's defaults: rbac.scope=cluster, all namespaces
+DASHBOARD_VALUES: dict[str, Any] = {"rbac": {"dashboards": True}}  # the defaults plus dashboards
 
 
 def namespaced_values(namespace: str) -> dict[str, Any]:
@@ -135,52 +158,6 @@ def private_control_plane(testbed: _Testbed) -> Iterator[ControlPlane]:
         yield cp
     finally:
         cp.stop(keep_workdir=True)
-
-
-class Reconciles(list[tuple[str, str]]):
-    """(origin, resource name) of every reconcile the operator started, in order; ``results``
-    has (origin, resource name, ``Outcome.result``) of every one that returned."""
-
-    running = 0
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.results: list[tuple[str, str, str]] = []
-
-    def settle(self, quiet: float = 1.0, timeout: float = 15) -> None:
-        """Wait until no reconcile runs and none started for ``quiet`` seconds, so the lifecycle's
-        steps do not overlap. (A Secret-triggered reconcile still queued when the resource is
-        deleted no longer rebuilds the tenant: the service skips deleted resources.)
-        """
-        mark = (len(self), time.monotonic())
-
-        def quiet_now() -> bool:
-            nonlocal mark
-            if len(self) != mark[0] or self.running:
-                mark = (len(self), time.monotonic())
-            return time.monotonic() - mark[1] >= quiet
-
-        wait_for(quiet_now, timeout, "the operator's reconciles to settle")
-
-
-@pytest.fixture
-def reconciles(monkeypatch: pytest.MonkeyPatch) -> Reconciles:
-    seen = Reconciles()
-    original = Service.reconcile
-
-    @functools.wraps(original)
-    async def spy(self: Service, res: Any, *, origin: str) -> Any:
-        seen.append((origin, res.name))
-        seen.running += 1
-        try:
-            outcome = await original(self, res, origin=origin)
-            seen.results.append((origin, res.name, outcome.result))
-            return outcome
-        finally:
-            seen.running -= 1
-
-    monkeypatch.setattr(Service, "reconcile", spy)
-    return seen
 
 
 def _release_namespace(cp: ControlPlane) -> str:
@@ -460,7 +437,10 @@ def _granted(tmp_path: Path, values: dict[str, Any]) -> set[Permission]:
     return {p for d in docs if d["kind"] in ("Role", "ClusterRole") for p in permissions(d)}
 
 
-PROVEN_RENDERINGS = (CLUSTER_VALUES, namespaced_values("tenants"), cluster_watching_values("tenants"))
+#: The renderings without the dashboard switch (the chart's default) ...
+PLAIN_RENDERINGS = (CLUSTER_VALUES, namespaced_values("tenants"), cluster_watching_values("tenants"))
+#: ... and with it (the same rules plus the dashboard rules: ``cha.namespacedRules``).
+PROVEN_RENDERINGS = (*PLAIN_RENDERINGS, DASHBOARD_VALUES)
 
 
 def test_every_granted_permission_has_a_proof(tmp_path: Path) -> None:
@@ -518,6 +498,7 @@ def test_namespaced_rbac_runs_the_full_lifecycle(
     serves the namespace at once: not a single request is refused."""
     assert not namespaced.can(NAMESPACES_LIST)
     assert not namespaced.can(CRD_LIST)
+    assert not namespaced.granted & dashboard_permissions()  # rbac.dashboards is off by default
     with harness.operator() as runner:
         _lifecycle(harness, reconciles, ready_timeout=15)  # 403 retries would take ~55 s
     assert not refusals.of(runner) & KOPF_OBSERVER_PROBES
@@ -527,7 +508,8 @@ def test_namespaced_rbac_runs_the_full_lifecycle(
 def test_cluster_rbac_runs_the_full_lifecycle_across_all_namespaces(
     cluster: tuple[Harness, ChartRbac], reconciles: Reconciles, refusals: Refusals
 ) -> None:
-    harness, _ = cluster
+    harness, rbac = cluster
+    assert not rbac.granted & dashboard_permissions()  # rbac.dashboards is off by default
     with harness.operator(all_namespaces=True) as runner:
         _lifecycle(harness, reconciles)
     _assert_no_refusal(runner, refusals)
@@ -816,6 +798,276 @@ def test_cluster_rbac_with_watch_namespaces_grants_no_namespace_or_crd_rule_and_
         _lifecycle(harness, reconciles, ready_timeout=15)
     assert not refusals.of(runner) & unused
     _assert_no_refusal(runner, refusals)
+
+
+# --------------------------------------------------------------------------------------------
+# Dashboards (rbac.dashboards): granted only with the switch, each rule needed, the full grant enough
+# --------------------------------------------------------------------------------------------
+
+
+def test_only_rbac_dashboards_renders_the_dashboard_rules(tmp_path: Path) -> None:
+    """Without the switch (the default) no rendering grants a dashboard permission (the lifecycle
+    tests above then run a tenant without dashboards with no 403); with it every scope grants
+    all of them, on top of the same other rules."""
+    peering = {"replicas": 2}
+    for values in (*PLAIN_RENDERINGS, *({**v, **peering} for v in PLAIN_RENDERINGS)):
+        assert not _granted(tmp_path, values) & dashboard_permissions(), values
+        switched = {**values, "rbac": {**values.get("rbac", {}), "dashboards": True}}
+        granted = _granted(tmp_path, switched)
+        assert granted & dashboard_permissions() == dashboard_permissions(), switched
+        assert granted - dashboard_permissions() == _granted(tmp_path, values), switched
+
+
+@pytest.fixture(scope="module")
+def grafana_crds(private_control_plane: ControlPlane) -> None:
+    """The grafana-operator's kinds on the private control plane (other tests there ignore them)."""
+    private_control_plane.install_crd(GRAFANA_CRDS)
+
+
+@pytest.fixture
+def dashboards_cluster(
+    private_control_plane: ControlPlane,
+    grafana_crds: None,
+    kafka_broker: str,
+    postgres_server: PostgresServer,
+    risingwave: RisingWaveTarget,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[tuple[Harness, ChartRbac]]:
+    """As ``cluster``, rendered with rbac.dashboards=true, the grafana-operator CRDs installed."""
+    ns = unique_name(f"t-{request.node.name}"[:40])
+    private_control_plane.create_namespace(ns)
+    services = (kafka_broker, postgres_server, risingwave)
+    with _cluster_bed(private_control_plane, ns, DASHBOARD_VALUES, services, tmp_path, monkeypatch) as bed:
+        assert bed[1].granted & dashboard_permissions() == dashboard_permissions()
+        yield bed
+
+
+#: The two tenants of the dashboard tests: one per provider, so one run covers the three kinds.
+SIDECAR, GRAFANA_OP = "cm", "go"
+OBJECTS = {
+    SIDECAR: {"ConfigMap": "cm-dashboard"},
+    GRAFANA_OP: {"GrafanaDatasource": "go-risingwave", "GrafanaDashboard": "go-dashboard"},
+}
+_PATHS = {
+    "ConfigMap": "/api/v1/namespaces/{ns}/configmaps/{name}",
+    "GrafanaDatasource": f"/apis/{GRAFANA}/v1beta1/namespaces/{{ns}}/grafanadatasources/{{name}}",
+    "GrafanaDashboard": f"/apis/{GRAFANA}/v1beta1/namespaces/{{ns}}/grafanadashboards/{{name}}",
+}
+
+
+def _object_path(harness: Harness, kind: str, name: str) -> str:
+    return _PATHS[kind].format(ns=harness.ns, name=name)
+
+
+def _object(harness: Harness, kind: str, name: str) -> dict[str, Any] | None:
+    try:
+        out: dict[str, Any] = harness.cp.rest.get(_object_path(harness, kind, name))
+        return out
+    except KubeApiError as err:
+        if err.status == 404:
+            return None
+        raise
+
+
+def _all_objects(harness: Harness) -> dict[str, dict[str, Any] | None]:
+    return {
+        f"{kind}/{name}": _object(harness, kind, name)
+        for objects in OBJECTS.values()
+        for kind, name in objects.items()
+    }
+
+
+def _dashboard_states(harness: Harness, cr: str) -> dict[str, str]:
+    return {
+        f"{o['kind']}/{o['name']}": o["state"]
+        for o in _status(harness, cr).get("objects") or []
+        if o["kind"] in ("ConfigMap", "GrafanaDatasource", "GrafanaDashboard")
+    }
+
+
+def _wait_states(harness: Harness, state: str) -> None:
+    for cr, objects in OBJECTS.items():
+        want = {f"{kind}/{name}": state for kind, name in objects.items()}
+        wait_for(lambda cr=cr, want=want: _dashboard_states(harness, cr) == want, 60, f"{cr}: {want}")
+
+
+def _create_dashboard_tenants(harness: Harness) -> None:
+    for cr, provider in ((SIDECAR, "ConfigMap"), (GRAFANA_OP, "GrafanaOperator")):
+        body = harness.tenant(
+            cr,
+            readOnlyUser={"enabled": True},
+            dashboards={"enabled": True, "provider": provider},
+            onDrift="Correct",
+        )
+        harness.create(body)
+
+
+def _dashboard_failures(harness: Harness) -> str:
+    return "\n".join(e["message"] for e in harness.events() if e["reason"] == "DashboardsFailed")
+
+
+def _wait_failed(harness: Harness, verb: str, refs: list[str]) -> None:
+    """Each object's refused call is named in a DashboardsFailed Event: verb, kind, object, 403."""
+    for ref in refs:
+        wait_for(
+            lambda ref=ref: f"cannot {verb} {ref}: 403 Forbidden" in _dashboard_failures(harness),
+            60,
+            f"DashboardsFailed naming {verb} {ref}",
+        )
+
+
+def _refs(harness: Harness, *tenants: str) -> list[str]:
+    return [f"{kind} {harness.ns}/{name}" for t in tenants for kind, name in OBJECTS[t].items()]
+
+
+def _edit(harness: Harness) -> None:
+    """Drift on both tenants: the sidecar's dashboard emptied, the data source pointed elsewhere."""
+    cm = _object(harness, "ConfigMap", "cm-dashboard") or {}
+    ((key, _),) = cm["data"].items()
+    harness.cp.rest.merge_patch(_object_path(harness, "ConfigMap", "cm-dashboard"), {"data": {key: "{}"}})
+    harness.cp.rest.merge_patch(
+        _object_path(harness, "GrafanaDatasource", "go-risingwave"),
+        {"spec": {"datasource": {"url": "elsewhere:5432"}}},
+    )
+
+
+def _edited(harness: Harness) -> bool:
+    cm = _object(harness, "ConfigMap", "cm-dashboard") or {}
+    ds = _object(harness, "GrafanaDatasource", "go-risingwave") or {}
+    return (
+        list((cm.get("data") or {}).values()) == ["{}"]
+        and (ds.get("spec") or {}).get("datasource", {}).get("url") == "elsewhere:5432"
+    )
+
+
+def test_with_rbac_dashboards_grafana_objects_are_created_updated_and_deleted_without_a_403(
+    dashboards_cluster: tuple[Harness, ChartRbac], reconciles: Reconciles, refusals: Refusals
+) -> None:
+    """With exactly the rules rbac.dashboards adds: both providers' objects are created, updated
+    on a pipeline change, restored after drift, deleted when disabled and with the resource."""
+    harness, _ = dashboards_cluster
+    with harness.operator(all_namespaces=True) as runner:
+        _create_dashboard_tenants(harness)
+        _wait_states(harness, "Ready")
+        before = _all_objects(harness)
+        assert all(before.values()), before
+
+        for cr in OBJECTS:
+            harness.patch_spec(cr, {"analytics": {"tariffs": {"currency": "GBP"}}})
+        wait_for(
+            lambda: (
+                "currencyGBP" in json.dumps(_object(harness, "ConfigMap", "cm-dashboard"))
+                and "currencyGBP" in json.dumps(_object(harness, "GrafanaDashboard", "go-dashboard"))
+            ),
+            60,
+            "both dashboards updated",
+        )
+        _edit(harness)
+        wait_for(lambda: any(e["reason"] == "DriftCorrected" for e in harness.events()), 60, "restored")
+        wait_for(
+            lambda: not _edited(harness) and "elsewhere" not in json.dumps(_all_objects(harness)), 60, ""
+        )
+
+        harness.patch_spec(SIDECAR, {"dashboards": {"enabled": False}})
+        wait_for(lambda: _object(harness, "ConfigMap", "cm-dashboard") is None, 60, "the ConfigMap deleted")
+        reconciles.settle()
+        harness.delete(GRAFANA_OP)
+        harness.wait_gone(GRAFANA_OP)
+        assert _object(harness, "GrafanaDatasource", "go-risingwave") is None
+        assert _object(harness, "GrafanaDashboard", "go-dashboard") is None
+    assert _dashboard_failures(harness) == ""
+    _assert_no_refusal(runner, refusals)
+
+
+def test_without_dashboard_get_each_grafana_object_is_failed(
+    dashboards_cluster: tuple[Harness, ChartRbac], refusals: Refusals
+) -> None:
+    """The operator compares each object with the spec before anything else: without get none is
+    made, each is Failed in status.objects and named in DashboardsFailed, the SQL pipeline is
+    Ready all the same."""
+    harness, rbac = dashboards_cluster
+    dropped = dashboard_permissions("get")
+    rbac.drop(*dropped)
+    with harness.operator(all_namespaces=True) as runner:
+        _create_dashboard_tenants(harness)
+        _wait_states(harness, "Failed")
+        _wait_failed(harness, "get", _refs(harness, SIDECAR, GRAFANA_OP))
+        for cr in OBJECTS:
+            assert harness.condition(cr, c.COND_READY)["status"] == "True"  # type: ignore[index]
+    assert set(_all_objects(harness).values()) == {None}
+    assert refusals.of(runner) == dropped
+
+
+def test_without_dashboard_create_no_grafana_object_is_made(
+    dashboards_cluster: tuple[Harness, ChartRbac], refusals: Refusals
+) -> None:
+    harness, rbac = dashboards_cluster
+    dropped = dashboard_permissions("create")
+    rbac.drop(*dropped)
+    with harness.operator(all_namespaces=True) as runner:
+        _create_dashboard_tenants(harness)
+        _wait_states(harness, "Failed")
+        _wait_failed(harness, "create", _refs(harness, SIDECAR, GRAFANA_OP))
+    assert set(_all_objects(harness).values()) == {None}
+    assert refusals.of(runner) == dropped
+
+
+def test_without_dashboard_update_drift_is_reported_not_restored(
+    dashboards_cluster: tuple[Harness, ChartRbac], reconciles: Reconciles, refusals: Refusals
+) -> None:
+    """Drift is written back with a PUT: without update the edited objects stay edited, are
+    Failed, named in DashboardsFailed, and the resource shows Drifted=True naming them."""
+    harness, rbac = dashboards_cluster
+    dropped = dashboard_permissions("update")
+    with harness.operator(all_namespaces=True) as runner:
+        _create_dashboard_tenants(harness)
+        _wait_states(harness, "Ready")
+        rbac.drop(*dropped)
+        _edit(harness)
+        _wait_failed(harness, "update", [f"ConfigMap {harness.ns}/cm-dashboard"])
+        _wait_failed(harness, "update", [f"GrafanaDatasource {harness.ns}/go-risingwave"])
+        for cr, (kind, name) in (
+            (SIDECAR, ("ConfigMap", "cm-dashboard")),
+            (GRAFANA_OP, ("GrafanaDatasource", "go-risingwave")),
+        ):
+            drifted = harness.wait_condition(cr, c.COND_DRIFTED, "True")
+            message = next(
+                x["message"] for x in drifted["status"]["conditions"] if x["type"] == c.COND_DRIFTED
+            )
+            assert f"{kind} {harness.ns}/{name} was edited outside the operator" in message
+            assert _dashboard_states(harness, cr)[f"{kind}/{name}"] == "Failed"
+        reconciles.wait_more(GRAFANA_OP)
+        assert _edited(harness)
+    assert refusals.of(runner) == {("", "configmaps", "update"), (GRAFANA, "grafanadatasources", "update")}
+
+
+@pytest.mark.parametrize("verb", ["list", "delete"])
+def test_without_dashboard_list_or_delete_disabled_dashboards_stay(
+    dashboards_cluster: tuple[Harness, ChartRbac], reconciles: Reconciles, refusals: Refusals, verb: str
+) -> None:
+    """What the spec no longer wants is found by the owner label (list) and deleted: without
+    either, disabled dashboards stay, listed Failed in status.objects, named in DashboardsFailed,
+    and retried."""
+    harness, rbac = dashboards_cluster
+    dropped = dashboard_permissions(verb)
+    with harness.operator(all_namespaces=True) as runner:
+        _create_dashboard_tenants(harness)
+        _wait_states(harness, "Ready")
+        rbac.drop(*dropped)
+        for cr in OBJECTS:
+            harness.patch_spec(cr, {"dashboards": {"enabled": False}})
+        if verb == "list":
+            refs = [f"ConfigMaps in {harness.ns}", f"GrafanaDatasources in {harness.ns}"]
+            refs.append(f"GrafanaDashboards in {harness.ns}")
+        else:
+            refs = _refs(harness, SIDECAR, GRAFANA_OP)
+        _wait_failed(harness, verb, refs)
+        _wait_states(harness, "Failed")
+        reconciles.wait_more(GRAFANA_OP)
+        assert None not in _all_objects(harness).values()
+    assert refusals.of(runner) == dropped
 
 
 # --------------------------------------------------------------------------------------------

@@ -167,8 +167,10 @@ def desired_manifests(
 
 
 def owns_dashboards(status: Mapping[str, Any]) -> bool:
-    """Whether the resource's status lists Grafana objects (which a disabled spec must remove)."""
-    return any(o.get("kind") in ALL_KINDS for o in status.get("objects") or [] if isinstance(o, Mapping))
+    """Whether the resource's status lists Grafana objects (which a disabled spec must remove),
+    or a plan to change some (Plan mode lists a removal it does not carry out)."""
+    plan = status.get("plan")
+    return bool(dashboard_entries(status)) or bool(isinstance(plan, Mapping) and plan.get("objects"))
 
 
 def choose_provider(spec: ChargingAnalyticsSpec, grafana_operator_installed: bool) -> Provider:
@@ -210,20 +212,144 @@ def contains(live: Any, desired: Any) -> bool:
 
 
 # --------------------------------------------------------------------------------------------
-# Reconcile (Kubernetes API)
+# Drift or spec change, and what a reconcile did (pure)
 # --------------------------------------------------------------------------------------------
+
+#: States of a Grafana object's status entry that say the operator made the object match that
+#: entry's hash. A live object that no longer matches such an entry was edited or deleted behind
+#: the operator's back (drift); otherwise a difference is a spec change. Pending (Plan mode) and
+#: Failed entries record nothing applied.
+RECORDED_STATES = ("Ready", "Drifted", "Missing")
+
+#: What one object needs: create (new), update (the spec changed), restore (drift corrected).
+Action = Literal["create", "update", "restore", "none"]
+ObjectState = Literal["Ready", "Drifted", "Missing", "Pending", "Failed"]
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    #: edited or deleted after the operator last made it match
+    drift: bool
+
+
+def decide(live_matches: bool | None, recorded: bool, *, correct_drift: bool) -> Decision:
+    """``live_matches``: None when the object is absent. ``recorded``: the resource's status
+    records this object at the desired hash (so a difference is drift, not a spec change)."""
+    if live_matches:
+        return Decision("none", drift=False)
+    if not recorded:
+        return Decision("create" if live_matches is None else "update", drift=False)
+    return Decision("restore" if correct_drift else "none", drift=True)
+
+
+def state_of(decision: Decision, *, absent: bool, applied: bool) -> ObjectState:
+    """The object's status state once ``decision`` was carried out (``applied``) or not."""
+    if decision.action == "none" and not decision.drift:
+        return "Ready"
+    if applied:
+        return "Ready"
+    if decision.drift:
+        return "Missing" if absent else "Drifted"
+    return "Pending"  # Plan mode: would be created or updated (nothing was lost)
+
+
+def recorded_hashes(status: Mapping[str, Any]) -> set[tuple[str, str, str]]:
+    """(kind, name, hash) of the Grafana objects the status records as made to match."""
+    return {
+        (str(o.get("kind")), str(o.get("name")), str(o.get("hash")))
+        for o in dashboard_entries(status)
+        if o.get("state") in RECORDED_STATES
+    }
+
+
+def dashboard_entries(status: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The Grafana objects' entries of a status."""
+    return [
+        dict(o) for o in status.get("objects") or [] if isinstance(o, Mapping) and o.get("kind") in ALL_KINDS
+    ]
 
 
 @dataclass(frozen=True)
 class ObjectResult:
     kind: DashboardKind
+    namespace: str
     name: str
-    state: Literal["Ready", "Drifted", "Missing"]
+    state: ObjectState
     hash: str
-    change: Literal["created", "updated", "unchanged", "reported"]
+    action: Action
+    #: whether ``action`` was carried out (Apply mode) or only planned or reported
+    applied: bool
+    drift: bool = False
+    absent: bool = False
+    #: the call that failed, e.g. ``cannot update ConfigMap ns/x: 403 Forbidden``
+    error: str | None = None
+
+    @property
+    def ref(self) -> str:
+        return f"{self.kind} {self.namespace}/{self.name}"
 
     def status(self) -> dict[str, Any]:
         return {"kind": self.kind, "name": self.name, "state": self.state, "hash": self.hash}
+
+    def describe_drift(self) -> str:
+        return f"{self.ref} was {'deleted' if self.absent else 'edited'} outside the operator"
+
+
+@dataclass(frozen=True)
+class Removal:
+    """An owned object the spec no longer wants: deleted (Apply mode) or to be deleted (Plan)."""
+
+    kind: DashboardKind
+    namespace: str
+    name: str
+    applied: bool
+
+    @property
+    def ref(self) -> str:
+        return f"{self.kind} {self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class DashboardsReport:
+    objects: tuple[ObjectResult, ...]
+    removals: tuple[Removal, ...] = ()
+    #: failed calls not tied to a desired object (listing or deleting what is no longer wanted)
+    errors: tuple[str, ...] = ()
+
+    @property
+    def failures(self) -> list[str]:
+        return [*(o.error for o in self.objects if o.error), *self.errors]
+
+    def planned(self) -> list[str]:
+        """What an apply would change (Plan mode), e.g. ``create ConfigMap ns/x``."""
+        changes = [f"{o.action} {o.ref}" for o in self.objects if not o.applied and o.action != "none"]
+        return changes + [f"delete {r.ref}" for r in self.removals if not r.applied]
+
+    def drift(self) -> list[str]:
+        """Drift left after this reconcile: reported (Report), planned (Plan) or not restored."""
+        return [o.describe_drift() for o in self.objects if o.drift and o.state != "Ready"]
+
+
+# --------------------------------------------------------------------------------------------
+# Reconcile (Kubernetes API)
+# --------------------------------------------------------------------------------------------
+
+
+class ApiFailure(Exception):
+    """One refused or failed call, named by verb and object (not the apiserver's message)."""
+
+
+def _call(verb: str, what: str, call: Any, *args: Any, **kwargs: Any) -> Any:
+    try:
+        return call(*args, **kwargs)
+    except kubernetes.client.ApiException as err:
+        raise ApiFailure(f"cannot {verb} {what}: {err.status} {err.reason}") from err
+
+
+def _not_found(err: ApiFailure) -> bool:
+    cause = err.__cause__
+    return isinstance(cause, kubernetes.client.ApiException) and cause.status == 404
 
 
 class DashboardProvisioner:
@@ -263,31 +389,44 @@ class DashboardProvisioner:
     # -- generic access to the three kinds ------------------------------------------------------
 
     def _get(self, kind: DashboardKind, namespace: str, name: str) -> dict[str, Any] | None:
+        what = f"{kind} {namespace}/{name}"
         try:
             if kind == "ConfigMap":
                 sanitize: Any = self.api.sanitize_for_serialization
-                obj = sanitize(self.core.read_namespaced_config_map(name, namespace))
+                obj = sanitize(_call("get", what, self.core.read_namespaced_config_map, name, namespace))
             else:
-                obj = self.custom.get_namespaced_custom_object(
-                    GRAFANA_GROUP, GRAFANA_VERSION, namespace, GRAFANA_PLURALS[kind], name
+                obj = _call(
+                    "get",
+                    what,
+                    self.custom.get_namespaced_custom_object,
+                    GRAFANA_GROUP,
+                    GRAFANA_VERSION,
+                    namespace,
+                    GRAFANA_PLURALS[kind],
+                    name,
                 )
-        except kubernetes.client.ApiException as err:
-            if err.status == 404:
+        except ApiFailure as err:
+            if _not_found(err):
                 return None
-            raise KubeError(err.status, err.reason) from None
+            raise
         return dict(obj)
 
     def _create(self, manifest: dict[str, Any]) -> None:
         kind, namespace = manifest["kind"], manifest["metadata"]["namespace"]
-        try:
-            if kind == "ConfigMap":
-                self.core.create_namespaced_config_map(namespace, manifest)
-            else:
-                self.custom.create_namespaced_custom_object(
-                    GRAFANA_GROUP, GRAFANA_VERSION, namespace, GRAFANA_PLURALS[kind], manifest
-                )
-        except kubernetes.client.ApiException as err:
-            raise KubeError(err.status, err.reason) from None
+        what = f"{kind} {namespace}/{manifest['metadata']['name']}"
+        if kind == "ConfigMap":
+            _call("create", what, self.core.create_namespaced_config_map, namespace, manifest)
+        else:
+            _call(
+                "create",
+                what,
+                self.custom.create_namespaced_custom_object,
+                GRAFANA_GROUP,
+                GRAFANA_VERSION,
+                namespace,
+                GRAFANA_PLURALS[kind],
+                manifest,
+            )
 
     def _replace(self, manifest: dict[str, Any], live: Mapping[str, Any]) -> None:
         """Write the desired content over the live object, keeping what others added to it."""
@@ -302,36 +441,60 @@ class DashboardProvisioner:
         if "spec" in manifest:
             body["spec"] = {**(live.get("spec") or {}), **manifest["spec"]}
         kind, namespace, name = manifest["kind"], meta["namespace"], meta["name"]
-        try:
-            if kind == "ConfigMap":
-                self.core.replace_namespaced_config_map(name, namespace, body)
-            else:
-                self.custom.replace_namespaced_custom_object(
-                    GRAFANA_GROUP, GRAFANA_VERSION, namespace, GRAFANA_PLURALS[kind], name, body
-                )
-        except kubernetes.client.ApiException as err:
-            raise KubeError(err.status, err.reason) from None
+        what = f"{kind} {namespace}/{name}"
+        if kind == "ConfigMap":
+            _call("update", what, self.core.replace_namespaced_config_map, name, namespace, body)
+        else:
+            _call(
+                "update",
+                what,
+                self.custom.replace_namespaced_custom_object,
+                GRAFANA_GROUP,
+                GRAFANA_VERSION,
+                namespace,
+                GRAFANA_PLURALS[kind],
+                name,
+                body,
+            )
 
     def _delete(self, kind: DashboardKind, namespace: str, name: str) -> None:
+        what = f"{kind} {namespace}/{name}"
         try:
             if kind == "ConfigMap":
-                self.core.delete_namespaced_config_map(name, namespace)
+                _call("delete", what, self.core.delete_namespaced_config_map, name, namespace)
             else:
-                self.custom.delete_namespaced_custom_object(
-                    GRAFANA_GROUP, GRAFANA_VERSION, namespace, GRAFANA_PLURALS[kind], name
+                _call(
+                    "delete",
+                    what,
+                    self.custom.delete_namespaced_custom_object,
+                    GRAFANA_GROUP,
+                    GRAFANA_VERSION,
+                    namespace,
+                    GRAFANA_PLURALS[kind],
+                    name,
                 )
-        except kubernetes.client.ApiException as err:
-            if err.status != 404:
-                raise KubeError(err.status, err.reason) from None
+        except ApiFailure as err:
+            if not _not_found(err):
+                raise
 
     def _owned(self, kind: DashboardKind, owner: Owner) -> list[str]:
         selector = f"{OWNER_LABEL}={owner.name[:63]}"
+        what = f"{kind}s in {owner.namespace}"
         try:
             if kind == "ConfigMap":
-                items = self.core.list_namespaced_config_map(owner.namespace, label_selector=selector).items
+                items = _call(
+                    "list",
+                    what,
+                    self.core.list_namespaced_config_map,
+                    owner.namespace,
+                    label_selector=selector,
+                ).items
                 found = [(i.metadata.name, i.metadata.owner_references or []) for i in items]
             else:
-                listed = self.custom.list_namespaced_custom_object(
+                listed = _call(
+                    "list",
+                    what,
+                    self.custom.list_namespaced_custom_object,
                     GRAFANA_GROUP,
                     GRAFANA_VERSION,
                     owner.namespace,
@@ -342,10 +505,10 @@ class DashboardProvisioner:
                     (i["metadata"]["name"], i["metadata"].get("ownerReferences") or [])
                     for i in listed.get("items", [])
                 ]
-        except kubernetes.client.ApiException as err:
-            if err.status == 404:
+        except ApiFailure as err:
+            if _not_found(err):
                 return []
-            raise KubeError(err.status, err.reason) from None
+            raise
         # only what this resource owns (a resource of the same name recreated has another uid)
         return [
             str(name)
@@ -363,46 +526,82 @@ class DashboardProvisioner:
         *,
         apply: bool,
         correct_drift: bool,
-    ) -> list[ObjectResult]:
-        """Bring the tenant's Grafana objects to the spec; with ``apply`` false, only report."""
-        installed = await self.grafana_operator_installed() if spec.dashboards.enabled else False
+        recorded: set[tuple[str, str, str]],
+    ) -> DashboardsReport:
+        """Bring the tenant's Grafana objects to the spec; with ``apply`` false (Plan mode), only
+        say what would change. ``recorded``: what the resource's status records as made to match
+        (:func:`recorded_hashes`), which tells drift from a spec change. A failed call fails only
+        its object (reported in the result), so one refused kind does not hide the others."""
+        # also when disabled: the grafana-operator's objects of an earlier reconcile must go
+        installed = await self.grafana_operator_installed()
         desired = desired_manifests(owner, spec, endpoint, choose_provider(spec, installed))
         kinds = ALL_KINDS if installed else ("ConfigMap",)
 
-        def run() -> list[ObjectResult]:
-            results = [self._converge(m, apply=apply, correct_drift=correct_drift) for m in desired]
-            if apply:
-                keep = {(m["kind"], m["metadata"]["name"]) for m in desired}
-                for kind in kinds:
+        def run() -> DashboardsReport:
+            objects = tuple(
+                self._converge(m, apply=apply, correct_drift=correct_drift, recorded=recorded)
+                for m in desired
+            )
+            keep = {(m["kind"], m["metadata"]["name"]) for m in desired}
+            removals: list[Removal] = []
+            errors: list[str] = []
+            for kind in kinds:
+                try:
                     for name in self._owned(kind, owner):
-                        if (kind, name) not in keep:
+                        if (kind, name) in keep:
+                            continue
+                        if apply:
                             self._delete(kind, owner.namespace, name)
-            return results
+                        removals.append(Removal(kind, owner.namespace, name, applied=apply))
+                except ApiFailure as err:
+                    errors.append(str(err))
+            return DashboardsReport(objects, tuple(removals), tuple(errors))
 
         return await asyncio.to_thread(run)
 
-    def _converge(self, manifest: dict[str, Any], *, apply: bool, correct_drift: bool) -> ObjectResult:
+    def _converge(
+        self,
+        manifest: dict[str, Any],
+        *,
+        apply: bool,
+        correct_drift: bool,
+        recorded: set[tuple[str, str, str]],
+    ) -> ObjectResult:
         kind: DashboardKind = manifest["kind"]
-        meta = manifest["metadata"]
+        namespace, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
         digest = manifest_hash(manifest)
-        live = self._get(kind, meta["namespace"], meta["name"])
-        if live is None:
-            if not apply:
-                return ObjectResult(kind, meta["name"], "Missing", digest, "reported")
-            self._create(manifest)
-            return ObjectResult(kind, meta["name"], "Ready", digest, "created")
-        if contains(_content(live), _content(manifest)) and _owner_refs_match(live, manifest):
-            return ObjectResult(kind, meta["name"], "Ready", digest, "unchanged")
-        if not (apply and correct_drift):
-            return ObjectResult(kind, meta["name"], "Drifted", digest, "reported")
-        selector = manifest.get("spec", {}).get("instanceSelector")
-        if selector is not None and (live.get("spec") or {}).get("instanceSelector") != selector:
-            # the grafana-operator's CRDs make instanceSelector immutable: replace the object
-            self._delete(kind, meta["namespace"], meta["name"])
-            self._create(manifest)
-        else:
-            self._replace(manifest, live)
-        return ObjectResult(kind, meta["name"], "Ready", digest, "updated")
+
+        def result(state: ObjectState, decision: Decision, **more: Any) -> ObjectResult:
+            return ObjectResult(
+                kind, namespace, name, state, digest, decision.action, drift=decision.drift, **more
+            )
+
+        try:
+            live = self._get(kind, namespace, name)
+        except ApiFailure as err:
+            return result("Failed", Decision("none", False), applied=False, error=str(err))
+        matches = (
+            None
+            if live is None
+            else (contains(_content(live), _content(manifest)) and _owner_refs_match(live, manifest))
+        )
+        decision = decide(matches, (kind, name, digest) in recorded, correct_drift=correct_drift)
+        act = apply and decision.action != "none"
+        try:
+            if act and live is None:
+                self._create(manifest)
+            elif act and live is not None:
+                selector = manifest.get("spec", {}).get("instanceSelector")
+                if selector is not None and (live.get("spec") or {}).get("instanceSelector") != selector:
+                    # the grafana-operator's CRDs make instanceSelector immutable: replace the object
+                    self._delete(kind, namespace, name)
+                    self._create(manifest)
+                else:
+                    self._replace(manifest, live)
+        except ApiFailure as err:
+            return result("Failed", decision, applied=False, absent=live is None, error=str(err))
+        state = state_of(decision, absent=live is None, applied=act)
+        return result(state, decision, applied=act, absent=live is None)
 
     async def delete_all(self, owner: Owner) -> int:
         """Remove every Grafana object the resource owns (the teardown of the resource)."""
@@ -416,7 +615,12 @@ class DashboardProvisioner:
                     count += 1
             return count
 
-        return await asyncio.to_thread(run)
+        try:
+            return await asyncio.to_thread(run)
+        except ApiFailure as err:
+            cause = err.__cause__
+            status = cause.status if isinstance(cause, kubernetes.client.ApiException) else None
+            raise KubeError(status, str(err)) from None
 
 
 def _ref_uid(ref: Any) -> str | None:

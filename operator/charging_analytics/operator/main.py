@@ -46,9 +46,10 @@ async def _reconcile(body: Mapping[str, Any], memo: Any, origin: str) -> None:
     outcome = await _service(memo).reconcile(Resource.from_body(body), origin=origin)
     _post_events(body, outcome)
     if outcome.retry_after is not None and origin != "timer":
-        raise kopf.TemporaryError(
-            outcome.conditions[0].message if outcome.conditions else outcome.result, delay=outcome.retry_after
+        message = outcome.retry_message or (
+            outcome.conditions[0].message if outcome.conditions else outcome.result
         )
+        raise kopf.TemporaryError(message, delay=outcome.retry_after)
 
 
 @kopf.on.startup()

@@ -68,7 +68,15 @@ from ..tls import TlsMaterial, tls_keys
 from ..validation import issues_from
 from . import metrics
 from .checks import CheckFailure, check_kafka, ensure_postgres_table, run_on_alerts_db
-from .dashboards import DashboardProvisioner, Owner, owns_dashboards, read_only_secret
+from .dashboards import (
+    DashboardProvisioner,
+    DashboardsReport,
+    Owner,
+    dashboard_entries,
+    owns_dashboards,
+    read_only_secret,
+    recorded_hashes,
+)
 from .kube import KubeApi, KubeError, SecretNotOwned
 from .settings import OperatorSettings
 
@@ -127,6 +135,8 @@ class Outcome:
     events: list[tuple[EventType, str, str]] = field(default_factory=list)
     retry_after: float | None = None
     result: str = "ok"
+    #: why a retry is asked for when the conditions do not say (a failed Grafana object)
+    retry_message: str | None = None
 
 
 class RetryLater(Exception):
@@ -161,6 +171,10 @@ class Service:
         #: (resource, type, reason, message) -> when that Event was last posted
         self._posted: dict[tuple[str, str, str, str], float] = {}
         self._grafana: DashboardProvisioner | None = None  # made on first use (dashboards.py)
+        #: resource uid -> the Grafana objects its last reconcile made match (kind, name, hash). A
+        #: reconcile's body can predate the previous reconcile's status (it waited on the lock),
+        #: and a stale record would take drift for a spec change; the status is the fallback.
+        self._dashboards_recorded: dict[str, set[tuple[str, str, str]]] = {}
 
     async def close(self) -> None:
         for client in self._clients.values():
@@ -461,7 +475,14 @@ class Service:
         return self._grafana
 
     async def _dashboards(self, res: Resource, out: Outcome) -> None:
-        """The tenant's Grafana objects, once its SQL objects were reconciled (dashboards.py)."""
+        """The tenant's Grafana objects, once its SQL objects were reconciled (dashboards.py).
+
+        They follow the same rules as the SQL objects: Plan mode changes none of them and lists
+        what an apply would change in ``status.plan.objects``; drift (an object edited or deleted
+        after the operator made it match) is restored under ``onDrift: Correct`` and only
+        reported under ``Report`` (condition Drifted, Event DriftDetected); a refused call marks
+        its object Failed and posts DashboardsFailed, naming the verb and the object.
+        """
         if "objects" not in out.status:
             return  # stalled before planning: nothing to show yet
         spec = ChargingAnalyticsSpec.model_validate(res.spec)
@@ -469,21 +490,41 @@ class Service:
             return
         try:
             endpoint = await self._endpoint(res, spec)
-            results = await self.grafana.reconcile(
+            report = await self.grafana.reconcile(
                 _owner(res),
                 spec,
                 endpoint,
                 apply=spec.mode == "Apply",
                 correct_drift=spec.on_drift == "Correct",
+                recorded=self._dashboards_recorded.get(res.uid or res.owner, recorded_hashes(res.status)),
             )
         except (KubeError, CheckFailure) as err:
             out.events.append(("Warning", "DashboardsFailed", f"Grafana objects: {err}"))
             out.retry_after = out.retry_after or self._backoff(res)
+            out.retry_message = out.retry_message or f"Grafana objects: {err}"
+            # what the last look found stays recorded: it tells later drift from spec changes
+            out.status["objects"] = [*out.status["objects"], *dashboard_entries(res.status)]
             return
-        out.status["objects"] = [*out.status["objects"], *(r.status() for r in results)]
-        for r in results:
-            if r.change in ("created", "updated"):
-                out.events.append(("Normal", f"Dashboard{r.change.title()}", f"{r.kind} {r.name} {r.change}"))
+        entries = [r.status() for r in report.objects]
+        if report.errors:
+            # objects the spec no longer wants could not be listed or deleted: they stay listed
+            # (Failed), so the resource shows them and the next reconcile tries again
+            wanted = {(e["kind"], e["name"]) for e in entries}
+            entries += [
+                {**e, "state": "Failed"}
+                for e in dashboard_entries(res.status)
+                if (e["kind"], e["name"]) not in wanted
+            ]
+        out.status["objects"] = [*out.status["objects"], *entries]
+        self._dashboards_recorded[res.uid or res.owner] = recorded_hashes(
+            {"objects": [r.status() for r in report.objects]}
+        )
+        fold_dashboards(out, report, previous_plan=res.status.get("plan"))
+        if report.failures:
+            out.retry_after = out.retry_after or self._backoff(res)
+            out.retry_message = out.retry_message or "; ".join(report.failures)
+        if any(o.action == "restore" and o.applied for o in report.objects):
+            metrics.DRIFT_CORRECTIONS.labels(res.namespace, res.name).inc()
 
     async def _reconcile(self, res: Resource, *, origin: str) -> Outcome:
         out = Outcome()
@@ -566,7 +607,7 @@ class Service:
         out.status["planHash"] = plan.hash
         drift_cond = drifted(plan)
 
-        if origin == "timer" and plan.empty:
+        if origin == "timer" and plan.empty and spec.mode == "Apply":
             out.conditions = [*ready("UpToDate", self._ready_message(desired)), drift_cond]
             out.status["objects"] = objects_status(desired, catalog)
             out.status["plan"] = None
@@ -819,6 +860,7 @@ class Service:
                 if dashboards.get("enabled") or owns_dashboards(res.status):
                     try:
                         await self.grafana.delete_all(_owner(res))
+                        self._dashboards_recorded.pop(res.uid or res.owner, None)
                     except KubeError as err:
                         raise RetryLater(f"Grafana objects: {err}", self._deletion_delay(res)) from err
         except RetryLater as err:
@@ -912,6 +954,55 @@ def _text(value: bytes, where: str, key: str) -> str:
 
 def _owner(res: Resource) -> Owner:
     return Owner(res.namespace, res.name, res.uid)
+
+
+def fold_dashboards(out: Outcome, report: DashboardsReport, *, previous_plan: Any) -> None:
+    """Add what the Grafana objects' reconcile found to the conditions and events (pure)."""
+    for o in report.objects:
+        if o.applied and o.action == "restore":
+            out.events.append(("Normal", "DriftCorrected", f"{o.describe_drift()}; restored"))
+        elif o.applied:
+            verb = "created" if o.action == "create" else "updated"
+            out.events.append(("Normal", f"Dashboard{verb.title()}", f"{o.ref} {verb}"))
+    for r in report.removals:
+        if r.applied:
+            out.events.append(("Normal", "DashboardDeleted", f"{r.ref} deleted"))
+    if report.failures:
+        out.events.append(("Warning", "DashboardsFailed", "; ".join(report.failures)))
+    drift = report.drift()
+    if drift:
+        text = "; ".join(drift)
+        if out.result != "plan":
+            out.events.append(("Warning", "DriftDetected", text))
+        found = next((i for i, cond in enumerate(out.conditions) if cond.type == c.COND_DRIFTED), None)
+        if found is None or out.conditions[found].status != "True":
+            cond = Cond(c.COND_DRIFTED, "True", "DriftDetected", text)
+        else:
+            old = out.conditions[found]
+            cond = replace(old, message=f"{old.message}; {text}")
+        if found is None:
+            out.conditions.append(cond)
+        else:
+            out.conditions[found] = cond
+    if out.result == "plan" and isinstance(out.status.get("plan"), dict):
+        planned = report.planned()[:16]  # the status schema's bound
+        out.status["plan"] = {**out.status["plan"], "objects": planned}
+        before = previous_plan.get("objects") if isinstance(previous_plan, Mapping) else None
+        if planned and planned != before:
+            out.events.append(("Normal", "PlanReady", f"Grafana objects: {', '.join(planned)}"))
+        if planned:
+            for i, cond in enumerate(out.conditions):
+                if cond.type == c.COND_READY and cond.reason == "UpToDate":
+                    out.conditions[i] = Cond(
+                        c.COND_READY,
+                        "True",
+                        "PlanReady",
+                        f"plan mode: {', '.join(planned)} would be applied; nothing was applied",
+                    )
+                elif cond.type == c.COND_READY:
+                    out.conditions[i] = replace(cond, message=f"{cond.message}; and {', '.join(planned)}")
+                elif cond.type in (c.COND_RECONCILING, c.COND_STALLED) and cond.reason == "UpToDate":
+                    out.conditions[i] = replace(cond, reason="PlanReady")
 
 
 def _desired_hash(desired: list[Any]) -> str:
