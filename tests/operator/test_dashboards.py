@@ -348,6 +348,10 @@ def test_on_drift_report_reports_an_edited_or_deleted_grafana_object_and_correct
             "GrafanaDatasource/rep-risingwave": "Ready",
             "GrafanaDashboard/rep-dashboard": "Ready",
         }
+        # the reader's password is in its Secret only: not in the objects, the status or an Event
+        password = _password(harness, "rep")
+        seen = [_get(harness, ds_path), _get(harness, db_path), harness.get("rep"), harness.events()]
+        assert password not in json.dumps(seen)
 
 
 @pytest.mark.parametrize("switch", [False, True], ids=["rbac.dashboards=false", "rbac.dashboards=true"])
