@@ -1040,6 +1040,8 @@ def test_without_dashboard_update_drift_is_reported_not_restored(
             assert _dashboard_states(harness, cr)[f"{kind}/{name}"] == "Failed"
         reconciles.wait_more(GRAFANA_OP)
         assert _edited(harness)
+        for cr in OBJECTS:  # later reconciles still take it for drift, not for a spec change
+            assert harness.condition(cr, c.COND_DRIFTED)["status"] == "True"  # type: ignore[index]
     assert refusals.of(runner) == {("", "configmaps", "update"), (GRAFANA, "grafanadatasources", "update")}
 
 

@@ -488,6 +488,8 @@ class Service:
         spec = ChargingAnalyticsSpec.model_validate(res.spec)
         if not spec.dashboards.enabled and not owns_dashboards(res.status):
             return
+        key = res.uid or res.owner
+        recorded = self._dashboards_recorded.get(key, recorded_hashes(res.status))
         try:
             endpoint = await self._endpoint(res, spec)
             report = await self.grafana.reconcile(
@@ -496,7 +498,7 @@ class Service:
                 endpoint,
                 apply=spec.mode == "Apply",
                 correct_drift=spec.on_drift == "Correct",
-                recorded=self._dashboards_recorded.get(res.uid or res.owner, recorded_hashes(res.status)),
+                recorded=recorded,
             )
         except (KubeError, CheckFailure) as err:
             out.events.append(("Warning", "DashboardsFailed", f"Grafana objects: {err}"))
@@ -516,9 +518,11 @@ class Service:
                 if (e["kind"], e["name"]) not in wanted
             ]
         out.status["objects"] = [*out.status["objects"], *entries]
-        self._dashboards_recorded[res.uid or res.owner] = recorded_hashes(
-            {"objects": [r.status() for r in report.objects]}
-        )
+        # a Failed object was not changed by this reconcile: what was recorded for it still holds
+        failed = {(r.kind, r.name) for r in report.objects if r.state == "Failed"}
+        self._dashboards_recorded[key] = recorded_hashes({"objects": entries}) | {
+            r for r in recorded if (r[0], r[1]) in failed
+        }
         fold_dashboards(out, report, previous_plan=res.status.get("plan"))
         if report.failures:
             out.retry_after = out.retry_after or self._backoff(res)
