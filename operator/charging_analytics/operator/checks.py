@@ -21,6 +21,7 @@ from ..logs import client_logger, stable_text
 from ..redaction import scrub
 from ..render import Credential, postgres_alerts_table
 from ..spec import ChargingAnalyticsSpec
+from . import metrics
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,7 @@ def _check_topics(
     conf = _kafka_config(spec, cred, timeout)
     conf["error_cb"] = errors
     admin = AdminClient(conf)
+    metrics.KAFKA_CLIENTS.inc()
     servers = ",".join(spec.kafka.bootstrap_servers)
     try:
         topics = admin.list_topics(timeout=timeout).topics
@@ -159,6 +161,7 @@ async def run_on_alerts_db(
     pg = spec.alerts.sinks.postgres
     if pg is None:
         return
+    metrics.POSTGRES_CONNECTIONS.inc()
     try:
         conn = await psycopg.AsyncConnection.connect(
             host=pg.host,

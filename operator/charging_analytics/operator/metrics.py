@@ -21,6 +21,10 @@ PENDING_APPROVALS = Gauge(
 )
 CATALOG_READS = Counter("cha_catalog_reads_total", "Catalog snapshots read from RisingWave", ["endpoint"])
 APPLIED_ACTIONS = Counter("cha_applied_actions_total", "DDL actions applied", ["type"])
+KAFKA_CLIENTS = Counter("cha_kafka_admin_clients_opened_total", "Kafka admin clients created")
+POSTGRES_CONNECTIONS = Counter(
+    "cha_postgres_connections_opened_total", "Connections opened to PostgreSQL alert databases"
+)
 
 
 def serve(port: int) -> None:

@@ -197,7 +197,7 @@ class Service:
                 endpoint,
                 statement_timeout=self.settings.statement_timeout_seconds,
                 connect_timeout=self.settings.connect_timeout_seconds,
-                max_size=self.settings.pool_max_size,
+                max_size=self.settings.pool_size,
             )
             await client.open()
             self._clients[key] = client
@@ -562,7 +562,7 @@ class Service:
 
         if not plan.empty:
             slots = self._apply_slots.setdefault(
-                endpoint.key, asyncio.Semaphore(max(1, self.settings.pool_max_size - 1))
+                endpoint.key, asyncio.Semaphore(self.settings.max_concurrent_applies)
             )
             failure: ApplyError | None = None
             built: list[ObservedObject] | None = None
