@@ -9,6 +9,8 @@ password cannot carry it into status, Events or logs.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,14 +94,62 @@ def _sent(cred: Credential | None) -> tuple[str, ...]:
     return (cred.username, cred.password) if cred is not None else ()
 
 
+class KafkaAdmins:
+    """One admin client per Kafka cluster and identity (the client's whole configuration), reused
+    by every check: librdkafka keeps its broker connections, so a check is one metadata request,
+    not a new connection and handshake. A client whose check failed is dropped (the next check
+    connects afresh); one check at a time per client, so its error callback reports that check."""
+
+    def __init__(self) -> None:
+        self._clients: dict[str, tuple[AdminClient, _KafkaErrors, threading.Lock]] = {}
+        self._lock = threading.Lock()
+
+    def client(
+        self, spec: ChargingAnalyticsSpec, cred: Credential | None, timeout: float
+    ) -> tuple[str, AdminClient, _KafkaErrors, threading.Lock]:
+        conf = _kafka_config(spec, cred, timeout)
+        key = hashlib.sha256(
+            repr(sorted((k, v) for k, v in conf.items() if isinstance(v, str))).encode()
+        ).hexdigest()  # the password is part of the identity: a rotated one gets a new client
+        with self._lock:
+            found = self._clients.get(key)
+            if found is None:
+                errors = _KafkaErrors(_sent(cred))
+                conf["error_cb"] = errors
+                found = (AdminClient(conf), errors, threading.Lock())
+                metrics.KAFKA_CLIENTS.inc()
+                self._clients[key] = found
+        return (key, *found)
+
+    def discard(self, key: str) -> None:
+        with self._lock:
+            self._clients.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._clients)
+
+
 def _check_topics(
-    spec: ChargingAnalyticsSpec, cred: Credential | None, timeout: float, create: bool
+    spec: ChargingAnalyticsSpec, cred: Credential | None, timeout: float, create: bool, admins: KafkaAdmins
 ) -> list[str]:
-    errors = _KafkaErrors(_sent(cred))
-    conf = _kafka_config(spec, cred, timeout)
-    conf["error_cb"] = errors
-    admin = AdminClient(conf)
-    metrics.KAFKA_CLIENTS.inc()
+    key, admin, errors, lock = admins.client(spec, cred, timeout)
+    with lock:
+        errors.seen.clear()
+        try:
+            return _topics_on(admin, errors, spec, cred, timeout, create)
+        except CheckFailure:
+            admins.discard(key)
+            raise
+
+
+def _topics_on(
+    admin: AdminClient,
+    errors: _KafkaErrors,
+    spec: ChargingAnalyticsSpec,
+    cred: Credential | None,
+    timeout: float,
+    create: bool,
+) -> list[str]:
     servers = ",".join(spec.kafka.bootstrap_servers)
     try:
         topics = admin.list_topics(timeout=timeout).topics
@@ -138,11 +188,17 @@ def _check_topics(
 
 
 async def check_kafka(
-    spec: ChargingAnalyticsSpec, cred: Credential | None, timeout_s: float, *, create: bool = True
+    spec: ChargingAnalyticsSpec,
+    cred: Credential | None,
+    timeout_s: float,
+    *,
+    create: bool = True,
+    admins: KafkaAdmins | None = None,
 ) -> list[str]:
     """Fail if the events topic is missing; create the alerts topic (unless ``create`` is False,
-    as in Plan mode, which changes nothing). Returns the topics created."""
-    return await asyncio.to_thread(_check_topics, spec, cred, timeout_s, create)
+    as in Plan mode, which changes nothing). Returns the topics created. ``admins``: the
+    clients to reuse (a one-off client without)."""
+    return await asyncio.to_thread(_check_topics, spec, cred, timeout_s, create, admins or KafkaAdmins())
 
 
 async def ensure_postgres_table(spec: ChargingAnalyticsSpec, cred: Credential, timeout_s: float) -> bool:

@@ -12,6 +12,7 @@ import asyncio
 import functools
 import hashlib
 import logging
+import random
 import secrets
 import time
 from collections.abc import Mapping
@@ -50,7 +51,7 @@ from ..status import (
 )
 from ..validation import issues_from
 from . import metrics
-from .checks import CheckFailure, check_kafka, ensure_postgres_table, run_on_alerts_db
+from .checks import CheckFailure, KafkaAdmins, check_kafka, ensure_postgres_table, run_on_alerts_db
 from .dashboards import DashboardProvisioner, Owner, owns_dashboards, read_only_secret
 from .kube import KubeApi, KubeError, SecretNotOwned
 from .settings import OperatorSettings
@@ -143,6 +144,10 @@ class Service:
         #: (resource, type, reason, message) -> when that Event was last posted
         self._posted: dict[tuple[str, str, str, str], float] = {}
         self._grafana: DashboardProvisioner | None = None  # made on first use (dashboards.py)
+        self._kafka_admins = KafkaAdmins()
+        #: resource -> fingerprint of the inputs its Kafka and PostgreSQL checks last passed with
+        self._prechecked: dict[str, str] = {}
+        self._timed: set[str] = set()  # resources whose drift timer has run in this process
 
     async def close(self) -> None:
         for client in self._clients.values():
@@ -353,6 +358,14 @@ class Service:
             out.append((type_, reason, message))
         return out
 
+    def first_timer_delay(self, owner: str) -> float:
+        """A random share of the drift interval before a resource's first timer pass in this
+        process (0 before later ones), so a restarted operator's timers do not all fire at once."""
+        if owner in self._timed:
+            return 0.0
+        self._timed.add(owner)
+        return random.uniform(0.0, self.settings.drift_interval_seconds)  # noqa: S311 (not security)
+
     def resources_using_secret(self, namespace: str, name: str) -> set[str]:
         return set(self._secret_refs.get((namespace, name), set()))
 
@@ -430,6 +443,42 @@ class Service:
             if r.change in ("created", "updated"):
                 out.events.append(("Normal", f"Dashboard{r.change.title()}", f"{r.kind} {r.name} {r.change}"))
 
+    async def _preconditions(
+        self, res: Resource, spec: ChargingAnalyticsSpec, creds: Credentials, applying: bool, out: Outcome
+    ) -> None:
+        """The Kafka topics and the PostgreSQL alert table, checked when their inputs (the spec's
+        parts they read, the credentials, the mode) differ from the last check that passed, or
+        after the resource stalled (an error may mean the world changed): not on every pass, so
+        a timer pass of a Ready tenant opens no Kafka or PostgreSQL connection."""
+        kafka = self.settings.check_kafka
+        postgres = applying and spec.alerts.sinks.postgres is not None and self.settings.manage_postgres_table
+        if not kafka and not postgres:
+            return
+        material = [
+            spec.kafka.model_dump_json(),
+            spec.alerts.sinks.model_dump_json(),
+            str((kafka, postgres, applying)),
+            *(f"{cred.username}\0{cred.password}" for cred in (creds.kafka, creds.alerts_db) if cred),
+        ]
+        fingerprint = hashlib.sha256("\0".join(material).encode()).hexdigest()
+        if self._prechecked.get(res.owner) == fingerprint:
+            return
+        self._prechecked.pop(res.owner, None)
+        if kafka:
+            created = await check_kafka(
+                spec,
+                creds.kafka,
+                self.settings.kafka_timeout_seconds,
+                create=applying,
+                admins=self._kafka_admins,
+            )
+            for topic in created:
+                out.events.append(("Normal", "TopicCreated", f"created alerts topic {topic}"))
+        if postgres:
+            assert creds.alerts_db is not None
+            await ensure_postgres_table(spec, creds.alerts_db, self.settings.kafka_timeout_seconds)
+        self._prechecked[res.owner] = fingerprint
+
     async def _reconcile(self, res: Resource, *, origin: str) -> Outcome:
         out = Outcome()
         try:
@@ -452,20 +501,14 @@ class Service:
             client = await self._client(endpoint)
             capabilities = await client.capabilities()
             capabilities.require_supported(endpoint.key)
-            if self.settings.check_kafka:
-                created = await check_kafka(
-                    spec, creds.kafka, self.settings.kafka_timeout_seconds, create=applying
-                )
-                for topic in created:
-                    out.events.append(("Normal", "TopicCreated", f"created alerts topic {topic}"))
-            if applying and spec.alerts.sinks.postgres is not None and self.settings.manage_postgres_table:
-                assert creds.alerts_db is not None
-                await ensure_postgres_table(spec, creds.alerts_db, self.settings.kafka_timeout_seconds)
+            await self._preconditions(res, spec, creds, applying, out)
             store = await self._store_for(client, endpoint)
             snapshot = await self.snapshot(
                 client,
                 endpoint,
-                fresh=origin != "timer",
+                # a new or changed spec plans against a read that began after it arrived; a
+                # timer, a restart's resume pass or a Secret change share the interval's read
+                fresh=origin in ("create", "update"),
                 not_before=self._applied.get((endpoint.key, spec.tenant), 0.0),
             )
         except CheckFailure as err:
@@ -683,6 +726,7 @@ class Service:
         """Stalled: Ready=False, an event, and (unless only a spec change can help) a retry with
         exponential backoff; the drift timer retries too, so nothing waits forever."""
         shown = message
+        self._prechecked.pop(res.owner, None)  # the next attempt checks Kafka and PostgreSQL again
         if retry:
             out.retry_after = self._backoff(res)
             # the drift timer retries too: the next attempt comes within the shorter of the two
@@ -699,10 +743,14 @@ class Service:
         return self._stalled(res, out, "RisingWaveUnavailable", str(err))
 
     async def _publish(self, res: Resource, out: Outcome) -> None:
+        """Patch the status, unless it already says exactly this (a quiet steady state: a pass
+        that finds nothing changed writes nothing to the API server)."""
         status: dict[str, Any] = dict(out.status)
         status["conditions"] = merge_conditions(res.status.get("conditions"), out.conditions, res.generation)
         if res.generation is not None:
             status["observedGeneration"] = res.generation
+        if all(res.status.get(key) == value for key, value in status.items()):
+            return
         await self.kube.patch_status(res.namespace, res.name, status)
 
     # ------------------------------------------------------------------------------------------
@@ -718,6 +766,8 @@ class Service:
         so another resource may take the tenant over.
         """
         self._deleting.add(res.owner)
+        self._prechecked.pop(res.owner, None)
+        self._timed.discard(res.owner)
         out = Outcome()
         force = res.annotations.get(c.ANNOTATION_FORCE_DELETE, "").lower() == "true"
         target = teardown_target(res.spec)
