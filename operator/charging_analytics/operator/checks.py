@@ -133,6 +133,7 @@ def _check_topics(
     spec: ChargingAnalyticsSpec, cred: Credential | None, timeout: float, create: bool, admins: KafkaAdmins
 ) -> list[str]:
     key, admin, errors, lock = admins.client(spec, cred, timeout)
+    metrics.KAFKA_CHECKS.inc()
     with lock:
         errors.seen.clear()
         try:

@@ -31,7 +31,10 @@ from ..render import (
     Credential,
     Credentials,
     RenderOptions,
+    digest_salt,
+    known_digest,
     referenced_secrets,
+    remember_digest,
     render,
 )
 from ..rw.capabilities import UnsupportedRisingWaveVersion
@@ -148,6 +151,8 @@ class Service:
         #: resource -> fingerprint of the inputs its Kafka and PostgreSQL checks last passed with
         self._prechecked: dict[str, str] = {}
         self._timed: set[str] = set()  # resources whose drift timer has run in this process
+        #: (namespace, Secret) -> its resourceVersion when last read
+        self._secret_versions: dict[tuple[str, str], str | None] = {}
 
     async def close(self) -> None:
         for client in self._clients.values():
@@ -258,6 +263,7 @@ class Service:
             ) from err
         if stored is None:
             raise CheckFailure("SecretMissing", f"{where} not found")
+        self._secret_versions[(namespace, ref.name)] = stored.resource_version
         for key in (ref.username_key, ref.password_key):
             if key not in stored.data:
                 raise CheckFailure("SecretKeyMissing", f"{where} has no key {key!r}")
@@ -284,6 +290,21 @@ class Service:
                 (res.namespace, spec.risingwave.credentials_secret_ref.name), set()
             ).add(res.owner)
         return Credentials(kafka=found.get("kafka"), alerts_db=found.get("alerts_db"))
+
+    def _credential_versions(
+        self, res: Resource, spec: ChargingAnalyticsSpec, creds: Credentials
+    ) -> list[_Versioned]:
+        """Each resolved credential with the Secret and resourceVersion it was read from."""
+        secrets_by_role = {role: ref.name for role, ref in referenced_secrets(spec).items()}
+        if creds.reader is not None:
+            secrets_by_role["reader"] = read_only_secret(_owner(res), spec)
+        out = []
+        for role, secret in secrets_by_role.items():
+            cred: Credential | None = getattr(creds, role)
+            version = self._secret_versions.get((res.namespace, secret))
+            if cred is not None and version:
+                out.append(_Versioned(role, secret, version, cred))
+        return out
 
     async def _reader(
         self, res: Resource, spec: ChargingAnalyticsSpec, endpoint: Endpoint
@@ -318,9 +339,11 @@ class Service:
             except UnicodeDecodeError:  # the operator's own Secret, damaged: regenerate it
                 password = ""
             if password:
+                self._secret_versions[(res.namespace, secret)] = stored.resource_version
                 return Credential(user, password)
         if spec.mode != "Apply":
             return None
+        self._secret_versions.pop((res.namespace, secret), None)  # known after the next read
         password = secrets.token_urlsafe(24)
         owner = {"apiVersion": c.API_VERSION, "kind": c.KIND, "name": res.name, "uid": res.uid or ""}
         data = {
@@ -530,10 +553,13 @@ class Service:
             )
 
         catalog = snapshot.tenant(spec.tenant)
+        versions = self._credential_versions(res, spec, creds)
+        _remember_digests(spec, res.status, versions)
         # off the event loop: a new or rotated credential costs a deliberately slow digest
         desired = await asyncio.to_thread(
             render, spec, RenderOptions(secret_store=store, credentials=creds, capabilities=capabilities)
         )
+        out.status["credentials"] = _credentials_status(spec, versions)
         options = PlanOptions(
             zero_downtime=self.settings.zero_downtime,
             owner=res.owner,
@@ -882,6 +908,56 @@ def teardown_target(raw: Mapping[str, Any]) -> TeardownTarget | None:
 
 def _target_from(spec: ChargingAnalyticsSpec) -> TeardownTarget:
     return TeardownTarget(spec.tenant, spec.deletion_policy, spec.risingwave)
+
+
+@dataclass(frozen=True)
+class _Versioned:
+    role: str
+    secret: str
+    resource_version: str
+    credential: Credential
+
+
+_PARTS = ("username", "password")
+
+
+def _remember_digests(
+    spec: ChargingAnalyticsSpec, status: Mapping[str, Any], versions: list[_Versioned]
+) -> None:
+    """Take the digests recorded in status for credentials whose Secret has not changed since (same
+    resourceVersion), so the first pass after a restart computes no digest for them."""
+    recorded = {
+        (str(e.get("role")), str(e.get("secret")), str(e.get("resourceVersion"))): e.get("digests") or {}
+        for e in status.get("credentials") or []
+        if isinstance(e, Mapping)
+    }
+    for v in versions:
+        digests = recorded.get((v.role, v.secret, v.resource_version), {})
+        for part in _PARTS:
+            digest = digests.get(part)
+            if isinstance(digest, str) and digest:
+                remember_digest(digest_salt(spec.tenant, v.role, part), getattr(v.credential, part), digest)
+
+
+def _credentials_status(spec: ChargingAnalyticsSpec, versions: list[_Versioned]) -> list[dict[str, Any]]:
+    """What :func:`_remember_digests` reads back: the digests render computed (or took) this pass."""
+    out = []
+    for v in versions:
+        digests = {}
+        for part in _PARTS:
+            digest = known_digest(digest_salt(spec.tenant, v.role, part), getattr(v.credential, part))
+            if digest is not None:
+                digests[part] = digest
+        if digests:
+            out.append(
+                {
+                    "role": v.role,
+                    "secret": v.secret,
+                    "resourceVersion": v.resource_version,
+                    "digests": digests,
+                }
+            )
+    return out
 
 
 def _text(value: bytes, where: str, key: str) -> str:
