@@ -125,9 +125,6 @@ class KafkaAdmins:
         with self._lock:
             self._clients.pop(key, None)
 
-    def __len__(self) -> int:
-        return len(self._clients)
-
 
 def _check_topics(
     spec: ChargingAnalyticsSpec, cred: Credential | None, timeout: float, create: bool, admins: KafkaAdmins
@@ -199,7 +196,8 @@ async def check_kafka(
     """Fail if the events topic is missing; create the alerts topic (unless ``create`` is False,
     as in Plan mode, which changes nothing). Returns the topics created. ``admins``: the
     clients to reuse (a one-off client without)."""
-    return await asyncio.to_thread(_check_topics, spec, cred, timeout_s, create, admins or KafkaAdmins())
+    reused = admins if admins is not None else KafkaAdmins()
+    return await asyncio.to_thread(_check_topics, spec, cred, timeout_s, create, reused)
 
 
 async def ensure_postgres_table(spec: ChargingAnalyticsSpec, cred: Credential, timeout_s: float) -> bool:
