@@ -14,7 +14,7 @@ topic, which the operator creates); the events topics exist beforehand.
    plans and applies the same statements for N tenants (as many applies at once as the operator
    allows per endpoint, ``CHA_MAX_CONCURRENT_APPLIES``) plus one status PATCH per resource.
 2. Burst: N resources are created at once; the clock stops when the last reports Ready.
-3. Steady state: after one interval to settle, ``--intervals`` drift intervals of nothing
+3. Steady state: after two intervals to settle, ``--intervals`` drift intervals of nothing
    happening.
 4. Restart: the operator is stopped and started again; the resume pass is timed (until the
    operator has reconciled all N) and the first interval after the start is counted.
@@ -254,8 +254,9 @@ class Fleet:
             burst["raw_floor_seconds"] = round(floor_seconds, 1)
             burst["ratio_to_floor"] = round(burst["seconds"] / floor_seconds, 2)
 
-            # 3. steady state
-            time.sleep(self.interval)
+            # 3. steady state, after each tenant's first timer pass (within two intervals of its
+            # creation; it turns Ready's reason from Applied to UpToDate, a status write)
+            time.sleep(2 * self.interval)
             phase = Phase(self, f"steady ({self.intervals} x {self.interval:.0f} s)").start()
             time.sleep(self.interval * self.intervals)
             steady = phase.stop(intervals=self.intervals)
