@@ -668,6 +668,11 @@ class PlanStatus(Model):
 ENDPOINT_MAX_LENGTH = 253 + 1 + 5 + 1 + 63
 
 
+class CredentialDigests(Model):
+    username: str | None = Field(None, max_length=64)
+    password: str | None = Field(None, max_length=64)
+
+
 class CredentialVersion(Model):
     """The Secret version a credential's digests were computed from. After a restart, a Secret
     whose resourceVersion is unchanged holds the same credential, so its (deliberately slow)
@@ -676,9 +681,7 @@ class CredentialVersion(Model):
     role: str = Field(max_length=32, description="The role the credential plays (kafka, alerts_db, reader).")
     secret: str = Field(max_length=253, description="The Secret it was read from.")
     resource_version: str = Field(max_length=64, description="The Secret's resourceVersion then.")
-    digests: dict[str, str] = Field(
-        default_factory=dict, max_length=2, description="Salted scrypt digest per part (username, password)."
-    )
+    digests: CredentialDigests = Field(description="Salted scrypt digest of each part.")
 
 
 class ChargingAnalyticsStatus(Model):
@@ -719,6 +722,7 @@ __all__ = [
     "ChargingAnalyticsSpec",
     "ChargingAnalyticsStatus",
     "Condition",
+    "CredentialDigests",
     "CredentialVersion",
     "CredentialsSecretRef",
     "DashboardsSpec",
