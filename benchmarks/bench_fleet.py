@@ -96,7 +96,8 @@ async def raw_floor(
 ) -> float:
     """Seconds to apply every tenant's fresh plan and PATCH its status once, nothing else."""
     settings = OperatorSettings()
-    client = RisingWaveClient(endpoint, max_size=settings.pool_size)
+    # a generous connect timeout: the double shares this process (and the machine) with the script
+    client = RisingWaveClient(endpoint, max_size=settings.pool_size, connect_timeout=30.0)
     await client.open()
     slots = asyncio.Semaphore(settings.max_concurrent_applies)
     try:
@@ -240,7 +241,9 @@ class Fleet:
                 password="",
                 sslmode="disable",
             )
-            floor_seconds = asyncio.run(raw_floor(self.rest, floor_ns, floor, endpoint))
+            floor_seconds = asyncio.run(
+                asyncio.wait_for(raw_floor(self.rest, floor_ns, floor, endpoint), self.timeout)
+            )
             floor_double.stop()
 
             # 2. the burst
