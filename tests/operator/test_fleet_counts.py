@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -105,7 +104,7 @@ def test_steady_state_writes_nothing_and_opens_no_kafka_connection(harness: Harn
 
 
 @pytest.fixture
-def counted_scrypt(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+def counted_scrypt(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Every credential digest computed (its salt), and an empty digest cache, as in a new process."""
     calls: list[str] = []
     scrypt = hashlib.scrypt
@@ -114,9 +113,9 @@ def counted_scrypt(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
         calls.append(salt.decode())
         return scrypt(password, salt=salt, **kw)
 
-    monkeypatch.setattr(render_module.hashlib, "scrypt", counted)
+    monkeypatch.setattr(hashlib, "scrypt", counted)  # render's digest is its only caller here
     monkeypatch.setattr(render_module, "_DIGESTS", {})
-    yield calls
+    return calls
 
 
 def test_restart_reads_the_catalog_once_writes_nothing_and_computes_no_digest(
