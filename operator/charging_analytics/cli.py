@@ -232,7 +232,7 @@ def _alerts_target(resource: ChargingAnalytics, manifests: Manifests) -> TargetR
     creds, _ = manifests.credentials_for(resource)
     if resource.spec.alerts.sinks.postgres is None or creds.alerts_db is None:
         return None
-    return functools.partial(run_on_alerts_db, resource.spec, creds.alerts_db, 10.0)
+    return functools.partial(run_on_alerts_db, resource.spec, creds.alerts_db, 10.0, tls=creds.alerts_db_tls)
 
 
 def cmd_plan(args: argparse.Namespace) -> int:

@@ -16,13 +16,14 @@ from typing import Literal
 from .catalog import ObjectKind
 from .constants import SOURCE_NAME
 from .spec import ChargingAnalyticsSpec
+from .tls import TLS_PARTS, TlsPart, tls_parts
 
 #: How credentials reach RisingWave: ``risingwave`` stores them as ``CREATE SECRET`` objects
 #: (a licensed feature) that connectors reference; ``inline`` writes them into the WITH clause.
 SecretStore = Literal["risingwave", "inline"]
 #: Roles a credential plays (the fields of ``render.Credentials``).
-Role = Literal["kafka", "alerts_db", "reader"]
-Part = Literal["username", "password"]
+Role = Literal["kafka", "alerts_db", "reader", "kafka_tls"]
+Part = Literal["username", "password", "ca", "certificate", "private_key"]
 PARTS: tuple[Part, ...] = ("username", "password")
 
 
@@ -96,7 +97,9 @@ def _stored(role_needed: Callable[[Context], bool]) -> Callable[[Context], bool]
     return enabled
 
 
-def _secrets(role: Role, needed: Callable[[Context], bool]) -> tuple[Entry, ...]:
+def _secrets(
+    role: Role, needed: Callable[[Context], bool], parts: tuple[Part, ...] = PARTS
+) -> tuple[Entry, ...]:
     return tuple(
         Entry(
             f"{role}_{part}",
@@ -105,15 +108,25 @@ def _secrets(role: Role, needed: Callable[[Context], bool]) -> tuple[Entry, ...]
             enabled=_stored(needed),
             credential=(role, part),
         )
-        for part in PARTS
+        for part in parts
     )
+
+
+def _kafka_tls(part: TlsPart) -> Callable[[Context], bool]:
+    """The brokers' TLS material: a secret for each part the spec's tlsSecretRef names."""
+
+    def needed(c: Context) -> bool:
+        return part in tls_parts(c.spec.kafka.security.tls_secret_ref)
+
+    return needed
 
 
 PIPELINE: tuple[Entry, ...] = (
     Entry(SCHEMA, "Schema", template_name="schema"),
     *_secrets("kafka", _kafka_credentials),
     *_secrets("alerts_db", _postgres_sink),
-    Entry(SOURCE_NAME, "Source", roles=("kafka",)),
+    *(e for part in TLS_PARTS for e in _secrets("kafka_tls", _kafka_tls(part), (part,))),
+    Entry(SOURCE_NAME, "Source", roles=("kafka", "kafka_tls")),
     Entry("sessions", "MaterializedView", reads=(SOURCE_NAME,)),
     Entry("completed_sessions", "MaterializedView", reads=("sessions",)),
     Entry("active_sessions", "MaterializedView", reads=("sessions",)),
@@ -160,7 +173,7 @@ PIPELINE: tuple[Entry, ...] = (
         "alerts_to_kafka",
         "Sink",
         reads=("alerts",),
-        roles=("kafka",),
+        roles=("kafka", "kafka_tls"),
         enabled=lambda c: c.spec.alerts.sinks.kafka is not None,
     ),
     Entry("alerts_to_postgres", "Sink", reads=("alerts",), roles=("alerts_db",), enabled=_postgres_sink),

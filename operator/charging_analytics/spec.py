@@ -11,14 +11,14 @@ with the same message.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .events import ConnectorStatus
+from .events import MAX_CONNECTOR_ID, ConnectorStatus, ConnectorType
 
 # --------------------------------------------------------------------------------------------
 # Scalar types
@@ -155,12 +155,83 @@ class Model(_Model):
 # --------------------------------------------------------------------------------------------
 
 
-class CredentialsSecretRef(Model):
-    """A Secret in the resource's own namespace holding a user name and a password."""
+class SecretRef(Model):
+    """A Secret in the resource's own namespace (every reference names one this way)."""
 
     name: K8sName = Field(description="Name of a Secret in the same namespace as the resource.")
+
+
+class CredentialsSecretRef(SecretRef):
+    """A Secret in the resource's own namespace holding a user name and a password."""
+
     username_key: SecretKey = Field("username", description="Key of the user name in the Secret.")
     password_key: SecretKey = Field("password", description="Key of the password in the Secret.")
+
+
+class TlsSecretRef(SecretRef):
+    """A Secret in the resource's own namespace holding PEM-encoded TLS material: a CA bundle
+    that verifies the server, and/or a client certificate with its private key. A cert-manager
+    Certificate's Secret has them as ``ca.crt``, ``tls.crt`` and ``tls.key``."""
+
+    rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="has(self.certificateKey) == has(self.privateKeyKey)",
+            message="certificateKey and privateKeyKey go together (a client certificate needs its key)",
+            check=lambda s: (s.certificate_key is None) == (s.private_key_key is None),
+            field="certificateKey",
+        ),
+        Rule(
+            cel="has(self.caKey) || has(self.certificateKey)",
+            message="name at least caKey or certificateKey",
+            check=lambda s: s.ca_key is not None or s.certificate_key is not None,
+            field="caKey",
+        ),
+    )
+
+    ca_key: SecretKey | None = Field(
+        None, description="Key of the CA bundle (PEM) that verifies the server's certificate, e.g. ca.crt."
+    )
+    certificate_key: SecretKey | None = Field(
+        None, description="Key of the client certificate (PEM), e.g. tls.crt."
+    )
+    private_key_key: SecretKey | None = Field(
+        None, description="Key of the client certificate's private key (PEM, unencrypted), e.g. tls.key."
+    )
+
+
+#: An absolute file path made of characters that need no quoting in a JDBC URL's query string.
+FILE_PATH_PATTERN = r"^/[A-Za-z0-9._/-]+$"
+FilePath = Annotated[str, Field(pattern=FILE_PATH_PATTERN, max_length=1024)]
+
+
+class NodeTlsFiles(Model):
+    """TLS files that must already exist on every RisingWave compute node (for connectors that
+    accept TLS material only as file paths; see docs/tls.md)."""
+
+    rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="has(self.certificatePath) == has(self.privateKeyPath)",
+            message="certificatePath and privateKeyPath go together (a client certificate needs its key)",
+            check=lambda s: (s.certificate_path is None) == (s.private_key_path is None),
+            field="certificatePath",
+        ),
+        Rule(
+            cel="has(self.caPath) || has(self.certificatePath)",
+            message="name at least caPath or certificatePath",
+            check=lambda s: s.ca_path is not None or s.certificate_path is not None,
+            field="caPath",
+        ),
+    )
+
+    ca_path: FilePath | None = Field(None, description="CA bundle (PEM) on the RisingWave nodes.")
+    certificate_path: FilePath | None = Field(
+        None, description="Client certificate (PEM) on the RisingWave nodes."
+    )
+    private_key_path: FilePath | None = Field(
+        None,
+        description="Client key on the RisingWave nodes, in a form PostgreSQL's JDBC driver reads "
+        "(PKCS-8 DER, .pk8, or PKCS-12, .p12).",
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -168,8 +239,19 @@ class CredentialsSecretRef(Model):
 # --------------------------------------------------------------------------------------------
 
 
+def _tls_needs_ssl() -> Rule:
+    return Rule(
+        cel="!has(self.tlsSecretRef) || self.sslmode != 'disable'",
+        message="tlsSecretRef needs an sslmode other than disable",
+        check=lambda s: s.tls_secret_ref is None or s.sslmode != "disable",
+        field="tlsSecretRef",
+    )
+
+
 class RisingWaveSpec(Model):
     """Where the tenant's pipeline runs. Omit to use the operator-wide default endpoint."""
+
+    rules: ClassVar[tuple[Rule, ...]] = (_tls_needs_ssl(),)
 
     host: str = Field(pattern=HOST_PATTERN, max_length=253, description="RisingWave frontend host.")
     port: Port = Field(4566, description="RisingWave frontend port (the RisingWave operator uses 4567).")
@@ -177,6 +259,11 @@ class RisingWaveSpec(Model):
     sslmode: SslMode = Field("prefer", description="libpq sslmode for the connection.")
     credentials_secret_ref: CredentialsSecretRef | None = Field(
         None, description="User and password; omitted means user root without a password."
+    )
+    tls_secret_ref: TlsSecretRef | None = Field(
+        None,
+        description="CA bundle and/or client certificate for the operator's connection "
+        "(use sslmode verify-full to verify the server against the CA).",
     )
 
     @property
@@ -215,12 +302,23 @@ class KafkaSecuritySpec(Model):
             ),
             field="protocol",
         ),
+        Rule(
+            cel="!has(self.tlsSecretRef) || self.protocol == 'SSL' || self.protocol == 'SASL_SSL'",
+            message="tlsSecretRef is only valid with protocol SSL or SASL_SSL",
+            check=lambda s: s.tls_secret_ref is None or s.protocol in ("SSL", "SASL_SSL"),
+            field="tlsSecretRef",
+        ),
     )
 
     protocol: SecurityProtocol = Field("PLAINTEXT", description="Kafka security protocol.")
     sasl_mechanism: SaslMechanism | None = Field(None, description="SASL mechanism.")
     credentials_secret_ref: CredentialsSecretRef | None = Field(
         None, description="SASL user name and password."
+    )
+    tls_secret_ref: TlsSecretRef | None = Field(
+        None,
+        description="CA bundle and/or client certificate for the brokers, used by the operator's "
+        "checks and by RisingWave's Kafka source and sink.",
     )
 
 
@@ -414,6 +512,16 @@ class KafkaAlertSink(Model):
 
 
 class PostgresAlertSink(Model):
+    rules: ClassVar[tuple[Rule, ...]] = (
+        _tls_needs_ssl(),
+        Rule(
+            cel="!has(self.sinkTlsFiles) || self.sslmode != 'disable'",
+            message="sinkTlsFiles needs an sslmode other than disable",
+            check=lambda s: s.sink_tls_files is None or s.sslmode != "disable",
+            field="sinkTlsFiles",
+        ),
+    )
+
     host: str = Field(pattern=HOST_PATTERN, max_length=253, description="PostgreSQL host.")
     port: Port = Field(5432, description="PostgreSQL port.")
     database: SqlName = Field(description="Database holding the alerts table.")
@@ -421,6 +529,16 @@ class PostgresAlertSink(Model):
     table: SqlName = Field("charging_alerts", description="Alerts table (created by the operator).")
     sslmode: SslMode = Field("prefer", description="sslmode for the sink connection.")
     credentials_secret_ref: CredentialsSecretRef = Field(description="User and password of the sink.")
+    tls_secret_ref: TlsSecretRef | None = Field(
+        None,
+        description="CA bundle and/or client certificate for the operator's own connection "
+        "(it creates the alerts table).",
+    )
+    sink_tls_files: NodeTlsFiles | None = Field(
+        None,
+        description="TLS files on the RisingWave nodes for the JDBC sink (RisingWave's JDBC sink "
+        "takes them only as paths in jdbc.url).",
+    )
 
 
 class AlertSinks(Model):
@@ -490,6 +608,97 @@ class DashboardsSpec(Model):
     )
     folder: str | None = Field(
         None, min_length=1, max_length=100, description="Grafana folder of the dashboard (default: General)."
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# OCPP gateway: which stations of the tenant may connect, and their connectors
+# --------------------------------------------------------------------------------------------
+
+#: Station ids the gateway accepts: the OCPP 2.0.1 ``identifierString`` (at most 48 characters,
+#: no ':'), restricted to characters that are also valid Kubernetes Secret keys (the stations
+#: Secret is keyed by station id) and valid in the event contract's ``station_id``.
+STATION_ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,47}$"
+
+#: OCPI 2.2 ``ConnectorType`` values (``Connector.standard``) that have a tariff type.
+OCPI_STANDARDS: Final[Mapping[str, ConnectorType]] = {
+    "IEC_62196_T1_COMBO": "CCS",
+    "IEC_62196_T2_COMBO": "CCS",
+    "CHADEMO": "CHAdeMO",
+    "IEC_62196_T2": "Type2",
+}
+TARIFF_TYPES: Final[Mapping[str, ConnectorType]] = {"CCS": "CCS", "CHAdeMO": "CHAdeMO", "Type2": "Type2"}
+#: What a registry entry's ``standard`` may be: an OCPI standard with a tariff type, or the
+#: tariff type itself. A standard without one (a domestic socket) could not be priced.
+ConnectorStandard = Literal[
+    "IEC_62196_T1_COMBO", "IEC_62196_T2_COMBO", "CHADEMO", "IEC_62196_T2", "CCS", "CHAdeMO", "Type2"
+]
+
+
+def tariff_type(standard: str) -> ConnectorType | None:
+    """The tariff connector type of an OCPI standard or tariff name; ``None`` if it has none."""
+    return OCPI_STANDARDS.get(standard) or TARIFF_TYPES.get(standard)
+
+
+def _unique_ids_rule(field: str, what: str) -> Rule:
+    """Each ``id`` of the list at most once (quadratic in CEL: it bounds the lists' lengths)."""
+    return Rule(
+        cel=f"self.{field}.all(a, self.{field}.exists_one(b, b.id == a.id))",
+        message=f"{what} ids must be unique",
+        check=lambda s: len({i.id for i in getattr(s, field)}) == len(getattr(s, field)),
+        field=field,
+    )
+
+
+#: Most connectors (EVSEs) one station lists, and most stations one resource lists: the
+#: uniqueness rules are quadratic and must stay within the API server's CEL cost budget.
+MAX_STATION_CONNECTORS: Final = 16
+MAX_GATEWAY_STATIONS: Final = 500
+
+
+class GatewayConnector(Model):
+    id: int = Field(ge=1, le=MAX_CONNECTOR_ID, description="Connector id (OCPP 2.0.1: the EVSE id).")
+    standard: ConnectorStandard = Field(
+        description="OCPI Connector.standard (IEC_62196_T2_COMBO, IEC_62196_T1_COMBO -> CCS; CHADEMO -> "
+        "CHAdeMO; IEC_62196_T2 -> Type2) or the tariff type itself."
+    )
+
+    @property
+    def connector_type(self) -> ConnectorType:
+        kind = tariff_type(self.standard)
+        assert kind is not None  # every ConnectorStandard has one
+        return kind
+
+
+class GatewayStation(Model):
+    rules: ClassVar[tuple[Rule, ...]] = (_unique_ids_rule("connectors", "connector"),)
+
+    id: str = Field(
+        pattern=STATION_ID_PATTERN,
+        max_length=48,
+        description="Station id: the last segment of the station's OCPP URL, and its HTTP Basic user name.",
+    )
+    connectors: list[GatewayConnector] = Field(min_length=1, max_length=MAX_STATION_CONNECTORS)
+
+
+class StationsSecretRef(Model):
+    name: K8sName = Field(
+        description="Secret in the resource's namespace: key = station id, value = its OCPP password."
+    )
+
+
+class GatewaySpec(Model):
+    """The tenant's charge points, for ``charging-analytics gateway`` (OCPP security profiles 1
+    and 2: HTTP Basic with the station id as user name, over ws:// or wss://)."""
+
+    rules: ClassVar[tuple[Rule, ...]] = (_unique_ids_rule("stations", "station"),)
+
+    enabled: bool = Field(True, description="Serve this tenant's stations; false refuses them all.")
+    stations_secret_ref: StationsSecretRef = Field(description="The stations' OCPP passwords.")
+    stations: list[GatewayStation] = Field(
+        min_length=1,
+        max_length=MAX_GATEWAY_STATIONS,
+        description="The station registry: every station that may connect, with its connectors.",
     )
 
 
@@ -585,6 +794,9 @@ class ChargingAnalyticsSpec(Model):
     )
     dashboards: DashboardsSpec = Field(
         default_factory=lambda: DashboardsSpec(), description="Optional Grafana dashboard and data source."
+    )
+    gateway: GatewaySpec | None = Field(
+        None, description="Charge points served by the OCPP gateway; omitted means none."
     )
 
     @property
@@ -726,10 +938,14 @@ __all__ = [
     "CredentialVersion",
     "CredentialsSecretRef",
     "DashboardsSpec",
+    "GatewayConnector",
+    "GatewaySpec",
+    "GatewayStation",
     "InstanceSelector",
     "KafkaAlertSink",
     "KafkaSecuritySpec",
     "KafkaSpec",
+    "NodeTlsFiles",
     "ObjectStatus",
     "PlanStatus",
     "PostgresAlertSink",
@@ -737,8 +953,10 @@ __all__ = [
     "ReadOnlyUserSpec",
     "RisingWaveSpec",
     "Rule",
+    "SecretRef",
     "SpecError",
     "TariffSpec",
+    "TlsSecretRef",
     "duration_seconds",
     "spec_error_path",
 ]

@@ -13,8 +13,9 @@ from pydantic import ValidationError
 
 from . import constants as c
 from .pipeline import reader_name
-from .render import Credential, Credentials, referenced_secrets
+from .render import Credential, Credentials, referenced_secrets, referenced_tls
 from .spec import ChargingAnalytics, SpecError, spec_error_path
+from .tls import TlsMaterial, tls_keys
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,21 @@ class Manifests:
                 reader = Credential(reader_name(resource.spec.tenant), data["password"])
             elif generated:
                 missing.append(f"Secret {secret} (key password) for the read-only user")
-        creds = Credentials(kafka=found.get("kafka"), alerts_db=found.get("alerts_db"), reader=reader)
+        tls: dict[str, TlsMaterial] = {}
+        for role, tls_ref in referenced_tls(resource.spec).items():
+            data = self.secrets.get((ns, tls_ref.name)) or self.secrets.get((None, tls_ref.name)) or {}
+            keys = tls_keys(tls_ref)
+            if any(key not in data for key in keys.values()):
+                missing.append(f"Secret {tls_ref.name} (keys {', '.join(keys.values())})")
+                continue
+            tls[role] = TlsMaterial(**{part: data[key] for part, key in keys.items()})
+        creds = Credentials(
+            kafka=found.get("kafka"),
+            alerts_db=found.get("alerts_db"),
+            reader=reader,
+            kafka_tls=tls.get("kafka_tls"),
+            alerts_db_tls=tls.get("alerts_db_tls"),
+        )
         return creds, missing
 
 

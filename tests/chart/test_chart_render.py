@@ -492,6 +492,43 @@ def test_every_operator_setting_is_set_from_values(tmp_path: Path) -> None:
     wanted = {f"CHA_{name.upper()}" for name in OperatorSettings.model_fields}
     # the default endpoint's user/password come from a Secret only when one is named
     optional = {"CHA_DEFAULT_RW_USER", "CHA_DEFAULT_RW_PASSWORD"}
-    assert wanted - optional - set(env) == set()
+    # ... and its TLS files only when a TLS Secret is named
+    tls = {"CHA_DEFAULT_RW_SSLROOTCERT", "CHA_DEFAULT_RW_SSLCERT", "CHA_DEFAULT_RW_SSLKEY"}
+    assert wanted - optional - tls - set(env) == set()
     with_secret = env_of(render_chart(tmp_path, {"risingwave": {"credentialsSecret": {"name": "rw"}}}))
     assert optional <= set(with_secret)
+    with_tls = env_of(render_chart(tmp_path, {"risingwave": {"tls": RW_TLS}}))
+    assert tls <= set(with_tls)
+
+
+RW_TLS = {"secretName": "rw-tls", "caKey": "ca.crt", "certificateKey": "tls.crt", "privateKeyKey": "tls.key"}
+
+
+def test_the_default_endpoints_tls_secret_is_mounted_read_only_where_the_env_points(
+    tmp_path: Path,
+) -> None:
+    docs = render_chart(tmp_path, {"risingwave": {"tls": RW_TLS}})
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "risingwave-tls"]
+    assert volume["secret"]["secretName"] == "rw-tls"
+    # root-owned, group fsGroup, 0440: what libpq accepts for a key file, and readable by the operator
+    assert volume["secret"]["defaultMode"] == 0o440
+    assert pod["securityContext"]["fsGroup"] == 10001
+    items = {i["key"]: i["path"] for i in volume["secret"]["items"]}
+    assert items == {"ca.crt": "ca.pem", "tls.crt": "certificate.pem", "tls.key": "private-key.pem"}
+    (mount,) = [m for m in container(docs)["volumeMounts"] if m["name"] == "risingwave-tls"]
+    assert mount["readOnly"] is True
+    env = env_of(docs)
+    for var, path in (
+        ("CHA_DEFAULT_RW_SSLROOTCERT", "ca.pem"),
+        ("CHA_DEFAULT_RW_SSLCERT", "certificate.pem"),
+        ("CHA_DEFAULT_RW_SSLKEY", "private-key.pem"),
+    ):
+        assert env[var] == f"{mount['mountPath']}/{path}"
+    ca_only = render_chart(tmp_path, {"risingwave": {"tls": {"secretName": "rw-tls"}}})
+    assert set(env_of(ca_only)) & {"CHA_DEFAULT_RW_SSLCERT", "CHA_DEFAULT_RW_SSLKEY"} == set()
+    assert "CHA_DEFAULT_RW_SSLROOTCERT" in env_of(ca_only)
+    without = render_chart(tmp_path, {})
+    assert "risingwave-tls" not in {
+        v["name"] for v in one(without, "Deployment")["spec"]["template"]["spec"]["volumes"]
+    }

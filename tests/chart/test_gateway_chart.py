@@ -34,6 +34,7 @@ K8S_MODE = {
     "gateway": {
         "enabled": True,
         "tenants": {"source": "kubernetes", "watchNamespaces": ["tenants-a", "tenants-b"]},
+        "state": {"bootstrapServers": ["kafka-0.kafka:9092", "kafka-1.kafka:9092"]},
     }
 }
 FULL = {
@@ -169,8 +170,8 @@ def test_gateway_rbac_in_kubernetes_mode_grants_exactly_read_access_per_watched_
             for resource in rule["resources"]
         )
         assert granted == [
-            ("", "secrets", ("get", "list", "watch")),
-            ("analytics.evcharging.io", "charginganalytics", ("get", "list", "watch")),
+            ("", "secrets", ("list", "watch")),
+            ("analytics.evcharging.io", "charginganalytics", ("list", "watch")),
         ]
     bindings = find(docs, "RoleBinding")
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["tenants-a", "tenants-b"]
@@ -186,7 +187,12 @@ def test_gateway_rbac_in_kubernetes_mode_grants_exactly_read_access_per_watched_
     assert pod["automountServiceAccountToken"] is True
     env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
     assert env["CHA_WATCH_NAMESPACES"] == "tenants-a,tenants-b"
-    assert not any(a.startswith("--tenants-file") for a in pod["containers"][0]["args"])
+    args = pod["containers"][0]["args"]
+    assert not any(a.startswith("--tenants-file") for a in args)
+    parsed = cli.build_parser().parse_args([pod["containers"][0]["command"][1], *args])
+    assert parsed.kubernetes is True
+    assert parsed.state_bootstrap_servers == "kafka-0.kafka:9092,kafka-1.kafka:9092"
+    assert (parsed.state_topic, parsed.heartbeat_interval) == ("charging-analytics-gateway-state", 300)
 
 
 def test_gateway_service_monitor_needs_the_prometheus_operator_api(tmp_path: Path) -> None:
@@ -208,6 +214,10 @@ def test_gateway_service_monitor_needs_the_prometheus_operator_api(tmp_path: Pat
     [
         ({"gateway": {"enabled": True}}, "secretName"),
         ({"gateway": {"enabled": True, "tenants": {"source": "kubernetes"}}}, "watchNamespaces"),
+        (
+            {"gateway": {"enabled": True, "tenants": {"source": "kubernetes", "watchNamespaces": ["a"]}}},
+            "gateway.state.bootstrapServers",
+        ),
         ({"gateway": {"enabled": True, "tenants": {"source": "etcd"}}}, "source"),
         ({"gateway": {"enabled": True, "tenants": {"secretName": "x"}, "port": 0}}, "port"),
         ({"gateway": {"enabled": True, "tenants": {"secretName": "x"}, "replicaz": 2}}, "replicaz"),
@@ -240,6 +250,7 @@ def test_gateway_manifests_pass_server_side_dry_run(
             "gateway": {
                 "enabled": True,
                 "tenants": {"source": "kubernetes", "watchNamespaces": [new_namespace(kube_api)]},
+                "state": {"bootstrapServers": ["kafka:9092"]},
                 "ingress": {"enabled": True, "host": "ocpp.example.com"},
             }
         }
@@ -287,7 +298,13 @@ def test_gateway_rbac_reads_tenants_and_secrets_only_in_watched_namespaces(
     kube_api: Any, namespace: str, tmp_path: Path
 ) -> None:
     watched = [new_namespace(kube_api), new_namespace(kube_api)]
-    values = {"gateway": {"enabled": True, "tenants": {"source": "kubernetes", "watchNamespaces": watched}}}
+    values = {
+        "gateway": {
+            "enabled": True,
+            "tenants": {"source": "kubernetes", "watchNamespaces": watched},
+            "state": {"bootstrapServers": ["kafka:9092"]},
+        }
+    }
     docs = gateway_objects(render_chart(tmp_path, values, namespace=namespace))
     cluster_scoped: list[tuple[str, str]] = []
     install_rbac(kube_api, docs, cluster_scoped)
@@ -295,10 +312,10 @@ def test_gateway_rbac_reads_tenants_and_secrets_only_in_watched_namespaces(
     sa = one(docs, "ServiceAccount")["metadata"]["name"]
     group = "analytics.evcharging.io"
     for ns in watched:
-        for verb in ("get", "list", "watch"):
+        for verb in ("list", "watch"):
             assert can(kube_api, namespace, sa, verb, "charginganalytics", group=group, namespace=ns)
             assert can(kube_api, namespace, sa, verb, "secrets", namespace=ns)
-        for verb in ("create", "update", "patch", "delete"):
+        for verb in ("get", "create", "update", "patch", "delete"):
             assert not can(kube_api, namespace, sa, verb, "charginganalytics", group=group, namespace=ns)
             assert not can(kube_api, namespace, sa, verb, "secrets", namespace=ns)
         assert not can(

@@ -9,8 +9,8 @@ import pytest
 
 from charging_analytics.events import OcppEvent
 from charging_analytics.gateway import mapping
-from charging_analytics.gateway.config import ConnectorEntry, tariff_type
 from charging_analytics.gateway.mapping import MappingError, StationContext, Transaction201
+from charging_analytics.spec import GatewayConnector, tariff_type
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 CTX = StationContext("acme", "ST-1", {1: "CCS", 2: "Type2"})
@@ -324,9 +324,9 @@ def test_ocpi_standards_map_to_tariff_types() -> None:
     assert [
         tariff_type(s) for s in ("IEC_62196_T2_COMBO", "IEC_62196_T1_COMBO", "CHADEMO", "IEC_62196_T2")
     ] == ["CCS", "CCS", "CHAdeMO", "Type2"]
-    assert ConnectorEntry.model_validate({"id": 1, "standard": "CHADEMO"}).connector_type == "CHAdeMO"
-    with pytest.raises(ValueError, match=r"DOMESTIC_F.*has no tariff connector type"):
-        ConnectorEntry.model_validate({"id": 1, "standard": "DOMESTIC_F"})
+    assert GatewayConnector.model_validate({"id": 1, "standard": "CHADEMO"}).connector_type == "CHAdeMO"
+    with pytest.raises(ValueError, match=r"standard\n  Input should be 'IEC_62196_T1_COMBO'"):
+        GatewayConnector.model_validate({"id": 1, "standard": "DOMESTIC_F"})
 
 
 def test_connector_missing_from_the_registry_is_refused() -> None:

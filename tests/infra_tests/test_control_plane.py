@@ -25,6 +25,7 @@ from charging_analytics.spec import (
     BOOTSTRAP_SERVER_PATTERN,
     CURRENCY_PATTERN,
     DURATION_PATTERN,
+    FILE_PATH_PATTERN,
     HOST_PATTERN,
     K8S_NAME_PATTERN,
     KAFKA_TOPIC_PATTERN,
@@ -33,9 +34,15 @@ from charging_analytics.spec import (
     AnalyticsSpec,
     ChargingAnalytics,
     ChargingAnalyticsSpec,
+    GatewaySpec,
+    GatewayStation,
     KafkaSecuritySpec,
+    NodeTlsFiles,
+    PostgresAlertSink,
     PricePerKwh,
+    RisingWaveSpec,
     Rule,
+    TlsSecretRef,
 )
 from tests.infra.controlplane import ControlPlane, KubeApiError, KubeRest
 from tests.infra.process import wait_until
@@ -287,6 +294,38 @@ INVALID = [
         rule(AnalyticsSpec, "upStatuses").message,
     ),
     Invalid(
+        "gateway-station-ids-repeated",
+        _set(
+            "gateway",
+            {
+                "stationsSecretRef": {"name": "stations"},
+                "stations": [
+                    {"id": "ST-1", "connectors": [{"id": 1, "standard": "CCS"}]},
+                    {"id": "ST-1", "connectors": [{"id": 2, "standard": "Type2"}]},
+                ],
+            },
+        ),
+        "spec.gateway.stations",
+        rule(GatewaySpec, "stations").message,
+    ),
+    Invalid(
+        "gateway-connector-ids-repeated",
+        _set(
+            "gateway",
+            {
+                "stationsSecretRef": {"name": "stations"},
+                "stations": [
+                    {
+                        "id": "ST-1",
+                        "connectors": [{"id": 1, "standard": "CCS"}, {"id": 1, "standard": "Type2"}],
+                    }
+                ],
+            },
+        ),
+        "spec.gateway.stations[0].connectors",
+        rule(GatewayStation, "connectors").message,
+    ),
+    Invalid(
         "availability-slide-not-whole-minutes",
         _all(_set("analytics.availabilityWindow", "300s"), _set("analytics.availabilitySlide", "30s")),
         "spec.analytics.availabilitySlide",
@@ -451,6 +490,100 @@ INVALID = [
         ),
         "spec.alerts.sinks.postgres.credentialsSecretRef.passwordKey",
         _should_match(SECRET_KEY_PATTERN),
+    ),
+    Invalid(
+        "tls-certificate-without-key",
+        _set(
+            "kafka.security", {"protocol": "SSL", "tlsSecretRef": {"name": "k", "certificateKey": "tls.crt"}}
+        ),
+        "spec.kafka.security.tlsSecretRef.certificateKey",
+        rule(TlsSecretRef, "certificateKey").message,
+    ),
+    Invalid(
+        "tls-secret-ref-naming-no-key",
+        _set("kafka.security", {"protocol": "SSL", "tlsSecretRef": {"name": "k"}}),
+        "spec.kafka.security.tlsSecretRef.caKey",
+        rule(TlsSecretRef, "caKey").message,
+    ),
+    Invalid(
+        "kafka-tls-with-plaintext",
+        _set("kafka.security", {"protocol": "PLAINTEXT", "tlsSecretRef": {"name": "k", "caKey": "ca.crt"}}),
+        "spec.kafka.security.tlsSecretRef",
+        rule(KafkaSecuritySpec, "tlsSecretRef").message,
+    ),
+    Invalid(
+        "risingwave-tls-with-sslmode-disable",
+        _set(
+            "risingwave", {"host": "rw", "sslmode": "disable", "tlsSecretRef": {"name": "r", "caKey": "ca"}}
+        ),
+        "spec.risingwave.tlsSecretRef",
+        rule(RisingWaveSpec, "tlsSecretRef").message,
+    ),
+    *(
+        Invalid(
+            f"alerts-db-{field.lower()}-with-sslmode-disable",
+            _set(
+                "alerts.sinks.postgres",
+                {
+                    "host": "db",
+                    "database": "alerts",
+                    "sslmode": "disable",
+                    "credentialsSecretRef": {"name": "db"},
+                    field: value,
+                },
+            ),
+            f"spec.alerts.sinks.postgres.{field}",
+            rule(PostgresAlertSink, field).message,
+        )
+        for field, value in (
+            ("tlsSecretRef", {"name": "db-tls", "caKey": "ca.crt"}),
+            ("sinkTlsFiles", {"caPath": "/etc/pg/ca.pem"}),
+        )
+    ),
+    Invalid(
+        "sink-tls-files-certificate-without-key",
+        _set(
+            "alerts.sinks.postgres",
+            {
+                "host": "db",
+                "database": "alerts",
+                "sslmode": "verify-full",
+                "credentialsSecretRef": {"name": "db"},
+                "sinkTlsFiles": {"certificatePath": "/etc/pg/tls.crt"},
+            },
+        ),
+        "spec.alerts.sinks.postgres.sinkTlsFiles.certificatePath",
+        rule(NodeTlsFiles, "certificatePath").message,
+    ),
+    Invalid(
+        "sink-tls-files-naming-no-file",
+        _set(
+            "alerts.sinks.postgres",
+            {
+                "host": "db",
+                "database": "alerts",
+                "sslmode": "verify-full",
+                "credentialsSecretRef": {"name": "db"},
+                "sinkTlsFiles": {},
+            },
+        ),
+        "spec.alerts.sinks.postgres.sinkTlsFiles.caPath",
+        rule(NodeTlsFiles, "caPath").message,
+    ),
+    Invalid(
+        "sink-tls-file-path-relative",
+        _set(
+            "alerts.sinks.postgres",
+            {
+                "host": "db",
+                "database": "alerts",
+                "sslmode": "verify-full",
+                "credentialsSecretRef": {"name": "db"},
+                "sinkTlsFiles": {"caPath": "ca.pem?x=1"},
+            },
+        ),
+        "spec.alerts.sinks.postgres.sinkTlsFiles.caPath",
+        _should_match(FILE_PATH_PATTERN),
     ),
     # Strict field validation is a decoding error: 400 BadRequest, not 422 Invalid.
     Invalid(

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import re
+import ssl
 import threading
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 from .catalog import Relation
@@ -61,7 +63,13 @@ class RisingWaveDouble:
         statement_timeout_units: TimeoutUnits = "required",
         root_password: str | None = None,
         version: str = DEFAULT_VERSION,
+        tls: tuple[Path, Path] | None = None,
     ) -> None:
+        """``tls``: (certificate, key) PEM files, as RisingWave's ``RW_SSL_CERT`` / ``RW_SSL_KEY``."""
+        self._tls: ssl.SSLContext | None = None
+        if tls is not None:
+            self._tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            self._tls.load_cert_chain(tls[0], tls[1])
         self._config = EngineConfig(
             license=license,
             statement_timeout_units=statement_timeout_units,
@@ -94,7 +102,7 @@ class RisingWaveDouble:
         ready.wait()
         self._engine = Engine(self._config)
         self._engine.attach_loop(loop)
-        self._server = WireServer(self._engine, self._knobs)
+        self._server = WireServer(self._engine, self._knobs, tls=self._tls)
         self.port = self._call(self._server.start())
         return self
 

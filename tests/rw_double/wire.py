@@ -14,6 +14,7 @@ import contextlib
 import itertools
 import random
 import re
+import ssl
 import struct
 import time
 from collections import deque
@@ -93,8 +94,11 @@ _pids = itertools.count(1000)
 
 
 class WireServer:
-    def __init__(self, engine: Engine, knobs: Knobs, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, engine: Engine, knobs: Knobs, host: str = "127.0.0.1", tls: ssl.SSLContext | None = None
+    ) -> None:
         self.engine = engine
+        self.tls = tls
         self.knobs = knobs
         self.host = host
         self.port = 0
@@ -160,6 +164,15 @@ class WireServer:
             length = struct.unpack("!i", await reader.readexactly(4))[0]
             body = await reader.readexactly(length - 4)
             code = struct.unpack("!i", body[:4])[0]
+            if code == SSL_REQUEST and self.tls is not None:
+                # RisingWave's frontend answers 'S' and upgrades the stream when it was started
+                # with RW_SSL_CERT and RW_SSL_KEY (TlsConfig::new_default and the SslRequest
+                # handling in src/utils/pgwire/src/pg_protocol.rs, v2.3.0 ... v3.0.3); it asks
+                # for no client certificate.
+                conn.writer.write(b"S")
+                await conn.writer.drain()
+                await conn.writer.start_tls(self.tls)
+                continue
             if code in (SSL_REQUEST, GSSENC_REQUEST):
                 conn.writer.write(b"N")
                 await conn.writer.drain()

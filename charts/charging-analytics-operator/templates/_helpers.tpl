@@ -183,4 +183,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if and (include "cha.gateway.kubernetes" .) (empty .Values.gateway.tenants.watchNamespaces) }}
 {{- fail "gateway.tenants.source=kubernetes needs gateway.tenants.watchNamespaces (the gateway gets a Role in each, never cluster-wide Secret access)" }}
 {{- end }}
+{{- if and (include "cha.gateway.kubernetes" .) (empty .Values.gateway.state.bootstrapServers) }}
+{{- fail "gateway.tenants.source=kubernetes needs gateway.state.bootstrapServers (Kafka of the gateway's compacted state topic)" }}
+{{- end }}
 {{- end }}

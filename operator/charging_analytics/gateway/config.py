@@ -1,5 +1,8 @@
 """Gateway configuration: which tenants exist, their Kafka topic, their stations and credentials.
 
+One tenant model (:class:`Tenant`, built by :func:`build_tenant`) behind both sources: a tenants
+file (here) and the ChargingAnalytics resources (:mod:`.kube_tenants`).
+
 The tenants file (``charging-analytics gateway --tenants-file FILE``, YAML or JSON) is the way to
 run the gateway without Kubernetes; see ``docs/gateway.md``::
 
@@ -29,31 +32,29 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Final
 
 import yaml
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, model_validator
 
-from ..events import MAX_CONNECTOR_ID, ConnectorType
-from ..spec import BOOTSTRAP_SERVER_PATTERN, KAFKA_TOPIC_PATTERN, TENANT_PATTERN, KafkaSpec, Model
+from ..events import ConnectorType
+from ..render import Credential
+from ..spec import (
+    BOOTSTRAP_SERVER_PATTERN,
+    KAFKA_TOPIC_PATTERN,
+    STATION_ID_PATTERN,
+    TENANT_PATTERN,
+    GatewayStation,
+    KafkaSpec,
+    Model,
+)
 
-#: Station ids the gateway accepts: the OCPP 2.0.1 ``identifierString`` (at most 48 characters,
-#: no ':'), restricted to characters that are also valid Kubernetes Secret keys (the credentials
-#: Secret is keyed by station id) and valid in the event contract's ``station_id``.
-STATION_ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,47}$"
 STATION_ID_RE: Final = re.compile(STATION_ID_PATTERN)
 TENANT_RE: Final = re.compile(TENANT_PATTERN)
 
-#: OCPI 2.2 ``ConnectorType`` values (``Connector.standard``) that have a tariff type.
-OCPI_STANDARDS: Final[Mapping[str, ConnectorType]] = {
-    "IEC_62196_T1_COMBO": "CCS",
-    "IEC_62196_T2_COMBO": "CCS",
-    "CHADEMO": "CHAdeMO",
-    "IEC_62196_T2": "Type2",
-}
 #: OCPP 2.0.1 ``ConnectorEnumType`` values (device-model variable ``Connector.ConnectorType``)
 #: that have a tariff type: CCS1/CCS2, G105 (CHAdeMO), Type 2 cable and socket.
 OCPP201_CONNECTOR_TYPES: Final[Mapping[str, ConnectorType]] = {
@@ -63,49 +64,6 @@ OCPP201_CONNECTOR_TYPES: Final[Mapping[str, ConnectorType]] = {
     "cType2": "Type2",
     "sType2": "Type2",
 }
-_TARIFF_TYPES: Final[Mapping[str, ConnectorType]] = {"CCS": "CCS", "CHAdeMO": "CHAdeMO", "Type2": "Type2"}
-
-
-def tariff_type(standard: str) -> ConnectorType | None:
-    """The tariff connector type of an OCPI standard or tariff name; ``None`` if it has none."""
-    return OCPI_STANDARDS.get(standard) or _TARIFF_TYPES.get(standard)
-
-
-StationId = Annotated[str, Field(pattern=STATION_ID_PATTERN, max_length=48)]
-
-
-class ConnectorEntry(Model):
-    id: int = Field(ge=1, le=MAX_CONNECTOR_ID, description="Connector id (OCPP 2.0.1: the EVSE id).")
-    standard: str = Field(
-        description="OCPI Connector.standard (IEC_62196_T2_COMBO, IEC_62196_T2, CHADEMO, "
-        "IEC_62196_T1_COMBO) or a tariff type (CCS, CHAdeMO, Type2)."
-    )
-
-    @field_validator("standard")
-    @classmethod
-    def _known_standard(cls, value: str) -> str:
-        if tariff_type(value) is None:
-            known = ", ".join([*OCPI_STANDARDS, *_TARIFF_TYPES])
-            raise ValueError(f"standard {value!r} has no tariff connector type (one of: {known})")
-        return value
-
-    @property
-    def connector_type(self) -> ConnectorType:
-        kind = tariff_type(self.standard)
-        assert kind is not None  # checked by the validator
-        return kind
-
-
-class StationEntry(Model):
-    id: StationId = Field(description="Station id: the last segment of the station's OCPP URL.")
-    connectors: list[ConnectorEntry] = Field(min_length=1, max_length=MAX_CONNECTOR_ID)
-
-    @model_validator(mode="after")
-    def _unique_connectors(self) -> StationEntry:
-        ids = [c.id for c in self.connectors]
-        if len(ids) != len(set(ids)):
-            raise ValueError(f"station {self.id}: connector ids must be unique (got {ids})")
-        return self
 
 
 class StateSpec(Model):
@@ -120,7 +78,7 @@ class TenantEntry(Model):
     tenant: str = Field(pattern=TENANT_PATTERN, max_length=40)
     kafka: KafkaSpec
     credentials_file: str = Field(min_length=1, description="YAML/JSON map station id -> password.")
-    stations: list[StationEntry] = Field(min_length=1)
+    stations: list[GatewayStation] = Field(min_length=1, description="The station registry.")
 
     @model_validator(mode="after")
     def _unique_stations(self) -> TenantEntry:
@@ -164,9 +122,14 @@ class Station:
 
 @dataclass(frozen=True)
 class Tenant:
+    """One tenant as the server sees it, whichever source it came from (a tenants file or a
+    ChargingAnalytics resource): built only by :func:`build_tenant`."""
+
     tenant: str
     kafka: KafkaSpec
     stations: Mapping[str, Station]
+    #: SASL user name and password (``kafka.security.protocol`` SASL_*), from a Secret.
+    kafka_credential: Credential | None = field(default=None, repr=False)
 
     @property
     def topic(self) -> str:
@@ -223,22 +186,37 @@ def load_credentials(path: Path) -> dict[str, str]:
     return out
 
 
+def build_tenant(
+    name: str,
+    kafka: KafkaSpec,
+    registry: Sequence[GatewayStation],
+    passwords: Mapping[str, str],
+    kafka_credential: Credential | None = None,
+) -> tuple[Tenant, list[str]]:
+    """Join a station registry with the stations' passwords: the tenant, and the ids of the
+    stations left out because they have no password (they are refused like unknown ones)."""
+    stations = {
+        s.id: Station(s.id, passwords[s.id], {c.id: c.connector_type for c in s.connectors})
+        for s in registry
+        if passwords.get(s.id)
+    }
+    missing = [s.id for s in registry if s.id not in stations]
+    return Tenant(name, kafka, stations, kafka_credential), missing
+
+
 def build_config(
     parsed: TenantsFile, credentials: Mapping[str, Mapping[str, str]], **options: Any
 ) -> GatewayConfig:
-    """Join the registry with each tenant's credentials; a station without a password is refused
-    at the handshake like an unknown one, so it is reported here rather than silently dropped."""
+    """Join the registry with each tenant's credentials; a station without a password would be
+    refused at the handshake like an unknown one, so it is reported here, not silently dropped."""
     tenants: dict[str, Tenant] = {}
     for entry in parsed.tenants:
-        secrets = credentials.get(entry.tenant, {})
-        missing = [s.id for s in entry.stations if s.id not in secrets]
+        tenant, missing = build_tenant(
+            entry.tenant, entry.kafka, entry.stations, credentials.get(entry.tenant, {})
+        )
         if missing:
             raise ConfigError(f"tenant {entry.tenant}: no password for station(s) {', '.join(missing)}")
-        stations = {
-            s.id: Station(s.id, secrets[s.id], {c.id: c.connector_type for c in s.connectors})
-            for s in entry.stations
-        }
-        tenants[entry.tenant] = Tenant(entry.tenant, entry.kafka, stations)
+        tenants[entry.tenant] = tenant
     return GatewayConfig(
         tenants=tenants, state=parsed.state, heartbeat_interval=parsed.heartbeat_interval, **options
     )

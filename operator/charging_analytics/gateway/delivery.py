@@ -14,6 +14,8 @@ from typing import Any, Final
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from ..logs import client_logger
+from ..render import Credential
 from ..spec import KafkaSpec
 
 _log = logging.getLogger(__name__)
@@ -31,11 +33,17 @@ class DeliveryError(Exception):
     """The record was not acknowledged (broker down, timeout, queue full)."""
 
 
-def producer_config(kafka: KafkaSpec) -> dict[str, Any]:
-    return {
+def producer_config(kafka: KafkaSpec, credential: Credential | None = None) -> dict[str, Any]:
+    """The client settings of a tenant's Kafka (``spec.kafka``), SASL credentials included."""
+    conf: dict[str, Any] = {
         "bootstrap.servers": ",".join(kafka.bootstrap_servers),
         "security.protocol": kafka.security.protocol,
     }
+    if kafka.security.sasl_mechanism is not None and credential is not None:
+        conf["sasl.mechanism"] = kafka.security.sasl_mechanism
+        conf["sasl.username"] = credential.username
+        conf["sasl.password"] = credential.password
+    return conf
 
 
 class Publisher:
@@ -49,12 +57,14 @@ class Publisher:
         delivery_timeout_s: float,
         observe: Callable[[float, bool], None] | None = None,
     ) -> None:
+        sent = tuple(str(config[k]) for k in ("sasl.username", "sasl.password") if k in config)
         self._producer = Producer(
             {
                 **config,
                 **PRODUCER_DEFAULTS,
                 "message.timeout.ms": int(delivery_timeout_s * 1000),
-                "logger": _log,
+                # librdkafka's lines, rate-limited, and never with the SASL credentials it sent.
+                "logger": client_logger("gateway-kafka", scrubbed=sent),
             }
         )
         self._observe = observe

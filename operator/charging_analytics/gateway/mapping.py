@@ -490,3 +490,205 @@ def v201_reported_connector_types(payload: Mapping[str, Any]) -> dict[tuple[int,
             if kind is not None:
                 found[(int(evse["id"]), int(evse.get("connector_id", 1)))] = kind
     return found
+
+
+# --------------------------------------------------------------------------------------------
+# OCPP 1.6 transactions started offline
+# --------------------------------------------------------------------------------------------
+
+#: Closed transactions remembered per station, so a re-sent StopTransaction with an id the
+#: gateway never assigned still finds its transaction (and yields the same events again).
+_CLOSED_KEPT: Final = 16
+
+
+@dataclass(frozen=True)
+class OpenTransaction16:
+    transaction: int  # the id the gateway assigned (StartTransaction.conf)
+    connector: int
+    started_at: str
+    meter_start_kwh: float
+    id_tag: str | None = None
+
+
+@dataclass(frozen=True)
+class Station16:
+    """A 1.6 station's transactions as the gateway knows them (kept in the state topic).
+
+    ``open``: by connector, the transaction started last and not stopped. ``aliases``: ids the
+    charger used that the gateway never assigned (a local id for a transaction it started
+    offline), resolved to the assigned one. ``closed``: the last few stopped transactions as
+    (assigned id, connector, stop timestamp).
+    """
+
+    open: Mapping[int, OpenTransaction16]
+    aliases: Mapping[int, int]
+    closed: tuple[tuple[int, int, str], ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "open": {
+                str(c): [t.transaction, t.started_at, t.meter_start_kwh, t.id_tag]
+                for c, t in self.open.items()
+            },
+            "aliases": {str(k): v for k, v in self.aliases.items()},
+            "closed": [list(c) for c in self.closed],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | None) -> Station16:
+        if not data:
+            return EMPTY_STATION16
+        return cls(
+            open={
+                int(c): OpenTransaction16(int(t[0]), int(c), str(t[1]), float(t[2]), t[3])
+                for c, t in (data.get("open") or {}).items()
+            },
+            aliases={int(k): int(v) for k, v in (data.get("aliases") or {}).items()},
+            closed=tuple((int(t), int(c), str(at)) for t, c, at in data.get("closed") or ()),
+        )
+
+
+EMPTY_STATION16: Final = Station16({}, {})
+
+
+def _assigned_connector(ctx: StationContext, transaction: int) -> int | None:
+    """The connector of an id this gateway could have assigned; ids whose start-second bits are
+    all zero (1..255) are what chargers number their own transactions with, so they count as
+    foreign."""
+    connector = v16_connector_of(transaction)
+    if connector is None or transaction >> _CONNECTOR_BITS == 0 or connector not in ctx.registry:
+        return None
+    return connector
+
+
+def v16_started(state: Station16, transaction: int, event: OcppEvent, id_tag: str | None) -> Station16:
+    """The station after a StartTransaction: the connector's open transaction is this one."""
+    assert event.energy_kwh is not None
+    opened = OpenTransaction16(
+        transaction, event.connector_id, format_timestamp(event.occurred_at), event.energy_kwh, id_tag
+    )
+    return replace(state, open={**state.open, event.connector_id: opened})
+
+
+def _close(state: Station16, transaction: int, connector: int, stopped_at: str) -> Station16:
+    still_open = {c: t for c, t in state.open.items() if t.transaction != transaction}
+    aliases = {k: v for k, v in state.aliases.items() if v != transaction}
+    closed = (*state.closed, (transaction, connector, stopped_at))[-_CLOSED_KEPT:]
+    return Station16(still_open, aliases, closed)
+
+
+def _alias(state: Station16, foreign: int, transaction: int) -> Station16:
+    if foreign <= 0:  # -1 / 0 name no transaction in particular: nothing to remember
+        return state
+    return replace(state, aliases={**state.aliases, foreign: transaction})
+
+
+def v16_meter_values_tracked(
+    ctx: StationContext, payload: Mapping[str, Any], state: Station16, received_at: datetime
+) -> tuple[list[OcppEvent], Station16]:
+    """MeterValues.req, also for a transaction id the gateway never assigned.
+
+    Such an id (``-1``, or the charger's own number for a transaction it started offline) is the
+    connector's open transaction; with none open (the StartTransaction never reached the
+    gateway), the gateway assigns an id from the first reading and publishes that reading as the
+    session's start, so the readings still form a session.
+    """
+    connector = int(payload["connector_id"])
+    given = payload.get("transaction_id")
+    if connector == 0 or given is None or _assigned_connector(ctx, int(given)) is not None:
+        return v16_meter_values(ctx, payload, received_at), state
+    foreign = int(given)
+    transaction = state.aliases.get(foreign) if foreign > 0 else None
+    if transaction is None and connector in state.open:
+        transaction = state.open[connector].transaction
+    events: list[OcppEvent] = []
+    values = list(payload["meter_value"])
+    if transaction is None:
+        readings = [
+            (parse_time(v["timestamp"], received_at), kwh)
+            for v in values
+            if (kwh := v16_register_kwh(v["sampled_value"])) is not None
+        ]
+        if not readings:
+            return [], state  # nothing to start a session with
+        at, kwh = readings[0]
+        transaction = v16_transaction_id(connector, at)
+        start = _event(
+            ctx, "StartTransaction", connector, ctx.connector_type(connector), at,
+            transaction=str(transaction), kwh=kwh,
+        )  # fmt: skip
+        events.append(start)
+        state = v16_started(state, transaction, start, None)
+        values = [v for v in values if parse_time(v["timestamp"], received_at) != at]
+    state = _alias(state, foreign, transaction)
+    resolved = {**payload, "transaction_id": transaction, "meter_value": values}
+    return events + v16_meter_values(ctx, resolved, received_at), state
+
+
+def _begin_reading(payload: Mapping[str, Any], received_at: datetime) -> tuple[datetime, float] | None:
+    """The first register reading of StopTransaction.transactionData (``Transaction.Begin``
+    context preferred): where a transaction whose start never arrived began."""
+    found = []
+    for value in payload.get("transaction_data") or ():
+        kwh = v16_register_kwh(value.get("sampled_value") or ())
+        if kwh is None:
+            continue
+        begin = any(s.get("context") == "Transaction.Begin" for s in value.get("sampled_value") or ())
+        found.append((not begin, parse_time(value["timestamp"], received_at), kwh))
+    if not found:
+        return None
+    _, at, kwh = min(found)
+    return at, kwh
+
+
+def v16_stop_tracked(
+    ctx: StationContext, payload: Mapping[str, Any], state: Station16, received_at: datetime
+) -> tuple[list[OcppEvent], Station16]:
+    """StopTransaction.req, also for a transaction id the gateway never assigned.
+
+    The id is resolved, in order: an alias the charger used before; a re-sent stop (a closed
+    transaction stopped at this very timestamp); the open transaction it belongs to (the only
+    one, or among several the one with the same ``idTag``, started before the stop, whose
+    ``meterStart`` is the highest not above ``meterStop``: one register per connector). With no
+    transaction known at all, a single-connector station gets one from ``transactionData``'s
+    begin reading. What stays unresolvable is answered (so the charger's queue moves on) but not
+    published: an event without its connector or start would be wrong (``[]``).
+    """
+    given = int(payload["transaction_id"])
+    stop_at = parse_time(payload["timestamp"], received_at)
+    stamp = format_timestamp(stop_at)
+    meter_stop = _finite(float(payload["meter_stop"]))
+    if _assigned_connector(ctx, given) is not None:
+        event = v16_stop(ctx, payload, received_at)
+        return [event], _close(state, given, event.connector_id, stamp)
+    events: list[OcppEvent] = []
+    transaction = state.aliases.get(given) if given > 0 else None
+    if transaction is None:
+        transaction = next((t for t, _c, at in state.closed if at == stamp), None)
+    if transaction is None:
+        tag = payload.get("id_tag")
+        fitting = [
+            t
+            for t in state.open.values()
+            if datetime.fromisoformat(t.started_at) <= stop_at
+            and (meter_stop is None or t.meter_start_kwh <= _kwh(meter_stop))
+        ]
+        same_tag = [t for t in fitting if tag is not None and t.id_tag == tag]
+        candidates = same_tag or fitting
+        if candidates:
+            transaction = max(candidates, key=lambda t: t.meter_start_kwh).transaction
+    if transaction is None and len(ctx.registry) == 1:
+        begin = _begin_reading(payload, received_at)
+        if begin is not None:
+            (connector,) = ctx.registry
+            at, kwh = begin
+            transaction = v16_transaction_id(connector, at)
+            start = _event(
+                ctx, "StartTransaction", connector, ctx.connector_type(connector), at,
+                transaction=str(transaction), kwh=kwh,
+            )  # fmt: skip
+            events.append(start)
+    if transaction is None:
+        return [], state
+    stop = v16_stop(ctx, {**payload, "transaction_id": transaction}, received_at)
+    return [*events, stop], _close(state, transaction, stop.connector_id, stamp)

@@ -13,14 +13,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
+import functools
 import hmac
 import json
 import logging
 import re
 import ssl
+import threading
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any, Final, TypeVar, cast
@@ -51,11 +54,11 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from ..events import OcppEvent, format_timestamp
-from ..spec import TENANT_PATTERN
+from ..spec import STATION_ID_PATTERN, TENANT_PATTERN
 from . import mapping
-from .config import STATION_ID_PATTERN, GatewayConfig, Station, Tenant
+from .config import GatewayConfig, Station, Tenant
 from .delivery import DeliveryError, Publisher, producer_config
-from .state import StateStore
+from .state import StateStore, StateUnavailable
 
 _log = logging.getLogger("charging_analytics.gateway")
 T = TypeVar("T")
@@ -108,6 +111,12 @@ class Metrics:
         )
         self.produce_errors = Counter(
             "ocpp_gateway_kafka_produce_errors", "Kafka records not acknowledged", registry=r
+        )
+        self.unmatched = Counter(
+            "ocpp_gateway_unmatched_transactions",
+            "StopTransactions answered but not published: no transaction could be found for them",
+            ["version"],
+            registry=r,
         )
         self.frames_dropped = Counter(
             "ocpp_gateway_frames_dropped",
@@ -222,6 +231,14 @@ class _Session:
             identity.tenant.tenant, identity.station.id, identity.station.connector_types
         )
 
+    def reidentify(self, tenant: Tenant, station: Station) -> None:
+        """The tenant's settings changed (topic, Kafka, registry) but still serve this station
+        with the same password: continue with the new ones."""
+        self.identity = Identity(tenant, station, self.identity.version)
+        self.ctx = mapping.StationContext(
+            tenant.tenant, station.id, station.connector_types, self.ctx.reported
+        )
+
     async def publish(self, events: list[OcppEvent]) -> None:
         await self.gateway.publish(self.identity.tenant, events)
 
@@ -328,7 +345,9 @@ class V16Session(_Session, V16ChargePoint):  # type: ignore[misc]
     async def on_start(self, **payload: Any) -> v16_result.StartTransaction:
         async def work() -> int:
             transaction, event = mapping.v16_start(self.ctx, payload, _now())
-            await self.publish([event])
+            state = self._transactions()
+            new_state = mapping.v16_started(state, transaction, event, payload.get("id_tag"))
+            await self._publish_and_store([event], state, new_state)
             return transaction
 
         transaction = await _guard(work)
@@ -338,16 +357,65 @@ class V16Session(_Session, V16ChargePoint):  # type: ignore[misc]
 
     @on(V16Action.meter_values)
     async def on_meter_values(self, **payload: Any) -> v16_result.MeterValues:
-        await _guard(lambda: self.publish(mapping.v16_meter_values(self.ctx, payload, _now())))
+        async def work() -> None:
+            state = self._transactions()
+            events, new_state = mapping.v16_meter_values_tracked(self.ctx, payload, state, _now())
+            made_up = any(e.event_type == "StartTransaction" for e in events)
+            await self._publish_and_store(events, state, new_state, made_up_start=made_up)
+
+        await _guard(work)
         return v16_result.MeterValues()
 
     @on(V16Action.stop_transaction)
     async def on_stop(self, **payload: Any) -> v16_result.StopTransaction:
         async def work() -> None:
-            await self.publish([mapping.v16_stop(self.ctx, payload, _now())])
+            state = self._transactions()
+            events, new_state = mapping.v16_stop_tracked(self.ctx, payload, state, _now())
+            if not events:
+                # Answered all the same: refusing would hold the charger's queue forever.
+                self.gateway.metrics.unmatched.labels(self.version).inc()
+                _log.warning(
+                    "StopTransaction of an unknown transaction not published",
+                    extra={**self._log_fields(), "transaction_id": payload.get("transaction_id")},
+                )
+            made_up = any(e.event_type == "StartTransaction" for e in events)
+            await self._publish_and_store(events, state, new_state, made_up_start=made_up)
 
         await _guard(work)
         return v16_result.StopTransaction(id_tag_info={"status": AuthorizationStatus.accepted})
+
+    def _key(self) -> str:
+        return f"{self.ctx.tenant}/{self.ctx.station_id}/v16/transactions"
+
+    def _transactions(self) -> mapping.Station16:
+        return mapping.Station16.from_json(self.gateway.state.get(self._key()))
+
+    async def _publish_and_store(
+        self,
+        events: list[OcppEvent],
+        old: mapping.Station16,
+        new: mapping.Station16,
+        *,
+        made_up_start: bool = False,
+    ) -> None:
+        """Publish, and store the station's new transactions, both acknowledged before the reply.
+
+        Both at once (one Kafka round trip) when a retry after a half failure maps to the same
+        events again: the stored state then names the same transaction (the start's id is
+        derived from its content; a stop is found again by its timestamp). A start the gateway
+        made up for a transaction whose StartTransaction never arrived is the exception: once
+        stored, the retry would find the transaction open and not make the start again, so its
+        events go first, as for 2.0.1.
+        """
+        if new == old:
+            await self.publish(events)
+            return
+        write = self.gateway.state.put(self._key(), new.to_json())
+        if made_up_start:
+            await self.publish(events)
+            await write
+        else:
+            await asyncio.gather(self.publish(events), write)
 
 
 class V201Session(_Session, V201ChargePoint):  # type: ignore[misc]
@@ -448,19 +516,24 @@ class Gateway:
         self.metrics = metrics or Metrics()
         self._ssl = ssl_context
         self._publishers: dict[str, Publisher] = {}
-        state_publisher = self._publisher({"bootstrap.servers": ",".join(config.state.bootstrap_servers)})
+        state_conf = {"bootstrap.servers": ",".join(config.state.bootstrap_servers)}
+        self._state_key = _publisher_key(state_conf)
+        state_publisher = self._publisher(state_conf)
         self.state = StateStore(config.state, state_publisher)
         self._server: Server | None = None
         # Weak: a connection that drops between the checks and the handler leaves nothing behind.
         self._identities: weakref.WeakKeyDictionary[ServerConnection, Identity] = weakref.WeakKeyDictionary()
-        self._connections: set[ServerConnection] = set()
+        self._sessions: dict[ServerConnection, V16Session | V201Session] = {}
+        self._closing: set[asyncio.Future[None]] = set()
         self._busy = 0
         self._idle = asyncio.Event()
         self._idle.set()
         self.ready = False
+        #: Why the gateway is not ready (for /readyz), empty when it is.
+        self.not_ready = "state topic not read yet"
 
     def _publisher(self, conf: Mapping[str, Any]) -> Publisher:
-        key = json.dumps(conf, sort_keys=True)
+        key = _publisher_key(conf)
         if key not in self._publishers:
             self._publishers[key] = Publisher(
                 conf, delivery_timeout_s=self.config.delivery_timeout_s, observe=self.metrics.observe_produce
@@ -472,12 +545,35 @@ class Gateway:
         returns when Kafka acknowledged every event."""
         if not events:
             return
-        publisher = self._publisher(producer_config(tenant.kafka))
+        publisher = self._publisher(producer_config(tenant.kafka, tenant.kafka_credential))
         await asyncio.gather(
             *(publisher.publish(tenant.topic, e.station_id.encode(), e.to_json_bytes()) for e in events)
         )
         for e in events:
             self.metrics.published.labels(tenant.tenant, e.event_type).inc()
+
+    def update_tenants(self, tenants: Mapping[str, Tenant]) -> None:
+        """Serve ``tenants`` from now on (the tenant source saw a change): new stations are
+        accepted at once; a connected station whose tenant or registry entry is gone, or whose
+        password changed, is disconnected (1008) and refused when it reconnects; the others
+        continue with their tenant's new settings. Publishers no longer used are closed."""
+        self.config = replace(self.config, tenants=dict(tenants))
+        for connection, session in list(self._sessions.items()):
+            old = session.identity
+            found = self.config.station(old.tenant.tenant, old.station.id)
+            if found is None or found[1].password != old.station.password:
+                _log.info("station no longer served: disconnecting", extra=session._log_fields())
+                task = asyncio.ensure_future(connection.close(code=1008, reason="station no longer served"))
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
+                continue
+            session.reidentify(*found)
+        in_use = {self._state_key} | {
+            _publisher_key(producer_config(t.kafka, t.kafka_credential)) for t in self.config.tenants.values()
+        }
+        for key in [k for k in self._publishers if k not in in_use]:
+            # In a thread: close() first waits for the deliveries still outstanding.
+            threading.Thread(target=self._publishers.pop(key).close, daemon=True).start()
 
     def in_flight(self) -> _InFlight:
         return _InFlight(self)
@@ -487,8 +583,27 @@ class Gateway:
         assert self._server is not None
         return int(self._server.sockets[0].getsockname()[1])
 
-    async def start(self, host: str, port: int) -> None:
-        await asyncio.to_thread(self.state.start)
+    async def start(
+        self, host: str, port: int, *, state_timeout: float = 30.0, retry_max: float = 30.0
+    ) -> None:
+        """Read the state topic, then listen. While Kafka is unavailable each attempt is bounded
+        by ``state_timeout``, logged, and retried with backoff (up to ``retry_max`` seconds); the
+        gateway stays not ready meanwhile. Cancelling ``start`` (SIGTERM) takes effect at once:
+        the attempt in progress is abandoned in its daemon thread and cleans up after itself."""
+        backoff = 1.0
+        while True:
+            abort = threading.Event()
+            try:
+                await _in_daemon_thread(functools.partial(self.state.start, state_timeout, abort))
+                break
+            except StateUnavailable as err:
+                self.not_ready = str(err)
+                _log.error("gateway state unavailable (retrying in %.0fs): %s", backoff, err)
+            finally:
+                abort.set()  # no-op after success; stops an attempt whose waiter was cancelled
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, retry_max)
+        self.not_ready = "not listening yet"
         self._server = await serve(
             self._handle,
             host,
@@ -499,7 +614,7 @@ class Gateway:
             ssl=self._ssl,
             server_header=None,
         )
-        self.ready = True
+        self.ready, self.not_ready = True, ""
         _log.info("gateway listening", extra={"host": host, "port": self.port, "tls": self._ssl is not None})
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
@@ -520,13 +635,19 @@ class Gateway:
 
     async def _handle(self, connection: ServerConnection) -> None:
         identity = self._identities.pop(connection)
+        current = self.config.station(identity.tenant.tenant, identity.station.id)
+        if current is None or current[1].password != identity.station.password:
+            # The tenants changed between the handshake checks and now.
+            await connection.close(code=1008, reason="station no longer served")
+            return
+        identity = Identity(*current, identity.version)
         session: V16Session | V201Session
         if identity.version == "ocpp1.6":
             session = V16Session(self, identity, connection)
         else:
             session = V201Session(self, identity, connection)
         tenant = identity.tenant.tenant
-        self._connections.add(connection)
+        self._sessions[connection] = session
         self.metrics.connected.labels(tenant).inc()
         _log.info("station connected", extra=session._log_fields())
         try:
@@ -541,7 +662,7 @@ class Gateway:
                 extra={**session._log_fields(), "code": closed.rcvd.code if closed.rcvd else None},
             )
         finally:
-            self._connections.discard(connection)
+            self._sessions.pop(connection, None)
             self.metrics.connected.labels(tenant).dec()
 
     async def shutdown(self, drain_timeout: float = 30.0) -> None:
@@ -555,7 +676,7 @@ class Gateway:
         except TimeoutError:
             _log.warning("shutdown: calls still in flight after %.0fs", drain_timeout)
         await asyncio.gather(
-            *(c.close(code=1001, reason="gateway shutting down") for c in list(self._connections)),
+            *(c.close(code=1001, reason="gateway shutting down") for c in list(self._sessions)),
             return_exceptions=True,
         )
         if self._server is not None:
@@ -563,6 +684,37 @@ class Gateway:
         self.state.close()
         for publisher in self._publishers.values():
             await asyncio.to_thread(publisher.close)
+
+
+async def _in_daemon_thread(work: Callable[[], T]) -> T:
+    """``work()`` in a daemon thread. Unlike ``asyncio.to_thread`` the process never waits for
+    it at exit, so a Kafka call that is slow to give up cannot delay a SIGTERM."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if done.done():
+            return
+        if error is None:
+            done.set_result(result)
+        else:
+            done.set_exception(error)
+
+    def run() -> None:
+        try:
+            result, error = work(), None
+        except BaseException as err:
+            result, error = None, err
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=run, name="gateway-start", daemon=True).start()
+    return await done
+
+
+def _publisher_key(conf: Mapping[str, Any]) -> str:
+    """Tenants with the same Kafka settings share one producer."""
+    return json.dumps(conf, sort_keys=True)
 
 
 class _InFlight:

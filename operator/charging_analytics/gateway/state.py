@@ -11,6 +11,7 @@ reconnect is then visible.  Keys are ``<tenant>/<station>/<kind>/<id>``; values 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import logging
 import threading
@@ -26,6 +27,10 @@ from .config import StateSpec
 from .delivery import Publisher
 
 _log = logging.getLogger(__name__)
+
+
+class StateUnavailable(Exception):
+    """The state topic could not be created or read in time (Kafka down or unreachable)."""
 
 
 class StateStore:
@@ -45,7 +50,7 @@ class StateStore:
     def topic(self) -> str:
         return self._spec.topic
 
-    def ensure_topic(self, timeout: float = 30.0) -> None:
+    def ensure_topic(self, timeout: float) -> None:
         conf: dict[str, Any] = {"bootstrap.servers": self._bootstrap, "logger": _log}
         admin = AdminClient(conf)
         topic = NewTopic(
@@ -54,52 +59,79 @@ class StateStore:
             replication_factor=-1,  # the broker's default
             config={"cleanup.policy": "compact"},
         )
-        future = admin.create_topics([topic], operation_timeout=timeout)[self.topic]
+        future = admin.create_topics([topic], operation_timeout=timeout, request_timeout=timeout)[self.topic]
         try:
             future.result(timeout=timeout)
         except KafkaException as err:
             if err.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise
+                raise StateUnavailable(f"cannot create gateway state topic {self.topic}: {err}") from None
+        except concurrent.futures.TimeoutError:
+            raise StateUnavailable(
+                f"Kafka did not answer within {timeout:.0f}s (creating {self.topic})"
+            ) from None
 
-    def start(self, timeout: float = 30.0) -> None:
-        """Create the topic if needed, start following it, and wait until caught up."""
-        self.ensure_topic(timeout)
-        consumer = Consumer(
-            {
-                "bootstrap.servers": self._bootstrap,
-                "group.id": f"cha-gateway-state-{uuid.uuid4().hex}",  # never committed
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-                "logger": _log,
-            }
-        )
-        meta = consumer.list_topics(self.topic, timeout=timeout).topics[self.topic]
-        partitions = sorted(meta.partitions)
-        consumer.assign([TopicPartition(self.topic, p, -2) for p in partitions])  # -2: beginning
-        self._positions = dict.fromkeys(partitions, 0)
-        self._consumer = consumer
-        # Watermark queries get a client of their own: the follower thread owns ``consumer``.
-        self._offsets = Consumer(
-            {"bootstrap.servers": self._bootstrap, "group.id": "cha-gateway-offsets", "logger": _log}
-        )
-        self._thread = threading.Thread(target=self._follow, name="gateway-state", daemon=True)
-        self._thread.start()
+    def start(self, timeout: float = 30.0, abort: threading.Event | None = None) -> None:
+        """Create the topic if needed, start following it, and wait until caught up.
+
+        Bounded: every Kafka call gets at most the time left of ``timeout``; on failure (or when
+        ``abort`` is set) everything started is torn down again and :class:`StateUnavailable` is
+        raised, so the caller may simply call ``start`` again later.
+        """
         deadline = time.monotonic() + timeout
-        ends: dict[int, int] | None = None
-        while ends is None or not self._caught_up(ends):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"gateway state topic {self.topic} not read within {timeout:.0f}s")
-            if ends is None:
-                try:
-                    ends = self._end_offsets()
-                except KafkaException as err:  # a new topic's leaders may not be known yet
-                    _log.info("gateway state topic offsets: %s", err)
-            time.sleep(0.05)
+        abort = abort or threading.Event()
+
+        def left() -> float:
+            remaining = deadline - time.monotonic()
+            if abort.is_set():
+                raise StateUnavailable("start-up aborted")
+            if remaining <= 0:
+                raise StateUnavailable(f"gateway state topic {self.topic} not read within {timeout:.0f}s")
+            return remaining
+
+        try:
+            self.ensure_topic(left())
+            consumer = Consumer(
+                {
+                    "bootstrap.servers": self._bootstrap,
+                    "group.id": f"cha-gateway-state-{uuid.uuid4().hex}",  # never committed
+                    "enable.auto.commit": False,
+                    "auto.offset.reset": "earliest",
+                    "logger": _log,
+                }
+            )
+            self._consumer = consumer
+            try:
+                meta = consumer.list_topics(self.topic, timeout=left()).topics[self.topic]
+            except KafkaException as err:
+                raise StateUnavailable(f"cannot read gateway state topic {self.topic}: {err}") from None
+            if meta.error is not None or not meta.partitions:
+                raise StateUnavailable(f"gateway state topic {self.topic}: {meta.error or 'no partitions'}")
+            partitions = sorted(meta.partitions)
+            consumer.assign([TopicPartition(self.topic, p, -2) for p in partitions])  # -2: beginning
+            self._positions = dict.fromkeys(partitions, 0)
+            # Watermark queries get a client of their own: the follower thread owns ``consumer``.
+            self._offsets = Consumer(
+                {"bootstrap.servers": self._bootstrap, "group.id": "cha-gateway-offsets", "logger": _log}
+            )
+            self._thread = threading.Thread(target=self._follow, name="gateway-state", daemon=True)
+            self._thread.start()
+            ends: dict[int, int] | None = None
+            while ends is None or not self._caught_up(ends):
+                if ends is None:
+                    try:
+                        ends = self._end_offsets(min(5.0, left()))
+                    except KafkaException as err:  # a new topic's leaders may not be known yet
+                        _log.info("gateway state topic offsets: %s", err)
+                abort.wait(min(0.05, left()))
+        except BaseException:
+            self.close()
+            raise
 
     def _follow(self) -> None:
-        assert self._consumer is not None
-        while not self._stop.is_set():
-            msg = self._consumer.poll(0.1)
+        consumer, stop = self._consumer, self._stop  # close() replaces both
+        assert consumer is not None
+        while not stop.is_set():
+            msg = consumer.poll(0.1)
             if msg is None:
                 continue
             if msg.error() is not None:
@@ -116,10 +148,11 @@ class StateStore:
                     self._data[key.decode()] = json.loads(value)
                 self._positions[partition] = offset + 1
 
-    def _end_offsets(self) -> dict[int, int]:
+    def _end_offsets(self, timeout: float = 5.0) -> dict[int, int]:
         assert self._offsets is not None
+        offsets = self._offsets
         return {
-            p: self._offsets.get_watermark_offsets(TopicPartition(self.topic, p), timeout=5, cached=False)[1]
+            p: offsets.get_watermark_offsets(TopicPartition(self.topic, p), timeout=timeout, cached=False)[1]
             for p in self._positions
         }
 
@@ -147,9 +180,15 @@ class StateStore:
             self._data[key] = value
 
     def close(self) -> None:
+        """Stop following and close the clients; ``start`` may be called again afterwards."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
         for client in (self._consumer, self._offsets):
             if client is not None:
                 client.close()
+        self._thread = self._consumer = self._offsets = None
+        self._stop = threading.Event()
+        with self._lock:
+            self._data.clear()
+            self._positions = {}

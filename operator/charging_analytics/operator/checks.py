@@ -1,7 +1,8 @@
 """Preconditions outside RisingWave: the Kafka topics and the PostgreSQL alert table.
 
-Both checks send credentials (SASL, the alert database's user and password); every message they
-keep from the remote side is scrubbed of exactly those values first
+Both checks send credentials (SASL, the alert database's user and password, and any TLS material
+from a ``tlsSecretRef``); every message they keep from the remote side is scrubbed of exactly
+those values first
 (:func:`charging_analytics.redaction.scrub`), so a broker or server that echoes a user name or a
 password cannot carry it into status, Events or logs.
 """
@@ -18,11 +19,14 @@ import psycopg
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 from ..logs import client_logger, stable_text
 from ..redaction import scrub
 from ..render import Credential, postgres_alerts_table
+from ..rw.client import tls_failed
 from ..spec import ChargingAnalyticsSpec
+from ..tls import PemFiles, TlsMaterial
 from . import metrics
 
 
@@ -75,23 +79,26 @@ class _KafkaErrors:
 
 
 def _kafka_config(
-    spec: ChargingAnalyticsSpec, cred: Credential | None, timeout: float
+    spec: ChargingAnalyticsSpec, cred: Credential | None, timeout: float, tls: TlsMaterial | None
 ) -> dict[str, Any]:
     conf: dict[str, Any] = {
         "bootstrap.servers": ",".join(spec.kafka.bootstrap_servers),
         "security.protocol": spec.kafka.security.protocol,
         "socket.timeout.ms": str(int(timeout * 1000)),
-        "logger": client_logger("kafka", scrubbed=_sent(cred)),
+        "logger": client_logger("kafka", scrubbed=_sent(cred, tls)),
     }
     if spec.kafka.security.sasl_mechanism is not None and cred is not None:
         conf["sasl.mechanism"] = spec.kafka.security.sasl_mechanism
         conf["sasl.username"] = cred.username
         conf["sasl.password"] = cred.password
+    if tls is not None:
+        conf.update(tls.librdkafka())  # PEM strings: librdkafka needs no files
     return conf
 
 
-def _sent(cred: Credential | None) -> tuple[str, ...]:
-    return (cred.username, cred.password) if cred is not None else ()
+def _sent(cred: Credential | None, tls: TlsMaterial | None = None) -> tuple[str, ...]:
+    sent = (cred.username, cred.password) if cred is not None else ()
+    return sent + (tls.values() if tls is not None else ())
 
 
 class KafkaAdmins:
@@ -105,16 +112,16 @@ class KafkaAdmins:
         self._lock = threading.Lock()
 
     def client(
-        self, spec: ChargingAnalyticsSpec, cred: Credential | None, timeout: float
+        self, spec: ChargingAnalyticsSpec, cred: Credential | None, timeout: float, tls: TlsMaterial | None
     ) -> tuple[str, AdminClient, _KafkaErrors, threading.Lock]:
-        conf = _kafka_config(spec, cred, timeout)
+        conf = _kafka_config(spec, cred, timeout, tls)
         key = hashlib.sha256(
             repr(sorted((k, v) for k, v in conf.items() if isinstance(v, str))).encode()
         ).hexdigest()  # the password is part of the identity: a rotated one gets a new client
         with self._lock:
             found = self._clients.get(key)
             if found is None:
-                errors = _KafkaErrors(_sent(cred))
+                errors = _KafkaErrors(_sent(cred, tls))
                 conf["error_cb"] = errors
                 found = (AdminClient(conf), errors, threading.Lock())
                 metrics.KAFKA_CLIENTS.inc()
@@ -127,14 +134,19 @@ class KafkaAdmins:
 
 
 def _check_topics(
-    spec: ChargingAnalyticsSpec, cred: Credential | None, timeout: float, create: bool, admins: KafkaAdmins
+    spec: ChargingAnalyticsSpec,
+    cred: Credential | None,
+    timeout: float,
+    create: bool,
+    tls: TlsMaterial | None,
+    admins: KafkaAdmins,
 ) -> list[str]:
-    key, admin, errors, lock = admins.client(spec, cred, timeout)
+    key, admin, errors, lock = admins.client(spec, cred, timeout, tls)
     metrics.KAFKA_CHECKS.inc()
     with lock:
         errors.seen.clear()
         try:
-            return _topics_on(admin, errors, spec, cred, timeout, create)
+            return _topics_on(admin, errors, spec, cred, timeout, create, tls)
         except CheckFailure:
             admins.discard(key)
             raise
@@ -147,6 +159,7 @@ def _topics_on(
     cred: Credential | None,
     timeout: float,
     create: bool,
+    tls: TlsMaterial | None,
 ) -> list[str]:
     servers = ",".join(spec.kafka.bootstrap_servers)
     try:
@@ -179,7 +192,8 @@ def _topics_on(
             if "TOPIC_ALREADY_EXISTS" not in str(err.args[0]):
                 raise CheckFailure(
                     "AlertsTopicFailed",
-                    f"cannot create alerts topic {sink.topic!r}: {scrub(str(err.args[0]), _sent(cred))}",
+                    f"cannot create alerts topic {sink.topic!r}: "
+                    f"{scrub(str(err.args[0]), _sent(cred, tls))}",
                 ) from None
         created.append(sink.topic)
     return created
@@ -191,55 +205,68 @@ async def check_kafka(
     timeout_s: float,
     *,
     create: bool = True,
+    tls: TlsMaterial | None = None,
     admins: KafkaAdmins | None = None,
 ) -> list[str]:
     """Fail if the events topic is missing; create the alerts topic (unless ``create`` is False,
     as in Plan mode, which changes nothing). Returns the topics created. ``admins``: the
     clients to reuse (a one-off client without)."""
     reused = admins if admins is not None else KafkaAdmins()
-    return await asyncio.to_thread(_check_topics, spec, cred, timeout_s, create, reused)
+    return await asyncio.to_thread(_check_topics, spec, cred, timeout_s, create, tls, reused)
 
 
-async def ensure_postgres_table(spec: ChargingAnalyticsSpec, cred: Credential, timeout_s: float) -> bool:
+async def ensure_postgres_table(
+    spec: ChargingAnalyticsSpec, cred: Credential, timeout_s: float, *, tls: TlsMaterial | None = None
+) -> bool:
     """Create the JDBC sink's target table (alert_id primary key) if it is missing."""
     ddl = postgres_alerts_table(spec)
     if ddl is None:
         return False
-    await run_on_alerts_db(spec, cred, timeout_s, ddl)
+    await run_on_alerts_db(spec, cred, timeout_s, ddl, tls=tls)
     return True
 
 
 async def run_on_alerts_db(
-    spec: ChargingAnalyticsSpec, cred: Credential, timeout_s: float, statement: sql.Composable
+    spec: ChargingAnalyticsSpec,
+    cred: Credential,
+    timeout_s: float,
+    statement: sql.Composable,
+    *,
+    tls: TlsMaterial | None = None,
 ) -> None:
     """Run one statement on the PostgreSQL alert database (table DDL, clearing the table)."""
     pg = spec.alerts.sinks.postgres
     if pg is None:
         return
+    sent = _sent(cred, tls)
     metrics.POSTGRES_CONNECTIONS.inc()
-    try:
-        conn = await psycopg.AsyncConnection.connect(
-            host=pg.host,
-            port=pg.port,
-            dbname=pg.database,
-            user=cred.username,
-            password=cred.password,
-            sslmode=pg.sslmode,
-            connect_timeout=max(1, int(timeout_s)),
-            autocommit=True,
-        )
-    except psycopg.OperationalError as err:
-        # The server's message echoes the user name ('password authentication failed for user
-        # "..."'); both credentials are scrubbed from it. ``from None``: the driver's exception
-        # (and its text) is not kept as the cause either.
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise CheckFailure(
-            "AlertsDatabaseUnavailable",
-            f"cannot connect to {pg.host}:{pg.port}/{pg.database}: {scrub(first, _sent(cred))}",
-        ) from None
-    try:
-        async with conn:
-            await conn.execute(sql.Composed([statement]))
-    except psycopg.Error as err:
-        detail = scrub(str(err.diag.message_primary or err), _sent(cred))
-        raise CheckFailure("AlertsTableFailed", f"{pg.schema_}.{pg.table}: {detail}") from None
+    with PemFiles(tls) as files:  # libpq reads TLS material only from files
+        try:
+            conn = await psycopg.AsyncConnection.connect(
+                make_conninfo(**files.libpq()),
+                host=pg.host,
+                port=pg.port,
+                dbname=pg.database,
+                user=cred.username,
+                password=cred.password,
+                sslmode=pg.sslmode,
+                connect_timeout=max(1, int(timeout_s)),
+                autocommit=True,
+            )
+        except psycopg.OperationalError as err:
+            # The server's message echoes the user name ('password authentication failed for user
+            # "..."'); every credential sent is scrubbed from it. ``from None``: the driver's
+            # exception (and its text) is not kept as the cause either.
+            text = str(err) or type(err).__name__
+            first = text.splitlines()[0]
+            raise CheckFailure(
+                "AlertsDatabaseTlsFailed" if tls_failed(pg.sslmode, text) else "AlertsDatabaseUnavailable",
+                f"cannot connect to {pg.host}:{pg.port}/{pg.database} (sslmode {pg.sslmode}): "
+                f"{scrub(first, sent)}",
+            ) from None
+        try:
+            async with conn:
+                await conn.execute(sql.Composed([statement]))
+        except psycopg.Error as err:
+            detail = scrub(str(err.diag.message_primary or err), sent)
+            raise CheckFailure("AlertsTableFailed", f"{pg.schema_}.{pg.table}: {detail}") from None

@@ -38,7 +38,8 @@ class StoredSecret:
     resource_version: str | None = None
 
 
-def _load_config() -> kubernetes.client.ApiClient:
+def load_api_client() -> kubernetes.client.ApiClient:
+    """The in-cluster configuration (ServiceAccount token), else $KUBECONFIG."""
     try:
         kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
     except kubernetes.config.ConfigException:
@@ -54,7 +55,7 @@ class KubeApi:
     """
 
     def __init__(self, api: kubernetes.client.ApiClient | None = None) -> None:
-        self.api = api or _load_config()
+        self.api = api or load_api_client()
         self.core = kubernetes.client.CoreV1Api(self.api)
         self.custom = kubernetes.client.CustomObjectsApi(self.api)
 

@@ -15,7 +15,7 @@ import logging
 import random
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Annotated, Any, Literal, Protocol
 
@@ -28,18 +28,34 @@ from ..catalog import CatalogSnapshot, ObservedObject, TenantCatalog
 from ..pipeline import SecretStore, reader_name
 from ..plan import PlanOptions, build_plan, catalog_after, teardown_plan
 from ..render import (
+    TLS_PATHS,
     Credential,
     Credentials,
     RenderOptions,
+    all_secret_names,
     digest_salt,
     known_digest,
     referenced_secrets,
+    referenced_tls,
     remember_digest,
     render,
 )
 from ..rw.capabilities import UnsupportedRisingWaveVersion
-from ..rw.client import Endpoint, RisingWaveClient, RisingWaveError, RisingWaveUnavailable
-from ..spec import ChargingAnalyticsSpec, RisingWaveSpec, tenant_is_reserved
+from ..rw.client import (
+    Endpoint,
+    RisingWaveClient,
+    RisingWaveError,
+    RisingWaveTlsFailed,
+    RisingWaveUnavailable,
+)
+from ..spec import (
+    ChargingAnalyticsSpec,
+    CredentialsSecretRef,
+    RisingWaveSpec,
+    SecretRef,
+    TlsSecretRef,
+    tenant_is_reserved,
+)
 from ..status import (
     Cond,
     drifted,
@@ -52,6 +68,7 @@ from ..status import (
     stalled,
     waiting,
 )
+from ..tls import TlsMaterial, tls_keys
 from ..validation import issues_from
 from . import metrics
 from .checks import CheckFailure, KafkaAdmins, check_kafka, ensure_postgres_table, run_on_alerts_db
@@ -126,7 +143,8 @@ class Service:
     def __init__(self, settings: OperatorSettings, kube: KubeApi | None = None) -> None:
         self.settings = settings
         self.kube = kube or KubeApi()
-        self._clients: dict[tuple[str, str, str], RisingWaveClient] = {}
+        #: (endpoint key, user, TLS identity, password digest) -> its pool
+        self._clients: dict[tuple[Any, ...], RisingWaveClient] = {}
         self._clients_lock = asyncio.Lock()
         #: endpoint key -> (monotonic time its read started, snapshot)
         self._snapshots: dict[str, tuple[float, CatalogSnapshot]] = {}
@@ -181,15 +199,27 @@ class Service:
             raise CheckFailure(
                 "NoRisingWaveEndpoint", "spec.risingwave is not set and the operator has no default"
             )
+        tls: TlsMaterial | None = None
+        files: dict[str, str] = {}
         if spec.risingwave is None:
             user, password = self.settings.default_rw_user, self.settings.default_rw_password or ""
+            files = self.settings.default_rw_tls_files()
         elif rw.credentials_secret_ref is not None:
             cred = await self._credential(res.namespace, rw.credentials_secret_ref, "spec.risingwave")
             user, password = cred.username, cred.password
         else:
             user, password = "root", ""
+        if rw.tls_secret_ref is not None:
+            tls = await self._tls(res.namespace, rw.tls_secret_ref, "spec.risingwave.tlsSecretRef")
         return Endpoint(
-            host=rw.host, port=rw.port, database=rw.database, user=user, password=password, sslmode=rw.sslmode
+            host=rw.host,
+            port=rw.port,
+            database=rw.database,
+            user=user,
+            password=password,
+            sslmode=rw.sslmode,
+            tls=tls,
+            tls_files=tuple(sorted(files.items())),
         )
 
     async def _client(self, endpoint: Endpoint) -> RisingWaveClient:
@@ -198,10 +228,12 @@ class Service:
 
     async def _client_locked(self, endpoint: Endpoint) -> RisingWaveClient:
         digest = hashlib.sha256(endpoint.password.encode()).hexdigest()
-        key = (endpoint.key, endpoint.user, digest)
+        # Resources may reach one endpoint with different TLS material (or files): a pool each.
+        tls = (endpoint.tls.digest() if endpoint.tls else "", endpoint.tls_files)
+        key = (endpoint.key, endpoint.user, tls, digest)
         client = self._clients.get(key)
         if client is None:
-            for old in [k for k in self._clients if k[:2] == key[:2]]:  # rotated password
+            for old in [k for k in self._clients if k[:3] == key[:3]]:  # rotated password
                 await self._clients.pop(old).close()
             client = RisingWaveClient(
                 endpoint,
@@ -252,7 +284,12 @@ class Service:
     # Secrets
     # ------------------------------------------------------------------------------------------
 
-    async def _credential(self, namespace: str, ref: Any, field_path: str) -> Credential:
+    async def _secret_values(
+        self, namespace: str, ref: SecretRef, field_path: str, keys: Sequence[str]
+    ) -> dict[str, str]:
+        """The text of ``keys`` in the referenced Secret (Stalled reasons name the field and key).
+
+        Only the keys used must be text: other keys (a truststore, a keystore) may be binary."""
         self._secret_refs.setdefault((namespace, ref.name), set())
         where = f"{field_path}: Secret {namespace}/{ref.name}"
         try:
@@ -264,17 +301,32 @@ class Service:
         if stored is None:
             raise CheckFailure("SecretMissing", f"{where} not found")
         self._secret_versions[(namespace, ref.name)] = stored.resource_version
-        for key in (ref.username_key, ref.password_key):
+        for key in keys:
             if key not in stored.data:
                 raise CheckFailure("SecretKeyMissing", f"{where} has no key {key!r}")
-        # Only the two keys used must be text: other keys (a truststore, a keystore) may be binary.
-        username = _text(stored.data[ref.username_key], where, ref.username_key)
-        password = _text(stored.data[ref.password_key], where, ref.password_key)
-        for key, value in ((ref.username_key, username), (ref.password_key, password)):
+        values = {key: _text(stored.data[key], where, key) for key in keys}
+        for key, value in values.items():
             if "\0" in value:
                 # no SQL string literal can carry NUL (the wire protocol ends the query there)
                 raise CheckFailure("SecretValueInvalid", f"{where} key {key!r} contains a NUL character")
-        return Credential(username, password)
+        return values
+
+    async def _credential(self, namespace: str, ref: CredentialsSecretRef, field_path: str) -> Credential:
+        values = await self._secret_values(namespace, ref, field_path, (ref.username_key, ref.password_key))
+        return Credential(values[ref.username_key], values[ref.password_key])
+
+    async def _tls(self, namespace: str, ref: TlsSecretRef, field_path: str) -> TlsMaterial:
+        """The PEM material a ``tlsSecretRef`` names; each key must hold PEM text."""
+        named = tls_keys(ref)
+        values = await self._secret_values(namespace, ref, field_path, tuple(named.values()))
+        for key in named.values():
+            if "-----BEGIN " not in values[key]:
+                raise CheckFailure(
+                    "SecretValueInvalid",
+                    f"{field_path}: Secret {namespace}/{ref.name} key {key!r} is not PEM text "
+                    "(expected a -----BEGIN ...----- block)",
+                )
+        return TlsMaterial(**{part: values[key] for part, key in named.items()})
 
     async def _credentials(self, res: Resource, spec: ChargingAnalyticsSpec) -> Credentials:
         found: dict[str, Credential] = {}
@@ -283,13 +335,16 @@ class Service:
             "alerts_db": "spec.alerts.sinks.postgres.credentialsSecretRef",
         }
         for role, ref in referenced_secrets(spec).items():
-            self._secret_refs.setdefault((res.namespace, ref.name), set()).add(res.owner)
             found[role] = await self._credential(res.namespace, ref, paths[role])
-        if spec.risingwave is not None and spec.risingwave.credentials_secret_ref is not None:
-            self._secret_refs.setdefault(
-                (res.namespace, spec.risingwave.credentials_secret_ref.name), set()
-            ).add(res.owner)
-        return Credentials(kafka=found.get("kafka"), alerts_db=found.get("alerts_db"))
+        tls: dict[str, TlsMaterial] = {}
+        for role, tls_ref in referenced_tls(spec).items():
+            tls[role] = await self._tls(res.namespace, tls_ref, TLS_PATHS[role])
+        return Credentials(
+            kafka=found.get("kafka"),
+            alerts_db=found.get("alerts_db"),
+            kafka_tls=tls.get("kafka_tls"),
+            alerts_db_tls=tls.get("alerts_db_tls"),
+        )
 
     def _credential_versions(
         self, res: Resource, spec: ChargingAnalyticsSpec, creds: Credentials
@@ -482,6 +537,7 @@ class Service:
             spec.alerts.sinks.model_dump_json(),
             str((kafka, postgres, applying)),
             *(f"{cred.username}\0{cred.password}" for cred in (creds.kafka, creds.alerts_db) if cred),
+            *(v for tls in (creds.kafka_tls, creds.alerts_db_tls) if tls is not None for v in tls.values()),
         ]
         fingerprint = hashlib.sha256("\0".join(material).encode()).hexdigest()
         if self._prechecked.get(res.owner) == fingerprint:
@@ -493,13 +549,16 @@ class Service:
                 creds.kafka,
                 self.settings.kafka_timeout_seconds,
                 create=applying,
+                tls=creds.kafka_tls,
                 admins=self._kafka_admins,
             )
             for topic in created:
                 out.events.append(("Normal", "TopicCreated", f"created alerts topic {topic}"))
         if postgres:
             assert creds.alerts_db is not None
-            await ensure_postgres_table(spec, creds.alerts_db, self.settings.kafka_timeout_seconds)
+            await ensure_postgres_table(
+                spec, creds.alerts_db, self.settings.kafka_timeout_seconds, tls=creds.alerts_db_tls
+            )
         self._prechecked[res.owner] = fingerprint
 
     async def _reconcile(self, res: Resource, *, origin: str) -> Outcome:
@@ -509,6 +568,9 @@ class Service:
         except ValidationError as err:
             msg = "; ".join(f"{i.path}: {i.message}" for i in issues_from(err, res.owner, "spec"))
             return self._stalled(res, out, "InvalidSpec", msg, retry=False)
+        # before any Secret is read: creating or fixing a missing one reconciles this resource
+        for ref_name in all_secret_names(spec):
+            self._secret_refs.setdefault((res.namespace, ref_name), set()).add(res.owner)
         if spec.suspend:
             out.conditions = waiting("Suspended", "reconciliation is paused (spec.suspend)")
             out.result = "suspended"
@@ -740,7 +802,9 @@ class Service:
         cred = creds.alerts_db
         if spec.alerts.sinks.postgres is None or cred is None or not self.settings.manage_postgres_table:
             return None
-        return functools.partial(run_on_alerts_db, spec, cred, self.settings.kafka_timeout_seconds)
+        return functools.partial(
+            run_on_alerts_db, spec, cred, self.settings.kafka_timeout_seconds, tls=creds.alerts_db_tls
+        )
 
     @staticmethod
     def _ready_message(desired: list[Any]) -> str:
@@ -766,7 +830,8 @@ class Service:
         return out
 
     def _unavailable(self, res: Resource, out: Outcome, err: Exception) -> Outcome:
-        return self._stalled(res, out, "RisingWaveUnavailable", str(err))
+        reason = "RisingWaveTlsFailed" if isinstance(err, RisingWaveTlsFailed) else "RisingWaveUnavailable"
+        return self._stalled(res, out, reason, str(err))
 
     async def _publish(self, res: Resource, out: Outcome) -> None:
         """Patch the status, unless it already says exactly this (a quiet steady state: a pass

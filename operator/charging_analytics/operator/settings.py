@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ..tls import libpq_paths
+
 
 class OperatorSettings(BaseSettings):
     """Every field maps to ``CHA_<FIELD>`` (e.g. ``CHA_DRIFT_INTERVAL_SECONDS``)."""
@@ -22,6 +24,10 @@ class OperatorSettings(BaseSettings):
     )
     default_rw_user: str = "root"
     default_rw_password: str | None = Field(None, repr=False)
+    # TLS files of the default endpoint (the chart mounts them from a Secret: risingwave.tls).
+    default_rw_sslrootcert: str | None = Field(None, description="CA bundle (PEM file)")
+    default_rw_sslcert: str | None = Field(None, description="Client certificate (PEM file)")
+    default_rw_sslkey: str | None = Field(None, description="Client certificate's key (PEM file)")
 
     secret_store: Literal["auto", "risingwave", "inline"] = Field(
         "auto", description="Credentials as RisingWave SECRETs (licensed), inline, or probe (auto)"
@@ -56,6 +62,10 @@ class OperatorSettings(BaseSettings):
     metrics_port: int = Field(9090, description="Prometheus metrics port; 0 disables")
     log_format: Literal["json", "plain"] = "plain"
     watch_namespaces: str = Field("", description="Comma-separated namespaces; empty means all")
+
+    def default_rw_tls_files(self) -> dict[str, str]:
+        """libpq parameters naming the default endpoint's TLS files."""
+        return libpq_paths(self.default_rw_sslrootcert, self.default_rw_sslcert, self.default_rw_sslkey)
 
     @property
     def pool_size(self) -> int:

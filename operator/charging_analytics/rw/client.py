@@ -58,6 +58,7 @@ from charging_analytics.rw.capabilities import (
     parse_version,
 )
 from charging_analytics.rw.literal import rw_literal
+from charging_analytics.tls import PemFiles, TlsMaterial
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,22 @@ class RisingWaveUnavailable(RisingWaveError):
     """RisingWave could not be reached (refused, timed out, pool exhausted). Retry later."""
 
     retryable = True
+
+
+class RisingWaveTlsFailed(RisingWaveUnavailable):
+    """The TLS handshake with RisingWave failed: no CA to verify it with, a CA that did not sign its
+    certificate, a host name the certificate does not name. Retried, but needs a spec change."""
+
+
+#: sslmodes under which libpq fails a connection for a TLS reason (the others fall back to plain).
+_TLS_REQUIRED = ("require", "verify-ca", "verify-full")
+#: Words of libpq's and OpenSSL's messages for a failed TLS setup or verification.
+TLS_FAILURE_WORDS = ("certificate", "ssl", "tls")
+
+
+def tls_failed(sslmode: str, message: str) -> bool:
+    """Whether a connection error under ``sslmode`` is a TLS failure (by libpq's words)."""
+    return sslmode != "disable" and any(w in message.lower() for w in TLS_FAILURE_WORDS)
 
 
 class RisingWaveStatementError(RisingWaveError):
@@ -119,6 +136,10 @@ class Endpoint:
     user: str = DEFAULT_USER
     password: str = field(default="", repr=False)  # "" = no password
     sslmode: str = "prefer"
+    #: CA bundle / client certificate from a Secret (written to private files while the pool lives).
+    tls: TlsMaterial | None = field(default=None, repr=False, compare=False)
+    #: libpq TLS parameters naming files that already exist (``sslrootcert`` etc.).
+    tls_files: tuple[tuple[str, str], ...] = ()
 
     @property
     def key(self) -> str:
@@ -150,8 +171,13 @@ class Endpoint:
             sslmode=query.get("sslmode", ["prefer"])[-1],
         )
 
-    def conninfo(self, *, connect_timeout: float, application_name: str) -> str:
+    def conninfo(
+        self, *, connect_timeout: float, application_name: str, tls: dict[str, str] | None = None
+    ) -> str:
+        """libpq parameters; ``tls`` adds the paths of written PEM files (:class:`PemFiles`)."""
         return make_conninfo(
+            **dict(self.tls_files),
+            **(tls or {}),
             host=self.host,
             port=str(self.port),
             dbname=self.database,
@@ -283,6 +309,9 @@ class RisingWaveClient:
             weakref.WeakKeyDictionary()
         )
         self._flushed = False  # whether this client flushed before its first snapshot
+        self._pem: PemFiles | None = None  # the endpoint's TLS material as files, while open
+        self._conninfo = ""
+        self._closed = False  # closed for good: a rotated credential or TLS material replaced it
 
     def __repr__(self) -> str:
         return f"RisingWaveClient({self.endpoint.key})"
@@ -293,11 +322,17 @@ class RisingWaveClient:
         """Create the pool. Does not wait for RisingWave: the first call reports unavailability."""
         if self._pool is not None:
             return
+        self._closed = False
         opts = self.options
+        # the pool reconnects at any time, so the files live as long as the pool
+        self._pem = PemFiles(self.endpoint.tls)
+        self._conninfo = self.endpoint.conninfo(
+            connect_timeout=opts.connect_timeout,
+            application_name=opts.application_name,
+            tls=self._pem.libpq(),
+        )
         pool: AsyncConnectionPool[psycopg.AsyncConnection[tuple[Any, ...]]] = AsyncConnectionPool(
-            self.endpoint.conninfo(
-                connect_timeout=opts.connect_timeout, application_name=opts.application_name
-            ),
+            self._conninfo,
             kwargs={"autocommit": True, "prepare_threshold": None},
             min_size=opts.pool_min,
             max_size=max(opts.pool_max, opts.pool_min),
@@ -311,9 +346,13 @@ class RisingWaveClient:
         self._pool = pool
 
     async def close(self) -> None:
+        self._closed = True
         pool, self._pool = self._pool, None
         if pool is not None:
             await pool.close(timeout=5.0)
+        pem, self._pem = self._pem, None
+        if pem is not None:
+            pem.close()
 
     async def __aenter__(self) -> Self:
         await self.open()
@@ -372,6 +411,9 @@ class RisingWaveClient:
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[tuple[Any, ...]]]:
+        if self._closed:
+            # reopening would write PEM files no one removes (the service holds a new client)
+            raise RisingWaveUnavailable(f"the connection pool of {self.endpoint.key} was closed")
         if self._pool is None:
             await self.open()
         assert self._pool is not None
@@ -379,10 +421,34 @@ class RisingWaveClient:
             async with self._pool.connection() as conn:
                 yield conn
         except (PoolTimeout, PoolClosed) as e:
-            raise RisingWaveUnavailable(
+            message = (
                 f"RisingWave at {self.endpoint.key} is unavailable ({type(e).__name__}: "
                 f"no connection within {self.options.connect_timeout:g}s)"
-            ) from None
+            )
+            # only where TLS can be the cause: the diagnosis costs up to one more connect timeout
+            diagnose = isinstance(e, PoolTimeout) and self.endpoint.sslmode in _TLS_REQUIRED
+            cause = await self._connect_failure() if diagnose else None
+            if cause is None:
+                raise RisingWaveUnavailable(message) from None
+            error = RisingWaveTlsFailed if tls_failed(self.endpoint.sslmode, cause) else RisingWaveUnavailable
+            raise error(f"{message}: {cause}") from None
+
+    async def _connect_failure(self) -> str | None:
+        """Why a new connection fails (the pool only says that none came in time): one direct
+        attempt, its first line kept with every credential the client sends removed."""
+        try:
+            conn = await asyncio.wait_for(
+                psycopg.AsyncConnection.connect(self._conninfo, autocommit=True),
+                timeout=self.options.connect_timeout + 1,
+            )
+        except psycopg.OperationalError as err:
+            first = (str(err) or type(err).__name__).splitlines()[0]
+            tls = self.endpoint.tls.values() if self.endpoint.tls is not None else ()
+            return scrub(first, (self.endpoint.password, *tls))
+        except (TimeoutError, OSError):
+            return None
+        await conn.close()
+        return None
 
     # ------------------------------------------------------------------ operations
 
