@@ -44,16 +44,19 @@ NOT_RISINGWAVE = (
 )
 
 
-def tenant_body(namespace: str, index: int, host: str, port: int) -> dict[str, Any]:
-    tenant = f"burst_{index:04d}"
+def tenant_body(
+    namespace: str, index: int, host: str, port: int, *, kafka: str = "kafka:9092", prefix: str = "burst"
+) -> dict[str, Any]:
+    """A small tenant like ``examples/voltbay.yaml``: defaults, alerts to a Kafka topic only."""
+    tenant = f"{prefix}_{index:04d}"
     return {
         "apiVersion": c.API_VERSION,
         "kind": c.KIND,
-        "metadata": {"name": f"burst-{index:04d}", "namespace": namespace},
+        "metadata": {"name": f"{prefix}-{index:04d}", "namespace": namespace},
         "spec": {
             "tenant": tenant,
             "risingwave": {"host": host, "port": port, "database": "dev", "sslmode": "disable"},
-            "kafka": {"bootstrapServers": ["kafka:9092"], "eventsTopic": f"ocpp.{tenant}.events"},
+            "kafka": {"bootstrapServers": [kafka], "eventsTopic": f"ocpp.{tenant}.events"},
             "analytics": {
                 "tariffs": {"currency": "EUR", "pricePerKwh": {"CCS": 0.59, "CHAdeMO": 0.49, "Type2": 0.35}}
             },
@@ -77,46 +80,91 @@ def ready(item: dict[str, Any]) -> bool:
     )
 
 
+def resources_path(namespace: str) -> str:
+    return f"/apis/{c.GROUP}/{c.VERSION}/namespaces/{namespace}/{c.PLURAL}"
+
+
+class OperatorProcess:
+    """``charging-analytics operator --standalone -n NAMESPACE`` as its own process, its output in
+    a log file; CPU time and peak RSS read from ``/proc`` while it runs."""
+
+    def __init__(self, namespace: str, env: dict[str, str], prefix: str = "cha-operator-") -> None:
+        fd, self.log_path = tempfile.mkstemp(prefix=prefix, suffix=".log")
+        self._log = os.fdopen(fd, "wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "charging_analytics.cli", "operator", "--standalone", "-n", namespace],
+            env={**os.environ, **env},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def check_running(self) -> None:
+        if self.process.poll() is not None:
+            raise RuntimeError(f"the operator exited ({self.process.returncode}); log: {self.log_path}")
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time so far (``/proc/PID/stat`` fields 14 and 15, in clock ticks)."""
+        stat = Path(f"/proc/{self.process.pid}/stat").read_text()
+        fields = stat[stat.rindex(")") + 2 :].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def peak_rss_mib(self) -> float:
+        """The process's peak resident set (``VmHWM``), MiB."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._log.close()
+
+
+def wait_all_ready(
+    rest: Any, namespace: str, tenants: int, started: float, timeout: float, operator: OperatorProcess
+) -> tuple[int, int]:
+    """Poll (a LIST every 0.5 s) until all ``tenants`` are Ready or ``timeout`` has passed since
+    ``started``. Returns (Ready count, LIST requests made)."""
+    done = lists = 0
+    while time.monotonic() - started < timeout:
+        items = rest.get(resources_path(namespace)).get("items", [])
+        lists += 1
+        done = sum(1 for item in items if ready(item))
+        if done == tenants:
+            break
+        operator.check_running()
+        time.sleep(0.5)
+    return done, lists
+
+
 def run(tenants: int, timeout: float) -> dict[str, Any]:
     bed = Testbed()
     double = RisingWaveDouble().start()
-    operator: subprocess.Popen[bytes] | None = None
-    fd, log_path = tempfile.mkstemp(prefix="cha-burst-operator-", suffix=".log")
-    log = os.fdopen(fd, "wb")
+    operator: OperatorProcess | None = None
     try:
         cp = bed.control_plane()
         namespace = unique_name("burst")
         cp.create_namespace(namespace)
         env = {
-            **os.environ,
             "KUBECONFIG": str(cp.kubeconfig),
             "CHA_CHECK_KAFKA": "false",
             "CHA_SECRET_STORE": "inline",
             "CHA_METRICS_PORT": "0",
             "CHA_LOG_LEVEL": "WARNING",
         }
-        operator = subprocess.Popen(
-            [sys.executable, "-m", "charging_analytics.cli", "operator", "--standalone", "-n", namespace],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        operator = OperatorProcess(namespace, env, prefix="cha-burst-operator-")
         time.sleep(3)  # let Kopf start watching before the burst
         double.clear_statements()
-        path = f"/apis/{c.GROUP}/{c.VERSION}/namespaces/{namespace}/{c.PLURAL}"
         started = time.monotonic()
         for i in range(tenants):
-            cp.rest.post(path, tenant_body(namespace, i, double.host, double.port))
+            cp.rest.post(resources_path(namespace), tenant_body(namespace, i, double.host, double.port))
         created = time.monotonic() - started
-        done = 0
-        while time.monotonic() - started < timeout:
-            items = cp.rest.get(path).get("items", [])
-            done = sum(1 for item in items if ready(item))
-            if done == tenants:
-                break
-            if operator.poll() is not None:
-                raise RuntimeError(f"the operator exited ({operator.returncode}); log: {log_path}")
-            time.sleep(0.5)
+        done, _ = wait_all_ready(cp.rest, namespace, tenants, started, timeout, operator)
         seconds = time.monotonic() - started
         counts = double.statement_counts()
         return {
@@ -127,16 +175,11 @@ def run(tenants: int, timeout: float) -> dict[str, Any]:
             "timed_out": done < tenants,
             "statements": counts,
             "per_tenant": {k: round(v / tenants, 2) for k, v in counts.items()},
-            "operator_log": log_path,
+            "operator_log": operator.log_path,
         }
     finally:
         if operator is not None:
-            operator.terminate()
-            try:
-                operator.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                operator.kill()
-        log.close()
+            operator.stop()
         double.stop()
         bed.close()
 

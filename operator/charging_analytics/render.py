@@ -83,12 +83,32 @@ def secret_digest(value: str, salt: str) -> str:
     Cached per credential (the salt names tenant, role and part), so a fleet of any size pays the
     cost once per credential and again only when it rotates.
     """
-    cached = _DIGESTS.get(salt)
-    if cached is not None and hmac.compare_digest(cached[0].encode(), value.encode()):
-        return cached[1]
+    cached = known_digest(salt, value)
+    if cached is not None:
+        return cached
     digest = hashlib.scrypt(value.encode(), salt=salt.encode(), n=2**12, r=8, p=1, dklen=12).hex()
     _DIGESTS[salt] = (value, digest)
     return digest
+
+
+def digest_salt(tenant: str, role: str, part: str) -> str:
+    """The salt of a credential part's digest: one per tenant, role and part."""
+    return f"{tenant}/{role}/{part}"
+
+
+def known_digest(salt: str, value: str) -> str | None:
+    """The digest of ``value`` if already computed (or remembered) in this process."""
+    cached = _DIGESTS.get(salt)
+    if cached is not None and hmac.compare_digest(cached[0].encode(), value.encode()):
+        return cached[1]
+    return None
+
+
+def remember_digest(salt: str, value: str, digest: str) -> None:
+    """Take ``digest`` as the digest of ``value`` without computing it: for a credential known to
+    be unchanged since the digest was computed (its Secret's resourceVersion is the same)."""
+    if salt not in _DIGESTS:
+        _DIGESTS[salt] = (value, digest)
 
 
 # --------------------------------------------------------------------------------------------
@@ -529,7 +549,7 @@ def _credential_digest(
     for role, part in used:
         value = _value_of(creds, role, part)
         if value is not None:
-            digests.append(secret_digest(value, f"{spec.tenant}/{role}/{part}"))
+            digests.append(secret_digest(value, digest_salt(spec.tenant, role, part)))
     return _combined(digests)
 
 

@@ -712,7 +712,9 @@ def tenant_is_reserved(tenant: str) -> bool:
 
 
 TENANT_NOT_RESERVED = Rule(
-    cel="!(self.tenant in [" + ", ".join(f"'{t}'" for t in RESERVED_TENANTS) + "])"
+    cel="!(self.tenant in ["
+    + ", ".join(f"'{t}'" for t in RESERVED_TENANTS)
+    + "])"
     + "".join(f" && !self.tenant.startsWith('{p}')" for p in RESERVED_TENANT_PREFIXES),
     message="tenant must not be a reserved schema name ("
     + ", ".join([*RESERVED_TENANTS, *(f"{p}*" for p in RESERVED_TENANT_PREFIXES)])
@@ -884,6 +886,22 @@ class PlanStatus(Model):
 ENDPOINT_MAX_LENGTH = 253 + 1 + 5 + 1 + 63
 
 
+class CredentialDigests(Model):
+    username: str | None = Field(None, max_length=64)
+    password: str | None = Field(None, max_length=64)
+
+
+class CredentialVersion(Model):
+    """The Secret version a credential's digests were computed from. After a restart, a Secret
+    whose resourceVersion is unchanged holds the same credential, so its (deliberately slow)
+    digests are taken from here instead of computed again. Digests only, never a value."""
+
+    role: str = Field(max_length=32, description="The role the credential plays (kafka, alerts_db, reader).")
+    secret: str = Field(max_length=253, description="The Secret it was read from.")
+    resource_version: str = Field(max_length=64, description="The Secret's resourceVersion then.")
+    digests: CredentialDigests = Field(description="Salted scrypt digest of each part.")
+
+
 class ChargingAnalyticsStatus(Model):
     model_config = ConfigDict(extra="allow")
 
@@ -895,6 +913,11 @@ class ChargingAnalyticsStatus(Model):
     applied_hash: str | None = Field(None, max_length=80, description="Hash of the desired state applied.")
     endpoint: str | None = Field(
         None, max_length=ENDPOINT_MAX_LENGTH, description="RisingWave endpoint in use (host:port/database)."
+    )
+    credentials: list[CredentialVersion] = Field(
+        default_factory=list,
+        max_length=8,
+        description="The Secret versions the applied credentials came from.",
     )
 
 
@@ -917,6 +940,8 @@ __all__ = [
     "ChargingAnalyticsSpec",
     "ChargingAnalyticsStatus",
     "Condition",
+    "CredentialDigests",
+    "CredentialVersion",
     "CredentialsSecretRef",
     "DashboardsSpec",
     "GatewayConnector",

@@ -240,6 +240,20 @@ class ApiResource:
         return base
 
 
+_METRIC_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+#: Verbs that change something (``apiserver_request_total``'s spelling).
+WRITE_VERBS = frozenset({"POST", "PUT", "PATCH", "DELETE", "DELETECOLLECTION", "APPLY", "CREATE", "UPDATE"})
+
+
+def request_delta(
+    before: Mapping[tuple[str, str], int], after: Mapping[tuple[str, str], int]
+) -> dict[tuple[str, str], int]:
+    """The requests served between two :meth:`KubeRest.request_counts` readings (nonzero only)."""
+    out = {key: n - before.get(key, 0) for key, n in after.items()}
+    return {key: n for key, n in sorted(out.items()) if n}
+
+
 class KubeRest:
     """Authenticated JSON over HTTPS against one API server, with kind discovery."""
 
@@ -322,6 +336,24 @@ class KubeRest:
 
     def merge_patch(self, path: str, body: Any, **kw: Any) -> Any:
         return self.request("PATCH", path, body=body, content_type="application/merge-patch+json", **kw)
+
+    def request_counts(self) -> dict[tuple[str, str], int]:
+        """Requests the API server has served since it started, by (verb, resource): its own
+        ``apiserver_request_total`` counter from ``/metrics``, summed over codes and scopes.
+        The resource carries its subresource (``chargingan.../status``); the verb is the
+        server's (``LIST``, ``WATCH``, ``PATCH``...). Tests and benchmarks take differences."""
+        counts: dict[tuple[str, str], int] = {}
+        for line in self.request("GET", "/metrics", raw=True, headers={"Accept": "text/plain"}).splitlines():
+            if not line.startswith("apiserver_request_total{"):
+                continue
+            labels_text, _, value = line[len("apiserver_request_total{") :].rpartition("} ")
+            labels = dict(_METRIC_LABEL.findall(labels_text))
+            resource = labels.get("resource", "")
+            if labels.get("subresource"):
+                resource += "/" + labels["subresource"]
+            key = (labels.get("verb", ""), resource)
+            counts[key] = counts.get(key, 0) + int(float(value))
+        return counts
 
     # Discovery ---------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -125,21 +125,40 @@ def create_topic(
     timeout: float = 30.0,
 ) -> None:
     """Create ``topic`` and wait until every partition has a leader."""
+    create_topics(bootstrap, [topic], partitions, config=config, timeout=timeout)
+
+
+def create_topics(
+    bootstrap: str,
+    topics: Sequence[str],
+    partitions: int = 1,
+    *,
+    config: Mapping[str, str] | None = None,
+    timeout: float = 30.0,
+) -> None:
+    """Create ``topics`` in one request and wait until every partition of each has a leader."""
     admin = AdminClient(_client_conf(bootstrap))
-    new = NewTopic(topic, num_partitions=partitions, replication_factor=1, config=dict(config or {}))
-    futures = admin.create_topics([new], operation_timeout=timeout, request_timeout=timeout)
-    futures[topic].result(timeout=timeout)
+    conf = dict(config or {})
+    new = [NewTopic(t, num_partitions=partitions, replication_factor=1, config=conf) for t in topics]
+    futures = admin.create_topics(new, operation_timeout=timeout, request_timeout=timeout)
+    for future in futures.values():
+        future.result(timeout=timeout)
 
     def led() -> bool:
-        meta = admin.list_topics(topic=topic, timeout=5).topics.get(topic)
-        return bool(
-            meta is not None
+        if len(topics) == 1:  # a metadata request for one topic, not the whole cluster
+            found = admin.list_topics(topic=topics[0], timeout=5).topics
+        else:
+            found = admin.list_topics(timeout=5).topics
+        return all(
+            (meta := found.get(t)) is not None
             and meta.error is None
             and len(meta.partitions) == partitions
             and all(p.leader >= 0 for p in meta.partitions.values())
+            for t in topics
         )
 
-    wait_until(led, timeout=timeout, what=f"leaders for all {partitions} partitions of {topic}")
+    named = topics[0] if len(topics) == 1 else f"{len(topics)} topics"
+    wait_until(led, timeout=timeout, what=f"leaders for all {partitions} partitions of {named}")
 
 
 def produce(

@@ -10,6 +10,8 @@ password cannot carry it into status, Events or logs.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +27,7 @@ from ..render import Credential, postgres_alerts_table
 from ..rw.client import tls_failed
 from ..spec import ChargingAnalyticsSpec
 from ..tls import PemFiles, TlsMaterial
+from . import metrics
 
 
 @dataclass(frozen=True)
@@ -98,17 +101,66 @@ def _sent(cred: Credential | None, tls: TlsMaterial | None = None) -> tuple[str,
     return sent + (tls.values() if tls is not None else ())
 
 
+class KafkaAdmins:
+    """One admin client per Kafka cluster and identity (the client's whole configuration), reused
+    by every check: librdkafka keeps its broker connections, so a check is one metadata request,
+    not a new connection and handshake. A client whose check failed is dropped (the next check
+    connects afresh); one check at a time per client, so its error callback reports that check."""
+
+    def __init__(self) -> None:
+        self._clients: dict[str, tuple[AdminClient, _KafkaErrors, threading.Lock]] = {}
+        self._lock = threading.Lock()
+
+    def client(
+        self, spec: ChargingAnalyticsSpec, cred: Credential | None, timeout: float, tls: TlsMaterial | None
+    ) -> tuple[str, AdminClient, _KafkaErrors, threading.Lock]:
+        conf = _kafka_config(spec, cred, timeout, tls)
+        key = hashlib.sha256(
+            repr(sorted((k, v) for k, v in conf.items() if isinstance(v, str))).encode()
+        ).hexdigest()  # the password is part of the identity: a rotated one gets a new client
+        with self._lock:
+            found = self._clients.get(key)
+            if found is None:
+                errors = _KafkaErrors(_sent(cred, tls))
+                conf["error_cb"] = errors
+                found = (AdminClient(conf), errors, threading.Lock())
+                metrics.KAFKA_CLIENTS.inc()
+                self._clients[key] = found
+        return (key, *found)
+
+    def discard(self, key: str) -> None:
+        with self._lock:
+            self._clients.pop(key, None)
+
+
 def _check_topics(
     spec: ChargingAnalyticsSpec,
     cred: Credential | None,
     timeout: float,
     create: bool,
     tls: TlsMaterial | None,
+    admins: KafkaAdmins,
 ) -> list[str]:
-    errors = _KafkaErrors(_sent(cred, tls))
-    conf = _kafka_config(spec, cred, timeout, tls)
-    conf["error_cb"] = errors
-    admin = AdminClient(conf)
+    key, admin, errors, lock = admins.client(spec, cred, timeout, tls)
+    metrics.KAFKA_CHECKS.inc()
+    with lock:
+        errors.seen.clear()
+        try:
+            return _topics_on(admin, errors, spec, cred, timeout, create, tls)
+        except CheckFailure:
+            admins.discard(key)
+            raise
+
+
+def _topics_on(
+    admin: AdminClient,
+    errors: _KafkaErrors,
+    spec: ChargingAnalyticsSpec,
+    cred: Credential | None,
+    timeout: float,
+    create: bool,
+    tls: TlsMaterial | None,
+) -> list[str]:
     servers = ",".join(spec.kafka.bootstrap_servers)
     try:
         topics = admin.list_topics(timeout=timeout).topics
@@ -154,10 +206,13 @@ async def check_kafka(
     *,
     create: bool = True,
     tls: TlsMaterial | None = None,
+    admins: KafkaAdmins | None = None,
 ) -> list[str]:
     """Fail if the events topic is missing; create the alerts topic (unless ``create`` is False,
-    as in Plan mode, which changes nothing). Returns the topics created."""
-    return await asyncio.to_thread(_check_topics, spec, cred, timeout_s, create, tls)
+    as in Plan mode, which changes nothing). Returns the topics created. ``admins``: the
+    clients to reuse (a one-off client without)."""
+    reused = admins if admins is not None else KafkaAdmins()
+    return await asyncio.to_thread(_check_topics, spec, cred, timeout_s, create, tls, reused)
 
 
 async def ensure_postgres_table(
@@ -184,6 +239,7 @@ async def run_on_alerts_db(
     if pg is None:
         return
     sent = _sent(cred, tls)
+    metrics.POSTGRES_CONNECTIONS.inc()
     with PemFiles(tls) as files:  # libpq reads TLS material only from files
         try:
             conn = await psycopg.AsyncConnection.connect(

@@ -132,7 +132,12 @@ async def on_resume(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
 )
 async def drift_check(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
     """Periodic drift check against the shared per-endpoint snapshot; corrects under onDrift: Correct."""
+    service = _service(memo)
     try:
+        # Kopf's timers of a whole fleet are all due one interval after the operator started:
+        # the first pass waits a random share of the interval more (the body is Kopf's live
+        # view, so it is current after the wait); later passes stay spread out.
+        await asyncio.sleep(service.first_timer_delay(Resource.from_body(body).owner))
         await _reconcile(body, memo, "timer")
     except Exception:  # a periodic check must never spin into Kopf retries
         logger.exception("drift check failed")

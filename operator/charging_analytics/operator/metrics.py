@@ -21,6 +21,11 @@ PENDING_APPROVALS = Gauge(
 )
 CATALOG_READS = Counter("cha_catalog_reads_total", "Catalog snapshots read from RisingWave", ["endpoint"])
 APPLIED_ACTIONS = Counter("cha_applied_actions_total", "DDL actions applied", ["type"])
+KAFKA_CLIENTS = Counter("cha_kafka_admin_clients_opened_total", "Kafka admin clients created")
+KAFKA_CHECKS = Counter("cha_kafka_checks_total", "Kafka topic checks (one metadata request each)")
+POSTGRES_CONNECTIONS = Counter(
+    "cha_postgres_connections_opened_total", "Connections opened to PostgreSQL alert databases"
+)
 
 
 def serve(port: int) -> None:

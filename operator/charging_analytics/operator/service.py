@@ -12,6 +12,7 @@ import asyncio
 import functools
 import hashlib
 import logging
+import random
 import secrets
 import time
 from collections.abc import Mapping, Sequence
@@ -32,8 +33,11 @@ from ..render import (
     Credentials,
     RenderOptions,
     all_secret_names,
+    digest_salt,
+    known_digest,
     referenced_secrets,
     referenced_tls,
+    remember_digest,
     render,
 )
 from ..rw.capabilities import UnsupportedRisingWaveVersion
@@ -67,7 +71,7 @@ from ..status import (
 from ..tls import TlsMaterial, tls_keys
 from ..validation import issues_from
 from . import metrics
-from .checks import CheckFailure, check_kafka, ensure_postgres_table, run_on_alerts_db
+from .checks import CheckFailure, KafkaAdmins, check_kafka, ensure_postgres_table, run_on_alerts_db
 from .dashboards import (
     DashboardProvisioner,
     DashboardsReport,
@@ -175,6 +179,12 @@ class Service:
         #: reconcile's body can predate the previous reconcile's status (it waited on the lock),
         #: and a stale record would take drift for a spec change; the status is the fallback.
         self._dashboards_recorded: dict[str, set[tuple[str, str, str]]] = {}
+        self._kafka_admins = KafkaAdmins()
+        #: resource -> fingerprint of the inputs its Kafka and PostgreSQL checks last passed with
+        self._prechecked: dict[str, str] = {}
+        self._timed: set[str] = set()  # resources whose drift timer has run in this process
+        #: (namespace, Secret) -> its resourceVersion when last read
+        self._secret_versions: dict[tuple[str, str], str | None] = {}
 
     async def close(self) -> None:
         for client in self._clients.values():
@@ -243,7 +253,7 @@ class Service:
                 endpoint,
                 statement_timeout=self.settings.statement_timeout_seconds,
                 connect_timeout=self.settings.connect_timeout_seconds,
-                max_size=self.settings.pool_max_size,
+                max_size=self.settings.pool_size,
             )
             await client.open()
             self._clients[key] = client
@@ -304,6 +314,7 @@ class Service:
             ) from err
         if stored is None:
             raise CheckFailure("SecretMissing", f"{where} not found")
+        self._secret_versions[(namespace, ref.name)] = stored.resource_version
         for key in keys:
             if key not in stored.data:
                 raise CheckFailure("SecretKeyMissing", f"{where} has no key {key!r}")
@@ -349,6 +360,21 @@ class Service:
             alerts_db_tls=tls.get("alerts_db_tls"),
         )
 
+    def _credential_versions(
+        self, res: Resource, spec: ChargingAnalyticsSpec, creds: Credentials
+    ) -> list[_Versioned]:
+        """Each resolved credential with the Secret and resourceVersion it was read from."""
+        secrets_by_role = {role: ref.name for role, ref in referenced_secrets(spec).items()}
+        if creds.reader is not None:
+            secrets_by_role["reader"] = read_only_secret(_owner(res), spec)
+        out = []
+        for role, secret in secrets_by_role.items():
+            cred: Credential | None = getattr(creds, role)
+            version = self._secret_versions.get((res.namespace, secret))
+            if cred is not None and version:
+                out.append(_Versioned(role, secret, version, cred))
+        return out
+
     async def _reader(
         self, res: Resource, spec: ChargingAnalyticsSpec, endpoint: Endpoint
     ) -> Credential | None:
@@ -382,9 +408,11 @@ class Service:
             except UnicodeDecodeError:  # the operator's own Secret, damaged: regenerate it
                 password = ""
             if password:
+                self._secret_versions[(res.namespace, secret)] = stored.resource_version
                 return Credential(user, password)
         if spec.mode != "Apply":
             return None
+        self._secret_versions.pop((res.namespace, secret), None)  # known after the next read
         password = secrets.token_urlsafe(24)
         owner = {"apiVersion": c.API_VERSION, "kind": c.KIND, "name": res.name, "uid": res.uid or ""}
         data = {
@@ -421,6 +449,14 @@ class Service:
             self._posted[key] = now
             out.append((type_, reason, message))
         return out
+
+    def first_timer_delay(self, owner: str) -> float:
+        """A random share of the drift interval before a resource's first timer pass in this
+        process (0 before later ones), so a restarted operator's timers do not all fire at once."""
+        if owner in self._timed:
+            return 0.0
+        self._timed.add(owner)
+        return random.uniform(0.0, self.settings.drift_interval_seconds)  # noqa: S311 (not security)
 
     def resources_using_secret(self, namespace: str, name: str) -> set[str]:
         return set(self._secret_refs.get((namespace, name), set()))
@@ -530,6 +566,46 @@ class Service:
         if any(o.action == "restore" and o.applied for o in report.objects):
             metrics.DRIFT_CORRECTIONS.labels(res.namespace, res.name).inc()
 
+    async def _preconditions(
+        self, res: Resource, spec: ChargingAnalyticsSpec, creds: Credentials, applying: bool, out: Outcome
+    ) -> None:
+        """The Kafka topics and the PostgreSQL alert table, checked when their inputs (the spec's
+        parts they read, the credentials, the mode) differ from the last check that passed, or
+        after the resource stalled (an error may mean the world changed): not on every pass, so
+        a timer pass of a Ready tenant opens no Kafka or PostgreSQL connection."""
+        kafka = self.settings.check_kafka
+        postgres = applying and spec.alerts.sinks.postgres is not None and self.settings.manage_postgres_table
+        if not kafka and not postgres:
+            return
+        material = [
+            spec.kafka.model_dump_json(),
+            spec.alerts.sinks.model_dump_json(),
+            str((kafka, postgres, applying)),
+            *(f"{cred.username}\0{cred.password}" for cred in (creds.kafka, creds.alerts_db) if cred),
+            *(v for tls in (creds.kafka_tls, creds.alerts_db_tls) if tls is not None for v in tls.values()),
+        ]
+        fingerprint = hashlib.sha256("\0".join(material).encode()).hexdigest()
+        if self._prechecked.get(res.owner) == fingerprint:
+            return
+        self._prechecked.pop(res.owner, None)
+        if kafka:
+            created = await check_kafka(
+                spec,
+                creds.kafka,
+                self.settings.kafka_timeout_seconds,
+                create=applying,
+                tls=creds.kafka_tls,
+                admins=self._kafka_admins,
+            )
+            for topic in created:
+                out.events.append(("Normal", "TopicCreated", f"created alerts topic {topic}"))
+        if postgres:
+            assert creds.alerts_db is not None
+            await ensure_postgres_table(
+                spec, creds.alerts_db, self.settings.kafka_timeout_seconds, tls=creds.alerts_db_tls
+            )
+        self._prechecked[res.owner] = fingerprint
+
     async def _reconcile(self, res: Resource, *, origin: str) -> Outcome:
         out = Outcome()
         try:
@@ -555,26 +631,14 @@ class Service:
             client = await self._client(endpoint)
             capabilities = await client.capabilities()
             capabilities.require_supported(endpoint.key)
-            if self.settings.check_kafka:
-                created = await check_kafka(
-                    spec,
-                    creds.kafka,
-                    self.settings.kafka_timeout_seconds,
-                    create=applying,
-                    tls=creds.kafka_tls,
-                )
-                for topic in created:
-                    out.events.append(("Normal", "TopicCreated", f"created alerts topic {topic}"))
-            if applying and spec.alerts.sinks.postgres is not None and self.settings.manage_postgres_table:
-                assert creds.alerts_db is not None
-                await ensure_postgres_table(
-                    spec, creds.alerts_db, self.settings.kafka_timeout_seconds, tls=creds.alerts_db_tls
-                )
+            await self._preconditions(res, spec, creds, applying, out)
             store = await self._store_for(client, endpoint)
             snapshot = await self.snapshot(
                 client,
                 endpoint,
-                fresh=origin != "timer",
+                # a new or changed spec plans against a read that began after it arrived; a
+                # timer, a restart's resume pass or a Secret change share the interval's read
+                fresh=origin in ("create", "update"),
                 not_before=self._applied.get((endpoint.key, spec.tenant), 0.0),
             )
         except CheckFailure as err:
@@ -596,10 +660,13 @@ class Service:
             )
 
         catalog = snapshot.tenant(spec.tenant)
+        versions = self._credential_versions(res, spec, creds)
+        _remember_digests(spec, res.status, versions)
         # off the event loop: a new or rotated credential costs a deliberately slow digest
         desired = await asyncio.to_thread(
             render, spec, RenderOptions(secret_store=store, credentials=creds, capabilities=capabilities)
         )
+        out.status["credentials"] = _credentials_status(spec, versions)
         options = PlanOptions(
             zero_downtime=self.settings.zero_downtime,
             owner=res.owner,
@@ -671,7 +738,7 @@ class Service:
 
         if not plan.empty:
             slots = self._apply_slots.setdefault(
-                endpoint.key, asyncio.Semaphore(max(1, self.settings.pool_max_size - 1))
+                endpoint.key, asyncio.Semaphore(self.settings.max_concurrent_applies)
             )
             failure: ApplyError | None = None
             built: list[ObservedObject] | None = None
@@ -794,6 +861,7 @@ class Service:
         """Stalled: Ready=False, an event, and (unless only a spec change can help) a retry with
         exponential backoff; the drift timer retries too, so nothing waits forever."""
         shown = message
+        self._prechecked.pop(res.owner, None)  # the next attempt checks Kafka and PostgreSQL again
         if retry:
             out.retry_after = self._backoff(res)
             # the drift timer retries too: the next attempt comes within the shorter of the two
@@ -811,10 +879,14 @@ class Service:
         return self._stalled(res, out, reason, str(err))
 
     async def _publish(self, res: Resource, out: Outcome) -> None:
+        """Patch the status, unless it already says exactly this (a quiet steady state: a pass
+        that finds nothing changed writes nothing to the API server)."""
         status: dict[str, Any] = dict(out.status)
         status["conditions"] = merge_conditions(res.status.get("conditions"), out.conditions, res.generation)
         if res.generation is not None:
             status["observedGeneration"] = res.generation
+        if all(res.status.get(key) == value for key, value in status.items()):
+            return
         await self.kube.patch_status(res.namespace, res.name, status)
 
     # ------------------------------------------------------------------------------------------
@@ -830,6 +902,8 @@ class Service:
         so another resource may take the tenant over.
         """
         self._deleting.add(res.owner)
+        self._prechecked.pop(res.owner, None)
+        self._timed.discard(res.owner)
         out = Outcome()
         force = res.annotations.get(c.ANNOTATION_FORCE_DELETE, "").lower() == "true"
         target = teardown_target(res.spec)
@@ -945,6 +1019,56 @@ def teardown_target(raw: Mapping[str, Any]) -> TeardownTarget | None:
 
 def _target_from(spec: ChargingAnalyticsSpec) -> TeardownTarget:
     return TeardownTarget(spec.tenant, spec.deletion_policy, spec.risingwave)
+
+
+@dataclass(frozen=True)
+class _Versioned:
+    role: str
+    secret: str
+    resource_version: str
+    credential: Credential
+
+
+_PARTS = ("username", "password")
+
+
+def _remember_digests(
+    spec: ChargingAnalyticsSpec, status: Mapping[str, Any], versions: list[_Versioned]
+) -> None:
+    """Take the digests recorded in status for credentials whose Secret has not changed since (same
+    resourceVersion), so the first pass after a restart computes no digest for them."""
+    recorded = {
+        (str(e.get("role")), str(e.get("secret")), str(e.get("resourceVersion"))): e.get("digests") or {}
+        for e in status.get("credentials") or []
+        if isinstance(e, Mapping)
+    }
+    for v in versions:
+        digests = recorded.get((v.role, v.secret, v.resource_version), {})
+        for part in _PARTS:
+            digest = digests.get(part)
+            if isinstance(digest, str) and digest:
+                remember_digest(digest_salt(spec.tenant, v.role, part), getattr(v.credential, part), digest)
+
+
+def _credentials_status(spec: ChargingAnalyticsSpec, versions: list[_Versioned]) -> list[dict[str, Any]]:
+    """What :func:`_remember_digests` reads back: the digests render computed (or took) this pass."""
+    out = []
+    for v in versions:
+        digests = {}
+        for part in _PARTS:
+            digest = known_digest(digest_salt(spec.tenant, v.role, part), getattr(v.credential, part))
+            if digest is not None:
+                digests[part] = digest
+        if digests:
+            out.append(
+                {
+                    "role": v.role,
+                    "secret": v.secret,
+                    "resourceVersion": v.resource_version,
+                    "digests": digests,
+                }
+            )
+    return out
 
 
 def _text(value: bytes, where: str, key: str) -> str:

@@ -37,7 +37,12 @@ class OperatorSettings(BaseSettings):
     )
     statement_timeout_seconds: float = 600.0
     connect_timeout_seconds: float = 5.0
-    pool_max_size: int = 4
+    pool_max_size: int = Field(
+        4, description="Connections per RisingWave endpoint (raised to max_concurrent_applies + 1)"
+    )
+    max_concurrent_applies: int = Field(
+        3, ge=1, description="Plans applied at once per RisingWave endpoint; the rest queue"
+    )
 
     progress_interval_seconds: float = Field(
         5.0, description="How often backfill progress is published while views are being built"
@@ -61,3 +66,8 @@ class OperatorSettings(BaseSettings):
     def default_rw_tls_files(self) -> dict[str, str]:
         """libpq parameters naming the default endpoint's TLS files."""
         return libpq_paths(self.default_rw_sslrootcert, self.default_rw_sslcert, self.default_rw_sslkey)
+
+    @property
+    def pool_size(self) -> int:
+        """One connection more than the applies, so reads are never queued behind them."""
+        return max(self.pool_max_size, self.max_concurrent_applies + 1)
