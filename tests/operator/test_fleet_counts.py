@@ -133,6 +133,7 @@ def test_restart_reads_the_catalog_once_writes_nothing_and_computes_no_digest(
         harness.alerts_db_secret(name)
     with harness.operator(timeout=180):
         _fleet(harness, postgres_sink=True)
+        _settled(harness, 2)  # the first timer passes record what the creates left
     first = len(counted_scrypt)
     assert first >= TENANTS * 2  # each tenant's alert-database user and password
     statuses = [harness.get(name)["status"] for name in names]  # type: ignore[index]

@@ -156,6 +156,7 @@ class Service:
         #: (endpoint key, user, TLS identity, password digest) -> its pool
         self._clients: dict[tuple[Any, ...], RisingWaveClient] = {}
         self._clients_lock = asyncio.Lock()
+        self._closed = False  # set by close(): no pool is opened after it
         #: endpoint key -> (monotonic time its read started, snapshot)
         self._snapshots: dict[str, tuple[float, CatalogSnapshot]] = {}
         self._snapshot_locks: dict[str, asyncio.Lock] = {}
@@ -187,9 +188,12 @@ class Service:
         self._secret_versions: dict[tuple[str, str], str | None] = {}
 
     async def close(self) -> None:
-        for client in self._clients.values():
+        async with self._clients_lock:  # a pool being opened now is stored (then closed) first
+            self._closed = True
+            clients = list(self._clients.values())
+            self._clients.clear()
+        for client in clients:
             await client.close()
-        self._clients.clear()
 
     # ------------------------------------------------------------------------------------------
     # RisingWave access
@@ -246,6 +250,10 @@ class Service:
         tls = (endpoint.tls.digest() if endpoint.tls else "", endpoint.tls_files)
         key = (endpoint.key, endpoint.user, tls, digest)
         client = self._clients.get(key)
+        if client is None and self._closed:
+            # a reconcile still running while the operator shuts down opens no pool (its PEM
+            # files would outlive the process's cleanup)
+            raise RisingWaveUnavailable(f"{endpoint.key}: the operator is shutting down")
         if client is None:
             for old in [k for k in self._clients if k[:3] == key[:3]]:  # rotated password
                 await self._clients.pop(old).close()
@@ -255,7 +263,11 @@ class Service:
                 connect_timeout=self.settings.connect_timeout_seconds,
                 max_size=self.settings.pool_size,
             )
-            await client.open()
+            try:
+                await client.open()
+            except BaseException:
+                await client.close()
+                raise
             self._clients[key] = client
         return client
 

@@ -342,14 +342,23 @@ class RisingWaveClient:
             timeout=opts.connect_timeout,
             name=f"risingwave:{self.endpoint.key}",
         )
-        await pool.open(wait=False)
+        try:
+            await pool.open(wait=False)
+        except BaseException:
+            self._remove_pem()
+            raise
         self._pool = pool
 
     async def close(self) -> None:
         self._closed = True
         pool, self._pool = self._pool, None
-        if pool is not None:
-            await pool.close(timeout=5.0)
+        try:
+            if pool is not None:
+                await pool.close(timeout=5.0)
+        finally:  # the PEM files go even when closing the pool fails or is cancelled
+            self._remove_pem()
+
+    def _remove_pem(self) -> None:
         pem, self._pem = self._pem, None
         if pem is not None:
             pem.close()
