@@ -4,7 +4,9 @@ The statements come from the readable templates in ``sql/``; every value that re
 composed with :mod:`psycopg.sql` (``Identifier`` for names, :func:`~charging_analytics.rw.literal.rw_literal`
 for strings, ``Literal`` for numbers). Credentials
 never reach the *display* SQL: each object carries a redacted ``sql`` for plans, status and CLI
-output, and an executable ``statement`` (kept out of ``repr``) for the RisingWave client.
+output, and an executable ``statement`` (kept out of ``repr``) for the RisingWave client. Both come
+from one rendering: a credential's place in a statement is a slot (:class:`CredentialSlot`), filled
+with the value for execution and with :data:`REDACTED` for display.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from decimal import Decimal
 from typing import NamedTuple
 
 from psycopg import sql
+from psycopg.abc import AdaptContext
 from psycopg.sql import Composed
 
 from . import pipeline
@@ -217,6 +220,41 @@ def as_text(composed: sql.Composable) -> str:
     return composed.as_string(None)
 
 
+class CredentialSlot(sql.Composable):
+    """Where a credential's value goes in a statement; :func:`fill` replaces it by a literal."""
+
+    def __init__(self, role: str, part: str) -> None:
+        super().__init__((role, part))
+
+    @property
+    def credential(self) -> tuple[str, str]:
+        role, part = self._obj
+        return role, part
+
+    def as_bytes(self, context: AdaptContext | None = None) -> bytes:
+        raise TypeError("a credential slot must be filled (fill) before the statement is used")
+
+    def as_string(self, context: AdaptContext | None = None) -> str:
+        raise TypeError("a credential slot must be filled (fill) before the statement is used")
+
+
+def fill(composed: sql.Composed, value: Callable[[str, str], RwLiteral]) -> sql.Composed:
+    """``composed`` with every credential slot replaced by ``value(role, part)``."""
+    return sql.Composed([_filled(part, value) for part in composed._obj])
+
+
+def _filled(part: sql.Composable, value: Callable[[str, str], RwLiteral]) -> sql.Composable:
+    if isinstance(part, CredentialSlot):
+        return value(*part.credential)
+    if isinstance(part, sql.Composed):
+        return fill(part, value)
+    return part
+
+
+def _redact(role: str, part: str) -> RwLiteral:
+    return rw_literal(REDACTED)
+
+
 # --------------------------------------------------------------------------------------------
 # The renderer
 # --------------------------------------------------------------------------------------------
@@ -246,13 +284,14 @@ class RenderOptions:
 
 
 class _Builder:
-    """Builds one rendering; ``reveal`` selects executable (True) or display (False) values."""
+    """Builds the tenant's statements once, with a :class:`CredentialSlot` for each credential."""
 
-    def __init__(self, spec: ChargingAnalyticsSpec, options: RenderOptions, reveal: bool) -> None:
+    def __init__(self, spec: ChargingAnalyticsSpec, options: RenderOptions) -> None:
         self.spec = spec
         self.options = options
-        self.reveal = reveal
         self.schema = spec.tenant
+        #: keys of the entries this tenant gets
+        self.built: set[str] = set()
         #: (role, part) of every credential value read since the last object was added
         self.used: list[tuple[str, str]] = []
 
@@ -260,10 +299,6 @@ class _Builder:
         return sql.Identifier(self.schema, name)
 
     # -- credentials -------------------------------------------------------------------------
-
-    def _credential(self, role: str) -> Credential | TlsMaterial | None:
-        creds = self.options.credentials
-        return getattr(creds, role) if creds is not None else None
 
     def secret_name(self, role: str, part: str) -> str:
         return f"{role}_{part}"
@@ -274,13 +309,9 @@ class _Builder:
             return sql.SQL("SECRET {}").format(self.rel(self.secret_name(role, part)))
         return self.raw_credential(role, part)
 
-    def raw_credential(self, role: str, part: str) -> RwLiteral:
+    def raw_credential(self, role: str, part: str) -> CredentialSlot:
         self.used.append((role, part))
-        cred = self._credential(role)
-        value = getattr(cred, part, None) if cred is not None else None
-        if value is None:
-            return rw_literal(REDACTED)
-        return rw_literal(value if self.reveal else REDACTED)
+        return CredentialSlot(role, part)
 
     # -- clauses -----------------------------------------------------------------------------
 
@@ -340,14 +371,14 @@ class _Builder:
         """One object per enabled entry of the pipeline table, in its order."""
         context = pipeline.Context(self.spec, self.options.secret_store)
         enabled = list(pipeline.entries(context))
-        built = {e.key for e in enabled}
+        self.built = {e.key for e in enabled}
         out: list[_Built] = []
         for entry in enabled:
             name = pipeline.object_name(entry, self.spec.tenant)
-            deps = pipeline.dependencies(entry, built)
+            deps = pipeline.dependencies(entry, self.built)
             me = sql.Identifier(name) if entry.kind in ("Schema", "User") else self.rel(name)
             parts = _PARTS_OF.get(entry.kind, _Builder.view_parts)(self, entry, me)
-            reads = {r: self.rel(r) for r in entry.reads if r in built}
+            reads = {r: self.rel(r) for r in entry.reads if r in self.built}
             stmt = template(entry.template).format(**{entry.template: me}, **reads, **parts.params)
             # the credentials read while this object's statements were built are the ones it embeds
             used, self.used = tuple(self.used), []
@@ -441,13 +472,12 @@ class _Builder:
         }
 
     def alerts(self) -> dict[str, sql.Composable]:
-        """One branch per alerting view that is built, in the table's order."""
-        context = pipeline.Context(self.spec, self.options.secret_store)
-        branches = [
-            template(e.alert_branch).format(**{e.key: self.rel(e.key)})
-            for e in pipeline.entries(context)
-            if e.alert_branch is not None
-        ]
+        """One branch per alerting view that is built (the alerts view reads exactly those)."""
+        branches = []
+        for key in pipeline.BY_KEY["alerts"].reads:
+            branch = pipeline.BY_KEY[key].alert_branch
+            if key in self.built and branch is not None:
+                branches.append(template(branch).format(**{key: self.rel(key)}))
         return {"branches": sql.SQL("\nUNION ALL\n").join(branches)}
 
     def alerts_to_kafka(self) -> dict[str, sql.Composable]:
@@ -559,6 +589,16 @@ def _value_of(creds: Credentials | None, role: str, part: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _revealer(creds: Credentials | None) -> Callable[[str, str], RwLiteral]:
+    """Fills a slot with the credential's value (redacted when it was not provided)."""
+
+    def value(role: str, part: str) -> RwLiteral:
+        found = _value_of(creds, role, part)
+        return rw_literal(REDACTED if found is None else found)
+
+    return value
+
+
 def _sensitive(options: RenderOptions, used: Sequence[tuple[str, str]]) -> tuple[str, ...]:
     creds = options.credentials
     values = []
@@ -577,28 +617,28 @@ def _unresolved(options: RenderOptions, used: Sequence[tuple[str, str]]) -> tupl
 def render(spec: ChargingAnalyticsSpec, options: RenderOptions | None = None) -> list[DesiredObject]:
     """The tenant's objects in creation (dependency) order."""
     options = options or RenderOptions()
-    shown = _Builder(spec, options, reveal=False)
-    real = _Builder(spec, options, reveal=True)
+    reveal = _revealer(options.credentials)
     objects: list[DesiredObject] = []
-    for show, exe in zip(shown.build(), real.build(), strict=True):
-        text = as_text(show.statement)
+    for b in _Builder(spec, options).build():
+        display = fill(b.statement, _redact)
+        text = as_text(display)
         objects.append(
             DesiredObject(
-                kind=show.kind,
-                schema="" if show.kind == "Schema" else spec.tenant,
-                name=show.name,
+                kind=b.kind,
+                schema="" if b.kind == "Schema" else spec.tenant,
+                name=b.name,
                 sql=text,
-                depends_on=show.depends_on,
-                hash=_object_hash(show.kind, text),
-                credential_digest=_credential_digest(spec, options, exe.credentials),
-                statement=exe.statement,
-                display=show.statement,
-                update_statement=exe.update,
-                update_display=show.update,
-                grants=exe.grants,
-                unresolved=_unresolved(options, exe.credentials),
-                sensitive=_sensitive(options, exe.credentials),
-                target_reset=clear_alerts_table(spec) if show.name == "alerts_to_postgres" else None,
+                depends_on=b.depends_on,
+                hash=_object_hash(b.kind, text),
+                credential_digest=_credential_digest(spec, options, b.credentials),
+                statement=fill(b.statement, reveal),
+                display=display,
+                update_statement=None if b.update is None else fill(b.update, reveal),
+                update_display=None if b.update is None else fill(b.update, _redact),
+                grants=tuple(fill(g, reveal) for g in b.grants),
+                unresolved=_unresolved(options, b.credentials),
+                sensitive=_sensitive(options, b.credentials),
+                target_reset=clear_alerts_table(spec) if b.name == "alerts_to_postgres" else None,
             )
         )
     return objects
