@@ -63,7 +63,18 @@ def owner_id(namespace: str, name: str) -> str:
     return f"{namespace}/{name}"
 
 GRANTED = "granted"
-GRANTS_PREFIX = "@grants:"
+_GRANTS_PREFIX = "@grants:"
+
+
+def grants_row(user: str) -> str:
+    """The row (object_name) that records whether a read-only user's grants are current."""
+    return _GRANTS_PREFIX + user
+
+
+def records_an_object(object_name: str) -> bool:
+    """Whether a row records an object (not the owner row nor a user's grants)."""
+    return object_name != OWNER_ROW and not object_name.startswith(_GRANTS_PREFIX)
+
 _CREATING = "creating:"
 _REPLACING = "replacing:"
 

@@ -26,16 +26,16 @@ nothing the operator created in that apply counts as destructive.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Literal, NamedTuple, TypeVar
 
 from psycopg import sql
 from psycopg.sql import Composable
 
 from . import ledger
 from .catalog import LedgerEntry, ObjectKind, ObservedObject, TenantCatalog
-from .ledger import GRANTED, GRANTS_PREFIX, OWNER_ROW, PENDING
+from .ledger import GRANTED, OWNER_ROW, PENDING
 from .render import (
     SCHEMA_KEY,
     SHADOW_SUFFIX,
@@ -168,16 +168,19 @@ def _closure(roots: Iterable[str], dependents: Mapping[str, set[str]]) -> set[st
     return out
 
 
-def _reverse_topological(keys: set[str], deps: Mapping[str, Sequence[str]]) -> list[str]:
-    """Order ``keys`` dependents-first using the dependency map (ties broken by name)."""
-    order: list[str] = []
-    seen: set[str] = set()
+_K = TypeVar("_K", str, "_DropKey")
 
-    def visit(k: str) -> None:
+
+def _reverse_topological(keys: set[_K], deps: Callable[[_K], Iterable[_K]]) -> list[_K]:
+    """Order ``keys`` dependents-first using what each depends on (ties broken by key)."""
+    order: list[_K] = []
+    seen: set[_K] = set()
+
+    def visit(k: _K) -> None:
         if k in seen:
             return
         seen.add(k)
-        for d in sorted(deps.get(k, ())):
+        for d in sorted(deps(k)):
             if d in keys:
                 visit(d)
         order.append(k)
@@ -382,13 +385,21 @@ def _in_place(ctx: _Context, v: _Verdicts, key: str) -> bool:
 
 def _obsolete(ctx: _Context, key: str) -> bool:
     # a user's grants row goes with the user (forgotten by the user's drop)
-    return key not in ctx.by_key and key not in (OWNER_ROW, SCHEMA_KEY) and not key.startswith(GRANTS_PREFIX)
+    return key not in ctx.by_key and key != SCHEMA_KEY and ledger.records_an_object(key)
+
+
+class _DropKey(NamedTuple):
+    """What a drop is about: a desired or recorded object (by its key), or a shadow left over by
+    an interrupted rebuild (by its name; it has no key of its own). Leftovers order after the
+    objects, so, dependents first, they are dropped before anything else."""
+
+    leftover: bool
+    key: str
 
 
 @dataclass(frozen=True)
 class _Drop:
-    """An object to drop in phase 4, keyed by what it is (a desired/recorded object or a shadow
-    left over by an interrupted rebuild, which has no key of its own)."""
+    """An object to drop in phase 4."""
 
     key: str
     leftover: bool
@@ -397,8 +408,8 @@ class _Drop:
     reason: str
 
     @property
-    def order_key(self) -> str:
-        return "~" + self.name if self.leftover else self.key
+    def order_key(self) -> _DropKey:
+        return _DropKey(True, self.name) if self.leftover else _DropKey(False, self.key)
 
 
 class _Schedule:
@@ -455,7 +466,7 @@ class _Schedule:
     def forget(self, key: str) -> None:
         entry = self.ctx.catalog.ledger.get(key)
         user = entry is not None and entry.kind == "User"
-        self.forgets.extend([key] + ([GRANTS_PREFIX + key] if user else []))
+        self.forgets.extend([key] + ([ledger.grants_row(key)] if user else []))
 
     def reason_for(self, key: str) -> str:
         v = self.v
@@ -556,7 +567,11 @@ class _Schedule:
         by_order = {d.order_key: d for d in self.drops()}  # a later reason for a key wins
         rebuilding = set(self.rebuild_later)
         removed_keys = {e.name for e in self.scope.removed}
-        for order_key in _reverse_topological(set(by_order), old_deps):
+
+        def depends_on(k: _DropKey) -> list[_DropKey]:
+            return [] if k.leftover else [_DropKey(False, d) for d in old_deps.get(k.key, ())]
+
+        for order_key in _reverse_topological(set(by_order), depends_on):
             d = by_order[order_key]
             stmt = drop_statement(d.kind, tenant, d.name, cascade=d.leftover)
             if not d.leftover and d.key in rebuilding:
@@ -594,7 +609,7 @@ class _Schedule:
         for o in self.ctx.desired:
             if not o.grants:
                 continue
-            key = GRANTS_PREFIX + o.name
+            key = ledger.grants_row(o.name)
             entry = self.ctx.catalog.ledger.get(key)
             current = entry is not None and entry.hash == GRANTED
             if not (rebuilt or o.key in scope.dirty or o.key in scope.updates or not current):
@@ -699,7 +714,7 @@ def teardown_plan(catalog: TenantCatalog, *, orphan_ledger_only: bool = False) -
                     stmt,
                 )
             )
-        for key in _reverse_topological(keys, deps):
+        for key in _reverse_topological(keys, lambda k: deps.get(k, ())):
             kind = catalog.objects[key].kind
             stmt = drop_statement(kind, tenant, key)
             actions.append(
@@ -723,16 +738,6 @@ def teardown_plan(catalog: TenantCatalog, *, orphan_ledger_only: bool = False) -
     forget = ledger.forget(tenant)
     actions.append(Action("drop", "Ledger", tenant, as_text(forget), "forget the tenant", False, forget))
     return Plan(tenant=tenant, actions=tuple(actions), drift=(), changed=())
-
-
-def ledger_entries(desired: Sequence[DesiredObject], tenant: str) -> dict[str, LedgerEntry]:
-    """The ledger a fully applied plan leaves behind (for tests and status)."""
-    out = {o.key: LedgerEntry(tenant, o.key, o.kind, o.ledger_value, o.depends_on) for o in desired}
-    for o in desired:
-        if o.grants:
-            key = GRANTS_PREFIX + o.name
-            out[key] = LedgerEntry(tenant, key, o.kind, GRANTED)
-    return out
 
 
 def catalog_after(

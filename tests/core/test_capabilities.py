@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from charging_analytics.catalog import LedgerEntry, ObservedObject, TenantCatalog
-from charging_analytics.plan import PlanOptions, build_plan, ledger_entries
+from charging_analytics.plan import PlanOptions, build_plan
 from charging_analytics.render import Credential, Credentials, RenderOptions, render
 from charging_analytics.rw.capabilities import (
     BASELINE,
@@ -17,6 +17,7 @@ from charging_analytics.rw.capabilities import (
     capabilities_for,
     parse_version,
 )
+from tests.core.test_plan import ledger_entries
 from tests.rw_double_tests.test_versions import _spec
 
 

@@ -22,10 +22,10 @@ import yaml
 from psycopg import sql
 from sqlglot import exp
 
-from charging_analytics import cli
+from charging_analytics import cli, ledger
 from charging_analytics.catalog import LedgerEntry, ObjectKind, ObservedObject, TenantCatalog
 from charging_analytics.ledger import OWNER_ROW
-from charging_analytics.plan import Action, Plan, PlanOptions, build_plan, ledger_entries, teardown_plan
+from charging_analytics.plan import Action, Plan, PlanOptions, build_plan, teardown_plan
 from charging_analytics.render import (
     SCHEMA_KEY,
     SHADOW_SUFFIX,
@@ -101,6 +101,16 @@ class SimObject(ObservedObject):
     reads: frozenset[int] = frozenset()
     #: Users granted SELECT on it (grants follow the object, not its name).
     grantees: frozenset[str] = frozenset()
+
+
+def ledger_entries(desired: Sequence[DesiredObject], tenant: str) -> dict[str, LedgerEntry]:
+    """The ledger a fully applied plan leaves behind: a record per object, its user's grants current."""
+    out = {o.key: LedgerEntry(tenant, o.key, o.kind, o.ledger_value, o.depends_on) for o in desired}
+    for o in desired:
+        if o.grants:
+            key = ledger.grants_row(o.name)
+            out[key] = LedgerEntry(tenant, key, o.kind, ledger.GRANTED)
+    return out
 
 
 def applied_catalog(
