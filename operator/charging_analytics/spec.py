@@ -168,25 +168,32 @@ class CredentialsSecretRef(SecretRef):
     password_key: SecretKey = Field("password", description="Key of the password in the Secret.")
 
 
+def _tls_material_rules(ca: str, certificate: str, private_key: str) -> tuple[Rule, Rule]:
+    """TLS material, named by the model's three fields: a client certificate comes with its key,
+    and at least a CA or a client certificate is named."""
+    ca_, cert_, key_ = (_alias(f) for f in (ca, certificate, private_key))
+    return (
+        Rule(
+            cel=f"has(self.{cert_}) == has(self.{key_})",
+            message=f"{cert_} and {key_} go together (a client certificate needs its key)",
+            check=lambda s: (getattr(s, certificate) is None) == (getattr(s, private_key) is None),
+            field=cert_,
+        ),
+        Rule(
+            cel=f"has(self.{ca_}) || has(self.{cert_})",
+            message=f"name at least {ca_} or {cert_}",
+            check=lambda s: getattr(s, ca) is not None or getattr(s, certificate) is not None,
+            field=ca_,
+        ),
+    )
+
+
 class TlsSecretRef(SecretRef):
     """A Secret in the resource's own namespace holding PEM-encoded TLS material: a CA bundle
     that verifies the server, and/or a client certificate with its private key. A cert-manager
     Certificate's Secret has them as ``ca.crt``, ``tls.crt`` and ``tls.key``."""
 
-    rules: ClassVar[tuple[Rule, ...]] = (
-        Rule(
-            cel="has(self.certificateKey) == has(self.privateKeyKey)",
-            message="certificateKey and privateKeyKey go together (a client certificate needs its key)",
-            check=lambda s: (s.certificate_key is None) == (s.private_key_key is None),
-            field="certificateKey",
-        ),
-        Rule(
-            cel="has(self.caKey) || has(self.certificateKey)",
-            message="name at least caKey or certificateKey",
-            check=lambda s: s.ca_key is not None or s.certificate_key is not None,
-            field="caKey",
-        ),
-    )
+    rules: ClassVar[tuple[Rule, ...]] = _tls_material_rules("ca_key", "certificate_key", "private_key_key")
 
     ca_key: SecretKey | None = Field(
         None, description="Key of the CA bundle (PEM) that verifies the server's certificate, e.g. ca.crt."
@@ -208,20 +215,7 @@ class NodeTlsFiles(Model):
     """TLS files that must already exist on every RisingWave compute node (for connectors that
     accept TLS material only as file paths; see docs/tls.md)."""
 
-    rules: ClassVar[tuple[Rule, ...]] = (
-        Rule(
-            cel="has(self.certificatePath) == has(self.privateKeyPath)",
-            message="certificatePath and privateKeyPath go together (a client certificate needs its key)",
-            check=lambda s: (s.certificate_path is None) == (s.private_key_path is None),
-            field="certificatePath",
-        ),
-        Rule(
-            cel="has(self.caPath) || has(self.certificatePath)",
-            message="name at least caPath or certificatePath",
-            check=lambda s: s.ca_path is not None or s.certificate_path is not None,
-            field="caPath",
-        ),
-    )
+    rules: ClassVar[tuple[Rule, ...]] = _tls_material_rules("ca_path", "certificate_path", "private_key_path")
 
     ca_path: FilePath | None = Field(None, description="CA bundle (PEM) on the RisingWave nodes.")
     certificate_path: FilePath | None = Field(
