@@ -18,6 +18,7 @@ The JSON follows Grafana's dashboard model
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from collections.abc import Callable, Mapping
@@ -102,10 +103,6 @@ def dashboard_uid(tenant: str) -> str:
     return datasource_uid(tenant).replace("cha-", "chad-", 1)[:_UID_MAX]
 
 
-def _q(text: str, **relations: sql.Identifier) -> sql.Composed:
-    return sql.SQL(text).format(**relations)
-
-
 def _relations(spec: ChargingAnalyticsSpec) -> Callable[[str], sql.Identifier]:
     """The qualified name of a view as ``render(spec)`` creates it (an error if it does not)."""
     rendered = {o.name: o for o in render(spec) if o.kind in ("MaterializedView", "View")}
@@ -118,160 +115,123 @@ def _relations(spec: ChargingAnalyticsSpec) -> Callable[[str], sql.Identifier]:
     return rel
 
 
+@dataclass(frozen=True)
+class _PanelEntry:
+    """A panel as data: its query reads ``{view}`` and filters by ``{stations}``; ``{currency}``
+    in the title is the tariffs' currency, and the unit ``CURRENCY`` its Grafana unit."""
+
+    title: str
+    kind: Literal["stat", "timeseries", "barchart", "state-timeline", "table"]
+    view: str
+    query: str
+    fields: Mapping[str, FieldType]
+    format: Literal["time_series", "table"] = "table"
+    units: Mapping[str, str] = field(default_factory=dict)
+    width: int = 12
+    height: int = 8
+    options: Mapping[str, Any] = field(default_factory=dict)
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+
+    def panel(self, rel: Callable[[str], sql.Identifier], currency: str) -> Panel:
+        query = sql.SQL(self.query).format(view=rel(self.view), stations=sql.SQL(STATION_FILTER))
+        units = {c: currency_unit(currency) if u == CURRENCY else u for c, u in self.units.items()}
+        return Panel(
+            self.title.format(currency=currency), self.kind, self.view, query, self.fields,
+            self.format, units, self.width, self.height,
+            copy.deepcopy(self.options), copy.deepcopy(self.defaults),
+        )  # fmt: skip
+
+
+#: The unit of a panel's money column: the Grafana unit of the tenant's currency.
+CURRENCY = "@currency"
+_STACKED_BARS = {"custom": {"drawStyle": "bars", "stacking": {"mode": "normal", "group": "A"}}}
+_UPTIME_THRESHOLDS = {
+    "min": 0,
+    "max": 100,
+    "color": {"mode": "thresholds"},
+    "thresholds": {
+        "mode": "absolute",
+        "steps": [
+            {"color": "red", "value": None},
+            {"color": "orange", "value": 50},
+            {"color": "green", "value": 95},
+        ],
+    },
+}
+
+#: The tenant's panels, in the dashboard's order.
+PANELS: tuple[_PanelEntry, ...] = (
+    _PanelEntry(
+        "Open sessions", "stat", "active_sessions_live",
+        "SELECT COUNT(*) AS open_sessions, COALESCE(SUM(energy_kwh), 0) AS energy_kwh,"
+        " COALESCE(MAX(idle_minutes), 0) AS longest_idle_minutes FROM {view} WHERE {stations}",
+        {"open_sessions": "number", "energy_kwh": "number", "longest_idle_minutes": "number"},
+        units={"open_sessions": "none", "energy_kwh": "kwatth", "longest_idle_minutes": "m"},
+        width=24, height=5,
+        options={"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}},
+    ),
+    _PanelEntry(
+        "Completed sessions per station", "timeseries", "station_revenue",
+        "SELECT window_end AS time, station_id, sessions FROM {view}"
+        " WHERE $__timeFilter(window_end) AND {stations} ORDER BY 1, 2",
+        {"time": "time", "station_id": "string", "sessions": "number"},
+        format="time_series", units={"sessions": "none"}, defaults=_STACKED_BARS,
+    ),
+    _PanelEntry(
+        "Revenue per station ({currency})", "timeseries", "station_revenue",
+        "SELECT window_end AS time, station_id, COALESCE(revenue, 0) AS revenue FROM {view}"
+        " WHERE $__timeFilter(window_end) AND {stations} ORDER BY 1, 2",
+        {"time": "time", "station_id": "string", "revenue": "number"},
+        format="time_series", units={"revenue": CURRENCY}, defaults=_STACKED_BARS,
+    ),
+    _PanelEntry(
+        "Energy per connector type", "barchart", "completed_sessions",
+        "SELECT COALESCE(connector_type, 'unknown') AS connector_type, SUM(energy_kwh) AS energy_kwh"
+        " FROM {view} WHERE $__timeFilter(stopped_at) AND {stations} GROUP BY 1 ORDER BY 1",
+        {"connector_type": "string", "energy_kwh": "number"},
+        units={"energy_kwh": "kwatth"},
+    ),
+    _PanelEntry(
+        "Connector uptime", "state-timeline", "connector_uptime",
+        "SELECT window_end AS time, station_id || ' #' || CAST(connector_id AS VARCHAR) AS connector,"
+        " uptime_pct FROM {view} WHERE $__timeFilter(window_end) AND {stations} ORDER BY 1, 2",
+        {"time": "time", "connector": "string", "uptime_pct": "number"},
+        format="time_series", units={"uptime_pct": "percent"}, defaults=_UPTIME_THRESHOLDS,
+        width=24, height=10,
+    ),
+    _PanelEntry(
+        "Connector status", "table", "connector_status_live",
+        "SELECT station_id, connector_id, status, error_code, since, is_up, minutes_in_status"
+        " FROM {view} WHERE {stations} ORDER BY 1, 2",
+        {"station_id": "string", "connector_id": "number", "status": "string", "error_code": "string",
+         "since": "time", "is_up": "boolean", "minutes_in_status": "number"},
+        units={"minutes_in_status": "m"},
+    ),
+    _PanelEntry(
+        "Open alerts", "table", "alerts",
+        "SELECT severity, alert_type, station_id, connector_id, session_id, detail, detected_at"
+        " FROM {view} WHERE {stations}"
+        " ORDER BY CASE severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END,"
+        " detected_at, alert_id",
+        {"severity": "string", "alert_type": "string", "station_id": "string", "connector_id": "number",
+         "session_id": "string", "detail": "string", "detected_at": "time"},
+    ),
+    _PanelEntry(
+        "Stalled sessions", "table", "stalled_sessions",
+        "SELECT station_id, session_id, connector_id, connector_type, started_at,"
+        " last_event_at, energy_kwh FROM {view} WHERE {stations} ORDER BY last_event_at, 1, 2",
+        {"station_id": "string", "session_id": "string", "connector_id": "number",
+         "connector_type": "string", "started_at": "time", "last_event_at": "time",
+         "energy_kwh": "number"},
+        units={"energy_kwh": "kwatth"},
+    ),
+)  # fmt: skip
+
+
 def panels(spec: ChargingAnalyticsSpec) -> list[Panel]:
     """The tenant's panels, each reading a view that ``render(spec)`` creates."""
     rel = _relations(spec)
-    currency = currency_unit(spec.analytics.tariffs.currency)
-    where = STATION_FILTER
-    return [
-        Panel(
-            title="Open sessions",
-            kind="stat",
-            view="active_sessions_live",
-            sql=_q(
-                "SELECT COUNT(*) AS open_sessions, COALESCE(SUM(energy_kwh), 0) AS energy_kwh,"
-                " COALESCE(MAX(idle_minutes), 0) AS longest_idle_minutes"
-                f" FROM {{v}} WHERE {where}",
-                v=rel("active_sessions_live"),
-            ),
-            fields={"open_sessions": "number", "energy_kwh": "number", "longest_idle_minutes": "number"},
-            units={"open_sessions": "none", "energy_kwh": "kwatth", "longest_idle_minutes": "m"},
-            width=24,
-            height=5,
-            options={"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}},
-        ),
-        Panel(
-            title="Completed sessions per station",
-            kind="timeseries",
-            view="station_revenue",
-            sql=_q(
-                "SELECT window_end AS time, station_id, sessions FROM {v}"
-                f" WHERE $__timeFilter(window_end) AND {where} ORDER BY 1, 2",
-                v=rel("station_revenue"),
-            ),
-            fields={"time": "time", "station_id": "string", "sessions": "number"},
-            format="time_series",
-            units={"sessions": "none"},
-            defaults={"custom": {"drawStyle": "bars", "stacking": {"mode": "normal", "group": "A"}}},
-        ),
-        Panel(
-            title=f"Revenue per station ({spec.analytics.tariffs.currency})",
-            kind="timeseries",
-            view="station_revenue",
-            sql=_q(
-                "SELECT window_end AS time, station_id, COALESCE(revenue, 0) AS revenue FROM {v}"
-                f" WHERE $__timeFilter(window_end) AND {where} ORDER BY 1, 2",
-                v=rel("station_revenue"),
-            ),
-            fields={"time": "time", "station_id": "string", "revenue": "number"},
-            format="time_series",
-            units={"revenue": currency},
-            defaults={"custom": {"drawStyle": "bars", "stacking": {"mode": "normal", "group": "A"}}},
-        ),
-        Panel(
-            title="Energy per connector type",
-            kind="barchart",
-            view="completed_sessions",
-            sql=_q(
-                "SELECT COALESCE(connector_type, 'unknown') AS connector_type,"
-                " SUM(energy_kwh) AS energy_kwh FROM {v}"
-                f" WHERE $__timeFilter(stopped_at) AND {where} GROUP BY 1 ORDER BY 1",
-                v=rel("completed_sessions"),
-            ),
-            fields={"connector_type": "string", "energy_kwh": "number"},
-            units={"energy_kwh": "kwatth"},
-        ),
-        Panel(
-            title="Connector uptime",
-            kind="state-timeline",
-            view="connector_uptime",
-            sql=_q(
-                "SELECT window_end AS time,"
-                " station_id || ' #' || CAST(connector_id AS VARCHAR) AS connector, uptime_pct"
-                f" FROM {{v}} WHERE $__timeFilter(window_end) AND {where} ORDER BY 1, 2",
-                v=rel("connector_uptime"),
-            ),
-            fields={"time": "time", "connector": "string", "uptime_pct": "number"},
-            format="time_series",
-            units={"uptime_pct": "percent"},
-            defaults={
-                "min": 0,
-                "max": 100,
-                "color": {"mode": "thresholds"},
-                "thresholds": {
-                    "mode": "absolute",
-                    "steps": [
-                        {"color": "red", "value": None},
-                        {"color": "orange", "value": 50},
-                        {"color": "green", "value": 95},
-                    ],
-                },
-            },
-            width=24,
-            height=10,
-        ),
-        Panel(
-            title="Connector status",
-            kind="table",
-            view="connector_status_live",
-            sql=_q(
-                "SELECT station_id, connector_id, status, error_code, since, is_up, minutes_in_status"
-                f" FROM {{v}} WHERE {where} ORDER BY 1, 2",
-                v=rel("connector_status_live"),
-            ),
-            fields={
-                "station_id": "string",
-                "connector_id": "number",
-                "status": "string",
-                "error_code": "string",
-                "since": "time",
-                "is_up": "boolean",
-                "minutes_in_status": "number",
-            },
-            units={"minutes_in_status": "m"},
-        ),
-        Panel(
-            title="Open alerts",
-            kind="table",
-            view="alerts",
-            sql=_q(
-                "SELECT severity, alert_type, station_id, connector_id, session_id, detail, detected_at"
-                f" FROM {{v}} WHERE {where}"
-                " ORDER BY CASE severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END,"
-                " detected_at, alert_id",
-                v=rel("alerts"),
-            ),
-            fields={
-                "severity": "string",
-                "alert_type": "string",
-                "station_id": "string",
-                "connector_id": "number",
-                "session_id": "string",
-                "detail": "string",
-                "detected_at": "time",
-            },
-        ),
-        Panel(
-            title="Stalled sessions",
-            kind="table",
-            view="stalled_sessions",
-            sql=_q(
-                "SELECT station_id, session_id, connector_id, connector_type, started_at,"
-                f" last_event_at, energy_kwh FROM {{v}} WHERE {where} ORDER BY last_event_at, 1, 2",
-                v=rel("stalled_sessions"),
-            ),
-            fields={
-                "station_id": "string",
-                "session_id": "string",
-                "connector_id": "number",
-                "connector_type": "string",
-                "started_at": "time",
-                "last_event_at": "time",
-                "energy_kwh": "number",
-            },
-            units={"energy_kwh": "kwatth"},
-        ),
-    ]
+    return [entry.panel(rel, spec.analytics.tariffs.currency) for entry in PANELS]
 
 
 def station_query(spec: ChargingAnalyticsSpec) -> str:
