@@ -268,14 +268,8 @@ def evaluate(
     rollback: queries that read the views, such as dashboard panels, see what the views contain.
     """
     views = prepare(objects, at)
-    source = _source_name(objects)
     schema = sql.Identifier(next(o.schema for o in objects if o.kind == "Source"))
-    columns = sql.SQL(", ").join(
-        sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(t)) for n, t in EVENT_COLUMNS
-    )
     t0 = time.monotonic()
-    results: dict[str, list[dict[str, Any]]] = {}
-    timings: dict[str, float] = {}
     previous_autocommit = conn.autocommit
     conn.autocommit = False
     try:
@@ -285,31 +279,9 @@ def evaluate(
             cur.execute("SET LOCAL work_mem = '256MB'")
             cur.execute("SET LOCAL jit = off")
             cur.execute(sql.SQL("CREATE SCHEMA {}").format(schema))
-            cur.execute(sql.SQL("CREATE TABLE {} ({})").format(source, columns))
-            copy_stmt = sql.SQL("COPY {} ({}) FROM STDIN").format(
-                source, sql.SQL(", ").join(sql.Identifier(c) for c in _COLUMNS)
-            )
-            with cur.copy(copy_stmt) as copy:
-                for row in events:
-                    copy.write_row(row)
-            cur.execute(sql.SQL("ANALYZE {}").format(source))
-            for view in views:
-                started = time.monotonic()
-                try:
-                    with conn.transaction():
-                        cur.execute(
-                            f"CREATE TABLE {view.qualified} AS {view.query}"
-                        )  # rewritten rendered SQL
-                except psycopg.Error as err:
-                    raise EvaluationError(f"{view.name}: {err.diag.message_primary or err}") from err
-                timings[view.name] = time.monotonic() - started
-            for view in views:
-                cur.execute(f"SELECT * FROM {view.qualified} LIMIT 0")
-                width = len(cur.description or ())
-                order = ", ".join(str(i) for i in range(1, width + 1))
-                cur.execute(f"SELECT * FROM {view.qualified} ORDER BY {order}")  # a stable row order
-                names = [d.name for d in cur.description or ()]
-                results[view.name] = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+            _load_events(cur, _source_name(objects), events)
+            timings = _build_views(conn, cur, views)
+            results = {view.name: _rows(cur, view) for view in views}
             if then is not None:
                 then(cur)
     except psycopg.errors.DuplicateSchema as err:
@@ -320,4 +292,45 @@ def evaluate(
     finally:
         conn.autocommit = previous_autocommit
     return Evaluation(at=at, views=results, seconds=time.monotonic() - t0, build_seconds=timings)
+
+
+def _load_events(cur: psycopg.Cursor[Any], source: sql.Identifier, events: Iterable[Sequence[Any]]) -> None:
+    """The source as a table holding ``events``."""
+    columns = sql.SQL(", ").join(
+        sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(t)) for n, t in EVENT_COLUMNS
+    )
+    cur.execute(sql.SQL("CREATE TABLE {} ({})").format(source, columns))
+    copy_stmt = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        source, sql.SQL(", ").join(sql.Identifier(c) for c in _COLUMNS)
+    )
+    with cur.copy(copy_stmt) as copy:
+        for row in events:
+            copy.write_row(row)
+    cur.execute(sql.SQL("ANALYZE {}").format(source))
+
+
+def _build_views(
+    conn: psycopg.Connection[Any], cur: psycopg.Cursor[Any], views: Sequence[PreparedView]
+) -> dict[str, float]:
+    """Each view as a table under its rendered name; the seconds each took."""
+    timings: dict[str, float] = {}
+    for view in views:
+        started = time.monotonic()
+        try:
+            with conn.transaction():
+                cur.execute(f"CREATE TABLE {view.qualified} AS {view.query}")  # rewritten rendered SQL
+        except psycopg.Error as err:
+            raise EvaluationError(f"{view.name}: {err.diag.message_primary or err}") from err
+        timings[view.name] = time.monotonic() - started
+    return timings
+
+
+def _rows(cur: psycopg.Cursor[Any], view: PreparedView) -> list[dict[str, Any]]:
+    """A view's rows as mappings, in a stable order (every column, ascending)."""
+    cur.execute(f"SELECT * FROM {view.qualified} LIMIT 0")
+    width = len(cur.description or ())
+    order = ", ".join(str(i) for i in range(1, width + 1))
+    cur.execute(f"SELECT * FROM {view.qualified} ORDER BY {order}")
+    names = [d.name for d in cur.description or ()]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
