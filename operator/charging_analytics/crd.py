@@ -112,13 +112,29 @@ def openapi_schema(model: type[BaseModel]) -> dict[str, Any]:
     return schema
 
 
-def build_crd() -> dict[str, Any]:
-    spec_schema = openapi_schema(ChargingAnalyticsSpec)
+#: ``kubectl get`` columns: the tenant, its mode, and the Ready condition's status and reason.
+PRINTER_COLUMNS: tuple[dict[str, Any], ...] = (
+    {"name": "Tenant", "type": "string", "jsonPath": ".spec.tenant"},
+    {"name": "Mode", "type": "string", "jsonPath": ".spec.mode", "priority": 1},
+    {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
+    {"name": "Reason", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].reason'},
+    {
+        "name": "Drifted",
+        "type": "string",
+        "jsonPath": '.status.conditions[?(@.type=="Drifted")].status',
+        "priority": 1,
+    },
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+)
+
+
+def _root_schema() -> dict[str, Any]:
+    """The resource's OpenAPI schema: the spec and status models."""
     status_schema = openapi_schema(ChargingAnalyticsStatus)
     status_schema["x-kubernetes-preserve-unknown-fields"] = True  # Kopf keeps its own progress here
     status_schema["properties"]["conditions"]["x-kubernetes-list-type"] = "map"
     status_schema["properties"]["conditions"]["x-kubernetes-list-map-keys"] = ["type"]
-    root = {
+    return {
         "type": "object",
         "description": "One EV charging network tenant's streaming analytics pipeline in RisingWave.",
         "required": ["spec"],
@@ -126,9 +142,20 @@ def build_crd() -> dict[str, Any]:
             "apiVersion": {"type": "string"},
             "kind": {"type": "string"},
             "metadata": {"type": "object"},
-            "spec": spec_schema,
+            "spec": openapi_schema(ChargingAnalyticsSpec),
             "status": status_schema,
         },
+    }
+
+
+def build_crd() -> dict[str, Any]:
+    version = {
+        "name": c.VERSION,
+        "served": True,
+        "storage": True,
+        "subresources": {"status": {}},
+        "additionalPrinterColumns": [dict(col) for col in PRINTER_COLUMNS],
+        "schema": {"openAPIV3Schema": _root_schema()},
     }
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
@@ -145,36 +172,7 @@ def build_crd() -> dict[str, Any]:
                 "shortNames": list(c.SHORT_NAMES),
                 "categories": ["all", "evcharging"],
             },
-            "versions": [
-                {
-                    "name": c.VERSION,
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "additionalPrinterColumns": [
-                        {"name": "Tenant", "type": "string", "jsonPath": ".spec.tenant"},
-                        {"name": "Mode", "type": "string", "jsonPath": ".spec.mode", "priority": 1},
-                        {
-                            "name": "Ready",
-                            "type": "string",
-                            "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
-                        },
-                        {
-                            "name": "Reason",
-                            "type": "string",
-                            "jsonPath": '.status.conditions[?(@.type=="Ready")].reason',
-                        },
-                        {
-                            "name": "Drifted",
-                            "type": "string",
-                            "jsonPath": '.status.conditions[?(@.type=="Drifted")].status',
-                            "priority": 1,
-                        },
-                        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-                    ],
-                    "schema": {"openAPIV3Schema": root},
-                }
-            ],
+            "versions": [version],
         },
     }
 
