@@ -31,7 +31,7 @@ import math
 import re
 import time
 import weakref
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from types import TracebackType
@@ -615,6 +615,26 @@ def build_snapshot(
     ledger_rows: Sequence[tuple[Any, ...]],
     ledger_exists: bool,
 ) -> CatalogSnapshot:
+    objects, by_id = _observed(relation_rows, secret_rows)
+    entries, owners = _ledger_entries(ledger_rows)
+    return CatalogSnapshot(
+        endpoint=endpoint_key,
+        schemas=frozenset(name for _, name in schema_rows),
+        objects=tuple(objects),
+        ledger=tuple(entries),
+        owners=owners,
+        users=frozenset(name for (name,) in user_rows),
+        ddl_progress=_progress(progress_rows, by_id),
+        ledger_exists=ledger_exists,
+        taken_at=time.monotonic(),
+    )
+
+
+Rows = Sequence[tuple[Any, ...]]
+
+
+def _observed(relation_rows: Rows, secret_rows: Rows) -> tuple[list[ObservedObject], dict[int, str]]:
+    """The relations and secrets, and each relation's qualified name by its id."""
     objects: list[ObservedObject] = []
     by_id: dict[int, str] = {}
     for kind, schema, oid, name, definition in relation_rows:
@@ -626,7 +646,11 @@ def build_snapshot(
         by_id[int(oid)] = f"{schema}.{name}"
     for schema, oid, name in secret_rows:
         objects.append(ObservedObject(kind="Secret", schema=schema, name=name, id=oid))
+    return objects, by_id
 
+
+def _progress(progress_rows: Rows, by_id: Mapping[int, str]) -> dict[str, str]:
+    """The progress of each running DDL job, by the qualified name of the object it builds."""
     progress: dict[str, str] = {}
     for ddl_id, statement, value in progress_rows:
         qualified = by_id.get(int(ddl_id)) if ddl_id is not None else None
@@ -634,7 +658,11 @@ def build_snapshot(
             qualified = _name_from_ddl(statement or "")
         if qualified is not None:
             progress[qualified] = str(value)
+    return progress
 
+
+def _ledger_entries(ledger_rows: Rows) -> tuple[list[LedgerEntry], dict[str, str]]:
+    """The ledger's entries (rows of an unknown kind skipped) and each tenant's owner."""
     entries: list[LedgerEntry] = []
     owners: dict[str, str] = {}
     for tenant, object_name, kind, definition_hash, depends_on in ledger_rows:
@@ -644,27 +672,16 @@ def build_snapshot(
         elif kind not in _OBJECT_KINDS:
             log.warning("ignoring ledger row %s/%s with unknown kind %r", tenant, object_name, kind)
             continue
-        deps = ledger.decode_depends(depends_on)
         entries.append(
             LedgerEntry(
                 tenant=tenant,
                 name=object_name or "",
                 kind=cast(ObjectKind, kind),
                 hash=definition_hash or "",
-                depends_on=deps,
+                depends_on=ledger.decode_depends(depends_on),
             )
         )
-    return CatalogSnapshot(
-        endpoint=endpoint_key,
-        schemas=frozenset(name for _, name in schema_rows),
-        objects=tuple(objects),
-        ledger=tuple(entries),
-        owners=owners,
-        users=frozenset(name for (name,) in user_rows),
-        ddl_progress=progress,
-        ledger_exists=ledger_exists,
-        taken_at=time.monotonic(),
-    )
+    return entries, owners
 
 
 def _name_from_ddl(statement: str) -> str | None:
