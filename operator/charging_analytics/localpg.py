@@ -16,6 +16,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -39,6 +40,39 @@ def find_bindir() -> Path | None:
     return max(found, key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0)
 
 
+@dataclass(frozen=True)
+class _Server:
+    """Where the server lives and whom it runs as."""
+
+    bindir: Path
+    workdir: Path
+    uid: int | None
+    gid: int | None
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"PATH": os.environ.get("PATH", ""), "LC_ALL": "C", "TZ": "UTC", "HOME": str(self.workdir)}
+
+    @property
+    def data(self) -> Path:
+        return self.workdir / "data"
+
+    @property
+    def log(self) -> Path:
+        return self.workdir / "postgres.log"
+
+
+#: Settings for a throwaway server: no TCP, no durability.
+_SETTINGS = {
+    "listen_addresses": "",
+    "fsync": "off",
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+    "logging_collector": "off",
+    "work_mem": "64MB",
+}
+
+
 @contextmanager
 def local_postgres(timeout_s: float = 60.0) -> Iterator[str]:
     """Start a server; yield a libpq connection string for it; stop and delete it afterwards."""
@@ -48,63 +82,75 @@ def local_postgres(timeout_s: float = 60.0) -> Iterator[str]:
             "no PostgreSQL server binaries (initdb, postgres) found on PATH or in /usr/lib/postgresql; "
             "install them or pass --postgres-dsn"
         )
-    workdir = Path(tempfile.mkdtemp(prefix="cha-preview-pg-"))
-    uid = gid = None
-    if os.geteuid() == 0:
-        entry = pwd.getpwnam(UNPRIVILEGED_USER)
-        uid, gid = entry.pw_uid, entry.pw_gid
-        os.chmod(workdir, 0o700)
-        os.chown(workdir, uid, gid)
-    data, log = workdir / "data", workdir / "postgres.log"
-    env = {"PATH": os.environ.get("PATH", ""), "LC_ALL": "C", "TZ": "UTC", "HOME": str(workdir)}
+    server = _workdir(bindir)
     proc: subprocess.Popen[bytes] | None = None
     try:
-        init = subprocess.run(
-            [bindir / "initdb", "-D", data, "-U", "postgres", "--auth=trust", "--encoding=UTF8",
-             "--locale=C", "--no-sync", "--no-instructions"],
-            capture_output=True, env=env, cwd=workdir, user=uid, group=gid, timeout=120, check=False,
-        )  # fmt: skip
-        if init.returncode != 0:
-            raise LocalPostgresError(f"initdb failed: {init.stderr.decode(errors='replace').strip()[-300:]}")
-        settings = {
-            "listen_addresses": "",
-            "unix_socket_directories": str(workdir),
-            "fsync": "off",
-            "synchronous_commit": "off",
-            "full_page_writes": "off",
-            "logging_collector": "off",
-            "work_mem": "64MB",
-        }
-        argv: list[str | os.PathLike[str]] = [bindir / "postgres", "-D", data]
-        for key, value in settings.items():
-            argv += ["-c", f"{key}={value}"]
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                argv, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=workdir, user=uid, group=gid,
-                start_new_session=True,
-            )  # fmt: skip
-        dsn = psycopg.conninfo.make_conninfo(host=str(workdir), user="postgres", dbname="postgres")
-        deadline = time.monotonic() + timeout_s
-        while True:
-            if proc.poll() is not None:
-                tail = log.read_text(errors="replace").strip().splitlines()[-1:] or ["(no output)"]
-                raise LocalPostgresError(f"postgres exited with {proc.returncode}: {tail[0]}")
-            try:
-                with psycopg.connect(dsn, connect_timeout=2):
-                    break
-            except psycopg.OperationalError:
-                if time.monotonic() > deadline:
-                    raise LocalPostgresError(
-                        f"postgres did not accept connections within {timeout_s:.0f}s"
-                    ) from None
-                time.sleep(0.05)
+        _initdb(server)
+        proc = _start(server)
+        dsn = psycopg.conninfo.make_conninfo(host=str(server.workdir), user="postgres", dbname="postgres")
+        _wait_until_ready(server, proc, dsn, timeout_s)
         yield dsn
     finally:
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGINT)  # PostgreSQL's fast shutdown
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        shutil.rmtree(workdir, ignore_errors=True)
+        if proc is not None:
+            _stop(proc)
+        shutil.rmtree(server.workdir, ignore_errors=True)
+
+
+def _workdir(bindir: Path) -> _Server:
+    """A private temporary directory, owned by the unprivileged user when running as root."""
+    workdir = Path(tempfile.mkdtemp(prefix="cha-preview-pg-"))
+    if os.geteuid() != 0:
+        return _Server(bindir, workdir, None, None)
+    entry = pwd.getpwnam(UNPRIVILEGED_USER)
+    os.chmod(workdir, 0o700)
+    os.chown(workdir, entry.pw_uid, entry.pw_gid)
+    return _Server(bindir, workdir, entry.pw_uid, entry.pw_gid)
+
+
+def _initdb(s: _Server) -> None:
+    init = subprocess.run(
+        [s.bindir / "initdb", "-D", s.data, "-U", "postgres", "--auth=trust", "--encoding=UTF8",
+         "--locale=C", "--no-sync", "--no-instructions"],
+        capture_output=True, env=s.env, cwd=s.workdir, user=s.uid, group=s.gid, timeout=120, check=False,
+    )  # fmt: skip
+    if init.returncode != 0:
+        raise LocalPostgresError(f"initdb failed: {init.stderr.decode(errors='replace').strip()[-300:]}")
+
+
+def _start(s: _Server) -> subprocess.Popen[bytes]:
+    argv: list[str | os.PathLike[str]] = [s.bindir / "postgres", "-D", s.data]
+    settings = {**_SETTINGS, "unix_socket_directories": str(s.workdir)}
+    for key, value in settings.items():
+        argv += ["-c", f"{key}={value}"]
+    with s.log.open("wb") as out:
+        return subprocess.Popen(
+            argv, stdout=out, stderr=subprocess.STDOUT, env=s.env, cwd=s.workdir, user=s.uid, group=s.gid,
+            start_new_session=True,
+        )  # fmt: skip
+
+
+def _wait_until_ready(s: _Server, proc: subprocess.Popen[bytes], dsn: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if proc.poll() is not None:
+            tail = s.log.read_text(errors="replace").strip().splitlines()[-1:] or ["(no output)"]
+            raise LocalPostgresError(f"postgres exited with {proc.returncode}: {tail[0]}")
+        try:
+            with psycopg.connect(dsn, connect_timeout=2):
+                return
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise LocalPostgresError(
+                    f"postgres did not accept connections within {timeout_s:.0f}s"
+                ) from None
+            time.sleep(0.05)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)  # PostgreSQL's fast shutdown
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
