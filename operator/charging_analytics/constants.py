@@ -33,4 +33,3 @@ CONDITION_TYPES: Final = (COND_READY, COND_RECONCILING, COND_STALLED, COND_DRIFT
 
 #: Name of the Kafka source every tenant's pipeline reads.
 SOURCE_NAME: Final = "ocpp_events"
-#: Name of the per-tenant ledger table that records what the operator applied.

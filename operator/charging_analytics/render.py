@@ -334,8 +334,7 @@ class _Builder:
                     self.credential_value("kafka", "password")
                 )
             )
-        # PEM strings, accepted by the Kafka source and sink from v2.3.0 (KafkaConnectionProps in
-        # src/connector/src/connector_common/common.rs, v2.3.0 ... v3.0.3; docs:
+        # PEM strings, accepted by the Kafka source and sink from v2.3.0 (docs/tls.md;
         # https://docs.risingwave.com/ingestion/sources/kafka-config): nothing is needed on the
         # RisingWave nodes.
         for part in tls_parts(sec.tls_secret_ref):
@@ -354,8 +353,8 @@ class _Builder:
             not self.options.capabilities.alter_source_connector
             or self.options.secret_store != "inline"
             or sec.sasl_mechanism is None
-            # ssl.*.pem may be altered on the fly only from v3.0.0 (allow_alter_on_fly in
-            # KafkaConnectionProps): a rotated certificate recreates the source
+            # ssl.*.pem may be altered on the fly only from v3.0.0 (docs/tls.md): a rotated
+            # certificate recreates the source
             or sec.tls_secret_ref is not None
         ):
             return None

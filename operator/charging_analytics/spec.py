@@ -260,11 +260,6 @@ class RisingWaveSpec(Model):
         "(use sslmode verify-full to verify the server against the CA).",
     )
 
-    @property
-    def endpoint(self) -> str:
-        """Identity of the RisingWave cluster+database (tenant uniqueness is per endpoint)."""
-        return f"{self.host}:{self.port}/{self.database}"
-
 
 # --------------------------------------------------------------------------------------------
 # Kafka
