@@ -22,10 +22,11 @@ import copy
 import hashlib
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from psycopg import sql
+from psycopg.sql import Composed, Identifier
 
 from .render import as_text, render
 from .spec import ChargingAnalyticsSpec
@@ -63,29 +64,6 @@ class DashboardError(ValueError):
     """The spec does not render a view that a panel reads."""
 
 
-@dataclass(frozen=True)
-class Panel:
-    """One panel: what it reads and how Grafana shows it."""
-
-    title: str
-    kind: Literal["stat", "timeseries", "barchart", "state-timeline", "table"]
-    view: str
-    sql: sql.Composed
-    #: Columns (in order) and the Grafana field type each must have.
-    fields: Mapping[str, FieldType]
-    #: ``time_series`` (long format with a ``time`` column) or ``table``.
-    format: Literal["time_series", "table"] = "table"
-    units: Mapping[str, str] = field(default_factory=dict)
-    width: int = 12
-    height: int = 8
-    options: Mapping[str, Any] = field(default_factory=dict)
-    defaults: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def query(self) -> str:
-        return as_text(self.sql)
-
-
 def currency_unit(currency: str) -> str:
     return _CURRENCY_UNITS.get(currency, f"suffix: {currency}")
 
@@ -116,30 +94,44 @@ def _relations(spec: ChargingAnalyticsSpec) -> Callable[[str], sql.Identifier]:
 
 
 @dataclass(frozen=True)
-class _PanelEntry:
-    """A panel as data: its query reads ``{view}`` and filters by ``{stations}``; ``{currency}``
-    in the title is the tariffs' currency, and the unit ``CURRENCY`` its Grafana unit."""
+class Panel:
+    """One panel: what it reads and how Grafana shows it.
+
+    In :data:`PANELS` a panel is the same for every tenant: ``{currency}`` in its title stands for
+    the tariffs' currency and the unit :data:`CURRENCY` for its Grafana unit; its query
+    ``template`` reads ``{view}`` and filters by ``{stations}``. :meth:`for_tenant` makes them
+    concrete.
+    """
 
     title: str
     kind: Literal["stat", "timeseries", "barchart", "state-timeline", "table"]
     view: str
-    query: str
+    template: str
+    #: Columns (in order) and the Grafana field type each must have.
     fields: Mapping[str, FieldType]
+    #: ``time_series`` (long format with a ``time`` column) or ``table``.
     format: Literal["time_series", "table"] = "table"
     units: Mapping[str, str] = field(default_factory=dict)
     width: int = 12
     height: int = 8
     options: Mapping[str, Any] = field(default_factory=dict)
     defaults: Mapping[str, Any] = field(default_factory=dict)
+    #: The query, for one tenant.
+    sql: Composed = field(default_factory=lambda: Composed([]))
 
-    def panel(self, rel: Callable[[str], sql.Identifier], currency: str) -> Panel:
-        query = sql.SQL(self.query).format(view=rel(self.view), stations=sql.SQL(STATION_FILTER))
-        units = {c: currency_unit(currency) if u == CURRENCY else u for c, u in self.units.items()}
-        return Panel(
-            self.title.format(currency=currency), self.kind, self.view, query, self.fields,
-            self.format, units, self.width, self.height,
-            copy.deepcopy(self.options), copy.deepcopy(self.defaults),
-        )  # fmt: skip
+    @property
+    def query(self) -> str:
+        return as_text(self.sql)
+
+    def for_tenant(self, rel: Callable[[str], Identifier], currency: str) -> Panel:
+        return replace(
+            self,
+            title=self.title.format(currency=currency),
+            units={c: currency_unit(currency) if u == CURRENCY else u for c, u in self.units.items()},
+            options=copy.deepcopy(self.options),
+            defaults=copy.deepcopy(self.defaults),
+            sql=sql.SQL(self.template).format(view=rel(self.view), stations=sql.SQL(STATION_FILTER)),
+        )
 
 
 #: The unit of a panel's money column: the Grafana unit of the tenant's currency.
@@ -160,8 +152,8 @@ _UPTIME_THRESHOLDS = {
 }
 
 #: The tenant's panels, in the dashboard's order.
-PANELS: tuple[_PanelEntry, ...] = (
-    _PanelEntry(
+PANELS: tuple[Panel, ...] = (
+    Panel(
         "Open sessions", "stat", "active_sessions_live",
         "SELECT COUNT(*) AS open_sessions, COALESCE(SUM(energy_kwh), 0) AS energy_kwh,"
         " COALESCE(MAX(idle_minutes), 0) AS longest_idle_minutes FROM {view} WHERE {stations}",
@@ -170,28 +162,28 @@ PANELS: tuple[_PanelEntry, ...] = (
         width=24, height=5,
         options={"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}},
     ),
-    _PanelEntry(
+    Panel(
         "Completed sessions per station", "timeseries", "station_revenue",
         "SELECT window_end AS time, station_id, sessions FROM {view}"
         " WHERE $__timeFilter(window_end) AND {stations} ORDER BY 1, 2",
         {"time": "time", "station_id": "string", "sessions": "number"},
         format="time_series", units={"sessions": "none"}, defaults=_STACKED_BARS,
     ),
-    _PanelEntry(
+    Panel(
         "Revenue per station ({currency})", "timeseries", "station_revenue",
         "SELECT window_end AS time, station_id, COALESCE(revenue, 0) AS revenue FROM {view}"
         " WHERE $__timeFilter(window_end) AND {stations} ORDER BY 1, 2",
         {"time": "time", "station_id": "string", "revenue": "number"},
         format="time_series", units={"revenue": CURRENCY}, defaults=_STACKED_BARS,
     ),
-    _PanelEntry(
+    Panel(
         "Energy per connector type", "barchart", "completed_sessions",
         "SELECT COALESCE(connector_type, 'unknown') AS connector_type, SUM(energy_kwh) AS energy_kwh"
         " FROM {view} WHERE $__timeFilter(stopped_at) AND {stations} GROUP BY 1 ORDER BY 1",
         {"connector_type": "string", "energy_kwh": "number"},
         units={"energy_kwh": "kwatth"},
     ),
-    _PanelEntry(
+    Panel(
         "Connector uptime", "state-timeline", "connector_uptime",
         "SELECT window_end AS time, station_id || ' #' || CAST(connector_id AS VARCHAR) AS connector,"
         " uptime_pct FROM {view} WHERE $__timeFilter(window_end) AND {stations} ORDER BY 1, 2",
@@ -199,7 +191,7 @@ PANELS: tuple[_PanelEntry, ...] = (
         format="time_series", units={"uptime_pct": "percent"}, defaults=_UPTIME_THRESHOLDS,
         width=24, height=10,
     ),
-    _PanelEntry(
+    Panel(
         "Connector status", "table", "connector_status_live",
         "SELECT station_id, connector_id, status, error_code, since, is_up, minutes_in_status"
         " FROM {view} WHERE {stations} ORDER BY 1, 2",
@@ -207,7 +199,7 @@ PANELS: tuple[_PanelEntry, ...] = (
          "since": "time", "is_up": "boolean", "minutes_in_status": "number"},
         units={"minutes_in_status": "m"},
     ),
-    _PanelEntry(
+    Panel(
         "Open alerts", "table", "alerts",
         "SELECT severity, alert_type, station_id, connector_id, session_id, detail, detected_at"
         " FROM {view} WHERE {stations}"
@@ -216,7 +208,7 @@ PANELS: tuple[_PanelEntry, ...] = (
         {"severity": "string", "alert_type": "string", "station_id": "string", "connector_id": "number",
          "session_id": "string", "detail": "string", "detected_at": "time"},
     ),
-    _PanelEntry(
+    Panel(
         "Stalled sessions", "table", "stalled_sessions",
         "SELECT station_id, session_id, connector_id, connector_type, started_at,"
         " last_event_at, energy_kwh FROM {view} WHERE {stations} ORDER BY last_event_at, 1, 2",
@@ -231,7 +223,7 @@ PANELS: tuple[_PanelEntry, ...] = (
 def panels(spec: ChargingAnalyticsSpec) -> list[Panel]:
     """The tenant's panels, each reading a view that ``render(spec)`` creates."""
     rel = _relations(spec)
-    return [entry.panel(rel, spec.analytics.tariffs.currency) for entry in PANELS]
+    return [p.for_tenant(rel, spec.analytics.tariffs.currency) for p in PANELS]
 
 
 def station_query(spec: ChargingAnalyticsSpec) -> str:
