@@ -33,7 +33,8 @@ from .tls import TlsMaterial, TlsPart, tls_parts
 
 REDACTED = "[redacted]"
 SHADOW_SUFFIX = "__next"
-SCHEMA_KEY = "@schema"
+#: The schema's key among the tenant's objects (and its ledger row).
+SCHEMA_KEY = pipeline.SCHEMA
 
 #: The session and status aggregations keep this many stateRetentions of events, so the views
 #: reporting from them (one stateRetention) never see a reported row change because its oldest
