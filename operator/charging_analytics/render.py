@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -78,7 +79,14 @@ class Credentials:
         return f"Credentials(resolved={roles})"
 
 
-_DIGESTS: dict[str, tuple[str, str]] = {}  # salt -> (value, digest): one entry per credential
+#: salt -> (fingerprint of the value, digest): one entry per credential. The cache holds no
+#: credential: a value is recognised by its HMAC under a key that exists only in this process.
+_DIGESTS: dict[str, tuple[bytes, str]] = {}
+_PROCESS_KEY = secrets.token_bytes(32)
+
+
+def _fingerprint(value: str) -> bytes:
+    return hmac.new(_PROCESS_KEY, value.encode(), hashlib.sha256).digest()
 
 
 def secret_digest(value: str, salt: str) -> str:
@@ -91,7 +99,7 @@ def secret_digest(value: str, salt: str) -> str:
     if cached is not None:
         return cached
     digest = hashlib.scrypt(value.encode(), salt=salt.encode(), n=2**12, r=8, p=1, dklen=12).hex()
-    _DIGESTS[salt] = (value, digest)
+    _DIGESTS[salt] = (_fingerprint(value), digest)
     return digest
 
 
@@ -103,7 +111,7 @@ def digest_salt(tenant: str, role: str, part: str) -> str:
 def known_digest(salt: str, value: str) -> str | None:
     """The digest of ``value`` if already computed (or remembered) in this process."""
     cached = _DIGESTS.get(salt)
-    if cached is not None and hmac.compare_digest(cached[0].encode(), value.encode()):
+    if cached is not None and hmac.compare_digest(cached[0], _fingerprint(value)):
         return cached[1]
     return None
 
@@ -112,7 +120,7 @@ def remember_digest(salt: str, value: str, digest: str) -> None:
     """Take ``digest`` as the digest of ``value`` without computing it: for a credential known to
     be unchanged since the digest was computed (its Secret's resourceVersion is the same)."""
     if salt not in _DIGESTS:
-        _DIGESTS[salt] = (value, digest)
+        _DIGESTS[salt] = (_fingerprint(value), digest)
 
 
 # --------------------------------------------------------------------------------------------

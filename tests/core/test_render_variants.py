@@ -23,6 +23,7 @@ import pytest
 import yaml
 from psycopg import sql
 
+from charging_analytics import render as render_module
 from charging_analytics.render import (
     REDACTED,
     Credential,
@@ -280,3 +281,15 @@ def test_an_unfilled_credential_slot_cannot_become_text() -> None:
     assert as_text(fill(statement, lambda role, part: rw_literal(f"{role}/{part}"))) == (
         "ALTER SECRET s AS 'kafka/password'"
     )
+
+
+def test_the_digest_cache_recognises_a_credential_without_holding_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(render_module, "_DIGESTS", {})
+    salt = render_module.digest_salt("acme", "kafka", "password")
+    digest = render_module.secret_digest("it's a p\\ss", salt)
+    assert render_module.known_digest(salt, "it's a p\\ss") == digest
+    assert render_module.known_digest(salt, "rotated") is None
+    assert render_module.secret_digest("rotated", salt) != digest
+    fingerprints = [fingerprint for fingerprint, _ in render_module._DIGESTS.values()]
+    assert len(fingerprints) == 1
+    assert all(isinstance(f, bytes) and b"rotated" not in f and b"p\\ss" not in f for f in fingerprints)
