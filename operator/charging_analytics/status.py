@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any, Literal
 
 from . import constants as c
@@ -20,6 +21,86 @@ from .render import SHADOW_SUFFIX, DesiredObject
 from .spec import ObjectStatus
 
 CondStatus = Literal["True", "False", "Unknown"]
+
+
+class Reason(StrEnum):
+    """Every reason the operator writes: a condition's ``reason`` or an Event's. The values are
+    the wire strings (Argo CD's health check in the chart compares some of them exactly;
+    ``tests/chart/test_argocd_health.py`` checks the script against this enum)."""
+
+    # -- converged or waiting (Ready True, or False while waiting for a human) ------------------
+    APPLIED = "Applied"
+    UP_TO_DATE = "UpToDate"
+    PLAN_READY = "PlanReady"
+    APPROVAL_PENDING = "ApprovalPending"
+    SUSPENDED = "Suspended"
+    # -- in progress (Reconciling True) ---------------------------------------------------------
+    BACKFILLING = "Backfilling"
+    DELETING = "Deleting"
+    # -- stalled (Stalled True): the spec or the world must change ------------------------------
+    INVALID_SPEC = "InvalidSpec"
+    TENANT_CONFLICT = "TenantConflict"
+    CREDENTIALS_UNRESOLVED = "CredentialsUnresolved"
+    APPLY_FAILED = "ApplyFailed"
+    DELETION_BLOCKED = "DeletionBlocked"
+    NO_RISINGWAVE_ENDPOINT = "NoRisingWaveEndpoint"
+    RISINGWAVE_UNAVAILABLE = "RisingWaveUnavailable"
+    RISINGWAVE_TLS_FAILED = "RisingWaveTlsFailed"
+    UNSUPPORTED_RISINGWAVE_VERSION = "UnsupportedRisingWaveVersion"
+    SECRET_UNREADABLE = "SecretUnreadable"
+    SECRET_MISSING = "SecretMissing"
+    SECRET_KEY_MISSING = "SecretKeyMissing"
+    SECRET_VALUE_INVALID = "SecretValueInvalid"
+    SECRET_VALUE_NOT_TEXT = "SecretValueNotText"
+    SECRET_NOT_OWNED = "SecretNotOwned"
+    SECRET_UNWRITABLE = "SecretUnwritable"
+    KAFKA_UNREACHABLE = "KafkaUnreachable"
+    KAFKA_AUTHENTICATION_FAILED = "KafkaAuthenticationFailed"
+    KAFKA_AUTHORIZATION_FAILED = "KafkaAuthorizationFailed"
+    EVENTS_TOPIC_MISSING = "EventsTopicMissing"
+    ALERTS_TOPIC_FAILED = "AlertsTopicFailed"
+    ALERTS_TABLE_FAILED = "AlertsTableFailed"
+    ALERTS_DATABASE_UNAVAILABLE = "AlertsDatabaseUnavailable"
+    ALERTS_DATABASE_TLS_FAILED = "AlertsDatabaseTlsFailed"
+    # -- the Drifted condition --------------------------------------------------------------------
+    IN_SYNC = "InSync"
+    DRIFT_DETECTED = "DriftDetected"
+    # -- Events only ------------------------------------------------------------------------------
+    DRIFT_CORRECTED = "DriftCorrected"
+    APPROVAL_REQUIRED = "ApprovalRequired"
+    TOPIC_CREATED = "TopicCreated"
+    NOT_OWNER = "NotOwner"
+    NOTHING_TO_DELETE = "NothingToDelete"
+    DELETED = "Deleted"
+    FINALIZER_RELEASED = "FinalizerReleased"
+    DASHBOARD_CREATED = "DashboardCreated"
+    DASHBOARD_UPDATED = "DashboardUpdated"
+    DASHBOARD_DELETED = "DashboardDeleted"
+    DASHBOARDS_FAILED = "DashboardsFailed"
+
+
+class Origin(StrEnum):
+    """What started a reconcile (Kopf's handler, or a Secret the resource references)."""
+
+    CREATE = "create"
+    UPDATE = "update"
+    RESUME = "resume"
+    TIMER = "timer"
+    SECRET = "secret"
+
+
+class Result(StrEnum):
+    """How a reconcile ended (the ``result`` label of ``cha_reconcile_duration_seconds``)."""
+
+    OK = "ok"
+    BACKFILLING = "backfilling"
+    STALLED = "stalled"
+    PLAN = "plan"
+    APPROVAL = "approval"
+    SUSPENDED = "suspended"
+    SKIPPED = "skipped"
+
+
 MAX_PLAN_STATEMENTS = 50
 MAX_STATEMENT_CHARS = 4000
 MAX_MESSAGE_CHARS = 1024
@@ -37,7 +118,7 @@ def now_rfc3339() -> str:
 class Cond:
     type: str
     status: CondStatus
-    reason: str
+    reason: Reason
     message: str = ""
 
 
@@ -57,7 +138,7 @@ def merge_conditions(
         current[u.type] = {
             "type": u.type,
             "status": u.status,
-            "reason": u.reason,
+            "reason": str(u.reason),
             "message": u.message[:MAX_MESSAGE_CHARS],
             "lastTransitionTime": now if changed else old.get("lastTransitionTime", now),  # type: ignore[union-attr]
             "observedGeneration": generation,
@@ -66,7 +147,7 @@ def merge_conditions(
     return sorted(current.values(), key=lambda cond: (order.get(cond["type"], 99), cond["type"]))
 
 
-def ready(reason: str, message: str) -> list[Cond]:
+def ready(reason: Reason, message: str) -> list[Cond]:
     return [
         Cond(c.COND_READY, "True", reason, message),
         Cond(c.COND_RECONCILING, "False", reason, ""),
@@ -74,7 +155,7 @@ def ready(reason: str, message: str) -> list[Cond]:
     ]
 
 
-def stalled(reason: str, message: str) -> list[Cond]:
+def stalled(reason: Reason, message: str) -> list[Cond]:
     return [
         Cond(c.COND_READY, "False", reason, message),
         Cond(c.COND_RECONCILING, "False", reason, ""),
@@ -82,7 +163,7 @@ def stalled(reason: str, message: str) -> list[Cond]:
     ]
 
 
-def reconciling(reason: str, message: str) -> list[Cond]:
+def reconciling(reason: Reason, message: str) -> list[Cond]:
     return [
         Cond(c.COND_READY, "False", reason, message),
         Cond(c.COND_RECONCILING, "True", reason, message),
@@ -90,7 +171,7 @@ def reconciling(reason: str, message: str) -> list[Cond]:
     ]
 
 
-def waiting(reason: str, message: str) -> list[Cond]:
+def waiting(reason: Reason, message: str) -> list[Cond]:
     """Not ready, not failing, waiting for a human (approval, plan mode, suspend)."""
     return [
         Cond(c.COND_READY, "False", reason, message),
@@ -101,10 +182,10 @@ def waiting(reason: str, message: str) -> list[Cond]:
 
 def drifted(plan: Plan | None) -> Cond:
     if plan is None or not plan.drift:
-        return Cond(c.COND_DRIFTED, "False", "InSync", "RisingWave matches the spec")
+        return Cond(c.COND_DRIFTED, "False", Reason.IN_SYNC, "RisingWave matches the spec")
     items = "; ".join(d.describe() for d in plan.drift[:10])
     more = f" (+{len(plan.drift) - 10} more)" if len(plan.drift) > 10 else ""
-    return Cond(c.COND_DRIFTED, "True", "DriftDetected", items + more)
+    return Cond(c.COND_DRIFTED, "True", Reason.DRIFT_DETECTED, items + more)
 
 
 def plan_status(plan: Plan) -> dict[str, Any]:

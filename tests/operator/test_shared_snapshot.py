@@ -186,7 +186,7 @@ def test_timer_reconciles_of_many_tenants_share_one_catalog_read_per_interval(
         )
 
     async def scenario() -> None:
-        service = Service(settings(), kube)
+        service = Service(settings(), kube, clock=clock.monotonic)
         try:
             # Initial apply, one tenant after the other (origin "create" reads fresh each time).
             for body in kube.bodies.values():

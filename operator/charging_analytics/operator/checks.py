@@ -23,9 +23,10 @@ from psycopg.conninfo import make_conninfo
 
 from ..logs import client_logger, stable_text
 from ..redaction import scrub
-from ..render import Credential, postgres_alerts_table
+from ..render import Credential, Credentials, postgres_alerts_table
 from ..rw.client import tls_failed
 from ..spec import ChargingAnalyticsSpec
+from ..status import Reason
 from ..tls import PemFiles, TlsMaterial
 from . import metrics
 
@@ -34,7 +35,7 @@ from . import metrics
 class CheckFailure(Exception):
     """A precondition that needs the world (or a human) to change: becomes Stalled."""
 
-    reason: str
+    reason: Reason
     message: str
 
     def __str__(self) -> str:
@@ -43,15 +44,19 @@ class CheckFailure(Exception):
 
 #: librdkafka error codes by the Stalled reason they mean (confluent_kafka.KafkaError names).
 _KAFKA_REASONS = {
-    "KafkaAuthenticationFailed": {"_AUTHENTICATION", "SASL_AUTHENTICATION_FAILED"},
-    "KafkaAuthorizationFailed": {
+    Reason.KAFKA_AUTHENTICATION_FAILED: {"_AUTHENTICATION", "SASL_AUTHENTICATION_FAILED"},
+    Reason.KAFKA_AUTHORIZATION_FAILED: {
         "TOPIC_AUTHORIZATION_FAILED",
         "CLUSTER_AUTHORIZATION_FAILED",
         "GROUP_AUTHORIZATION_FAILED",
     },
-    "KafkaUnreachable": {"_RESOLVE", "_TRANSPORT", "_ALL_BROKERS_DOWN", "_TIMED_OUT", "_SSL"},
+    Reason.KAFKA_UNREACHABLE: {"_RESOLVE", "_TRANSPORT", "_ALL_BROKERS_DOWN", "_TIMED_OUT", "_SSL"},
 }
-_KAFKA_PRECEDENCE = ("KafkaAuthenticationFailed", "KafkaAuthorizationFailed", "KafkaUnreachable")
+_KAFKA_PRECEDENCE = (
+    Reason.KAFKA_AUTHENTICATION_FAILED,
+    Reason.KAFKA_AUTHORIZATION_FAILED,
+    Reason.KAFKA_UNREACHABLE,
+)
 
 
 class _KafkaErrors:
@@ -72,7 +77,7 @@ class _KafkaErrors:
             for name, text in found:
                 if name in _KAFKA_REASONS[reason] and name != "_ALL_BROKERS_DOWN":
                     return CheckFailure(reason, f"Kafka {servers}: {self._text(text)}")
-        return CheckFailure("KafkaUnreachable", f"Kafka {servers}: {self._text(found[0][1])}")
+        return CheckFailure(Reason.KAFKA_UNREACHABLE, f"Kafka {servers}: {self._text(found[0][1])}")
 
     def _text(self, text: str) -> str:
         return scrub(stable_text(text), self.sent)
@@ -173,7 +178,8 @@ def _topics_on(
         raise errors.failure(events.error, servers)
     if events is None:
         raise CheckFailure(
-            "EventsTopicMissing", f"events topic {spec.kafka.events_topic!r} does not exist on {servers}"
+            Reason.EVENTS_TOPIC_MISSING,
+            f"events topic {spec.kafka.events_topic!r} does not exist on {servers}",
         )
     created: list[str] = []
     sink = spec.alerts.sinks.kafka
@@ -191,9 +197,8 @@ def _topics_on(
         except KafkaException as err:
             if "TOPIC_ALREADY_EXISTS" not in str(err.args[0]):
                 raise CheckFailure(
-                    "AlertsTopicFailed",
-                    f"cannot create alerts topic {sink.topic!r}: "
-                    f"{scrub(str(err.args[0]), _sent(cred, tls))}",
+                    Reason.ALERTS_TOPIC_FAILED,
+                    f"cannot create alerts topic {sink.topic!r}: {scrub(str(err.args[0]), _sent(cred, tls))}",
                 ) from None
         created.append(sink.topic)
     return created
@@ -260,7 +265,9 @@ async def run_on_alerts_db(
             text = str(err) or type(err).__name__
             first = text.splitlines()[0]
             raise CheckFailure(
-                "AlertsDatabaseTlsFailed" if tls_failed(pg.sslmode, text) else "AlertsDatabaseUnavailable",
+                Reason.ALERTS_DATABASE_TLS_FAILED
+                if tls_failed(pg.sslmode, text)
+                else Reason.ALERTS_DATABASE_UNAVAILABLE,
                 f"cannot connect to {pg.host}:{pg.port}/{pg.database} (sslmode {pg.sslmode}): "
                 f"{scrub(first, sent)}",
             ) from None
@@ -269,4 +276,57 @@ async def run_on_alerts_db(
                 await conn.execute(sql.Composed([statement]))
         except psycopg.Error as err:
             detail = scrub(str(err.diag.message_primary or err), sent)
-            raise CheckFailure("AlertsTableFailed", f"{pg.schema_}.{pg.table}: {detail}") from None
+            raise CheckFailure(Reason.ALERTS_TABLE_FAILED, f"{pg.schema_}.{pg.table}: {detail}") from None
+
+
+class Prechecks:
+    """The Kafka topics and the PostgreSQL alert table of each resource, checked when their inputs
+    (the spec's parts they read, the credentials, the mode) differ from the last check that
+    passed, or after the resource stalled (an error may mean the world changed): not on every
+    pass, so a timer pass of a Ready tenant opens no Kafka or PostgreSQL connection."""
+
+    def __init__(self, *, kafka: bool, postgres: bool, timeout: float) -> None:
+        self.kafka = kafka
+        self.postgres = postgres  # whether the operator manages the alert table at all
+        self.timeout = timeout
+        self.admins = KafkaAdmins()
+        #: resource -> fingerprint of the inputs its checks last passed with
+        self._passed: dict[str, str] = {}
+
+    def forget(self, owner: str) -> None:
+        """Check again next time (after a stall, or once the resource is deleted)."""
+        self._passed.pop(owner, None)
+
+    async def run(
+        self, owner: str, spec: ChargingAnalyticsSpec, creds: Credentials, *, applying: bool
+    ) -> list[str]:
+        """Run the checks whose inputs changed; the alert topics created."""
+        kafka = self.kafka
+        postgres = applying and spec.alerts.sinks.postgres is not None and self.postgres
+        if not kafka and not postgres:
+            return []
+        fingerprint = _inputs(spec, creds, (kafka, postgres, applying))
+        if self._passed.get(owner) == fingerprint:
+            return []
+        self._passed.pop(owner, None)
+        created: list[str] = []
+        if kafka:
+            created = await check_kafka(
+                spec, creds.kafka, self.timeout, create=applying, tls=creds.kafka_tls, admins=self.admins
+            )
+        if postgres:
+            assert creds.alerts_db is not None
+            await ensure_postgres_table(spec, creds.alerts_db, self.timeout, tls=creds.alerts_db_tls)
+        self._passed[owner] = fingerprint
+        return created
+
+
+def _inputs(spec: ChargingAnalyticsSpec, creds: Credentials, switches: tuple[bool, ...]) -> str:
+    material = [
+        spec.kafka.model_dump_json(),
+        spec.alerts.sinks.model_dump_json(),
+        str(switches),
+        *(f"{cred.username}\0{cred.password}" for cred in (creds.kafka, creds.alerts_db) if cred),
+        *(v for tls in (creds.kafka_tls, creds.alerts_db_tls) if tls is not None for v in tls.values()),
+    ]
+    return hashlib.sha256("\0".join(material).encode()).hexdigest()
