@@ -13,13 +13,14 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import ledger
 from .apply import TargetRunner
 from .catalog import CatalogSnapshot
 from .crd import CRD_FILENAME, render_crd_yaml
 from .dashboard import DashboardError, dashboard_json
+from .decide import Decision, Facts, decide
 from .gateway.cli import add_gateway_parser
 from .pipeline import SecretStore
 from .plan import Plan, PlanOptions, build_plan
@@ -30,9 +31,8 @@ from .simulate_cli import add_simulate_parser
 from .spec import ChargingAnalytics
 from .validation import ManifestError, Manifests, load_file
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-CHART_CRD_DIR = REPO_ROOT / "charts" / "charging-analytics-operator" / "crds"
-
+if TYPE_CHECKING:
+    from .rw.client import RisingWaveClient
 
 #: Exit codes: 1 invalid input or a refused operation, 2 usage or an unreadable file,
 #: 3 RisingWave unreachable, 141 output closed early (128 + SIGPIPE, as a shell reports it).
@@ -173,7 +173,6 @@ async def _plan_for(
 
 
 async def _with_client(args: argparse.Namespace, apply: bool) -> int:
-    from .apply import ApplyError, apply_plan
     from .rw.capabilities import UnsupportedRisingWaveVersion
     from .rw.client import Endpoint, RisingWaveClient
 
@@ -191,38 +190,57 @@ async def _with_client(args: argparse.Namespace, apply: bool) -> int:
             print(f"error: {err}", file=sys.stderr)
             return 1
         for resource in manifests.resources:
-            snapshot = await client.snapshot()
-            owner = snapshot.owners.get(resource.spec.tenant)
-            if owner is not None and owner != _owner(resource):
-                print(
-                    f"error: tenant {resource.spec.tenant} on {endpoint.key} is owned by {owner}",
-                    file=sys.stderr,
-                )
-                status = 1
-                continue
-            plan, missing, objects = await _plan_for(
-                resource, manifests, snapshot, args.secret_store, capabilities
-            )
-            _print_plan(plan, args.output)
-            if not apply or plan.empty:
-                continue
-            unresolved = sorted({role for a in plan.actions for role in _unresolved(a.name, objects)})
-            if missing or unresolved:
-                print(f"error: cannot apply without {', '.join(missing or unresolved)}", file=sys.stderr)
-                status = 1
-                continue
-            if plan.destructive and args.approve != plan.hash:
-                print(f"error: the plan is destructive; re-run with --approve {plan.hash}", file=sys.stderr)
-                status = 1
-                continue
-            try:
-                result = await apply_plan(client, plan, target=_alerts_target(resource, manifests))
-            except ApplyError as err:
-                print(f"error: {err}", file=sys.stderr)
-                status = 1
-                continue
-            print(f"-- applied {len(result.applied)} actions in {result.seconds:.1f}s")
+            ok = await _plan_or_apply(args, client, resource, manifests, capabilities, apply=apply)
+            status = status if ok else 1
     return status
+
+
+async def _plan_or_apply(
+    args: argparse.Namespace,
+    client: RisingWaveClient,
+    resource: ChargingAnalytics,
+    manifests: Manifests,
+    capabilities: Capabilities,
+    *,
+    apply: bool,
+) -> bool:
+    """Print one resource's plan and, for ``apply``, apply it if the rules allow (decide.py)."""
+    from .apply import ApplyError, apply_plan
+
+    snapshot = await client.snapshot()
+    me, tenant = _owner(resource), resource.spec.tenant
+    owner = snapshot.owners.get(tenant)
+    if decide(Facts(me=me, owner=owner)) is Decision.NOT_OWNER:
+        return _refused(f"tenant {tenant} on {client.endpoint.key} is owned by {owner}")
+    plan, missing, objects = await _plan_for(resource, manifests, snapshot, args.secret_store, capabilities)
+    _print_plan(plan, args.output)
+    unresolved = missing or sorted({role for a in plan.actions for role in _unresolved(a.name, objects)})
+    facts = Facts(
+        me=me,
+        owner=owner,
+        mode="Apply" if apply else "Plan",
+        plan=plan,
+        unresolved=unresolved,
+        approved=getattr(args, "approve", None),
+    )
+    decision = decide(facts)
+    if decision is Decision.CREDENTIALS_MISSING:
+        return _refused(f"cannot apply without {', '.join(unresolved)}")
+    if decision is Decision.AWAITING_APPROVAL:
+        return _refused(f"the plan is destructive; re-run with --approve {plan.hash}")
+    if decision is not Decision.APPLY:
+        return True  # plan only, or nothing to change
+    try:
+        result = await apply_plan(client, plan, target=_alerts_target(resource, manifests))
+    except ApplyError as err:
+        return _refused(str(err))
+    print(f"-- applied {len(result.applied)} actions in {result.seconds:.1f}s")
+    return True
+
+
+def _refused(message: str) -> bool:
+    print(f"error: {message}", file=sys.stderr)
+    return False
 
 
 def _alerts_target(resource: ChargingAnalytics, manifests: Manifests) -> TargetRunner | None:
@@ -244,14 +262,19 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 
 def cmd_crds(args: argparse.Namespace) -> int:
+    """Print the CRD, or write it to each output (a ``.yaml``/``.yml`` file, or else a directory
+    to hold CRD_FILENAME); ``--check``: exit 1 if an output differs from what would be written."""
     text = render_crd_yaml()
-    targets = [Path(args.output_dir) / CRD_FILENAME]
-    if args.chart and CHART_CRD_DIR.parent.exists():
-        targets.append(CHART_CRD_DIR / CRD_FILENAME)
-    stale = [t for t in targets if not t.exists() or t.read_text(encoding="utf-8") != text]
+    if not args.outputs:
+        if args.check:
+            raise CliError("crds --check: name the CRD files (or directories) to check")
+        sys.stdout.write(text)
+        return 0
+    targets = [p if p.suffix in (".yaml", ".yml") else p / CRD_FILENAME for p in map(Path, args.outputs)]
     if args.check:
+        stale = [t for t in targets if not t.exists() or t.read_text(encoding="utf-8") != text]
         for t in stale:
-            print(f"out of date: {t} (run `charging-analytics crds`)", file=sys.stderr)
+            print(f"out of date: {t} (run `charging-analytics crds {t}`)", file=sys.stderr)
         return 1 if stale else 0
     for t in targets:
         t.parent.mkdir(parents=True, exist_ok=True)
@@ -273,36 +296,7 @@ def _version() -> str:
         return "unknown"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="charging-analytics", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    def with_file(p: argparse.ArgumentParser) -> None:
-        p.add_argument(
-            "-f",
-            "--file",
-            required=True,
-            action="append",
-            help="YAML manifest(s), multi-document accepted; repeat -f for several files",
-        )
-        p.add_argument(
-            "--secret-store",
-            choices=["inline", "risingwave"],
-            default="inline",
-            help="credentials as RisingWave SECRETs (licensed) or inline (default)",
-        )
-
-    p = sub.add_parser("render", help="print the tenant's statements in apply order")
-    with_file(p)
-    p.set_defaults(func=cmd_render)
-
-    p = sub.add_parser("validate", help="check manifests against the CRD's rules")
-    with_file(p)
-    p.set_defaults(func=cmd_validate)
-
-    p = sub.add_parser("dashboard", help="print the tenant's Grafana dashboard JSON")
+def _with_file(p: argparse.ArgumentParser, *, secret_store: bool = True) -> None:
     p.add_argument(
         "-f",
         "--file",
@@ -310,42 +304,82 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         help="YAML manifest(s), multi-document accepted; repeat -f for several files",
     )
+    if secret_store:
+        p.add_argument(
+            "--secret-store",
+            choices=["inline", "risingwave"],
+            default="inline",
+            help="credentials as RisingWave SECRETs (licensed) or inline (default)",
+        )
+
+
+def _add_offline(sub: Any) -> None:
+    """The commands that read manifests and need no RisingWave: render, validate, dashboard."""
+    p = sub.add_parser("render", help="print the tenant's statements in apply order")
+    _with_file(p)
+    p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser("validate", help="check manifests against the CRD's rules")
+    _with_file(p)
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("dashboard", help="print the tenant's Grafana dashboard JSON")
+    _with_file(p, secret_store=False)
     p.add_argument("--tenant", help="the tenant to print when the files hold several")
     p.set_defaults(func=cmd_dashboard)
 
+
+def _add_crds(sub: Any) -> None:
+    p = sub.add_parser("crds", help="print or write the CRD generated from the resource model")
+    p.add_argument(
+        "outputs",
+        nargs="*",
+        metavar="OUTPUT",
+        help=f"a .yaml file, or a directory to hold {CRD_FILENAME} (repeatable); none: print it",
+    )
+    p.add_argument("--check", action="store_true", help="exit 1 if an OUTPUT is out of date")
+    p.set_defaults(func=cmd_crds)
+
+
+def _add_remote(sub: Any) -> None:
+    """plan and apply, against a RisingWave."""
     for name, func, text in (
         ("plan", cmd_plan, "show what apply would do"),
         ("apply", cmd_apply, "apply the plan to RisingWave"),
     ):
         p = sub.add_parser(name, help=text)
-        with_file(p)
+        _with_file(p)
         p.add_argument("--dsn", required=True, help="postgresql://user[:password]@host:4566/dev")
         p.add_argument("-o", "--output", choices=["text", "json"], default="text", help="plan format")
         if name == "apply":
             p.add_argument("--approve", metavar="PLAN_HASH", help="approve a destructive plan by its hash")
         p.set_defaults(func=func)
 
-    p = sub.add_parser("crds", help="write the CRD generated from the resource model")
-    p.add_argument("--output-dir", default=str(REPO_ROOT / "crds"), help="directory of the CRD file")
-    p.add_argument("--no-chart", dest="chart", action="store_false", help="skip the chart's crds/ copy")
-    p.add_argument("--check", action="store_true", help="exit 1 if a checked-in CRD is out of date")
-    p.set_defaults(func=cmd_crds)
 
-    add_simulate_parser(sub)
-    add_gateway_parser(sub)
-    add_preview_parser(sub)
-
+def _add_operator(sub: Any) -> None:
     p = sub.add_parser("operator", help="run the Kubernetes operator (Kopf)")
     p.add_argument("-A", "--all-namespaces", action="store_true", help="serve every namespace")
-    p.add_argument(
-        "-n", "--namespace", action="append", default=[], help="serve this namespace (repeatable)"
-    )
+    p.add_argument("-n", "--namespace", action="append", default=[], help="serve this namespace (repeatable)")
     p.add_argument("--standalone", action="store_true", help="no peering (single replica)")
     p.add_argument("--peering", default=None, help="peering object name (replicas > 1)")
     p.add_argument(
         "--liveness", default="http://0.0.0.0:8080/healthz", help="URL of the liveness endpoint to serve"
     )
     p.set_defaults(func=cmd_operator)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="charging-analytics", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_offline(sub)
+    _add_remote(sub)
+    _add_crds(sub)
+    add_simulate_parser(sub)
+    add_gateway_parser(sub)
+    add_preview_parser(sub)
+    _add_operator(sub)
     return parser
 
 

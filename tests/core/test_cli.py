@@ -304,11 +304,11 @@ def test_crds_check_exits_one_for_a_tampered_copy_and_zero_for_a_fresh_one(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out_dir = tmp_path / "crds"
-    assert run(["crds", "--no-chart", "--output-dir", str(out_dir)], capsys)[0] == 0
-    assert run(["crds", "--check", "--no-chart", "--output-dir", str(out_dir)], capsys)[0] == 0
+    assert run(["crds", str(out_dir)], capsys)[0] == 0
+    assert run(["crds", "--check", str(out_dir / CRD_FILENAME)], capsys)[0] == 0
     target = out_dir / CRD_FILENAME
     target.write_text(target.read_text(encoding="utf-8") + "# edited\n", encoding="utf-8")
-    code, _, err = run(["crds", "--check", "--no-chart", "--output-dir", str(out_dir)], capsys)
+    code, _, err = run(["crds", "--check", str(out_dir / CRD_FILENAME)], capsys)
     assert code == 1
     assert f"out of date: {target}" in err
 
@@ -316,7 +316,7 @@ def test_crds_check_exits_one_for_a_tampered_copy_and_zero_for_a_fresh_one(
 def test_crds_check_exits_one_when_the_file_is_missing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert run(["crds", "--check", "--no-chart", "--output-dir", str(tmp_path)], capsys)[0] == 1
+    assert run(["crds", "--check", str(tmp_path)], capsys)[0] == 1
 
 
 def test_console_script_renders_the_same_as_the_golden_file(tmp_path: Path) -> None:

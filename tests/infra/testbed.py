@@ -25,7 +25,7 @@ def crd_files() -> list[Path]:
     files = sorted(CRD_DIR.glob("*.yaml"))
     if not files:
         raise InfraError(
-            f"no CRD in {CRD_DIR}: generate it with `charging-analytics crds` (or "
+            f"no CRD in {CRD_DIR}: generate it with `charging-analytics crds crds/` (or "
             "`python3 -c \"import sys; sys.path.insert(0,'operator'); from charging_analytics.crd "
             "import write_crd; from pathlib import Path; write_crd(Path('crds'))\"`)"
         )
