@@ -79,6 +79,37 @@ class Reason(StrEnum):
     DASHBOARDS_FAILED = "DashboardsFailed"
 
 
+#: Reasons only Events carry, never a condition.
+EVENT_REASONS: frozenset[Reason] = frozenset(
+    {
+        Reason.DRIFT_CORRECTED,
+        Reason.APPROVAL_REQUIRED,
+        Reason.TOPIC_CREATED,
+        Reason.NOT_OWNER,
+        Reason.NOTHING_TO_DELETE,
+        Reason.DELETED,
+        Reason.FINALIZER_RELEASED,
+        Reason.DASHBOARD_CREATED,
+        Reason.DASHBOARD_UPDATED,
+        Reason.DASHBOARD_DELETED,
+        Reason.DASHBOARDS_FAILED,
+    }
+)
+#: Reasons of the Drifted condition.
+DRIFT_REASONS: frozenset[Reason] = frozenset({Reason.IN_SYNC, Reason.DRIFT_DETECTED})
+#: Reasons a resource is Ready=True with (converged, or Plan mode's plan published).
+READY_REASONS: frozenset[Reason] = frozenset({Reason.APPLIED, Reason.UP_TO_DATE, Reason.PLAN_READY})
+#: Reasons a resource waits for a human with (Ready=False, neither reconciling nor stalled).
+WAITING_REASONS: frozenset[Reason] = frozenset({Reason.APPROVAL_PENDING, Reason.SUSPENDED})
+#: Reasons of work in progress (Reconciling=True).
+PROGRESS_REASONS: frozenset[Reason] = frozenset({Reason.BACKFILLING, Reason.DELETING})
+#: Reasons of a Stalled=True condition: only a change to the spec or the world helps (README's
+#: troubleshooting table explains each one).
+STALLED_REASONS: frozenset[Reason] = frozenset(Reason) - (
+    EVENT_REASONS | DRIFT_REASONS | READY_REASONS | WAITING_REASONS | PROGRESS_REASONS
+)
+
+
 class Origin(StrEnum):
     """What started a reconcile (Kopf's handler, or a Secret the resource references)."""
 

@@ -11,6 +11,7 @@ layout), comparing status and message exactly, as Argo CD's ``TestLuaHealthScrip
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,24 @@ import lupa.lua51 as lua51
 import pytest
 import yaml
 
+from charging_analytics.plan import Drift, Plan
 from charging_analytics.spec import ChargingAnalytics, ChargingAnalyticsStatus
+from charging_analytics.status import (
+    DRIFT_REASONS,
+    EVENT_REASONS,
+    PROGRESS_REASONS,
+    READY_REASONS,
+    STALLED_REASONS,
+    WAITING_REASONS,
+    Cond,
+    Reason,
+    drifted,
+    merge_conditions,
+    ready,
+    reconciling,
+    stalled,
+    waiting,
+)
 
 ARGOCD_DIR = Path(__file__).resolve().parents[2] / "charts" / "charging-analytics-operator" / "argocd"
 HEALTH_LUA = ARGOCD_DIR / "health.lua"
@@ -128,3 +146,83 @@ def test_health_drift_without_ondrift_field_is_treated_as_correct_the_crd_defaul
     obj = yaml.safe_load((ARGOCD_DIR / "testdata" / "drift_being_corrected.yaml").read_text())
     del obj["spec"]["onDrift"]
     assert run_health(obj)["status"] == "Progressing"
+
+
+# --------------------------------------------------------------------------------------------
+# The script against the reasons the operator writes (charging_analytics.status.Reason)
+# --------------------------------------------------------------------------------------------
+
+#: kstatus's generic reasons, which the script also accepts from other writers; the operator
+#: itself reports progress as Reconciling=True (reason Backfilling or Deleting).
+KSTATUS_GENERIC_REASONS = {"Reconciling", "Progressing"}
+#: Cases of statuses the operator never writes (Ready=Unknown; Ready=False with a generic
+#: kstatus reason), kept because the script must still map them.
+NOT_FROM_THE_OPERATOR = {"ready_unknown", "ready_false_reconciling_reason"}
+
+
+def _case_conditions(case: dict[str, Any]) -> list[dict[str, Any]]:
+    obj = yaml.safe_load((ARGOCD_DIR / case["inputPath"]).read_text())
+    conditions: list[dict[str, Any]] = (obj.get("status") or {}).get("conditions") or []
+    return conditions
+
+
+def test_every_reason_the_script_compares_with_is_one_the_operator_writes() -> None:
+    compared = set(re.findall(r'reason == "([A-Za-z]+)"', HEALTH_LUA.read_text()))
+    assert {"PlanReady", "ApprovalPending"} <= compared
+    assert compared - KSTATUS_GENERIC_REASONS <= {r.value for r in Reason}
+
+
+@pytest.mark.parametrize(
+    "case", [c for c in HEALTH_TESTS if _case_id(c) not in NOT_FROM_THE_OPERATOR], ids=_case_id
+)
+def test_health_testdata_carries_only_reasons_the_operator_writes(case: dict[str, Any]) -> None:
+    written = {r.value for r in Reason} - {r.value for r in EVENT_REASONS}
+    assert {cond["reason"] for cond in _case_conditions(case)} <= written
+
+
+def _with_conditions(conds: list[Cond], **spec: Any) -> dict[str, Any]:
+    obj: dict[str, Any] = yaml.safe_load((ARGOCD_DIR / "testdata" / "healthy.yaml").read_text())
+    obj["spec"].update(spec)
+    obj["status"]["conditions"] = merge_conditions(None, conds, obj["metadata"].get("generation"))
+    obj["status"]["plan"] = {"hash": "sha256:abc", "actions": 2}
+    return obj
+
+
+#: What each condition reason's status (as the operator builds it) means to Argo CD.
+HEALTH_BY_REASON: dict[Reason, str] = {
+    **dict.fromkeys((Reason.APPLIED, Reason.UP_TO_DATE), "Healthy"),
+    Reason.PLAN_READY: "Suspended",  # Plan mode with actions pending
+    Reason.APPROVAL_PENDING: "Suspended",
+    Reason.SUSPENDED: "Suspended",
+    **dict.fromkeys(PROGRESS_REASONS, "Progressing"),
+    **dict.fromkeys(STALLED_REASONS, "Degraded"),
+}
+
+
+def _status_for(reason: Reason) -> dict[str, Any]:
+    if reason in READY_REASONS:
+        mode = "Plan" if reason == Reason.PLAN_READY else "Apply"
+        return _with_conditions([*ready(reason, "m"), drifted(None)], mode=mode)
+    if reason in WAITING_REASONS:
+        return _with_conditions(waiting(reason, "m"), suspend=reason == Reason.SUSPENDED)
+    if reason in PROGRESS_REASONS:
+        return _with_conditions(reconciling(reason, "m"))
+    return _with_conditions(stalled(reason, "m"))
+
+
+def test_every_condition_reason_has_the_argo_health_it_should() -> None:
+    conditions = set(Reason) - EVENT_REASONS - DRIFT_REASONS
+    assert set(HEALTH_BY_REASON) == conditions
+    for reason, health in HEALTH_BY_REASON.items():
+        assert run_health(_status_for(reason))["status"] == health, reason
+
+
+@pytest.mark.parametrize(("on_drift", "health"), [("Report", "Degraded"), ("Correct", "Progressing")])
+def test_drift_reasons_have_the_argo_health_they_should(on_drift: str, health: str) -> None:
+    drift_found = (Drift("north.sessions", "MaterializedView", "modified"),)
+    plan = Plan(tenant="north", actions=(), drift=drift_found, changed=())
+    in_sync = _with_conditions([*ready(Reason.APPLIED, "m"), drifted(None)], onDrift=on_drift)
+    drift = _with_conditions([*ready(Reason.APPLIED, "m"), drifted(plan)], onDrift=on_drift)
+    assert drifted(plan).reason == Reason.DRIFT_DETECTED
+    assert run_health(in_sync)["status"] == "Healthy"
+    assert run_health(drift)["status"] == health
