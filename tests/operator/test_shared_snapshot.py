@@ -23,13 +23,14 @@ import pytest
 from prometheus_client import REGISTRY
 
 from charging_analytics import constants as c
-from charging_analytics.catalog import CatalogSnapshot
+from charging_analytics.catalog import CatalogSnapshot, TenantCatalog
 from charging_analytics.operator import service as service_module
+from charging_analytics.operator.endpoints import EndpointPool
 from charging_analytics.operator.kube import KubeApi, StoredSecret
 from charging_analytics.operator.service import Outcome, Resource, Service
 from charging_analytics.operator.settings import OperatorSettings
 from charging_analytics.rw import client as client_module
-from charging_analytics.rw.client import RisingWaveClient
+from charging_analytics.rw.client import Endpoint, RisingWaveClient
 from tests.rw_double import RisingWaveDouble
 
 TENANTS = 50
@@ -230,5 +231,52 @@ def test_timer_reconciles_of_many_tenants_share_one_catalog_read_per_interval(
             assert reads() == before
         finally:
             await service.close()
+
+    asyncio.run(scenario())
+
+
+def test_concurrent_fresh_reads_share_one_read_and_a_later_request_waits_for_the_next(
+    risingwave_double: RisingWaveDouble, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Single-flight: requests whose freshness the read in flight satisfies join it; one that
+    needs a read begun after that one's start gets the next read, which then serves it."""
+    double = risingwave_double
+    clock = Clock()
+    client_reads = ReadCounter(monkeypatch)
+    endpoint = Endpoint(host=double.host, port=double.port, database="dev", user="root", password="")
+
+    async def scenario() -> None:
+        pool = EndpointPool(settings(), clock.monotonic)
+        client = await pool.client(endpoint)
+        try:
+            before = clock.monotonic()
+            views = await asyncio.gather(*(pool.view(client, f"t{i}", fresh_since=before) for i in range(20)))
+            assert client_reads.calls == 1, "20 requests met by the one read in flight"
+            assert all(v.owner is None and not v.catalog.schema_exists for v in views)
+
+            first = asyncio.create_task(pool.view(client, "t0", fresh_since=clock.monotonic()))
+            await asyncio.sleep(0)  # the first read is now in flight
+            clock.offset += 0.001  # a request arriving after that read began ...
+            later = pool.view(client, "t1", fresh_since=clock.monotonic())
+            joined = pool.view(client, "t2", fresh_since=before)  # ... and one it satisfies
+            await asyncio.gather(first, later, joined)
+            assert client_reads.calls == 3, "the later request waited for one more read, no more"
+
+            # what a tenant's own apply left is seen without a read while the snapshot is young
+            written = TenantCatalog(tenant="t3", schema_exists=True, owner="fleet/t3")
+            pool.wrote(endpoint, "t3", written)
+            own = await pool.view(client, "t3")
+            assert (own.catalog, own.owner, client_reads.calls) == (written, "fleet/t3", 3)
+            # ... and an unknown result (a failed apply) forces the tenant's next view to read
+            pool.wrote(endpoint, "t4", None)
+            await pool.view(client, "t4")
+            assert client_reads.calls == 4
+            # once the snapshot ages out, a read that began after the apply replaces its record
+            clock.offset += CACHE_SECONDS + 1
+            replaced = await pool.view(client, "t3")
+            assert client_reads.calls == 5
+            assert replaced.owner is None  # nothing was really applied for t3 in the double
+        finally:
+            await pool.close()
 
     asyncio.run(scenario())
