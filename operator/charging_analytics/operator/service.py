@@ -376,8 +376,9 @@ class Service:
         """When the read a reconcile plans against must have begun (None: the shared one will do).
 
         A new or changed spec plans against a read that began once it existed: for a create, its
-        creation (so a burst of creates shares the reads that began after it); for an update, its
-        arrival. A timer, a restart's resume pass or a Secret change share the interval's read.
+        creation (so a burst of creates shares the reads that began after it), and no longer ago
+        than the snapshot's age (a create retried long after it came reads anew); for an update,
+        its arrival. A timer, a restart's resume pass or a Secret change share the interval's read.
         """
         if origin not in (Origin.CREATE, Origin.UPDATE):
             return None
@@ -385,7 +386,7 @@ class Service:
         if origin == Origin.UPDATE or res.created is None:
             return now
         age = max(0.0, time.time() - res.created - _TIMESTAMP_RESOLUTION)
-        return now - age
+        return now - min(age, self.settings.catalog_cache_seconds)
 
     async def _converge(self, res: Resource, origin: Origin, target: _Target, out: Outcome) -> Outcome:
         spec, view = target.spec, target.view
