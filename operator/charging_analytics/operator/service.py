@@ -400,13 +400,14 @@ class Service:
                 retry=False,
             )
         planned = await self._plan(res, target, out)
+        unresolved = sorted({role for o in planned.desired for role in o.unresolved})
         decision = decide(
             Facts(
                 me=res.owner,
                 owner=view.owner,
                 mode=spec.mode,
                 plan=planned.plan,
-                unresolved=sorted({role for o in planned.desired for role in o.unresolved}),
+                unresolved=unresolved,
                 approved=res.annotations.get(c.ANNOTATION_APPROVED_PLAN),
             )
         )
@@ -419,10 +420,8 @@ class Service:
             out.status["plan"] = None
             return out
         if decision is Decision.CREDENTIALS_MISSING:
-            roles = sorted({role for o in planned.desired for role in o.unresolved})
-            return self._stalled(
-                res, out, Reason.CREDENTIALS_UNRESOLVED, f"no credentials for {', '.join(roles)}"
-            )
+            message = f"no credentials for {', '.join(unresolved)}"
+            return self._stalled(res, out, Reason.CREDENTIALS_UNRESOLVED, message)
         if planned.plan.drift and spec.on_drift != "Correct":
             out.events.append(("Warning", Reason.DRIFT_DETECTED, planned.drift.message))
         metrics.PENDING_APPROVALS.labels(res.namespace, res.name).set(
