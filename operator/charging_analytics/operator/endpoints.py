@@ -63,6 +63,9 @@ class _Shared:
     snapshot: CatalogSnapshot | None = None
     inflight: tuple[float, asyncio.Task[CatalogSnapshot]] | None = None
     written: dict[str, _Written] = field(default_factory=dict)
+    #: when an apply last left the ledger table in place (every successful plan creates it if
+    #: missing): snapshots read before then may not show it
+    ledger_at: float = float("-inf")
 
 
 class EndpointPool:
@@ -160,13 +163,22 @@ class EndpointPool:
             return TenantView(written.catalog, True, written.catalog.owner)
         if written is not None and shared.started >= written.at:
             del shared.written[tenant]  # the shared snapshot has caught up with the apply
-        return TenantView(snapshot.tenant(tenant), snapshot.ledger_exists, snapshot.owners.get(tenant))
+        # another tenant's apply may have created the ledger since this read began: planning
+        # its bootstrap again would cost two statements per tenant of a burst
+        ledger = snapshot.ledger_exists or started < shared.ledger_at
+        return TenantView(snapshot.tenant(tenant), ledger, snapshot.owners.get(tenant))
 
-    def wrote(self, endpoint: Endpoint, tenant: str, catalog: TenantCatalog | None) -> None:
+    def wrote(
+        self, endpoint: Endpoint, tenant: str, catalog: TenantCatalog | None, *, ledger: bool = False
+    ) -> None:
         """The tenant's objects were just changed; ``catalog`` is what they are now, or None when
-        that is unknown (a failed apply, a teardown): then its next reconcile reads anew."""
+        that is unknown (a failed apply, a teardown): then its next reconcile reads anew.
+        ``ledger``: the ledger table exists now (a plan that succeeded made sure of it)."""
         shared = self._shared.setdefault(endpoint.key, _Shared())
-        shared.written[tenant] = _Written(self.clock(), catalog)
+        now = self.clock()
+        shared.written[tenant] = _Written(now, catalog)
+        if ledger:
+            shared.ledger_at = now
 
     async def _read_since(
         self, shared: _Shared, client: RisingWaveClient, need: float, *, young: bool

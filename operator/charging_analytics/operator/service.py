@@ -506,7 +506,8 @@ class Service:
                 return self._stalled(res, out, Reason.APPLY_FAILED, what)
             catalog = catalog_after(catalog, plan, built)
             # the tenant's next reconcile plans against what this apply left, not an older read
-            self.endpoints.wrote(target.endpoint, target.spec.tenant, catalog if built is not None else None)
+            known = catalog if built is not None else None
+            self.endpoints.wrote(target.endpoint, target.spec.tenant, known, ledger=True)
             drift = self._applied(res, target, planned, result, catalog, out)
         return self._report(res, planned, catalog, drift, out)
 
