@@ -43,7 +43,7 @@ from hypothesis import strategies as st
 
 from charging_analytics import cli
 from charging_analytics import constants as c
-from charging_analytics.operator import service as service_module
+from charging_analytics.operator import credentials as credentials_module
 from charging_analytics.operator.kube import KubeApi
 from charging_analytics.operator.service import Resource, Service
 from charging_analytics.operator.settings import OperatorSettings
@@ -252,7 +252,7 @@ def _run_path(
 @pytest.fixture(autouse=True)
 def _hostile_reader_password(monkeypatch: pytest.MonkeyPatch) -> None:
     """The operator generates the read-only user's password; make that value hostile too."""
-    monkeypatch.setattr(service_module.secrets, "token_urlsafe", lambda n: _READER[0])
+    monkeypatch.setattr(credentials_module.secrets, "token_urlsafe", lambda n: _READER[0])
 
 
 _READER = ["r\\o'pw\"$$\n" + uuid.uuid4().hex[:6]]
