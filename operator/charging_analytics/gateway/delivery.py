@@ -6,6 +6,7 @@ the broker has acknowledged the record (``acks=all``, idempotent producer), or r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -48,7 +49,11 @@ def producer_config(kafka: KafkaSpec, credential: Credential | None = None) -> d
 
 class Publisher:
     """One idempotent producer, polled by its own thread; delivery reports resolve futures on
-    the event loop that awaited them."""
+    the event loop that awaited them.
+
+    The reports a ``poll`` (or ``flush``) served are handed to each loop in one callback, so a
+    burst of acknowledgements wakes the loop once rather than once per record.
+    """
 
     def __init__(
         self,
@@ -68,6 +73,8 @@ class Publisher:
             }
         )
         self._observe = observe
+        self._settled: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None], KafkaError | None]] = []
+        self._settled_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, name="kafka-delivery", daemon=True)
         self._thread.start()
@@ -75,6 +82,18 @@ class Publisher:
     def _poll(self) -> None:
         while not self._stop.is_set():
             self._producer.poll(0.05)
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        """Resolve, on their loops, the futures whose delivery reports came in."""
+        with self._settled_lock:
+            settled, self._settled = self._settled, []
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[None], KafkaError | None]]] = {}
+        for loop, done, err in settled:
+            by_loop.setdefault(loop, []).append((done, err))
+        for loop, batch in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+                loop.call_soon_threadsafe(_resolve_all, batch)
 
     async def publish(self, topic: str, key: bytes, value: bytes) -> None:
         loop = asyncio.get_running_loop()
@@ -84,7 +103,8 @@ class Publisher:
         def settle(err: KafkaError | None, _msg: Message) -> None:
             if self._observe is not None:
                 self._observe(time.monotonic() - started, err is None)
-            loop.call_soon_threadsafe(_resolve, done, err)
+            with self._settled_lock:
+                self._settled.append((loop, done, err))
 
         try:
             self._producer.produce(topic, value=value, key=key, on_delivery=settle)
@@ -96,13 +116,21 @@ class Publisher:
 
     def flush(self, timeout: float) -> int:
         """Wait for outstanding deliveries; the number still undelivered."""
-        return int(self._producer.flush(timeout))
+        left = int(self._producer.flush(timeout))
+        self._hand_over()
+        return left
 
     def close(self, timeout: float = 10.0) -> int:
         left = self.flush(timeout)
         self._stop.set()
         self._thread.join(timeout=2)
+        self._hand_over()
         return left
+
+
+def _resolve_all(batch: list[tuple[asyncio.Future[None], KafkaError | None]]) -> None:
+    for done, err in batch:
+        _resolve(done, err)
 
 
 def _resolve(done: asyncio.Future[None], err: KafkaError | None) -> None:

@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any, Final, TypeVar, cast
 
+import ocpp.messages
 from ocpp.exceptions import (
     InternalError,
     NotSupportedError,
@@ -494,6 +495,11 @@ class V201Session(_Session, V201ChargePoint):  # type: ignore[misc]
 
 
 _ocpp_log = logging.getLogger("charging_analytics.gateway.ocpp")
+# The library validates each call and each result against its JSON schema in the event loop's
+# default thread pool unless told otherwise: two thread hops per call, and calls queue behind
+# whatever else runs there. The (cached) validators take tens of microseconds on OCPP's small
+# payloads, so validating in the loop is cheaper and keeps the pool free.
+ocpp.messages.ASYNC_VALIDATION = False
 _ocpp_log.setLevel(logging.WARNING)  # the library logs every payload at INFO
 
 
@@ -546,9 +552,12 @@ class Gateway:
         if not events:
             return
         publisher = self._publisher(producer_config(tenant.kafka, tenant.kafka_credential))
-        await asyncio.gather(
-            *(publisher.publish(tenant.topic, e.station_id.encode(), e.to_json_bytes()) for e in events)
-        )
+        if len(events) == 1:  # the usual case, without gather's task per event
+            await publisher.publish(tenant.topic, events[0].station_id.encode(), events[0].to_json_bytes())
+        else:
+            await asyncio.gather(
+                *(publisher.publish(tenant.topic, e.station_id.encode(), e.to_json_bytes()) for e in events)
+            )
         for e in events:
             self.metrics.published.labels(tenant.tenant, e.event_type).inc()
 
@@ -611,6 +620,12 @@ class Gateway:
             process_request=self._process_request,
             subprotocols=list(SUBPROTOCOLS),  # type: ignore[arg-type]
             max_size=self.config.max_message_bytes,
+            # No permessage-deflate: its zlib state costs about 100 KiB per connection whose
+            # charger asks for it, for frames of a few hundred bytes.
+            compression=None,
+            # Frames are handled one at a time per connection (OCPP-J: one call outstanding),
+            # so a short read queue is enough and bounds what a flooding charger can buffer.
+            max_queue=4,
             ssl=self._ssl,
             server_header=None,
         )

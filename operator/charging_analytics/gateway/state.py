@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
@@ -45,6 +46,9 @@ class StateStore:
         self._consumer: Consumer | None = None
         self._offsets: Consumer | None = None
         self._thread: threading.Thread | None = None
+        #: The end-offset query the next :meth:`catch_up` callers share, and the task running them.
+        self._next_ends: asyncio.Future[dict[int, int]] | None = None
+        self._querying: asyncio.Future[None] | None = None
 
     @property
     def topic(self) -> str:
@@ -90,29 +94,7 @@ class StateStore:
 
         try:
             self.ensure_topic(left())
-            consumer = Consumer(
-                {
-                    "bootstrap.servers": self._bootstrap,
-                    "group.id": f"cha-gateway-state-{uuid.uuid4().hex}",  # never committed
-                    "enable.auto.commit": False,
-                    "auto.offset.reset": "earliest",
-                    "logger": _log,
-                }
-            )
-            self._consumer = consumer
-            try:
-                meta = consumer.list_topics(self.topic, timeout=left()).topics[self.topic]
-            except KafkaException as err:
-                raise StateUnavailable(f"cannot read gateway state topic {self.topic}: {err}") from None
-            if meta.error is not None or not meta.partitions:
-                raise StateUnavailable(f"gateway state topic {self.topic}: {meta.error or 'no partitions'}")
-            partitions = sorted(meta.partitions)
-            consumer.assign([TopicPartition(self.topic, p, -2) for p in partitions])  # -2: beginning
-            self._positions = dict.fromkeys(partitions, 0)
-            # Watermark queries get a client of their own: the follower thread owns ``consumer``.
-            self._offsets = Consumer(
-                {"bootstrap.servers": self._bootstrap, "group.id": "cha-gateway-offsets", "logger": _log}
-            )
+            self._assign(left)
             self._thread = threading.Thread(target=self._follow, name="gateway-state", daemon=True)
             self._thread.start()
             ends: dict[int, int] | None = None
@@ -126,6 +108,32 @@ class StateStore:
         except BaseException:
             self.close()
             raise
+
+    def _assign(self, left: Callable[[], float]) -> None:
+        """The follower's consumer, assigned every partition from the beginning, and the client
+        for watermark queries (the follower thread owns its consumer)."""
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self._bootstrap,
+                "group.id": f"cha-gateway-state-{uuid.uuid4().hex}",  # never committed
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "logger": _log,
+            }
+        )
+        self._consumer = consumer
+        try:
+            meta = consumer.list_topics(self.topic, timeout=left()).topics[self.topic]
+        except KafkaException as err:
+            raise StateUnavailable(f"cannot read gateway state topic {self.topic}: {err}") from None
+        if meta.error is not None or not meta.partitions:
+            raise StateUnavailable(f"gateway state topic {self.topic}: {meta.error or 'no partitions'}")
+        partitions = sorted(meta.partitions)
+        consumer.assign([TopicPartition(self.topic, p, -2) for p in partitions])  # -2: beginning
+        self._positions = dict.fromkeys(partitions, 0)
+        self._offsets = Consumer(
+            {"bootstrap.servers": self._bootstrap, "group.id": "cha-gateway-offsets", "logger": _log}
+        )
 
     def _follow(self) -> None:
         consumer, stop = self._consumer, self._stop  # close() replaces both
@@ -162,12 +170,45 @@ class StateStore:
 
     async def catch_up(self, limit_s: float = 10.0) -> None:
         """Wait until everything written to the topic before this call has been read."""
-        ends = await asyncio.to_thread(self._end_offsets)
+        ends = await self._fresh_end_offsets()
         deadline = time.monotonic() + limit_s
         while not self._caught_up(ends):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"gateway state topic {self.topic} lags")
             await asyncio.sleep(0.01)
+
+    async def _fresh_end_offsets(self) -> dict[int, int]:
+        """The topic's end offsets, read by a query that started after this call began.
+
+        Callers at the same time (a burst of reconnecting stations) share one query: each
+        waits for the next query to start, not for one already under way, so what it gets is
+        no older than its call. One query at a time also keeps the watermark client to one
+        thread, and a burst from occupying the event loop's default executor.
+        """
+        loop = asyncio.get_running_loop()
+        if self._next_ends is None or self._next_ends.get_loop() is not loop:
+            self._next_ends = loop.create_future()
+            # Retrieved here, so a failure nobody waits for any more is not reported as lost.
+            self._next_ends.add_done_callback(lambda f: f.cancelled() or f.exception())
+            if self._querying is None or self._querying.done() or self._querying.get_loop() is not loop:
+                self._querying = asyncio.ensure_future(self._query_ends())
+        return await asyncio.shield(self._next_ends)
+
+    async def _query_ends(self) -> None:
+        while self._next_ends is not None:
+            waiting, self._next_ends = self._next_ends, None
+            try:
+                ends = await asyncio.to_thread(self._end_offsets)
+            except asyncio.CancelledError:
+                for pending in (waiting, self._next_ends):
+                    if pending is not None:
+                        pending.cancel()
+                self._next_ends = None
+                raise
+            except Exception as err:  # handed to every caller that shares this query
+                waiting.set_exception(err)
+            else:
+                waiting.set_result(ends)
 
     def get(self, key: str) -> Any:
         with self._lock:
