@@ -64,6 +64,29 @@ def add_gateway_parser(sub: Any) -> None:
         help="tenants from the ChargingAnalytics resources (spec.gateway) and their Secrets in "
         "--namespace (default: $CHA_WATCH_NAMESPACES), followed while running",
     )
+    _add_kubernetes_arguments(p)
+    p.add_argument(
+        "--startup-timeout",
+        type=float,
+        default=30.0,
+        help="seconds one start-up attempt (state topic, tenants) may take before it is logged and retried",
+    )
+    p.add_argument("--tls-cert", help="PEM certificate chain: serve wss:// (security profile 2)")
+    p.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    p.add_argument("--metrics-port", type=int, default=9100, help="/metrics, /healthz, /readyz")
+    p.add_argument(
+        "--max-message-bytes",
+        type=int,
+        default=65536,
+        help="largest OCPP frame accepted; a larger one closes the connection (1009)",
+    )
+    p.add_argument("--delivery-timeout", type=float, default=10.0, help="seconds to wait for Kafka's ack")
+    p.add_argument("--log-format", choices=("text", "json"), default="text", help="log line format")
+    p.set_defaults(func=cmd_gateway)
+
+
+def _add_kubernetes_arguments(p: Any) -> None:
+    """What only ``--kubernetes`` uses (a tenants file carries these settings itself)."""
     p.add_argument(
         "--namespace",
         action="append",
@@ -88,24 +111,6 @@ def add_gateway_parser(sub: Any) -> None:
         default=300,
         help="with --kubernetes: heartbeat seconds sent in BootNotification",
     )
-    p.add_argument(
-        "--startup-timeout",
-        type=float,
-        default=30.0,
-        help="seconds one start-up attempt (state topic, tenants) may take before it is logged and retried",
-    )
-    p.add_argument("--tls-cert", help="PEM certificate chain: serve wss:// (security profile 2)")
-    p.add_argument("--tls-key", help="PEM private key of --tls-cert")
-    p.add_argument("--metrics-port", type=int, default=9100, help="/metrics, /healthz, /readyz")
-    p.add_argument(
-        "--max-message-bytes",
-        type=int,
-        default=65536,
-        help="largest OCPP frame accepted; a larger one closes the connection (1009)",
-    )
-    p.add_argument("--delivery-timeout", type=float, default=10.0, help="seconds to wait for Kafka's ack")
-    p.add_argument("--log-format", choices=("text", "json"), default="text", help="log line format")
-    p.set_defaults(func=cmd_gateway)
 
 
 def server_ssl_context(cert: str, key: str) -> ssl.SSLContext:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -428,6 +428,31 @@ def v201_transaction_event(
     event_type = payload["event_type"]
     at = parse_time(payload["timestamp"], received_at)
     seq = int(payload["seq_no"])
+    state = _v201_located(payload, state, at, transaction)
+    connector, kind = state.evse_id, ctx.connector_type(state.evse_id, state.connector_id)
+    if connector == 0:
+        raise MappingError("a transaction cannot run on EVSE 0 (the station)")
+
+    events: list[OcppEvent] = []
+
+    def emit(kind_: EventType, when: datetime, kwh: float) -> None:
+        events.append(_event(ctx, kind_, connector, kind, when, transaction=transaction, kwh=kwh, seq=seq))
+
+    readings = _readings(payload.get("meter_value") or (), received_at)
+    state = _v201_emit_readings(state, event_type, readings, at, emit)
+    charging = _V201_CHARGING_STATE.get(info.get("charging_state") or "")
+    if charging is not None and event_type != "Ended":
+        events.append(_status_event(ctx, connector, charging, "NoError", at, state.connector_id))
+    return events, state
+
+
+def _v201_located(
+    payload: Mapping[str, Any], state: Transaction201 | None, at: datetime, transaction: str
+) -> Transaction201:
+    """The transaction's state with where it runs: OCPP 2.0.1 sends the EVSE only in a
+    transaction's first event (and its connector perhaps later); a ``Started`` event sets the
+    start time."""
+    event_type = payload["event_type"]
     evse = payload.get("evse")
     if evse is not None:
         evse_id, sub = int(evse["id"]), evse.get("connector_id")
@@ -439,16 +464,18 @@ def v201_transaction_event(
         raise MappingError(f"TransactionEvent {event_type} of unknown transaction {transaction} without evse")
     if event_type == "Started":
         state = replace(state, started_at=format_timestamp(at))
-    connector, kind = state.evse_id, ctx.connector_type(state.evse_id, state.connector_id)
-    if connector == 0:
-        raise MappingError("a transaction cannot run on EVSE 0 (the station)")
+    return state
 
-    events: list[OcppEvent] = []
-    readings = _readings(payload.get("meter_value") or (), received_at)
 
-    def emit(kind_: EventType, when: datetime, kwh: float) -> None:
-        events.append(_event(ctx, kind_, connector, kind, when, transaction=transaction, kwh=kwh, seq=seq))
-
+def _v201_emit_readings(
+    state: Transaction201,
+    event_type: str,
+    readings: list[tuple[datetime, float]],
+    at: datetime,
+    emit: Callable[[EventType, datetime, float], None],
+) -> Transaction201:
+    """Emit the start (once its first register reading is known), the readings, and on
+    ``Ended`` the stop; the state with what was published and the last reading."""
     if not state.start_published and (readings or state.last_kwh is not None or event_type == "Ended"):
         first = readings[0][1] if readings else state.last_kwh
         if first is not None:
@@ -467,10 +494,7 @@ def v201_transaction_event(
         for when, kwh in readings:
             emit("MeterValues", when, kwh)
             state = replace(state, last_kwh=kwh)
-    charging = _V201_CHARGING_STATE.get(info.get("charging_state") or "")
-    if charging is not None and event_type != "Ended":
-        events.append(_status_event(ctx, connector, charging, "NoError", at, state.connector_id))
-    return events, state
+    return state
 
 
 def v201_reported_connector_types(payload: Mapping[str, Any]) -> dict[tuple[int, int], ConnectorType]:
