@@ -28,7 +28,6 @@ from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any, Final, TypeVar, cast
 
-import ocpp.messages
 from ocpp.exceptions import (
     InternalError,
     NotSupportedError,
@@ -56,7 +55,7 @@ from websockets.http11 import Request, Response
 
 from ..events import OcppEvent, format_timestamp
 from ..spec import STATION_ID_PATTERN, TENANT_PATTERN
-from . import mapping
+from . import mapping, schemas
 from .config import GatewayConfig, Station, Tenant
 from .delivery import DeliveryError, Publisher, producer_config
 from .state import StateStore, StateUnavailable
@@ -67,8 +66,13 @@ F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 
 def on(action: str) -> Callable[[F], F]:
-    """The ``ocpp`` library's handler decorator, typed (the library ships no type hints)."""
-    return cast(Callable[[F], F], _on(action))
+    """The ``ocpp`` library's handler decorator, typed (the library ships no type hints).
+
+    The library's own schema validation is off: :meth:`_Session.route_frame` validates each
+    call with the compiled schemas of :mod:`.schemas` (the library's schemas and errors). The
+    results are the handlers' fixed ``call_result`` shapes.
+    """
+    return cast(Callable[[F], F], _on(action, skip_schema_validation=True))
 
 
 SUBPROTOCOLS: Final = ("ocpp2.0.1", "ocpp1.6")
@@ -279,6 +283,7 @@ class _Session:
             await self._reply_error(msg.unique_id, unknown)
             return
         try:
+            await schemas.validate_call(msg, self.version)
             await self._handle_call(msg)  # type: ignore[attr-defined]
         except OCPPError as error:
             await self._reply_error(msg.unique_id, error)
@@ -495,11 +500,6 @@ class V201Session(_Session, V201ChargePoint):  # type: ignore[misc]
 
 
 _ocpp_log = logging.getLogger("charging_analytics.gateway.ocpp")
-# The library validates each call and each result against its JSON schema in the event loop's
-# default thread pool unless told otherwise: two thread hops per call, and calls queue behind
-# whatever else runs there. The (cached) validators take tens of microseconds on OCPP's small
-# payloads, so validating in the loop is cheaper and keeps the pool free.
-ocpp.messages.ASYNC_VALIDATION = False
 _ocpp_log.setLevel(logging.WARNING)  # the library logs every payload at INFO
 
 
