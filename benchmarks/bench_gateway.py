@@ -702,6 +702,9 @@ def limits(rate: dict[str, Any]) -> str:
         f"{wait:.0f}% of the time",
         "generator " + "/".join(f"{g:.0f}%" for g in generators),
     ]
+    if rate["calls"]:
+        cpu_ms = 10 * gateway * rate["elapsed_s"] / rate["calls"]  # % of a core -> ms per call
+        parts.append(f"gateway CPU {cpu_ms:.2f} ms per call (all its threads)")
     if rate["calls_per_s"] >= 0.95 * rate["rate_target_per_s"]:
         verdict = "rate reached"
     elif run >= 85:
