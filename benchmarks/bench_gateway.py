@@ -573,9 +573,13 @@ def _fleet_client(fleet: FleetConfig, expect: int, queue: Any, _go: Any, stop: A
                 announced = True
             if stop.is_set():
                 task.cancel()
-        elapsed = None
-        with contextlib.suppress(asyncio.CancelledError):
+        elapsed, failure = None, None
+        try:
             elapsed = (await task).elapsed_s
+        except asyncio.CancelledError:
+            pass  # stopped by the benchmark (the idle phase)
+        except Exception as err:  # reported with the statistics gathered until then
+            failure = f"{type(err).__name__}: {err}"
         latencies = [v for values in stats.latencies.values() for v in values]
         queue.put(
             (
@@ -583,6 +587,7 @@ def _fleet_client(fleet: FleetConfig, expect: int, queue: Any, _go: Any, stop: A
                 os.getpid(),
                 {
                     "elapsed_s": elapsed,
+                    "failure": failure,
                     "latencies": latencies,
                     "calls": dict(stats.calls),
                     "errors": dict(stats.call_errors),
@@ -679,6 +684,7 @@ def phase_rate_fleet(
         **latency_figures(latencies),
         "calls_by_action": _merge(s["calls"] for s in stats),
         "call_errors": _merge(s["errors"] for s in stats),
+        "generator_failures": [s["failure"] for s in stats if s["failure"]],
         "cpu_percent": shares,
         "loop_run_percent": loop_run,
         "loop_wait_percent": loop_wait,
@@ -746,6 +752,8 @@ def print_report(result: dict[str, Any], args: argparse.Namespace) -> None:
             f"errors {rate['call_errors']}; load average {rate['load_average']}"
         )
         print(f"      by action: {rate['calls_by_action']}")
+        for failure in rate.get("generator_failures", []):
+            print(f"      a load-generator process failed: {failure}")
         print(f"      limit: {limits(rate)}")
         if "kafka_acks" in result:
             print(f"      gateway produce: {describe_acks(result['kafka_acks'])}")
