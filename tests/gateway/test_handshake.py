@@ -144,3 +144,30 @@ def test_both_subprotocols_are_negotiated_on_one_port(kafka_broker: str, version
             return chosen
 
     assert asyncio.run(negotiate()) == version
+
+
+def test_permessage_deflate_is_not_negotiated_and_calls_work_without_it(kafka_broker: str) -> None:
+    """A charger that offers compression gets none (its zlib state would cost the gateway about
+    100 KiB per idle connection) and is served as usual."""
+    acme = tenant(kafka_broker, "acme", {"ST-1": {1: "CCS"}})
+
+    async def offer_deflate() -> tuple[str | None, str]:
+        async with running(gateway_config(kafka_broker, acme)) as gw:
+            ws = await websockets.connect(
+                f"ws://127.0.0.1:{gw.port}/ocpp/acme/ST-1",
+                subprotocols=[OK],  # type: ignore[list-item]
+                additional_headers=basic("ST-1", f"{PASSWORD}-ST-1"),
+                compression="deflate",
+            )
+            assert ws.request is not None
+            assert ws.response is not None
+            assert "permessage-deflate" in ws.request.headers.get("Sec-WebSocket-Extensions", "")
+            extensions = ws.response.headers.get("Sec-WebSocket-Extensions")
+            await ws.send('[2,"1","Heartbeat",{}]')
+            reply = await asyncio.wait_for(ws.recv(), 15)
+            await ws.close()
+            return extensions, str(reply)
+
+    extensions, reply = asyncio.run(offer_deflate())
+    assert extensions is None
+    assert reply.startswith('[3,"1",{"currentTime":')
