@@ -18,6 +18,7 @@ from sqlglot import exp
 
 from charging_analytics import cli
 from charging_analytics.render import RenderOptions, as_text, render
+from charging_analytics.templates import PACKAGED, Templates
 from charging_analytics.validation import Manifests, parse_documents
 from tests.sqllint import (
     Linter,
@@ -48,12 +49,13 @@ def _manifests(example: str) -> Manifests:
     return parse_documents(list(docs), example)
 
 
-def _rendered(example: str, store: str) -> list:
+def _rendered(example: str, store: str, sql_templates: Templates = PACKAGED) -> list:
     manifests = _manifests(example)
     out = []
     for resource in manifests.resources:
         creds, _ = manifests.credentials_for(resource)
-        out.append(render(resource.spec, RenderOptions(secret_store=store, credentials=creds)))  # type: ignore[arg-type]
+        options = RenderOptions(secret_store=store, credentials=creds, templates=sql_templates)  # type: ignore[arg-type]
+        out.append(render(resource.spec, options))
     return out
 
 
@@ -488,17 +490,14 @@ MUTANTS: dict[str, tuple[str, str, str, str]] = {
 
 
 @pytest.mark.parametrize("mutant", list(MUTANTS))
-def test_lint_catches_a_mistake_planted_in_a_real_template(
-    mutant: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_lint_catches_a_mistake_planted_in_a_real_template(mutant: str, tmp_path: Path) -> None:
     name, old, new, rule = MUTANTS[mutant]
     shutil.copytree(ROOT / "sql", tmp_path / "sql")
     template = tmp_path / "sql" / f"{name}.sql"
     text = template.read_text(encoding="utf-8")
     assert old in text, f"{name}.sql changed; update the mutant"
     template.write_text(text.replace(old, new), encoding="utf-8")
-    monkeypatch.setenv("CHA_SQL_DIR", str(tmp_path / "sql"))
-    (objects,) = _rendered("acme.yaml", "inline")
+    (objects,) = _rendered("acme.yaml", "inline", Templates.directory(tmp_path / "sql"))
     linter = Linter()
     found = [v for o in objects for v in linter.check(o.sql)]
     assert rule in {v.rule for v in found}, f"{mutant}: lint stayed silent ({found})"
