@@ -1,7 +1,7 @@
 """The OCPP gateway under load from simulated charge points, against a real Kafka broker.
 
 Two phases, the gateway (``charging-analytics gateway``, its own process) and the load generator
-(``charging_analytics.chargepoints``, in ``--clients`` processes) on the same machine:
+(``charging_analytics.simulator.chargepoints``, in ``--clients`` processes) on the same machine:
 
 1. **Idle connections**: ``--connections`` charge points connect (BootNotification, then idle
    with heartbeats) and stay connected; the gateway's RSS before and after gives KiB per idle
@@ -43,14 +43,14 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "operator"), str(ROOT)]
 
-from charging_analytics.chargepoints import (  # noqa: E402
+from charging_analytics.simulator.chargepoints import (  # noqa: E402
     FleetConfig,
     FleetStats,
     fleet_profiles,
     run_fleet,
 )
-from charging_analytics.chargepoints.runner import percentile  # noqa: E402
-from charging_analytics.simulate import SimulationConfig  # noqa: E402
+from charging_analytics.simulator.chargepoints.runner import percentile  # noqa: E402
+from charging_analytics.simulator.simulate import SimulationConfig  # noqa: E402
 
 TENANT = "bench"
 STATE_TOPIC = "bench-gateway-state"

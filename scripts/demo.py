@@ -39,7 +39,7 @@ from charging_analytics import constants as c  # noqa: E402
 from charging_analytics.events import format_timestamp  # noqa: E402
 from charging_analytics.preview_cli import format_text, parse_instant, run_preview  # noqa: E402
 from charging_analytics.rw.client import Endpoint  # noqa: E402
-from charging_analytics.simulate import build_fleet, ensure_topic  # noqa: E402
+from charging_analytics.simulator.simulate import build_fleet, ensure_topic  # noqa: E402
 from tests.infra.controlplane import KubeApiError, KubeRest  # noqa: E402
 from tests.infra.kafka import consume_all  # noqa: E402
 from tests.infra.testbed import Testbed  # noqa: E402

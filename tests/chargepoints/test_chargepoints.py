@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from charging_analytics import cli
-from charging_analytics.chargepoints import (
+from charging_analytics.simulator.chargepoints import (
     FleetConfig,
     FleetSummary,
     OfflineConfig,
@@ -27,8 +27,8 @@ from charging_analytics.chargepoints import (
     run_fleet,
     station_script,
 )
-from charging_analytics.chargepoints.script import DISCONNECT, RECONNECT, StationProfile
-from charging_analytics.simulate import SimulationConfig, station_events
+from charging_analytics.simulator.chargepoints.script import DISCONNECT, RECONNECT, StationProfile
+from charging_analytics.simulator.simulate import SimulationConfig, station_events
 from tests.chargepoints.central_system import CentralSystem, Received, Recorder, utc
 
 START = datetime(2025, 3, 1, tzinfo=UTC)

@@ -14,15 +14,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from charging_analytics.chargepoints import (
+from charging_analytics.events import format_timestamp
+from charging_analytics.simulator.chargepoints import (
     FleetConfig,
     OfflineConfig,
     fleet_profiles,
     run_fleet,
     station_script,
 )
-from charging_analytics.events import format_timestamp
-from charging_analytics.simulate import SimulationConfig, station_events
+from charging_analytics.simulator.simulate import SimulationConfig, station_events
 from tests.gateway.support import PASSWORD, events, gateway_config, running, tenant
 
 START = datetime(2025, 3, 1, tzinfo=UTC)

@@ -19,7 +19,7 @@ from charging_analytics.events import (
     TRANSACTION_EVENT_TYPES,
     OcppEvent,
 )
-from charging_analytics.simulate import METER_JITTER, STATUS_DELAY_MS, SimulationConfig
+from charging_analytics.simulator.simulate import METER_JITTER, STATUS_DELAY_MS, SimulationConfig
 
 START = datetime(2025, 3, 1, 6, 0, tzinfo=UTC)
 STOP_AFTER_FAULT = timedelta(milliseconds=STATUS_DELAY_MS[1])

@@ -19,7 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from charging_analytics.events import FAULT_ERROR_CODES, ConnectorType, OcppEvent
-from charging_analytics.simulate import (
+from charging_analytics.simulator.cli import add_simulate_parser, cmd_simulate
+from charging_analytics.simulator.simulate import (
     DC_TAPER_FACTOR,
     MAX_CONNECTORS_PER_STATION,
     METER_JITTER,
@@ -31,7 +32,6 @@ from charging_analytics.simulate import (
     generate_events,
     run_simulation,
 )
-from charging_analytics.simulate_cli import add_simulate_parser, cmd_simulate
 
 from .support import START, analyse, by_connector, by_session, check_stream_invariants
 

@@ -11,7 +11,12 @@ import pytest
 from confluent_kafka import Consumer, KafkaError
 
 from charging_analytics.events import OcppEvent
-from charging_analytics.simulate import SimulationConfig, ensure_topic, generate_events, run_simulation
+from charging_analytics.simulator.simulate import (
+    SimulationConfig,
+    ensure_topic,
+    generate_events,
+    run_simulation,
+)
 
 from .support import START
 
@@ -121,7 +126,7 @@ def test_cli_creates_the_topic_and_produces_the_requested_events(
 ) -> None:
     import argparse
 
-    from charging_analytics.simulate_cli import add_simulate_parser, cmd_simulate
+    from charging_analytics.simulator.cli import add_simulate_parser, cmd_simulate
 
     topic = f"ocpp-cli-{uuid.uuid4().hex[:10]}"
     parser = argparse.ArgumentParser()

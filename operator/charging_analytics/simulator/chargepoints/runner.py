@@ -5,7 +5,7 @@ Each station of the fleet becomes one real OCPP charge point: an ``ocpp.v16.Char
 ``<gateway>/ocpp/<tenant>/<station id>``, negotiating the ``ocpp1.6`` or ``ocpp2.0.1``
 subprotocol and authenticating with HTTP Basic (username = station id, password = the
 station's credential; OCPP security profile 1 over ``ws://``, 2 over ``wss://``).  It plays its
-:func:`~charging_analytics.chargepoints.script.station_script`, one call at a time (OCPP-J allows
+:func:`~charging_analytics.simulator.chargepoints.script.station_script`, one call at a time (OCPP-J allows
 one outstanding call per direction), paced by simulated time:
 
 * ``speedup`` simulated seconds per real second (``0``: no pacing, as fast as answers come);
@@ -47,7 +47,7 @@ from ocpp.v201 import call_result as result201
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from ..events import format_timestamp
+from ...events import format_timestamp
 from ..simulate import SimulationConfig, resolve_start
 from .script import (
     CONNECTOR_TYPE_201,
@@ -65,7 +65,7 @@ from .script import (
 LOG = logging.getLogger(__name__)
 #: The ``ocpp`` library logs every frame at INFO and each CallError at WARNING; the runner
 #: counts those itself, so the library's own logger only shows errors.
-_OCPP_LOG = logging.getLogger("charging_analytics.chargepoints.ocpp")
+_OCPP_LOG = logging.getLogger("charging_analytics.simulator.chargepoints.ocpp")
 _OCPP_LOG.setLevel(logging.ERROR)
 
 #: 1.6 messages whose ``transactionId`` is the one the central system assigned.

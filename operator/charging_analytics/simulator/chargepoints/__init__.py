@@ -2,7 +2,7 @@
 
 :mod:`.script` is pure (what each charge point sends, when); :mod:`.runner` connects them over
 WebSocket with the ``ocpp`` library and plays the scripts.  The event contract stays in
-:mod:`charging_analytics.events`; the fleet model in :mod:`charging_analytics.simulate`.
+:mod:`charging_analytics.events`; the fleet model in :mod:`charging_analytics.simulator.simulate`.
 """
 
 from .runner import FleetConfig, FleetStats, FleetSummary, run_fleet, run_fleet_sync, station_url

@@ -10,7 +10,7 @@
     charging-analytics simulate --gateway ws://localhost:9000 --tenant acme --stations 20 \\
         --versions 1.6,2.0.1 --password-file acme-stations.yaml --speedup 600 --duration 60
 
-With ``--gateway`` the stations are real OCPP charge points (``charging_analytics.chargepoints``)
+With ``--gateway`` the stations are real OCPP charge points (``charging_analytics.simulator.chargepoints``)
 connected to the gateway instead of a Kafka producer; ``--rate`` then limits OCPP calls per second.
 """
 
@@ -28,9 +28,9 @@ from typing import Any
 
 import yaml
 
+from ..events import parse_timestamp
 from .chargepoints import OCPP_VERSIONS, FleetConfig, OcppVersion, OfflineConfig, run_fleet_sync
-from .events import parse_timestamp
-from .simulate import JsonLinesProducer, SimulationConfig, ensure_topic, run_simulation
+from .simulate import JsonLinesProducer, SimulationConfig, SimulationSummary, ensure_topic, run_simulation
 
 DEFAULT_BOOTSTRAP = "localhost:9092"
 DEFAULT_TOPIC = "ocpp.events"
@@ -100,7 +100,16 @@ def add_simulate_parser(
             "Stops after --duration seconds, --max-events events or Ctrl-C, then flushes."
         ),
     )
-    kafka = p.add_argument_group("Kafka")
+    _add_kafka_options(p.add_argument_group("Kafka"))
+    _add_pacing_options(p.add_argument_group("pacing and limits"))
+    _add_fleet_options(p.add_argument_group("simulated fleet"))
+    _add_ocpp_options(p.add_argument_group("OCPP charge points (instead of Kafka)"))
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress line on stderr")
+    p.set_defaults(func=cmd_simulate)
+    return p
+
+
+def _add_kafka_options(kafka: argparse._ArgumentGroup) -> None:
     kafka.add_argument(
         "--bootstrap-servers",
         default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", DEFAULT_BOOTSTRAP),
@@ -127,7 +136,8 @@ def add_simulate_parser(
     )
     kafka.add_argument("--dry-run", action="store_true", help="print JSON lines to stdout instead of Kafka")
 
-    pacing = p.add_argument_group("pacing and limits")
+
+def _add_pacing_options(pacing: argparse._ArgumentGroup) -> None:
     pacing.add_argument(
         "--rate", type=_non_negative, default=100.0, help="events per second, 0 = no limit (default: 100)"
     )
@@ -140,7 +150,8 @@ def add_simulate_parser(
     pacing.add_argument("--duration", type=_non_negative, default=None, help="stop after this many seconds")
     pacing.add_argument("--max-events", type=_count, default=None, help="stop after this many events")
 
-    fleet = p.add_argument_group("simulated fleet")
+
+def _add_fleet_options(fleet: argparse._ArgumentGroup) -> None:
     fleet.add_argument(
         "--seed",
         type=int,
@@ -178,7 +189,9 @@ def add_simulate_parser(
         default=60.0,
         help="simulated seconds between MeterValues (default: 60)",
     )
-    ocpp = p.add_argument_group("OCPP charge points (instead of Kafka)")
+
+
+def _add_ocpp_options(ocpp: argparse._ArgumentGroup) -> None:
     ocpp.add_argument(
         "--gateway",
         metavar="URL",
@@ -223,9 +236,6 @@ def add_simulate_parser(
         action="store_true",
         help="stay connected after the simulated duration, until --duration",
     )
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress line on stderr")
-    p.set_defaults(func=cmd_simulate)
-    return p
 
 
 def _versions(text: str) -> tuple[OcppVersion, ...]:
@@ -337,38 +347,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"simulate: seed {seed}, {args.stations} charge points -> {args.gateway}", file=sys.stderr)
         return _run_charge_points(args, config)
-    extra: dict[str, Any] = dict(args.producer_property)
-    progress = None if args.quiet else sys.stderr
     if not args.quiet:
         print(f"simulate: seed {seed}, {args.stations} stations", file=sys.stderr)
-
-    producer = JsonLinesProducer(sys.stdout) if args.dry_run else None
     try:
-        if args.create_topic and not args.dry_run:
-            created = ensure_topic(
-                args.bootstrap_servers,
-                args.topic,
-                partitions=args.partitions,
-                replication_factor=args.replication_factor,
-                admin_config=extra,
-            )
-            if not args.quiet:
-                state = "created" if created else "exists"
-                print(f"simulate: topic {args.topic} {state}", file=sys.stderr)
-        summary = run_simulation(
-            args.bootstrap_servers,
-            args.topic,
-            args.rate,
-            args.duration,
-            seed,
-            config=config,
-            speedup=args.speedup,
-            linger_ms=args.linger_ms,
-            compression=args.compression,
-            producer_config=extra,
-            producer=producer,
-            progress=progress,
-        )
+        summary = _run_kafka(args, config, seed)
     except KafkaException as err:
         print(f"error: Kafka: {err}", file=sys.stderr)
         return 1
@@ -387,5 +369,34 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         return 130
     return 0 if summary.ok else 1
 
+
+def _run_kafka(args: argparse.Namespace, config: SimulationConfig, seed: int) -> SimulationSummary:
+    """The fleet's events to the topic (or stdout with --dry-run), the topic created first if asked."""
+    extra: dict[str, Any] = dict(args.producer_property)
+    if args.create_topic and not args.dry_run:
+        created = ensure_topic(
+            args.bootstrap_servers,
+            args.topic,
+            partitions=args.partitions,
+            replication_factor=args.replication_factor,
+            admin_config=extra,
+        )
+        if not args.quiet:
+            state = "created" if created else "exists"
+            print(f"simulate: topic {args.topic} {state}", file=sys.stderr)
+    return run_simulation(
+        args.bootstrap_servers,
+        args.topic,
+        args.rate,
+        args.duration,
+        seed,
+        config=config,
+        speedup=args.speedup,
+        linger_ms=args.linger_ms,
+        compression=args.compression,
+        producer_config=extra,
+        producer=JsonLinesProducer(sys.stdout) if args.dry_run else None,
+        progress=None if args.quiet else sys.stderr,
+    )
 
 __all__ = ["add_simulate_parser", "cmd_simulate"]

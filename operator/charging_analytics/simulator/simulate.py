@@ -48,9 +48,9 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from operator import itemgetter
 from random import Random
-from typing import Any, Final, Literal, Protocol, TextIO
+from typing import Any, ClassVar, Final, Literal, Protocol, TextIO
 
-from .events import (
+from ..events import (
     FAULT_ERROR_CODES,
     ConnectorStatus,
     ConnectorType,
@@ -59,7 +59,7 @@ from .events import (
     OcppEvent,
     format_timestamp,
 )
-from .logs import client_logger
+from ..logs import client_logger
 
 # --------------------------------------------------------------------------------------------
 # The fleet model's constants
@@ -303,28 +303,19 @@ class _ConnectorSim:
         jitter = int(self.interval_ms * METER_JITTER)
 
         while True:
-            dt = self.interval_ms + rng.randint(-jitter, jitter)
-            power = power_kw * rng.uniform(*POWER_NOISE)
-            if self.dc and delivered >= DC_TAPER_FROM * target_wh:
-                power *= DC_TAPER_FACTOR
-            step_wh = max(1, int(power * dt / 3600))  # kW x ms / 3600 = Wh
-
+            dt, step_wh = self._step(power_kw, delivered, target_wh, jitter)
             if mode == "fault" and delivered + step_wh >= incident_wh:
                 part = incident_wh - delivered
                 self.meter_wh += part
-                t_fault = t_meter + dt * part // step_wh
-                yield self._status(t_fault, "Faulted", rng.choice(FAULT_ERROR_CODES))
-                yield self._tx(t_fault + self._span(STATUS_DELAY_MS), "StopTransaction", session_id)
-                yield self._status(self.last_ms + self._span(REPAIR_MS), "Available")
+                yield from self._fault(t_meter + dt * part // step_wh, session_id)
                 return
 
             if mode == "stall" and delivered + step_wh >= incident_wh:
                 # The connector hangs: no event at all for longer than stall_time (counted from
                 # its last meter value), then it resumes meter values or stops the transaction.
                 mode = "normal"  # one stall per session
-                part = incident_wh - delivered
-                delivered += part
-                self.meter_wh += part
+                self.meter_wh += incident_wh - delivered
+                delivered = incident_wh
                 t_meter += int(self.stall_ms * rng.uniform(*STALL_GAP_FACTOR))
                 if rng.random() >= self.cfg.stall_resume_probability:
                     yield from self._stop(t_meter, session_id)
@@ -335,21 +326,39 @@ class _ConnectorSim:
             if delivered + step_wh >= target_wh:  # the EV is full within this interval
                 part = target_wh - delivered
                 self.meter_wh += part
-                t_full = t_meter + dt * part // step_wh
-                if rng.random() < SUSPENDED_EV_PROBABILITY:
-                    # The EV stays plugged in; the meter keeps its sampling cadence.
-                    yield self._status(t_full, "SuspendedEV")
-                    for _ in range(rng.randint(*SUSPENDED_EV_METER_VALUES)):
-                        t_meter += self.interval_ms + rng.randint(-jitter, jitter)
-                        yield self._tx(t_meter, "MeterValues", session_id)
-                    t_full = t_meter + rng.randrange(1_000, self.interval_ms)
-                yield from self._stop(t_full, session_id)
+                yield from self._full(t_meter + dt * part // step_wh, t_meter, session_id, jitter)
                 return
 
             delivered += step_wh
             self.meter_wh += step_wh
             t_meter += dt
             yield self._tx(t_meter, "MeterValues", session_id)
+
+    def _step(self, power_kw: float, delivered: int, target_wh: int, jitter: int) -> tuple[int, int]:
+        """One meter interval: its length (ms) and the energy (Wh) delivered in it."""
+        dt = self.interval_ms + self.rng.randint(-jitter, jitter)
+        power = power_kw * self.rng.uniform(*POWER_NOISE)
+        if self.dc and delivered >= DC_TAPER_FROM * target_wh:
+            power *= DC_TAPER_FACTOR
+        return dt, max(1, int(power * dt / 3600))  # kW x ms / 3600 = Wh
+
+    def _fault(self, t: int, session_id: str) -> Iterator[_Timed]:
+        """The connector faults mid-session; the transaction stops, a repair makes it Available."""
+        yield self._status(t, "Faulted", self.rng.choice(FAULT_ERROR_CODES))
+        yield self._tx(t + self._span(STATUS_DELAY_MS), "StopTransaction", session_id)
+        yield self._status(self.last_ms + self._span(REPAIR_MS), "Available")
+
+    def _full(self, t_full: int, t_meter: int, session_id: str, jitter: int) -> Iterator[_Timed]:
+        """The EV is full at ``t_full``; it may stay plugged in before the transaction stops."""
+        rng = self.rng
+        if rng.random() < SUSPENDED_EV_PROBABILITY:
+            # The EV stays plugged in; the meter keeps its sampling cadence.
+            yield self._status(t_full, "SuspendedEV")
+            for _ in range(rng.randint(*SUSPENDED_EV_METER_VALUES)):
+                t_meter += self.interval_ms + rng.randint(-jitter, jitter)
+                yield self._tx(t_meter, "MeterValues", session_id)
+            t_full = t_meter + rng.randrange(1_000, self.interval_ms)
+        yield from self._stop(t_full, session_id)
 
     def _stop(self, t: int, session_id: str) -> Iterator[_Timed]:
         yield self._tx(t, "StopTransaction", session_id)
@@ -587,83 +596,145 @@ def run_simulation(
     cfg = replace(config or SimulationConfig(), seed=seed)
     if max_events is not None:
         cfg = replace(cfg, max_events=max_events)
-    sim_start = resolve_start(cfg.start_time)
-    cfg = replace(cfg, start_time=sim_start)
-
+    cfg = replace(cfg, start_time=resolve_start(cfg.start_time))
     if producer is None:
-        from confluent_kafka import Producer
-
-        settings = producer_settings(
-            bootstrap, linger_ms=linger_ms, compression=compression, extra=producer_config
+        producer = _kafka_producer(
+            producer_settings(bootstrap, linger_ms=linger_ms, compression=compression, extra=producer_config)
         )
-        # librdkafka's own lines (a broker retry is logged many times a second) go through
-        # Python logging, rate-limited, instead of raw stderr
-        producer = Producer({**settings, "logger": client_logger("kafka")})
-
-    interval = 1.0 / rate_per_s if rate_per_s else 0.0
-    max_lag = 0.1  # after a hiccup, catch up at most this much schedule in a burst
-    tally = _Tally()
-    meter = _Progress(progress, progress_interval_s)
-    by_type: Counter[str] = Counter()
-    sent = 0
-    nbytes = 0
-    first: datetime | None = None
-    last: datetime | None = None
-    interrupted = False
-
     t0 = clock()
-    deadline = None if duration_s is None else t0 + duration_s
-    next_slot = t0
+    interval = 1.0 / rate_per_s if rate_per_s else 0.0
+    schedule = _Schedule(clock, t0, None if duration_s is None else t0 + duration_s, interval, speedup)
+    tally, meter, sent = _Tally(), _Progress(progress, progress_interval_s), _Sent()
+    interrupted = False
     try:
-        for event in generate_events(cfg):
-            release = next_slot
-            if speedup:
-                release = max(release, t0 + (event.occurred_at - sim_start).total_seconds() / speedup)
-            if deadline is not None and release >= deadline:
-                break
-            now = clock()
-            while release - now > 0.0005:
-                producer.poll(min(release - now, progress_interval_s))
-                now = clock()
-                meter.update(now, t0, sent, tally, last)
-            if deadline is not None and now >= deadline:
-                break
-            value = event.to_json_bytes()
-            key = event.station_id.encode()
-            while True:
-                try:
-                    producer.produce(topic, value, key, on_delivery=tally.on_delivery)
-                    break
-                except BufferError:  # local queue full: let librdkafka drain it
-                    producer.poll(0.05)
-            producer.poll(0)
-            sent += 1
-            nbytes += len(value)
-            by_type[event.event_type] += 1
-            if first is None:
-                first = event.occurred_at
-            last = event.occurred_at
-            next_slot = max(next_slot, now - max_lag) + interval
-            meter.update(now, t0, sent, tally, last)
+        _play(cfg, topic, producer, schedule, _Meter(meter, t0, tally, sent), progress_interval_s)
     except KeyboardInterrupt:
         interrupted = True
     undelivered = producer.flush(flush_timeout_s)
     end = clock()
-    meter.finish(end, t0, sent, tally, last)
-    return SimulationSummary(
-        events_sent=sent,
-        delivered=tally.delivered,
-        delivery_errors=tally.errors,
-        undelivered=undelivered,
-        events_by_type=dict(by_type),
-        bytes_sent=nbytes,
-        elapsed_s=end - t0,
-        first_event_at=first,
-        last_event_at=last,
-        interrupted=interrupted,
-        error_samples=tuple(tally.samples),
-    )
+    meter.finish(end, t0, sent.events, tally, sent.last)
+    return sent.summary(tally, undelivered, end - t0, interrupted)
 
+
+def _kafka_producer(settings: Mapping[str, str | int | float | bool]) -> ProducerLike:
+    from confluent_kafka import Producer
+
+    # librdkafka's own lines (a broker retry is logged many times a second) go through
+    # Python logging, rate-limited, instead of raw stderr
+    producer: ProducerLike = Producer({**settings, "logger": client_logger("kafka")})
+    return producer
+
+
+@dataclass
+class _Sent:
+    """What was produced so far."""
+
+    events: int = 0
+    nbytes: int = 0
+    by_type: Counter[str] = field(default_factory=Counter)
+    first: datetime | None = None
+    last: datetime | None = None
+
+    def record(self, event: OcppEvent, size: int) -> None:
+        self.events += 1
+        self.nbytes += size
+        self.by_type[event.event_type] += 1
+        if self.first is None:
+            self.first = event.occurred_at
+        self.last = event.occurred_at
+
+    def summary(
+        self, tally: _Tally, undelivered: int, elapsed_s: float, interrupted: bool
+    ) -> SimulationSummary:
+        return SimulationSummary(
+            events_sent=self.events,
+            delivered=tally.delivered,
+            delivery_errors=tally.errors,
+            undelivered=undelivered,
+            events_by_type=dict(self.by_type),
+            bytes_sent=self.nbytes,
+            elapsed_s=elapsed_s,
+            first_event_at=self.first,
+            last_event_at=self.last,
+            interrupted=interrupted,
+            error_samples=tuple(tally.samples),
+        )
+
+
+@dataclass(frozen=True)
+class _Meter:
+    """The progress line fed from the run's counters."""
+
+    progress: _Progress
+    t0: float
+    tally: _Tally
+    sent: _Sent
+
+    def update(self, now: float) -> None:
+        self.progress.update(now, self.t0, self.sent.events, self.tally, self.sent.last)
+
+
+@dataclass
+class _Schedule:
+    """When each event may go: one per ``interval`` at most and, with a ``speedup``, not before its
+    simulated time has come; nothing at or after the ``deadline``."""
+
+    clock: Callable[[], float]
+    t0: float
+    deadline: float | None
+    interval: float
+    speedup: float | None
+    next_slot: float = field(init=False)
+    #: after a hiccup, catch up at most this much schedule in a burst
+    max_lag: ClassVar[float] = 0.1
+
+    def __post_init__(self) -> None:
+        self.next_slot = self.t0
+
+    def release(self, event: OcppEvent, sim_start: datetime) -> float:
+        if not self.speedup:
+            return self.next_slot
+        return max(self.next_slot, self.t0 + (event.occurred_at - sim_start).total_seconds() / self.speedup)
+
+    def past_deadline(self, at: float) -> bool:
+        return self.deadline is not None and at >= self.deadline
+
+    def sent_at(self, now: float) -> None:
+        self.next_slot = max(self.next_slot, now - self.max_lag) + self.interval
+
+
+def _play(
+    cfg: SimulationConfig,
+    topic: str,
+    producer: ProducerLike,
+    schedule: _Schedule,
+    meter: _Meter,
+    poll_s: float,
+) -> None:
+    """Produce the events in order, each once the schedule releases it, until the deadline or the end."""
+    assert cfg.start_time is not None
+    for event in generate_events(cfg):
+        release = schedule.release(event, cfg.start_time)
+        if schedule.past_deadline(release):
+            return
+        now = schedule.clock()
+        while release - now > 0.0005:
+            producer.poll(min(release - now, poll_s))
+            now = schedule.clock()
+            meter.update(now)
+        if schedule.past_deadline(now):
+            return
+        value = event.to_json_bytes()
+        while True:
+            try:
+                producer.produce(topic, value, event.station_id.encode(), on_delivery=meter.tally.on_delivery)
+                break
+            except BufferError:  # local queue full: let librdkafka drain it
+                producer.poll(0.05)
+        producer.poll(0)
+        meter.sent.record(event, len(value))
+        schedule.sent_at(now)
+        meter.update(now)
 
 def ensure_topic(
     bootstrap: str,

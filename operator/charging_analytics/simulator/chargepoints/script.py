@@ -1,6 +1,6 @@
 """What each simulated charge point says, and when: a pure, seeded OCPP message script.
 
-The fleet model of :mod:`charging_analytics.simulate` decides what happens at each connector
+The fleet model of :mod:`charging_analytics.simulator.simulate` decides what happens at each connector
 (sessions, meter readings, faults, stalls).  This module turns one station's event stream into
 the OCPP calls a real charge point of that version would send, in order, with the simulated
 time at which it sends each one:
@@ -35,7 +35,7 @@ from datetime import datetime, timedelta
 from random import Random
 from typing import Any, Final, Literal
 
-from ..events import ConnectorStatus, ConnectorType, ErrorCode, OcppEvent, format_timestamp
+from ...events import ConnectorStatus, ConnectorType, ErrorCode, OcppEvent, format_timestamp
 from ..simulate import SimulationConfig, Station, resolve_start, station_events
 
 OcppVersion = Literal["1.6", "2.0.1"]
@@ -190,9 +190,41 @@ class _Encoder(abc.ABC):
     def boot(self, at: datetime) -> list[Step]:
         """What the charge point sends right after powering up."""
 
-    @abc.abstractmethod
     def encode(self, at: datetime, event: OcppEvent) -> list[Step]:
         """The messages that report ``event``."""
+        cid = event.connector_id
+        if event.event_type == "StatusNotification":
+            assert event.status is not None
+            if event.status == "Faulted":
+                self.faulted.add(cid)
+            elif event.status == "Available":
+                self.faulted.discard(cid)
+            return self._on_status(at, event, event.status)
+        session = event.session_id
+        assert session is not None
+        wh = _wh(event)
+        if event.event_type == "StartTransaction":
+            self.last_meter[cid] = (event.occurred_at, wh)
+            return self._on_start(at, event, session, wh)
+        if event.event_type == "MeterValues":
+            return self._on_meter_values(at, event, session, wh)
+        return self._on_stop(at, event, session, wh)
+
+    @abc.abstractmethod
+    def _on_status(self, at: datetime, event: OcppEvent, status: ConnectorStatus) -> list[Step]:
+        """A connector status change (the fault bookkeeping is done)."""
+
+    @abc.abstractmethod
+    def _on_start(self, at: datetime, event: OcppEvent, session: str, wh: int) -> list[Step]:
+        """A transaction starts at the meter reading ``wh``."""
+
+    @abc.abstractmethod
+    def _on_meter_values(self, at: datetime, event: OcppEvent, session: str, wh: int) -> list[Step]:
+        """A periodic meter reading during a transaction."""
+
+    @abc.abstractmethod
+    def _on_stop(self, at: datetime, event: OcppEvent, session: str, wh: int) -> list[Step]:
+        """A transaction stops (after a fault when its connector faulted)."""
 
     @abc.abstractmethod
     def status_now(
@@ -277,47 +309,34 @@ class _Encoder16(_Encoder):
             values.append({"value": str(power), "context": context, "measurand": ACTIVE_POWER, "unit": "W"})
         return values
 
-    def encode(self, at: datetime, event: OcppEvent) -> list[Step]:
+    def _on_status(self, at: datetime, event: OcppEvent, status: ConnectorStatus) -> list[Step]:
+        assert event.error_code is not None
+        payload = self._status_payload(event.occurred_at, event.connector_id, status, event.error_code)
+        return [Step(at, "StatusNotification", payload)]
+
+    def _on_start(self, at: datetime, event: OcppEvent, session: str, wh: int) -> list[Step]:
+        tag = _id_tag(session)
+        ts = format_timestamp(event.occurred_at)
+        payload = {"connector_id": event.connector_id, "id_tag": tag, "meter_start": wh, "timestamp": ts}
+        return [
+            Step(at, "Authorize", {"id_tag": tag}),
+            Step(at, "StartTransaction", payload, session=session),
+        ]
+
+    def _on_meter_values(self, at: datetime, event: OcppEvent, session: str, wh: int) -> list[Step]:
+        cid = event.connector_id
+        meter = [
+            {
+                "timestamp": format_timestamp(event.occurred_at),
+                "sampled_value": self._sampled(cid, event.occurred_at, wh, "Sample.Periodic"),
+            }
+        ]
+        return [Step(at, "MeterValues", {"connector_id": cid, "meter_value": meter}, session=session)]
+
+    def _on_stop(self, at: datetime, event: OcppEvent, session: str, wh: int) -> list[Step]:
+        # OCPP 1.6 has no connector id here; the central system knows it from the start.
         cid = event.connector_id
         ts = format_timestamp(event.occurred_at)
-        if event.event_type == "StatusNotification":
-            assert event.status is not None
-            assert event.error_code is not None
-            if event.status == "Faulted":
-                self.faulted.add(cid)
-            elif event.status == "Available":
-                self.faulted.discard(cid)
-            return [
-                Step(
-                    at,
-                    "StatusNotification",
-                    self._status_payload(event.occurred_at, cid, event.status, event.error_code),
-                )
-            ]
-        session = event.session_id
-        assert session is not None
-        wh = _wh(event)
-        if event.event_type == "StartTransaction":
-            self.last_meter[cid] = (event.occurred_at, wh)
-            tag = _id_tag(session)
-            return [
-                Step(at, "Authorize", {"id_tag": tag}),
-                Step(
-                    at,
-                    "StartTransaction",
-                    {"connector_id": cid, "id_tag": tag, "meter_start": wh, "timestamp": ts},
-                    session=session,
-                ),
-            ]
-        if event.event_type == "MeterValues":
-            meter = [
-                {
-                    "timestamp": ts,
-                    "sampled_value": self._sampled(cid, event.occurred_at, wh, "Sample.Periodic"),
-                }
-            ]
-            return [Step(at, "MeterValues", {"connector_id": cid, "meter_value": meter}, session=session)]
-        # StopTransaction: OCPP 1.6 has no connector id here; the central system knows it from the start.
         reason = "Other" if self._stop_kind(cid) == "fault" else "Local"
         payload = {
             "meter_stop": wh,
@@ -458,64 +477,42 @@ class _Encoder201(_Encoder):
         }
         return Step(at, "TransactionEvent", payload, session=tx)
 
-    def encode(self, at: datetime, event: OcppEvent) -> list[Step]:
+    def _on_status(self, at: datetime, event: OcppEvent, status: ConnectorStatus) -> list[Step]:
         cid = event.connector_id
+        tx = self.active.get(cid)
+        if status in _CHARGING_STATE and tx is not None:
+            # Charging/SuspendedEV are transaction states in 2.0.1, not connector states.
+            state = _CHARGING_STATE[status]
+            trigger = "ChargingStateChanged"
+            return [self._tx_event(at, "Updated", tx, trigger, event.occurred_at, charging_state=state)]
+        return self._status(at, event.occurred_at, cid, "Occupied" if status in _OCCUPIED else status)
+
+    def _on_start(self, at: datetime, event: OcppEvent, session: str, wh: int) -> list[Step]:
+        cid, t = event.connector_id, event.occurred_at
+        self.active[cid] = session
+        extra = {
+            "evse": {"id": cid, "connector_id": 1},
+            "id_token": {"id_token": _id_tag(session), "type": "ISO14443"},
+            "meter_value": self._meter(cid, t, wh, "Transaction.Begin"),
+        }
+        return [
+            self._tx_event(at, "Started", session, "Authorized", t, charging_state="EVConnected", extra=extra)
+        ]
+
+    def _on_meter_values(self, at: datetime, event: OcppEvent, session: str, wh: int) -> list[Step]:
+        # No evse after Started (E01.FR.16): the central system knows it from the start.
         t = event.occurred_at
-        if event.event_type == "StatusNotification":
-            status = event.status
-            assert status is not None
-            tx = self.active.get(cid)
-            if status == "Faulted":
-                self.faulted.add(cid)
-            elif status == "Available":
-                self.faulted.discard(cid)
-            if status in _CHARGING_STATE and tx is not None:
-                # Charging/SuspendedEV are transaction states in 2.0.1, not connector states.
-                return [
-                    self._tx_event(
-                        at, "Updated", tx, "ChargingStateChanged", t, charging_state=_CHARGING_STATE[status]
-                    )
-                ]
-            return self._status(at, t, cid, "Occupied" if status in _OCCUPIED else status)
-        tx = event.session_id
-        assert tx is not None
-        wh = _wh(event)
-        if event.event_type == "StartTransaction":
-            self.active[cid] = tx
-            self.last_meter[cid] = (t, wh)
-            return [
-                self._tx_event(
-                    at,
-                    "Started",
-                    tx,
-                    "Authorized",
-                    t,
-                    charging_state="EVConnected",
-                    extra={
-                        "evse": {"id": cid, "connector_id": 1},
-                        "id_token": {"id_token": _id_tag(tx), "type": "ISO14443"},
-                        "meter_value": self._meter(cid, t, wh, "Transaction.Begin"),
-                    },
-                )
-            ]
-        if event.event_type == "MeterValues":
-            # No evse after Started (E01.FR.16): the central system knows it from the start.
-            return [
-                self._tx_event(
-                    at,
-                    "Updated",
-                    tx,
-                    "MeterValuePeriodic",
-                    t,
-                    extra={"meter_value": self._meter(cid, t, wh, "Sample.Periodic")},
-                )
-            ]
+        extra = {"meter_value": self._meter(event.connector_id, t, wh, "Sample.Periodic")}
+        return [self._tx_event(at, "Updated", session, "MeterValuePeriodic", t, extra=extra)]
+
+    def _on_stop(self, at: datetime, event: OcppEvent, session: str, wh: int) -> list[Step]:
+        cid, t = event.connector_id, event.occurred_at
         fault = self._stop_kind(cid) == "fault"
         self.active.pop(cid, None)
         step = self._tx_event(
             at,
             "Ended",
-            tx,
+            session,
             "AbnormalCondition" if fault else "StopAuthorized",
             t,
             charging_state="EVConnected",
@@ -523,7 +520,7 @@ class _Encoder201(_Encoder):
             extra={"meter_value": self._meter(cid, t, wh, "Transaction.End")},
         )
         self.last_meter.pop(cid, None)
-        self.seq.pop(tx, None)
+        self.seq.pop(session, None)
         return [step]
 
     def status_now(
@@ -556,55 +553,72 @@ def station_script(
     reproducible (``None`` means now).
     """
     start = resolve_start(config.start_time)
-    offline = offline or OfflineConfig()
     encoder = encoder_for(profile)
-    windows = offline_windows(config.seed, profile.station, start, offline)
-    window = next(windows, None)
-    is_offline = False
-    queue: list[Step] = []
-    # connector -> (status, error code, since) for statuses not reported while offline
-    missed: dict[int, tuple[ConnectorStatus, ErrorCode, datetime]] = {}
-
+    link = _Link(encoder, offline_windows(config.seed, profile.station, start, offline or OfflineConfig()))
     yield from encoder.boot(start)
-
-    def come_back(at: datetime) -> Iterator[Step]:
-        yield Step(at, RECONNECT)
-        for queued in queue:
-            yield replace(queued, send_at=at, queued=True)
-        queue.clear()
-        for cid in sorted(missed):
-            status, error, since = missed[cid]
-            yield from encoder.status_now(at, since, cid, status, error)
-        missed.clear()
-
     for at, event in station_events(config, profile.station):
         # Outage boundaries before this event happen first (even with no event inside them).
-        while window is not None and (window.start <= at or is_offline):
-            if not is_offline:
+        yield from link.advance(at, until)
+        if link.ended or (until is not None and at > until):
+            return
+        yield from link.send(at, event, encoder.encode(at, event))
+
+
+class _Link:
+    """The charge point's connection through its outages: what it queues and misses while offline."""
+
+    def __init__(self, encoder: _Encoder, windows: Iterator[_Window]) -> None:
+        self.encoder = encoder
+        self.windows = windows
+        self.window = next(windows, None)
+        self.offline = False
+        #: set when ``until`` falls before the next outage boundary: the script is over
+        self.ended = False
+        self.queue: list[Step] = []
+        # connector -> (status, error code, since) for statuses not reported while offline
+        self.missed: dict[int, tuple[ConnectorStatus, ErrorCode, datetime]] = {}
+
+    def advance(self, at: datetime, until: datetime | None) -> Iterator[Step]:
+        """The disconnects and reconnects up to ``at`` (none past ``until``)."""
+        while self.window is not None and (self.window.start <= at or self.offline):
+            window = self.window
+            if not self.offline:
                 if until is not None and window.start > until:
+                    self.ended = True
                     return
-                is_offline = True
+                self.offline = True
                 yield Step(window.start, DISCONNECT)
             if window.end > at:
-                break
-            if until is not None and window.end > until:
                 return
-            is_offline = False
-            yield from come_back(window.end)
-            window = next(windows, None)
-        if until is not None and at > until:
-            return
-        steps = encoder.encode(at, event)
-        if not is_offline:
+            if until is not None and window.end > until:
+                self.ended = True
+                return
+            self.offline = False
+            yield from self._come_back(window.end)
+            self.window = next(self.windows, None)
+
+    def send(self, at: datetime, event: OcppEvent, steps: list[Step]) -> Iterator[Step]:
+        """The steps of ``event`` now, or, while offline, its transaction messages queued."""
+        if not self.offline:
             yield from steps
-            continue
+            return
         for step in steps:
             if step.is_transaction_message:
-                queue.append(encoder.mark_offline(step))
+                self.queue.append(self.encoder.mark_offline(step))
         if event.event_type == "StatusNotification":
             assert event.status is not None
             assert event.error_code is not None
-            missed[event.connector_id] = (event.status, event.error_code, at)
+            self.missed[event.connector_id] = (event.status, event.error_code, at)
+
+    def _come_back(self, at: datetime) -> Iterator[Step]:
+        yield Step(at, RECONNECT)
+        for queued in self.queue:
+            yield replace(queued, send_at=at, queued=True)
+        self.queue.clear()
+        for cid in sorted(self.missed):
+            status, error, since = self.missed[cid]
+            yield from self.encoder.status_now(at, since, cid, status, error)
+        self.missed.clear()
 
 
 def fleet_profiles(
