@@ -357,7 +357,7 @@ def main() -> int:
         serve_gateway(args.serve, args.port)
         return 0
 
-    from tests.infra.kafka import KafkaBroker, consume_all, create_topic, produce
+    from testbed.kafka import KafkaBroker, consume_all, create_topic, produce
 
     fd_limit = raise_fd_limit()
     stations = max(args.connections, args.rate_stations)

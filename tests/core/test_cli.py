@@ -15,7 +15,7 @@ from charging_analytics import cli
 from charging_analytics.crd import CRD_FILENAME
 from charging_analytics.render import RenderOptions, render
 from charging_analytics.validation import parse_documents
-from tests.sqllint import created_name, parse_one_statement
+from testbed.sqllint import created_name, parse_one_statement
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -88,7 +88,7 @@ def test_render_output_splits_into_exactly_one_statement_per_object(
 ) -> None:
     from sqlglot import parse
 
-    from tests.sqllint import DIALECT
+    from testbed.sqllint import DIALECT
 
     code, out, _ = run(["render", "-f", str(EXAMPLES / "acme.yaml"), "--secret-store", "risingwave"], capsys)
     assert code == 0

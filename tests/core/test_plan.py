@@ -38,7 +38,7 @@ from charging_analytics.render import (
 )
 from charging_analytics.spec import ChargingAnalyticsSpec
 from charging_analytics.validation import parse_documents
-from tests.sqllint import (
+from testbed.sqllint import (
     Linter,
     SecretRef,
     created_name,

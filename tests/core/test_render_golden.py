@@ -1,7 +1,7 @@
 """Rendered SQL: golden files for the examples, one statement each, and the RisingWave lint.
 
 ``UPDATE_GOLDEN=1 python3 -m pytest tests/core/test_render_golden.py`` rewrites ``tests/golden/``.
-The lint (``tests/sqllint.py``) is itself tested: every rule rejects the broken tutorial statement
+The lint (``testbed/sqllint.py``) is itself tested: every rule rejects the broken tutorial statement
 it was written for (each fails for a reason docs/risingwave.md §3, §4 or §6 states), accepts the
 fixed statement, and catches the same mistake planted into the real templates.
 """
@@ -20,7 +20,7 @@ from charging_analytics import cli
 from charging_analytics.render import RenderOptions, as_text, render
 from charging_analytics.templates import PACKAGED, Templates
 from charging_analytics.validation import Manifests, parse_documents
-from tests.sqllint import (
+from testbed.sqllint import (
     Linter,
     SecretRef,
     SqlParseError,

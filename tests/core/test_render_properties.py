@@ -38,7 +38,7 @@ from charging_analytics.render import (
 )
 from charging_analytics.spec import ChargingAnalyticsSpec
 from charging_analytics.validation import ManifestError, parse_documents
-from tests.sqllint import (
+from testbed.sqllint import (
     SecretRef,
     command_literal,
     created_name,

@@ -17,8 +17,9 @@ from charging_analytics.plan import PlanOptions, build_plan
 from charging_analytics.render import Credential, Credentials, RenderOptions, as_text, render
 from charging_analytics.spec import ChargingAnalyticsSpec
 from charging_analytics.tls import PemFiles, TlsMaterial
-from tests.infra.controlplane import CertificateAuthority
-from tests.sqllint import SecretRef, lint, parse_one_statement, with_properties
+from testbed.controlplane import CertificateAuthority
+from testbed.specs import tenant_spec
+from testbed.sqllint import SecretRef, lint, parse_one_statement, with_properties
 
 CA = CertificateAuthority.create("render-test-ca")
 CERT, KEY = CA.issue("rw-client")
@@ -27,40 +28,32 @@ OPTIONS = ("properties.ssl.ca.pem", "properties.ssl.certificate.pem", "propertie
 
 
 def _spec(**postgres: Any) -> ChargingAnalyticsSpec:
-    return ChargingAnalyticsSpec.model_validate(
-        {
-            "tenant": "acme",
-            "kafka": {
-                "bootstrapServers": ["k0:9093"],
-                "eventsTopic": "events",
-                "security": {
-                    "protocol": "SASL_SSL",
-                    "saslMechanism": "PLAIN",
-                    "credentialsSecretRef": {"name": "kafka"},
-                    "tlsSecretRef": {
-                        "name": "kafka-tls",
-                        "caKey": "ca.crt",
-                        "certificateKey": "tls.crt",
-                        "privateKeyKey": "tls.key",
-                    },
-                },
-            },
-            "analytics": {
-                "tariffs": {"currency": "EUR", "pricePerKwh": {"CCS": 0.5, "CHAdeMO": 0.4, "Type2": 0.3}}
-            },
-            "alerts": {
-                "sinks": {
-                    "kafka": {"topic": "alerts"},
-                    "postgres": {
-                        "host": "db",
-                        "database": "alerts",
-                        "sslmode": "verify-full",
-                        "credentialsSecretRef": {"name": "pg"},
-                        **postgres,
-                    },
-                }
-            },
-        }
+    security = {
+        "protocol": "SASL_SSL",
+        "saslMechanism": "PLAIN",
+        "credentialsSecretRef": {"name": "kafka"},
+        "tlsSecretRef": {
+            "name": "kafka-tls",
+            "caKey": "ca.crt",
+            "certificateKey": "tls.crt",
+            "privateKeyKey": "tls.key",
+        },
+    }
+    sink = {
+        "host": "db",
+        "database": "alerts",
+        "sslmode": "verify-full",
+        "credentialsSecretRef": {"name": "pg"},
+    }
+    return tenant_spec(
+        "acme",
+        bootstrap="k0:9093",
+        events_topic="events",
+        kafka={"security": security},
+        alerts={
+            "stalledSessionMinutes": None,
+            "sinks": {"kafka": {"topic": "alerts"}, "postgres": sink | postgres},
+        },
     )
 
 

@@ -17,8 +17,9 @@ from charging_analytics.evaluate import Evaluation, evaluate
 from charging_analytics.events import format_timestamp
 from charging_analytics.render import render
 from charging_analytics.spec import ChargingAnalyticsSpec
+from testbed.postgres import PostgresServer
+from testbed.specs import tenant_spec
 from tests.evaluation.ground_truth import Traffic, TrueSession, round_half_up
-from tests.infra.postgres import PostgresServer
 
 AT = datetime(2025, 3, 2, 12, 0, tzinfo=UTC)
 RETENTION = timedelta(hours=24)
@@ -26,24 +27,17 @@ SLIDE, SIZE = timedelta(minutes=1), timedelta(minutes=15)
 
 
 def spec(**alerts: Any) -> ChargingAnalyticsSpec:
-    return ChargingAnalyticsSpec.model_validate(
-        {
-            "tenant": "truth",
-            "kafka": {"bootstrapServers": ["k:9092"], "eventsTopic": "ev"},
-            "analytics": {
-                "tariffs": {"currency": "EUR", "pricePerKwh": {"CCS": 0.59, "CHAdeMO": 0.49, "Type2": 0.35}},
-                "revenueWindow": "1h",
-                "availabilityWindow": "15m",
-                "availabilitySlide": "1m",
-                "stateRetention": "24h",
-            },
-            "alerts": {
-                "stalledSessionMinutes": 10,
-                "connectorDownMinutes": 30,
-                "availabilityBelowPercent": 90,
-                **alerts,
-            },
-        }
+    return tenant_spec(
+        "truth",
+        bootstrap="k:9092",
+        events_topic="ev",
+        analytics={
+            "revenueWindow": "1h",
+            "availabilityWindow": "15m",
+            "availabilitySlide": "1m",
+            "stateRetention": "24h",
+        },
+        alerts={"sinks": None, "connectorDownMinutes": 30, "availabilityBelowPercent": 90, **alerts},
     )
 
 

@@ -20,7 +20,7 @@ from charging_analytics.events import ConnectorType, OcppEvent
 from charging_analytics.gateway.config import GatewayConfig, StateSpec, Station, Tenant
 from charging_analytics.gateway.server import Gateway
 from charging_analytics.spec import KafkaSpec
-from tests.infra.kafka import consume_all, create_topic
+from testbed.kafka import consume_all, create_topic
 
 PASSWORD = "s3cret-Passw0rd-for-tests"
 

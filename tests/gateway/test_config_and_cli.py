@@ -20,9 +20,9 @@ import yaml
 from ocpp.v16 import call as v16
 
 from charging_analytics.gateway.config import ConfigError, load_tenants_file
+from testbed.kafka import create_topic
+from testbed.process import free_port
 from tests.gateway.support import basic, events
-from tests.infra.kafka import create_topic
-from tests.infra.process import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -12,8 +12,8 @@ from ocpp.v16 import call as v16
 from websockets.exceptions import InvalidStatus
 
 from charging_analytics.gateway.server import Gateway
+from testbed.kafka import consume_all
 from tests.gateway.support import PASSWORD, basic, charge_point, gateway_config, running, tenant
-from tests.infra.kafka import consume_all
 
 
 async def status_of(

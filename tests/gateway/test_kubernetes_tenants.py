@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +32,11 @@ from websockets.exceptions import InvalidStatus
 from charging_analytics import constants as c
 from charging_analytics.gateway.kube_tenants import KubeTenantSource
 from charging_analytics.gateway.server import Gateway
+from testbed.bed import unique_name
+from testbed.controlplane import ControlPlane
+from testbed.kafka import create_topic
+from testbed.polling import wait_for_async
 from tests.gateway.support import basic, call_accepted, events, gateway_config
-from tests.infra.controlplane import ControlPlane
-from tests.infra.kafka import create_topic
-from tests.infra.testbed import unique_name
 from tests.operator.rbac_support import (
     ChartRbac,
     Permission,
@@ -137,13 +138,6 @@ async def gateway_from_kubernetes(
         await gateway.shutdown(drain_timeout=10)
 
 
-async def eventually(check: Callable[[], bool], what: str, within: float = 20) -> None:
-    deadline = time.monotonic() + within
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {within}s: {what}")
-        await asyncio.sleep(0.1)
-
 
 async def connect(gw: Gateway, tenant: str, station: str, password: str, version: str = "ocpp1.6") -> Any:
     return await websockets.connect(
@@ -222,7 +216,7 @@ def test_tenants_follow_the_resources_and_secrets_at_runtime(
                 apply_secret(cp, ns, "fleet-stations", {"ST-1": "pw-one", "ST-2": "pw-two"})
                 both = {"ST-1": [1], "ST-2": [1, 2]}
                 cp.rest.apply(resource("fleet", tenant, kafka_broker, topic, both), namespace=ns)
-                await eventually(lambda: gw.config.station(tenant, "ST-2") is not None, "ST-2 served")
+                await wait_for_async(lambda: gw.config.station(tenant, "ST-2") is not None, 20, "ST-2 served")
                 ws2 = await connect(gw, tenant, "ST-2", "pw-two", "ocpp2.0.1")
                 async with library_cp(ws2, "ST-2", "ocpp2.0.1") as cp2:
                     await call_accepted(
@@ -236,7 +230,8 @@ def test_tenants_follow_the_resources_and_secrets_at_runtime(
                     )
                     # The events topic moves: the connected station's next event goes there.
                     cp.rest.apply(resource("fleet", tenant, kafka_broker, topic2, both), namespace=ns)
-                    await eventually(lambda: gw.config.tenants[tenant].topic == topic2, "topic changed")
+                    moved = lambda: gw.config.tenants[tenant].topic == topic2  # noqa: E731
+                    await wait_for_async(moved, 20, "topic changed")
                     await call_accepted(
                         cp2,
                         v201.StatusNotification(

@@ -10,8 +10,8 @@ import pytest
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
+from testbed.kafka import consume_all
 from tests.gateway.support import connect, gateway_config, running, tenant
-from tests.infra.kafka import consume_all
 
 
 async def exchange(ws: ClientConnection, frame: str) -> list[object] | None:

@@ -16,6 +16,7 @@ from ocpp.v201 import call as v201
 from websockets.exceptions import ConnectionClosed
 
 from charging_analytics.gateway.server import Gateway
+from testbed.kafka import KafkaBroker
 from tests.gateway.support import (
     call_accepted,
     charge_point,
@@ -26,7 +27,6 @@ from tests.gateway.support import (
     tenant,
     unique,
 )
-from tests.infra.kafka import KafkaBroker
 
 
 def tx_event(kind: str, seq: int, at: str, wh: float | None, **extra: object) -> v201.TransactionEvent:

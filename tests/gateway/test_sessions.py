@@ -14,8 +14,8 @@ from ocpp.v201 import call as v201
 from charging_analytics.events import OcppEvent, event_json_schema, format_timestamp
 from charging_analytics.spec import ChargingAnalytics
 from charging_analytics.validation import load_file
+from testbed.kafka import consume_all
 from tests.gateway.support import charge_point, gateway_config, running, tenant
-from tests.infra.kafka import consume_all
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "acme.yaml"
 

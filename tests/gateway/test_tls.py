@@ -14,8 +14,8 @@ from websockets.exceptions import InvalidStatus
 
 from charging_analytics.gateway.cli import server_ssl_context
 from charging_analytics.gateway.server import Gateway
+from testbed.controlplane import CertificateAuthority
 from tests.gateway.support import PASSWORD, basic, gateway_config, tenant
-from tests.infra.controlplane import CertificateAuthority
 
 
 def test_profile_2_accepts_trusted_tls_with_credentials_and_refuses_the_rest(

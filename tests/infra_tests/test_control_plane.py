@@ -44,9 +44,9 @@ from charging_analytics.spec import (
     Rule,
     TlsSecretRef,
 )
-from tests.infra.controlplane import ControlPlane, KubeApiError, KubeRest
-from tests.infra.process import wait_until
-from tests.infra.tools import kubernetes_version
+from testbed.controlplane import ControlPlane, KubeApiError, KubeRest
+from testbed.polling import STARTUP, wait_for
+from testbed.tools import kubernetes_version
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
@@ -791,7 +791,7 @@ def test_user_kubeconfig_authenticates_a_non_admin_subject_to_rbac(
         namespace,
     )
     # The RBAC authorizer reads bindings from an informer: allow it to catch up.
-    listing = wait_until(lambda: alice.get(cr_path(namespace)), timeout=15, what="RBAC grant to take effect")
+    listing = wait_for(lambda: alice.get(cr_path(namespace)), 15, "RBAC grant to take effect", poll=STARTUP)
     assert listing["items"] == []
     with pytest.raises(KubeApiError) as denied:
         alice.create(example_cr("voltbay"), namespace)

@@ -19,7 +19,7 @@ import pytest
 
 from charging_analytics import constants as c
 from charging_analytics.spec import ChargingAnalytics
-from tests.infra.controlplane import ControlPlane, KubeApiError
+from testbed.controlplane import ControlPlane, KubeApiError
 
 BASE: dict[str, Any] = {
     "apiVersion": c.API_VERSION,

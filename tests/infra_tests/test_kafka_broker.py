@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from tests.infra.kafka import KafkaBroker, consume_all, create_topic, list_topics, produce
-from tests.infra.tools import InfraError
+from testbed.kafka import KafkaBroker, consume_all, create_topic, list_topics, produce
+from testbed.tools import InfraError
 
 
 def topic_name(hint: str) -> str:

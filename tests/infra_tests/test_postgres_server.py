@@ -10,8 +10,8 @@ import socket
 import psycopg
 import pytest
 
-from tests.infra.postgres import PostgresServer
-from tests.infra.process import free_port
+from testbed.postgres import PostgresServer
+from testbed.process import free_port
 
 
 def test_alerts_writer_writes_and_reads_back_with_password(postgres_server: PostgresServer) -> None:
@@ -90,7 +90,7 @@ def test_server_retries_when_its_port_is_taken(monkeypatch: pytest.MonkeyPatch) 
         squatter.listen()
         taken = squatter.getsockname()[1]
         ports = iter([taken])
-        monkeypatch.setattr("tests.infra.postgres.free_port", lambda: next(ports, None) or free_port())
+        monkeypatch.setattr("testbed.postgres.free_port", lambda: next(ports, None) or free_port())
         server = PostgresServer().start()
         try:
             assert server.port != taken

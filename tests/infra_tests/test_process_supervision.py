@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.infra import tools
-from tests.infra.process import ManagedProcess, retry_on_port_conflict, wait_until
-from tests.infra.tools import InfraError, ToolMissingError
+from testbed import tools
+from testbed.polling import STARTUP, Poll, wait_for
+from testbed.process import ManagedProcess, retry_on_port_conflict
+from testbed.tools import InfraError, ToolMissingError
 
 
 @pytest.mark.parametrize(
@@ -50,7 +51,7 @@ def test_process_dying_at_startup_reports_its_log(tmp_path: Path) -> None:
     proc.start()
     try:
         with pytest.raises(InfraError, match=r"(?s)doomed exited with code 3.*address already in use"):
-            wait_until(lambda: False, timeout=30, what="doomed to be ready", check=proc.check_running)
+            wait_for(lambda: False, 30, "doomed to be ready", poll=STARTUP, check=proc.check_running)
     finally:
         proc.stop()
 
@@ -60,7 +61,26 @@ def test_readiness_poll_times_out_with_the_last_error() -> None:
         raise ConnectionRefusedError("nobody home")
 
     with pytest.raises(InfraError, match=r"timed out after 0s waiting for the thing.*nobody home"):
-        wait_until(probe, timeout=0.3, what="the thing")
+        wait_for(probe, 0.3, "the thing", poll=STARTUP)
+
+
+def test_a_wait_returns_the_first_truthy_value_and_lets_a_test_predicates_error_through() -> None:
+    answers = iter([None, 0, "", "here", "later"])
+    assert wait_for(lambda: next(answers), 5, "an answer", poll=Poll(interval=0.01)) == "here"
+    assert next(answers) == "later"  # polled no further once truthy
+
+    def broken() -> bool:
+        raise KeyError("the system under test misbehaved")
+
+    with pytest.raises(KeyError):
+        wait_for(broken, 5, "anything")
+
+
+def test_a_timed_out_wait_is_both_an_assertion_failure_and_an_infra_error() -> None:
+    expected = r"timed out after 0s waiting for nothing \(last: False\)"
+    with pytest.raises(AssertionError, match=expected) as err:
+        wait_for(lambda: False, 0.05, "nothing", poll=Poll(interval=0.01))
+    assert isinstance(err.value, InfraError)
 
 
 def test_stop_escalates_to_sigkill_when_the_signal_is_ignored(tmp_path: Path) -> None:
@@ -76,9 +96,7 @@ def test_stop_escalates_to_sigkill_when_the_signal_is_ignored(tmp_path: Path) ->
         stop_timeout=0.5,
     )
     proc.start()
-    wait_until(
-        lambda: "ready" in proc.log_tail(), timeout=20, what="stubborn to start", check=proc.check_running
-    )
+    assert wait_for(lambda: "ready" in proc.log_tail(), 20, "ready", poll=STARTUP, check=proc.check_running)
     assert proc.stop() == -9
 
 

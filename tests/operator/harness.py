@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 from kopf.testing import KopfRunner
 
 from charging_analytics import constants as c
-from tests.infra.controlplane import ControlPlane, KubeApiError
-from tests.infra.kafka import create_topic
-from tests.infra.postgres import PostgresServer
+from testbed.controlplane import ControlPlane, KubeApiError
+from testbed.kafka import create_topic
+from testbed.polling import wait_for
+from testbed.postgres import PostgresServer
+from testbed.specs import merge, resource, spec_dict
 from tests.rw_double.fixtures import RisingWaveTarget
 
 T = TypeVar("T")
@@ -28,16 +29,6 @@ GRAFANA_CRDS = Path(__file__).parent / "grafana-operator-crds.yaml"
 KAFKA_PASSWORD = "kafka-pw-" + uuid.uuid4().hex
 DB_PASSWORD_MARKER = "db-pw-"
 
-
-def wait_for(predicate: Callable[[], T | None], timeout: float, what: str, interval: float = 0.25) -> T:
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
 
 
 class Harness:
@@ -93,22 +84,15 @@ class Harness:
                 "sslmode": "disable",
                 "credentialsSecretRef": {"name": f"{name}-alerts-db"},
             }
-        spec: dict[str, Any] = {
-            "tenant": tenant,
-            "risingwave": {"host": ep.host, "port": ep.port, "database": ep.database, "sslmode": "disable"},
-            "kafka": {"bootstrapServers": [self.kafka], "eventsTopic": topic},
-            "analytics": {
-                "tariffs": {"currency": "EUR", "pricePerKwh": {"CCS": 0.59, "CHAdeMO": 0.49, "Type2": 0.35}}
-            },
-            "alerts": {"stalledSessionMinutes": 10, "availabilityBelowPercent": 80, "sinks": sinks},
-        }
-        _deep_update(spec, spec_overrides)
-        return {
-            "apiVersion": c.API_VERSION,
-            "kind": c.KIND,
-            "metadata": {"name": name, "namespace": self.ns},
-            "spec": spec,
-        }
+        spec = spec_dict(
+            tenant,
+            bootstrap=self.kafka,
+            events_topic=topic,
+            risingwave={"host": ep.host, "port": ep.port, "database": ep.database, "sslmode": "disable"},
+            alerts={"availabilityBelowPercent": 80},
+        )
+        spec["alerts"]["sinks"] = sinks
+        return resource(name, self.ns, merge(spec, spec_overrides))
 
     def ensure_topic(self, topic: str) -> None:
         if topic not in self._topics:
@@ -277,14 +261,6 @@ def _relations(conn: Any) -> list[tuple[str, str]]:
             "ON r.schema_id = s.id"
         ).fetchall()
     return rows
-
-
-def _deep_update(base: dict[str, Any], updates: Mapping[str, Any]) -> None:
-    for key, value in updates.items():
-        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
-            _deep_update(base[key], value)
-        else:
-            base[key] = copy.deepcopy(value)
 
 
 def dumps(obj: Any) -> str:

@@ -25,8 +25,8 @@ from typing import Any
 import pytest
 from kubernetes.client import rest as kube_rest
 
+from testbed.controlplane import ControlPlane, KubeApiError, KubeRest
 from tests.chart.chart_support import one, render_chart
-from tests.infra.controlplane import ControlPlane, KubeApiError, KubeRest
 
 RELEASE = "cha"
 RBAC_KINDS = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")

@@ -15,9 +15,10 @@ import pytest
 
 from charging_analytics.dashboard import dashboard
 from charging_analytics.spec import ChargingAnalyticsSpec
-from tests.infra.controlplane import ControlPlane, KubeApiError
-from tests.infra.testbed import unique_name
-from tests.operator.harness import GRAFANA_CRDS, Harness, Reconciles, wait_for
+from testbed.bed import unique_name
+from testbed.controlplane import ControlPlane, KubeApiError
+from testbed.polling import wait_for
+from tests.operator.harness import GRAFANA_CRDS, Harness, Reconciles
 from tests.operator.rbac_support import ChartRbac, operator_env, rbac_objects, render_release
 
 GRAFANA = "/apis/grafana.integreatly.org/v1beta1/namespaces/{ns}/{plural}/{name}"

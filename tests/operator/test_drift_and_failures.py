@@ -6,7 +6,8 @@ import time
 
 from charging_analytics import constants as c
 from charging_analytics.operator import metrics
-from tests.operator.harness import Harness, wait_for
+from testbed.polling import wait_for
+from tests.operator.harness import Harness
 
 
 def _errors(reason: str) -> float:

@@ -25,8 +25,9 @@ from prometheus_client import REGISTRY
 
 from charging_analytics import render as render_module
 from charging_analytics.operator.settings import OperatorSettings
-from tests.infra.controlplane import WRITE_VERBS, request_delta
-from tests.operator.harness import Harness, wait_for
+from testbed.controlplane import WRITE_VERBS, request_delta
+from testbed.polling import wait_for
+from tests.operator.harness import Harness
 
 TENANTS = 6
 #: Catalog reads a burst of creates may cost, whatever its size (see the burst test).

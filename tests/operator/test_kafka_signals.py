@@ -11,18 +11,11 @@ import pytest
 from charging_analytics.logs import RateLimit, stable_text
 from charging_analytics.operator.checks import CheckFailure, check_kafka
 from charging_analytics.spec import ChargingAnalyticsSpec
-
-SPEC = {
-    "tenant": "acme",
-    "kafka": {"bootstrapServers": ["placeholder:9092"], "eventsTopic": "ocpp.events"},
-    "analytics": {"tariffs": {"currency": "EUR", "pricePerKwh": {"CCS": 0.5, "CHAdeMO": 0.4, "Type2": 0.3}}},
-}
+from testbed.specs import tenant_spec
 
 
 def _spec(server: str, topic: str = "ocpp.events") -> ChargingAnalyticsSpec:
-    return ChargingAnalyticsSpec.model_validate(
-        {**SPEC, "kafka": {"bootstrapServers": [server], "eventsTopic": topic}}
-    )
+    return tenant_spec("acme", bootstrap=server, events_topic=topic, alerts=None)
 
 
 def _failure(server: str, topic: str = "ocpp.events") -> CheckFailure:

@@ -8,7 +8,8 @@ import logging
 import pytest
 
 from charging_analytics import constants as c
-from tests.operator.harness import KAFKA_PASSWORD, Harness, wait_for
+from testbed.polling import wait_for
+from tests.operator.harness import KAFKA_PASSWORD, Harness
 
 
 def _ddl(harness: Harness) -> list[str]:

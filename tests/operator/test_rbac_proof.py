@@ -45,11 +45,12 @@ import pytest
 
 from charging_analytics import constants as c
 from charging_analytics.pipeline import reader_name
-from tests.infra.controlplane import ControlPlane, KubeApiError
-from tests.infra.postgres import PostgresServer
-from tests.infra.testbed import Testbed as _Testbed
-from tests.infra.testbed import crd_files, unique_name
-from tests.operator.harness import GRAFANA_CRDS, Harness, Reconciles, wait_for
+from testbed.bed import Testbed as _Testbed
+from testbed.bed import crd_files, unique_name
+from testbed.controlplane import ControlPlane, KubeApiError
+from testbed.polling import wait_for
+from testbed.postgres import PostgresServer
+from tests.operator.harness import GRAFANA_CRDS, Harness, Reconciles
 from tests.operator.rbac_support import (
     ChartRbac,
     ClientRefusals,

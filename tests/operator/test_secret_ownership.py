@@ -6,7 +6,8 @@ import base64
 import time
 
 from charging_analytics import constants as c
-from tests.operator.harness import Harness, wait_for
+from testbed.polling import wait_for
+from tests.operator.harness import Harness
 
 
 def _secret(harness: Harness, name: str) -> dict[str, object]:

@@ -31,6 +31,7 @@ from charging_analytics.operator.service import Outcome, Resource, Service
 from charging_analytics.operator.settings import OperatorSettings
 from charging_analytics.rw import client as client_module
 from charging_analytics.rw.client import Endpoint, RisingWaveClient
+from testbed.specs import resource, spec_dict
 from tests.rw_double import RisingWaveDouble
 
 TENANTS = 50
@@ -115,27 +116,15 @@ class ReadCounter:
 
 
 def tenant_body(i: int, double: RisingWaveDouble) -> dict[str, Any]:
-    tenant = f"fleet_{i:02d}"
-    return {
-        "apiVersion": c.API_VERSION,
-        "kind": c.KIND,
-        "metadata": {
-            "name": f"tenant-{i:02d}",
-            "namespace": NAMESPACE,
-            "generation": 1,
-            "uid": str(uuid.uuid4()),
-            "finalizers": [c.FINALIZER],  # adopted by the operator (timer reconciles need it)
-        },
-        "spec": {
-            "tenant": tenant,
-            "risingwave": {"host": double.host, "port": double.port, "database": "dev", "sslmode": "disable"},
-            "kafka": {"bootstrapServers": ["127.0.0.1:9092"], "eventsTopic": f"ocpp.{tenant}.events"},
-            "analytics": {
-                "tariffs": {"currency": "EUR", "pricePerKwh": {"CCS": 0.59, "CHAdeMO": 0.49, "Type2": 0.35}}
-            },
-            "alerts": {"stalledSessionMinutes": 10, "sinks": {"kafka": {"topic": f"ocpp.{tenant}.alerts"}}},
-        },
-    }
+    rw = {"host": double.host, "port": double.port, "database": "dev", "sslmode": "disable"}
+    return resource(
+        f"tenant-{i:02d}",
+        NAMESPACE,
+        spec_dict(f"fleet_{i:02d}", bootstrap="127.0.0.1:9092", risingwave=rw),
+        generation=1,
+        uid=str(uuid.uuid4()),
+        finalizers=[c.FINALIZER],  # adopted by the operator (timer reconciles need it)
+    )
 
 
 def settings() -> OperatorSettings:

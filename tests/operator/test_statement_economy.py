@@ -13,7 +13,8 @@ import time
 from charging_analytics import constants as c
 from charging_analytics.render import RenderOptions, render
 from charging_analytics.spec import ChargingAnalyticsSpec
-from tests.operator.harness import Harness, wait_for
+from testbed.polling import wait_for
+from tests.operator.harness import Harness
 
 #: Catalog and ledger reads the client's snapshot makes (and nothing else reads).
 SNAPSHOT_SOURCES = ("rw_catalog.", '"cha_system"."ledger"')

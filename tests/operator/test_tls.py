@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from charging_analytics import constants as c
-from tests.infra.controlplane import CertificateAuthority, ControlPlane
-from tests.infra.postgres import PostgresServer
+from testbed.controlplane import CertificateAuthority, ControlPlane
+from testbed.postgres import PostgresServer
 from tests.operator.harness import Harness
 from tests.rw_double.fixtures import RisingWaveTarget
 from tests.rw_double.server import RisingWaveDouble

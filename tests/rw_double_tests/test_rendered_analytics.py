@@ -19,7 +19,7 @@ from charging_analytics.render import Credential, Credentials, RenderOptions, as
 from charging_analytics.rw.client import Endpoint, RisingWaveClient
 from charging_analytics.spec import ChargingAnalyticsSpec
 from charging_analytics.validation import load_file
-from tests.infra.postgres import PostgresServer
+from testbed.postgres import PostgresServer
 from tests.rw_double.fixtures import RisingWaveTarget
 from tests.rw_double_tests import pipeline_sql as p
 

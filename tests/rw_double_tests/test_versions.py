@@ -33,9 +33,10 @@ from charging_analytics.rw.capabilities import FLOOR, NEWEST_KNOWN, Version, cap
 from charging_analytics.rw.client import Endpoint, RisingWaveClient
 from charging_analytics.rw.literal import rw_literal
 from charging_analytics.spec import ChargingAnalyticsSpec
+from testbed.specs import tenant_spec
+from testbed.sqllint import lint
 from tests.rw_double import RisingWaveDouble
 from tests.rw_double.sqltext import tokenize
-from tests.sqllint import lint
 
 VERSIONS = ["2.2.0", "2.2.6", "2.3.0", "2.5.0", "2.6.0", "2.8.0", "3.0.0", "3.0.3"]
 
@@ -219,29 +220,19 @@ hostile = st.one_of(
 
 
 def _spec(tenant: str) -> ChargingAnalyticsSpec:
-    return ChargingAnalyticsSpec.model_validate(
-        {
-            "tenant": tenant,
-            "kafka": {
-                "bootstrapServers": ["kafka-0:9092"],
-                "eventsTopic": "ocpp.events",
-                "security": {
-                    "protocol": "SASL_PLAINTEXT",
-                    "saslMechanism": "SCRAM-SHA-512",
-                    "credentialsSecretRef": {"name": "kafka"},
-                },
-            },
-            "analytics": {
-                "tariffs": {"currency": "EUR", "pricePerKwh": {"CCS": 0.59, "CHAdeMO": 0.49, "Type2": 0.35}},
-            },
-            "alerts": {
-                "sinks": {
-                    "kafka": {"topic": "alerts"},
-                    "postgres": {"host": "db", "database": "alerts", "credentialsSecretRef": {"name": "pg"}},
-                }
-            },
-            "readOnlyUser": {"enabled": True},
-        }
+    sasl = {
+        "protocol": "SASL_PLAINTEXT",
+        "saslMechanism": "SCRAM-SHA-512",
+        "credentialsSecretRef": {"name": "kafka"},
+    }
+    postgres = {"host": "db", "database": "alerts", "credentialsSecretRef": {"name": "pg"}}
+    return tenant_spec(
+        tenant,
+        bootstrap="kafka-0:9092",
+        events_topic="ocpp.events",
+        kafka={"security": sasl},
+        alerts={"stalledSessionMinutes": None, "sinks": {"kafka": {"topic": "alerts"}, "postgres": postgres}},
+        readOnlyUser={"enabled": True},
     )
 
 

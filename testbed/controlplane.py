@@ -18,12 +18,10 @@ import json
 import re
 import shutil
 import ssl
-import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
@@ -34,7 +32,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from .process import ManagedProcess, free_port, retry_on_port_conflict, wait_until
+from .polling import STARTUP, wait_for
+from .process import ManagedProcess, free_port, retry_on_port_conflict
+from .server import Server
 from .tools import InfraError, k8s_binary, kubernetes_version
 
 if TYPE_CHECKING:
@@ -470,10 +470,11 @@ def _etcd_supports(etcd: Path, flag: str) -> bool:
 
 
 @dataclass
-class ControlPlane:
+class ControlPlane(Server):
     """etcd + kube-apiserver in ``workdir`` (a fresh temporary directory if ``None``)."""
 
-    workdir: Path | None = None
+    workdir_prefix = "cha-k8s-"
+    processes = ("_apiserver", "_etcd")
     start_timeout: float = 120.0
     etcd_port: int = 0
     etcd_peer_port: int = 0
@@ -483,7 +484,6 @@ class ControlPlane:
     ca: CertificateAuthority | None = field(default=None, repr=False)
     _etcd: ManagedProcess | None = field(default=None, repr=False)
     _apiserver: ManagedProcess | None = field(default=None, repr=False)
-    _owns_workdir: bool = field(default=False, repr=False)
     _rest: KubeRest | None = field(default=None, repr=False)
 
     # Paths -----------------------------------------------------------------------------
@@ -514,15 +514,6 @@ class ControlPlane:
         """The admin kubeconfig (``CN=admin, O=system:masters``)."""
         return self._dir() / "admin.kubeconfig"
 
-    @property
-    def pids(self) -> list[int]:
-        """Process ids of the running service processes (each leads its own process group)."""
-        procs = (
-            self._etcd,
-            self._apiserver,
-        )
-        return [p.pid for p in procs if p is not None and p.pid is not None]
-
     def log_files(self) -> list[Path]:
         return [self._dir() / "etcd.log", self._dir() / "kube-apiserver.log"]
 
@@ -538,11 +529,7 @@ class ControlPlane:
     def start(self) -> ControlPlane:
         etcd_bin = k8s_binary("etcd")
         apiserver_bin = k8s_binary("kube-apiserver")
-        if self.workdir is None:
-            self.workdir = Path(tempfile.mkdtemp(prefix="cha-k8s-"))
-            self._owns_workdir = True
-        work = self.workdir
-        work.mkdir(parents=True, exist_ok=True)
+        self.make_workdir()
         try:
             t0 = time.monotonic()
             self._write_pki()
@@ -602,12 +589,12 @@ class ControlPlane:
             resp = urllib3.request("GET", f"{self.etcd_url}/health", timeout=2.0, retries=False)
             return resp.status == 200 and json.loads(resp.data).get("health") == "true"
 
-        wait_until(
+        wait_for(
             healthy,
-            timeout=self.start_timeout,
-            what=f"etcd at {self.etcd_url}",
+            self.start_timeout,
+            f"etcd at {self.etcd_url}",
+            poll=STARTUP.starting_every(0.05),
             check=self._etcd.check_running,
-            interval=0.05,
         )
 
     def _reset_etcd(self) -> None:
@@ -661,10 +648,11 @@ class ControlPlane:
             apiserver.check_running()
             etcd.check_running()
 
-        wait_until(
+        wait_for(
             ready,
-            timeout=self.start_timeout,
-            what=f"kube-apiserver {kubernetes_version()} /readyz at {self.server}",
+            self.start_timeout,
+            f"kube-apiserver {kubernetes_version()} /readyz at {self.server}",
+            poll=STARTUP,
             check=check,
         )
         crt, key = (pki / "admin.crt").read_bytes(), (pki / "admin.key").read_bytes()
@@ -676,24 +664,8 @@ class ControlPlane:
         )
         self.kubeconfig.chmod(0o600)
 
-    def stop(self, *, keep_workdir: bool = False) -> None:
-        """Stop the API server, then etcd; remove the workdir unless ``keep_workdir``."""
-        for attr in ("_apiserver", "_etcd"):
-            proc: ManagedProcess | None = getattr(self, attr)
-            if proc is not None:
-                proc.stop()
-                setattr(self, attr, None)
+    def stopped(self) -> None:
         self._rest = None
-        if self._owns_workdir and not keep_workdir and self.workdir is not None:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> ControlPlane:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop(keep_workdir=exc is not None)
 
     # Helpers ---------------------------------------------------------------------------
 
@@ -725,7 +697,7 @@ class ControlPlane:
                     return None
             return crd
 
-        return wait_until(established, timeout=timeout, what=f"CRD {name} Established and served")
+        return wait_for(established, timeout, f"CRD {name} Established and served", poll=STARTUP)
 
     def make_user_kubeconfig(self, user: str, groups: Sequence[str] = ()) -> Path:
         """A kubeconfig authenticating as ``user`` in ``groups`` (a client cert from the CA)."""

@@ -13,7 +13,7 @@ import re
 from functools import cache
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 VERSIONS_FILE = REPO_ROOT / "scripts" / "versions.env"
 #: The glob Debian's postgresql packages install server binaries under.
 POSTGRES_BIN_GLOB = "/usr/lib/postgresql/*/bin"

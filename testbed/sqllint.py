@@ -47,7 +47,7 @@ from typing import Any
 import sqlglot
 from sqlglot import exp
 from sqlglot.dialects.risingwave import RisingWave
-from sqlglot.tokens import TokenType
+from sqlglot.tokens import TokenType  # type: ignore[attr-defined]  # not in the module's explicit exports
 
 # --------------------------------------------------------------------------------------------
 # The dialect: RisingWave + ``SECRET <name> [AS FILE]`` property values
@@ -66,7 +66,7 @@ _NAME_TOKENS = (TokenType.VAR, TokenType.IDENTIFIER)
 class RisingWaveSecrets(RisingWave):
     """sqlglot's RisingWave dialect that also parses ``SECRET`` references in WITH (...)."""
 
-    class Parser(RisingWave.Parser):
+    class Parser(RisingWave.Parser):  # type: ignore[valid-type,misc]  # sqlglot nests its classes
         def _parse_key_value_property(self, parse_value: Any = None, optional: bool = False) -> Any:
             if parse_value is None and not optional:
                 index = self._index
@@ -89,7 +89,7 @@ class RisingWaveSecrets(RisingWave):
                 self._retreat(index)
             return super()._parse_key_value_property(parse_value, optional)
 
-    class Generator(RisingWave.Generator):
+    class Generator(RisingWave.Generator):  # type: ignore[valid-type,misc]
         TRANSFORMS = {
             **RisingWave.Generator.TRANSFORMS,
             SecretRef: lambda self, e: (
@@ -251,8 +251,8 @@ def created_name(stmt: exp.Expr) -> str | None:
 def property_key(prop: exp.Property) -> str:
     key = prop.this
     if isinstance(key, exp.Var | exp.Identifier | exp.Literal):
-        return key.name.lower()
-    return key.sql(dialect=DIALECT).lower()
+        return str(key.name).lower()
+    return str(key.sql(dialect=DIALECT)).lower()
 
 
 def with_properties(stmt: exp.Expr) -> dict[str, exp.Expr]:
@@ -286,7 +286,7 @@ def _format(stmt: exp.Expr) -> tuple[str | None, str | None, dict[str, exp.Expr]
 
 def literal_text(value: exp.Expr | None) -> str | None:
     if isinstance(value, exp.Literal) and value.is_string:
-        return value.this
+        return str(value.this)
     return None
 
 
@@ -304,7 +304,7 @@ def _now_nodes(node: exp.Expr | None, owner: exp.Expr | None = None) -> list[exp
     """NOW() calls under ``node`` (those of nested queries excluded when ``owner`` is given)."""
     if node is None:
         return []
-    found = [n for n in node.find_all(exp.CurrentTimestamp, exp.Anonymous) if _is_now(n)]
+    found: list[exp.Expr] = [n for n in node.find_all(exp.CurrentTimestamp, exp.Anonymous) if _is_now(n)]
     if owner is not None:
         found = [n for n in found if _owner(n) is owner]
     return found
@@ -347,7 +347,8 @@ def interval_seconds(node: exp.Expr) -> Fraction | None:
         value = node.this
         if not (isinstance(value, exp.Literal)):
             return None
-        text = value.this + (f" {node.unit.name}" if node.args.get("unit") is not None else "")
+        unit = node.args.get("unit")
+        text = value.this + (f" {unit.name}" if unit is not None else "")
     else:
         return None
     if text is None:

@@ -13,20 +13,20 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic  # what confluent_kafka.admin re-exports
 
-from .process import ManagedProcess, free_port, retry_on_port_conflict, run_checked, wait_until
+from .polling import STARTUP, wait_for
+from .process import ManagedProcess, free_port, retry_on_port_conflict, run_checked
+from .server import Server
 from .tools import InfraError, java_binary, kafka_libs, kafka_version
 
 _log = logging.getLogger(__name__)
@@ -158,7 +158,7 @@ def create_topics(
         )
 
     named = topics[0] if len(topics) == 1 else f"{len(topics)} topics"
-    wait_until(led, timeout=timeout, what=f"leaders for all {partitions} partitions of {named}")
+    wait_for(led, timeout, f"leaders for all {partitions} partitions of {named}", poll=STARTUP)
 
 
 def produce(
@@ -268,16 +268,15 @@ def consume_all(
 
 
 @dataclass
-class KafkaBroker:
+class KafkaBroker(Server):
     """A throwaway single-node KRaft broker in ``workdir`` (created if ``None``)."""
 
-    workdir: Path | None = None
+    workdir_prefix = "cha-kafka-"
     start_timeout: float = 90.0
     broker_port: int = 0
     controller_port: int = 0
     startup_seconds: float | None = None
     _process: ManagedProcess | None = field(default=None, repr=False)
-    _owns_workdir: bool = field(default=False, repr=False)
 
     @property
     def bootstrap(self) -> str:
@@ -287,12 +286,6 @@ class KafkaBroker:
     def log_path(self) -> Path:
         assert self.workdir is not None
         return self.workdir / "kafka.log"
-
-    @property
-    def pids(self) -> list[int]:
-        """Process ids of the running service processes (each leads its own process group)."""
-        procs = (self._process,)
-        return [p.pid for p in procs if p is not None and p.pid is not None]
 
     def log_files(self) -> list[Path]:
         return [self.log_path]
@@ -332,10 +325,7 @@ class KafkaBroker:
     def start(self) -> KafkaBroker:
         libs = kafka_libs()
         java = java_binary()
-        if self.workdir is None:
-            self.workdir = Path(tempfile.mkdtemp(prefix="cha-kafka-"))
-            self._owns_workdir = True
-        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.make_workdir()
         t0 = time.monotonic()
         classpath, logging_warning = broker_classpath(libs)
         if logging_warning:
@@ -390,12 +380,12 @@ class KafkaBroker:
         def ready() -> bool:
             return bool(admin.list_topics(timeout=2).brokers)
 
-        wait_until(
+        wait_for(
             ready,
-            timeout=self.start_timeout,
-            what=f"Kafka {kafka_version()} at {self.bootstrap}",
+            self.start_timeout,
+            f"Kafka {kafka_version()} at {self.bootstrap}",
+            poll=STARTUP.starting_every(0.25),
             check=process.check_running,
-            interval=0.25,
         )
 
     def _reset(self) -> None:
@@ -420,20 +410,6 @@ class KafkaBroker:
         classpath, _ = broker_classpath(kafka_libs())
         self._launch(java_binary(), classpath)
 
-    def stop(self, *, keep_workdir: bool = False) -> None:
-        if self._process is not None:
-            self._process.stop()
-            self._process = None
-        if self._owns_workdir and not keep_workdir and self.workdir is not None:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> KafkaBroker:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop(keep_workdir=exc is not None)
 
     # Convenience wrappers bound to this broker.
     def create_topic(self, topic: str, partitions: int = 1, **kwargs: Any) -> None:

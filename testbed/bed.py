@@ -1,6 +1,6 @@
 """The test session's services, started lazily on first use and stopped once at the end.
 
-``tests/conftest.py`` (pytest) and ``scripts/testbed.py`` (the demo) both drive this class, so
+``tests/conftest.py`` (pytest) and ``python3 -m testbed`` (the demo) both drive this class, so
 the demo runs exactly what the tests run.
 """
 

@@ -12,7 +12,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, TypeVar
@@ -73,38 +72,6 @@ def retry_on_port_conflict(start: Callable[[], None], reset: Callable[[], None],
 def _die_with_parent() -> None:
     """Runs in the child between fork and exec (after any uid change): SIGKILL when we die."""
     set_parent_death_signal(signal.SIGKILL)
-
-
-def wait_until(
-    predicate: Callable[[], T | None],
-    *,
-    timeout: float,
-    what: str,
-    check: Callable[[], None] | None = None,
-    interval: float = 0.1,
-    max_interval: float = 1.0,
-) -> T:
-    """Poll ``predicate`` until it returns a truthy value, which is returned.
-
-    ``check`` runs before every attempt and raises to abort early (e.g. the process died).
-    Exceptions from ``predicate`` count as "not yet"; the last one is reported on timeout.
-    """
-    deadline = time.monotonic() + timeout
-    last_error: BaseException | None = None
-    while True:
-        if check is not None:
-            check()
-        try:
-            result = predicate()
-            if result:
-                return result
-        except Exception as exc:
-            last_error = exc
-        if time.monotonic() >= deadline:
-            detail = f" (last error: {last_error!r})" if last_error else ""
-            raise InfraError(f"timed out after {timeout:.0f}s waiting for {what}{detail}")
-        time.sleep(interval)
-        interval = min(interval * 1.5, max_interval)
 
 
 class ManagedProcess:

@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
 """Run the test bed outside pytest (for the demo and for poking at it by hand).
 
-scripts/testbed.py up [--namespace tenants] [--apply FILE ...] [--env-file PATH]
+python3 -m testbed up [--namespace tenants] [--apply FILE ...] [--env-file PATH]
     Start etcd + kube-apiserver (CRDs from crds/ installed), Kafka and PostgreSQL -- the same
-    code the test fixtures run (tests/infra) -- create the namespace, server-side apply the
+    code the test fixtures run (testbed/) -- create the namespace, server-side apply the
     files into it, write the connection settings as shell assignments to --env-file, and keep
     everything running until SIGTERM/SIGINT (or until the parent process dies), then tear down.
 
-scripts/testbed.py get [--namespace tenants] [--kubeconfig PATH]
+python3 -m testbed get [--namespace tenants] [--kubeconfig PATH]
     Print the ChargingAnalytics resources like `kubectl get cha -o wide` (server-side table).
 """
 
@@ -27,10 +27,10 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from charging_analytics import constants as c  # noqa: E402
-from tests.infra.controlplane import KubeApiError, KubeRest  # noqa: E402
-from tests.infra.process import set_parent_death_signal  # noqa: E402
-from tests.infra.testbed import Testbed  # noqa: E402
-from tests.infra.tools import InfraError  # noqa: E402
+from testbed.bed import Testbed  # noqa: E402
+from testbed.controlplane import KubeApiError, KubeRest  # noqa: E402
+from testbed.process import set_parent_death_signal  # noqa: E402
+from testbed.tools import InfraError  # noqa: E402
 
 TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io"
 
