@@ -1,6 +1,6 @@
 """Rendered SQL: golden files for the examples, one statement each, and the RisingWave lint.
 
-``UPDATE_GOLDEN=1 python3 -m pytest tests/core/test_render_golden.py`` rewrites ``tests/golden/``.
+``UPDATE_GOLDEN=1 python3 -m pytest tests/unit/test_render_golden.py`` rewrites ``tests/golden/``.
 The lint (``testbed/sqllint.py``) is itself tested: every rule rejects the broken tutorial statement
 it was written for (each fails for a reason docs/risingwave.md §3, §4 or §6 states), accepts the
 fixed statement, and catches the same mistake planted into the real templates.
