@@ -24,7 +24,7 @@ by verb and resource (the API server's ``apiserver_request_total``, less the ben
 creates and LISTs), SQL statements by kind (the double records every statement), catalog
 snapshots read and Kafka admin clients / PostgreSQL connections opened (the operator's
 ``cha_*_total`` counters from its metrics port). Figures are printed, not asserted: the counts
-that must hold are asserted by ``tests/operator/test_fleet_counts.py``.
+that must hold are asserted by ``tests/service/test_fleet_counts.py``.
 
 The double is NOT RisingWave: a FLUSH or catalog read costs it almost nothing; compare counts
 across versions and take times as the operator's own overhead on this machine.

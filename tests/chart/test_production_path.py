@@ -34,8 +34,8 @@ from testbed.kafka import create_topic
 from testbed.polling import wait_for
 from testbed.process import ManagedProcess
 from tests.chart.chart_support import CHART_DIR, CRDS_DIR, helm
-from tests.operator.harness import _relations as relations
 from tests.rw_double.fixtures import RisingWaveTarget
+from tests.service.harness import _relations as relations
 
 REPO = Path(__file__).resolve().parents[2]
 RELEASE, RELEASE_NS, TENANT_NS = "cha", "cha-system", "tenants"

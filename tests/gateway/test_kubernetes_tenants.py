@@ -37,7 +37,7 @@ from testbed.controlplane import ControlPlane
 from testbed.kafka import create_topic
 from testbed.polling import wait_for_async
 from tests.gateway.support import basic, call_accepted, events, gateway_config
-from tests.operator.rbac_support import (
+from tests.service.rbac_support import (
     ChartRbac,
     Permission,
     permissions,

@@ -7,7 +7,7 @@ import time
 from charging_analytics import constants as c
 from charging_analytics.operator import metrics
 from testbed.polling import wait_for
-from tests.operator.harness import Harness
+from tests.service.harness import Harness
 
 
 def _errors(reason: str) -> float:

@@ -27,7 +27,7 @@ from charging_analytics import render as render_module
 from charging_analytics.operator.settings import OperatorSettings
 from testbed.controlplane import WRITE_VERBS, request_delta
 from testbed.polling import wait_for
-from tests.operator.harness import Harness
+from tests.service.harness import Harness
 
 TENANTS = 6
 #: Catalog reads a burst of creates may cost, whatever its size (see the burst test).

@@ -47,7 +47,7 @@ from charging_analytics.operator import credentials as credentials_module
 from charging_analytics.operator.kube import KubeApi
 from charging_analytics.operator.service import Resource, Service
 from charging_analytics.operator.settings import OperatorSettings
-from tests.operator.harness import Harness
+from tests.service.harness import Harness
 
 PATHS = ("rw_sink", "rw_source", "postgres", "kafka", "kubernetes")
 OUTPUTS = ("status", "events", "logs", "plans", "cli")

@@ -9,7 +9,7 @@ import pytest
 
 from charging_analytics import constants as c
 from testbed.polling import wait_for
-from tests.operator.harness import KAFKA_PASSWORD, Harness
+from tests.service.harness import KAFKA_PASSWORD, Harness
 
 
 def _ddl(harness: Harness) -> list[str]:

@@ -12,7 +12,7 @@ from charging_analytics import constants as c
 from charging_analytics.rw.capabilities import FLOOR, NEWEST_KNOWN
 from testbed.kafka import list_topics
 from testbed.polling import wait_for
-from tests.operator.harness import Harness
+from tests.service.harness import Harness
 
 # Every lifecycle test runs on the oldest supported RisingWave and on the newest known one.
 pytestmark = pytest.mark.parametrize("risingwave_version", [str(FLOOR), str(NEWEST_KNOWN)])

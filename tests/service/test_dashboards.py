@@ -18,8 +18,8 @@ from charging_analytics.spec import ChargingAnalyticsSpec
 from testbed.bed import unique_name
 from testbed.controlplane import ControlPlane, KubeApiError
 from testbed.polling import wait_for
-from tests.operator.harness import GRAFANA_CRDS, Harness, Reconciles
-from tests.operator.rbac_support import ChartRbac, operator_env, rbac_objects, render_release
+from tests.service.harness import GRAFANA_CRDS, Harness, Reconciles
+from tests.service.rbac_support import ChartRbac, operator_env, rbac_objects, render_release
 
 GRAFANA = "/apis/grafana.integreatly.org/v1beta1/namespaces/{ns}/{plural}/{name}"
 CONFIGMAP = "/api/v1/namespaces/{ns}/configmaps/{name}"

@@ -14,7 +14,7 @@ from charging_analytics import constants as c
 from charging_analytics.render import RenderOptions, render
 from charging_analytics.spec import ChargingAnalyticsSpec
 from testbed.polling import wait_for
-from tests.operator.harness import Harness
+from tests.service.harness import Harness
 
 #: Catalog and ledger reads the client's snapshot makes (and nothing else reads).
 SNAPSHOT_SOURCES = ("rw_catalog.", '"cha_system"."ledger"')

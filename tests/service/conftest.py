@@ -33,8 +33,8 @@ import pytest  # noqa: E402
 from charging_analytics.operator.service import Service  # noqa: E402
 from testbed.controlplane import ControlPlane  # noqa: E402
 from testbed.postgres import PostgresServer  # noqa: E402
-from tests.operator.harness import Harness, Reconciles  # noqa: E402
 from tests.rw_double.fixtures import RisingWaveTarget  # noqa: E402
+from tests.service.harness import Harness, Reconciles  # noqa: E402
 
 
 @pytest.fixture

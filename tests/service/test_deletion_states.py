@@ -16,7 +16,7 @@ from charging_analytics.operator.kube import KubeApi
 from charging_analytics.operator.service import Resource, Service, teardown_target
 from charging_analytics.operator.settings import OperatorSettings
 from testbed.polling import wait_for
-from tests.operator.harness import Harness
+from tests.service.harness import Harness
 
 
 def test_a_blocked_deletion_is_shown_as_blocked_not_ready(harness: Harness) -> None:

@@ -7,7 +7,7 @@ import time
 
 from charging_analytics import constants as c
 from testbed.polling import wait_for
-from tests.operator.harness import Harness
+from tests.service.harness import Harness
 
 
 def _secret(harness: Harness, name: str) -> dict[str, object]:

@@ -14,9 +14,9 @@ import pytest
 from charging_analytics import constants as c
 from testbed.controlplane import CertificateAuthority, ControlPlane
 from testbed.postgres import PostgresServer
-from tests.operator.harness import Harness
 from tests.rw_double.fixtures import RisingWaveTarget
 from tests.rw_double.server import RisingWaveDouble
+from tests.service.harness import Harness
 
 
 @pytest.fixture(scope="module")

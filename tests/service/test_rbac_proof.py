@@ -50,8 +50,9 @@ from testbed.bed import crd_files, unique_name
 from testbed.controlplane import ControlPlane, KubeApiError
 from testbed.polling import wait_for
 from testbed.postgres import PostgresServer
-from tests.operator.harness import GRAFANA_CRDS, Harness, Reconciles
-from tests.operator.rbac_support import (
+from tests.rw_double.fixtures import RisingWaveTarget
+from tests.service.harness import GRAFANA_CRDS, Harness, Reconciles
+from tests.service.rbac_support import (
     ChartRbac,
     ClientRefusals,
     Permission,
@@ -63,7 +64,6 @@ from tests.operator.rbac_support import (
     render_release,
     spy_client_refusals,
 )
-from tests.rw_double.fixtures import RisingWaveTarget
 
 pytestmark = [pytest.mark.k8s, pytest.mark.helm]
 

@@ -12,7 +12,7 @@ from charging_analytics import constants as c
 from charging_analytics.rw.capabilities import FLOOR
 from testbed.kafka import list_topics
 from testbed.polling import wait_for
-from tests.operator.harness import Harness
+from tests.service.harness import Harness
 
 #: What a client sends before anything else: the version probe and session settings.
 _PROBES = ("SELECT VERSION()", "SET ")
