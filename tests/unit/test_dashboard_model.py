@@ -20,7 +20,7 @@ from charging_analytics.dashboard import (
 )
 from charging_analytics.spec import ChargingAnalyticsSpec
 from charging_analytics.validation import load_file
-from tests.evaluation.test_views_on_postgres import spec
+from tests.e2e.evaluation.test_views_on_postgres import spec
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((Path(__file__).parent / "grafana-dashboard.schema.json").read_text(encoding="utf-8"))

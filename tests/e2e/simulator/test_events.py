@@ -112,7 +112,7 @@ def test_event_columns_carry_the_agreed_risingwave_types() -> None:
 
 
 def test_event_columns_agree_with_the_source_sql_template() -> None:
-    template = Path(__file__).resolve().parents[2] / "sql" / "ocpp_events.sql"
+    template = Path(__file__).resolve().parents[3] / "sql" / "ocpp_events.sql"
     if not template.is_file():
         pytest.skip(f"{template} not present")
     body = template.read_text(encoding="utf-8").split("(", 1)[1]

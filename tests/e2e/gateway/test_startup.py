@@ -24,10 +24,10 @@ from ocpp.v16 import call as v16
 
 from charging_analytics.gateway.server import Gateway
 from testbed.process import free_port
-from tests.gateway.support import call_accepted, charge_point, events, gateway_config, tenant
-from tests.gateway.test_config_and_cli import write_tenants
+from tests.e2e.gateway.support import call_accepted, charge_point, events, gateway_config, tenant
+from tests.e2e.gateway.test_config_and_cli import write_tenants
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 @contextlib.contextmanager

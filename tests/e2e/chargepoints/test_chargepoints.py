@@ -1,6 +1,6 @@
 """The charge-point load generator against a real OCPP central system (the ``ocpp`` library).
 
-The central system of :mod:`tests.chargepoints.central_system` validates every message against
+The central system of :mod:`tests.e2e.chargepoints.central_system` validates every message against
 the OCPP 1.6 / 2.0.1 JSON schemas and records what arrives, so these tests check what real
 charge points would put on the wire: per-version messages, units, transaction ids, offline
 replays, retries, credentials, and that a seed reproduces a run.
@@ -29,7 +29,7 @@ from charging_analytics.simulator.chargepoints import (
 )
 from charging_analytics.simulator.chargepoints.script import DISCONNECT, RECONNECT, StationProfile
 from charging_analytics.simulator.simulate import SimulationConfig, station_events
-from tests.chargepoints.central_system import CentralSystem, Received, Recorder, utc
+from tests.e2e.chargepoints.central_system import CentralSystem, Received, Recorder, utc
 
 START = datetime(2025, 3, 1, tzinfo=UTC)
 TENANT = "acme"

@@ -19,7 +19,7 @@ from charging_analytics.render import render
 from charging_analytics.spec import ChargingAnalyticsSpec
 from testbed.postgres import PostgresServer
 from testbed.specs import tenant_spec
-from tests.evaluation.ground_truth import Traffic, TrueSession, round_half_up
+from tests.e2e.evaluation.ground_truth import Traffic, TrueSession, round_half_up
 
 AT = datetime(2025, 3, 2, 12, 0, tzinfo=UTC)
 RETENTION = timedelta(hours=24)

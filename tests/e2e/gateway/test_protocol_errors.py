@@ -11,7 +11,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from testbed.kafka import consume_all
-from tests.gateway.support import connect, gateway_config, running, tenant
+from tests.e2e.gateway.support import connect, gateway_config, running, tenant
 
 
 async def exchange(ws: ClientConnection, frame: str) -> list[object] | None:

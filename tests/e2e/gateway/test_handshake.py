@@ -13,7 +13,7 @@ from websockets.exceptions import InvalidStatus
 
 from charging_analytics.gateway.server import Gateway
 from testbed.kafka import consume_all
-from tests.gateway.support import PASSWORD, basic, charge_point, gateway_config, running, tenant
+from tests.e2e.gateway.support import PASSWORD, basic, charge_point, gateway_config, running, tenant
 
 
 async def status_of(

@@ -17,7 +17,7 @@ from websockets.exceptions import ConnectionClosed
 
 from charging_analytics.gateway.server import Gateway
 from testbed.kafka import KafkaBroker
-from tests.gateway.support import (
+from tests.e2e.gateway.support import (
     call_accepted,
     charge_point,
     connect,

@@ -22,9 +22,9 @@ from ocpp.v16 import call as v16
 from charging_analytics.gateway.config import ConfigError, load_tenants_file
 from testbed.kafka import create_topic
 from testbed.process import free_port
-from tests.gateway.support import basic, events
+from tests.e2e.gateway.support import basic, events
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def write_tenants(tmp_path: Path, bootstrap: str, topic: str, **overrides: object) -> Path:

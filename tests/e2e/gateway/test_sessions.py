@@ -15,9 +15,9 @@ from charging_analytics.events import OcppEvent, event_json_schema, format_times
 from charging_analytics.spec import ChargingAnalytics
 from charging_analytics.validation import load_file
 from testbed.kafka import consume_all
-from tests.gateway.support import charge_point, gateway_config, running, tenant
+from tests.e2e.gateway.support import charge_point, gateway_config, running, tenant
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "acme.yaml"
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "acme.yaml"
 
 
 def tariffs() -> dict[str, Decimal]:

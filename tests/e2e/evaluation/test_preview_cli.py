@@ -14,9 +14,9 @@ from charging_analytics.cli import main
 from charging_analytics.render import render
 from charging_analytics.validation import load_file
 from testbed.postgres import PostgresServer
-from tests.evaluation.ground_truth import Traffic
+from tests.e2e.evaluation.ground_truth import Traffic
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 AT = datetime(2025, 3, 2, 12, 0, tzinfo=UTC)
 
 

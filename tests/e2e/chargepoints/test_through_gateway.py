@@ -23,7 +23,7 @@ from charging_analytics.simulator.chargepoints import (
     station_script,
 )
 from charging_analytics.simulator.simulate import SimulationConfig, station_events
-from tests.gateway.support import PASSWORD, events, gateway_config, running, tenant
+from tests.e2e.gateway.support import PASSWORD, events, gateway_config, running, tenant
 
 START = datetime(2025, 3, 1, tzinfo=UTC)
 HOURS = 4

@@ -15,7 +15,7 @@ from charging_analytics.dashboard import FieldType, Panel, panels, station_query
 from charging_analytics.evaluate import evaluate
 from charging_analytics.render import render
 from testbed.postgres import PostgresServer
-from tests.evaluation.test_views_on_postgres import AT, expected_completed, spec, traffic
+from tests.e2e.evaluation.test_views_on_postgres import AT, expected_completed, spec, traffic
 from tests.unit.grafana import interpolate
 
 #: PostgreSQL types -> the field type Grafana's PostgreSQL data source gives them.

@@ -17,7 +17,15 @@ from ocpp.v16 import call as v16
 
 from charging_analytics.gateway import mapping
 from charging_analytics.gateway.mapping import EMPTY_STATION16, Station16, StationContext
-from tests.gateway.support import call_accepted, charge_point, events, gateway_config, running, tenant, unique
+from tests.e2e.gateway.support import (
+    call_accepted,
+    charge_point,
+    events,
+    gateway_config,
+    running,
+    tenant,
+    unique,
+)
 
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 CTX = StationContext("acme", "ST-1", {1: "CCS", 2: "Type2"})

@@ -15,7 +15,7 @@ from websockets.exceptions import InvalidStatus
 from charging_analytics.gateway.cli import server_ssl_context
 from charging_analytics.gateway.server import Gateway
 from testbed.controlplane import CertificateAuthority
-from tests.gateway.support import PASSWORD, basic, gateway_config, tenant
+from tests.e2e.gateway.support import PASSWORD, basic, gateway_config, tenant
 
 
 def test_profile_2_accepts_trusted_tls_with_credentials_and_refuses_the_rest(

@@ -36,7 +36,7 @@ from testbed.bed import unique_name
 from testbed.controlplane import ControlPlane
 from testbed.kafka import create_topic
 from testbed.polling import wait_for_async
-from tests.gateway.support import basic, call_accepted, events, gateway_config
+from tests.e2e.gateway.support import basic, call_accepted, events, gateway_config
 from tests.service.rbac_support import (
     ChartRbac,
     Permission,
