@@ -17,8 +17,8 @@ from charging_analytics.rw.capabilities import (
     capabilities_for,
     parse_version,
 )
-from tests.core.test_plan import ledger_entries
-from tests.rw_double_tests.test_versions import _spec
+from tests.testbed.rw_double.test_versions import _spec
+from tests.unit.test_plan import ledger_entries
 
 
 @pytest.mark.parametrize(

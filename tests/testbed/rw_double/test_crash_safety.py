@@ -32,7 +32,7 @@ from charging_analytics.rw.client import Endpoint, RisingWaveClient
 from charging_analytics.validation import parse_documents
 from tests.rw_double import RisingWaveDouble
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 OWNER = "tenants/voltbay"
 CREDS = Credentials(reader=Credential("voltbay_reader", "reader-pw"))
 

@@ -18,7 +18,7 @@ from charging_analytics.plan import Plan, PlanOptions, build_plan
 from charging_analytics.render import Credential, Credentials, RenderOptions, render
 from charging_analytics.rw.client import RisingWaveClient
 from tests.rw_double.fixtures import RisingWaveTarget
-from tests.rw_double_tests.test_versions import _spec
+from tests.testbed.rw_double.test_versions import _spec
 
 
 async def _plan(client: RisingWaveClient, tenant: str, password: str, *, apply: bool) -> Plan:

@@ -21,9 +21,9 @@ from charging_analytics.spec import ChargingAnalyticsSpec
 from charging_analytics.validation import load_file
 from testbed.postgres import PostgresServer
 from tests.rw_double.fixtures import RisingWaveTarget
-from tests.rw_double_tests import pipeline_sql as p
+from tests.testbed.rw_double import pipeline_sql as p
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 CREDS = Credentials(kafka=Credential("u", "p"), alerts_db=Credential("w", "pw"), reader=Credential("r", "rp"))
 
 

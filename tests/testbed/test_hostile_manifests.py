@@ -4,7 +4,7 @@ Each case takes a valid tenant and puts, into one field, a value no broker, data
 the operator itself can ever use: a Kafka topic Kafka refuses, port 0, a host or Secret name with
 an empty DNS label, a Secret key Kubernetes refuses, a price RisingWave would round, or a schema
 name the operator or RisingWave owns. Run as a script, it prints how many of them the Python
-model accepts (``python3 -m tests.infra_tests.test_hostile_manifests``).
+model accepts (``python3 -m tests.testbed.test_hostile_manifests``).
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from charging_analytics.rw.client import (
 )
 from tests.rw_double import RisingWaveDouble
 from tests.rw_double.fixtures import RisingWaveTarget
-from tests.rw_double_tests import pipeline_sql as p
+from tests.testbed.rw_double import pipeline_sql as p
 
 T = TypeVar("T")
 

@@ -17,7 +17,7 @@ import psycopg
 import pytest
 
 from tests.rw_double.fixtures import RisingWaveTarget
-from tests.rw_double_tests import pipeline_sql as p
+from tests.testbed.rw_double import pipeline_sql as p
 
 
 class Conn:

@@ -293,7 +293,7 @@ def test_cli_plan_refuses_a_risingwave_below_the_floor(
 ) -> None:
     from charging_analytics import cli
 
-    example = Path(__file__).resolve().parents[2] / "examples" / "acme.yaml"
+    example = Path(__file__).resolve().parents[3] / "examples" / "acme.yaml"
     doubles["2.2.6"].clear_statements()
     code = cli.main(["plan", "-f", str(example), "--dsn", doubles["2.2.6"].dsn])
     err = capsys.readouterr().err

@@ -124,7 +124,7 @@ def test_port_conflicts_are_retried_and_other_failures_are_not() -> None:
 
 def test_fixture_fails_not_skips_when_tools_are_missing(tmp_path: Path) -> None:
     repo = Path(__file__).resolve().parents[2]
-    test = "tests/infra_tests/test_control_plane.py::test_apiserver_serves_pinned_kubernetes_version"
+    test = "tests/testbed/test_control_plane.py::test_apiserver_serves_pinned_kubernetes_version"
     env = {**os.environ, "CHARGING_TOOLS_DIR": str(tmp_path)}
     out = subprocess.run(
         [sys.executable, "-m", "pytest", test, "-q", "-p", "no:cacheprovider"],
