@@ -17,42 +17,30 @@ from typing import Any
 import pydantic
 import pytest
 
-from charging_analytics import constants as c
 from charging_analytics.spec import ChargingAnalytics
 from testbed.controlplane import ControlPlane, KubeApiError
+from testbed.specs import resource, spec_dict
 
-BASE: dict[str, Any] = {
-    "apiVersion": c.API_VERSION,
-    "kind": c.KIND,
-    "metadata": {"name": "hostile"},
-    "spec": {
-        "tenant": "hostile",
-        "risingwave": {"host": "rw.example", "port": 4566, "credentialsSecretRef": {"name": "rw"}},
-        "kafka": {
-            "bootstrapServers": ["kafka-0.kafka.svc:9092"],
-            "eventsTopic": "ocpp.events",
-            "security": {
-                "protocol": "SASL_SSL",
-                "saslMechanism": "PLAIN",
-                "credentialsSecretRef": {"name": "kafka"},
-            },
-        },
-        "analytics": {
-            "tariffs": {"currency": "EUR", "pricePerKwh": {"CCS": 0.5, "CHAdeMO": 0.4, "Type2": 0.3}}
-        },
-        "alerts": {
+KAFKA, DB = {"name": "kafka"}, {"name": "db"}
+BASE: dict[str, Any] = resource(
+    "hostile",
+    None,
+    spec_dict(
+        "hostile",
+        bootstrap="kafka-0.kafka.svc:9092",
+        events_topic="ocpp.events",
+        risingwave={"host": "rw.example", "port": 4566, "credentialsSecretRef": {"name": "rw"}},
+        kafka={"security": {"protocol": "SASL_SSL", "saslMechanism": "PLAIN", "credentialsSecretRef": KAFKA}},
+        alerts={
+            "stalledSessionMinutes": None,
             "sinks": {
                 "kafka": {"topic": "ocpp.alerts"},
-                "postgres": {
-                    "host": "db.example",
-                    "database": "alerts",
-                    "credentialsSecretRef": {"name": "db"},
-                },
-            }
+                "postgres": {"host": "db.example", "database": "alerts", "credentialsSecretRef": DB},
+            },
         },
-        "readOnlyUser": {"enabled": True, "secretName": "reader"},
-    },
-}
+        readOnlyUser={"enabled": True, "secretName": "reader"},
+    ),
+)
 
 TOPIC_FIELDS = ("kafka.eventsTopic", "alerts.sinks.kafka.topic")
 BAD_TOPICS = (".", "..", "...")

@@ -32,6 +32,7 @@ from websockets.exceptions import InvalidStatus
 from charging_analytics import constants as c
 from charging_analytics.gateway.kube_tenants import KubeTenantSource
 from charging_analytics.gateway.server import Gateway
+from testbed import specs
 from testbed.bed import unique_name
 from testbed.controlplane import ControlPlane
 from testbed.kafka import create_topic
@@ -51,7 +52,6 @@ pytestmark = [pytest.mark.k8s, pytest.mark.helm]
 CR_LIST, CR_WATCH = ((c.GROUP, c.PLURAL, v) for v in ("list", "watch"))
 SECRET_LIST, SECRET_WATCH = (("", "secrets", v) for v in ("list", "watch"))
 USED: set[Permission] = {CR_LIST, CR_WATCH, SECRET_LIST, SECRET_WATCH}
-PRICES = {"CCS": 0.5, "CHAdeMO": 0.4, "Type2": 0.3}
 
 
 # --------------------------------------------------------------------------------------------
@@ -94,24 +94,23 @@ def apply_secret(cp: ControlPlane, ns: str, name: str, data: dict[str, str]) -> 
 def resource(
     name: str, tenant: str, bootstrap: str, topic: str, stations: dict[str, list[int]], **kafka: Any
 ) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{c.GROUP}/{c.VERSION}",
-        "kind": c.KIND,
-        "metadata": {"name": name},
-        "spec": {
-            "tenant": tenant,
-            "mode": "Plan",  # no operator runs here; the gateway only reads the spec
-            "kafka": {"bootstrapServers": [bootstrap], "eventsTopic": topic, **kafka},
-            "analytics": {"tariffs": {"currency": "EUR", "pricePerKwh": PRICES}},
-            "gateway": {
-                "stationsSecretRef": {"name": f"{name}-stations"},
-                "stations": [
-                    {"id": sid, "connectors": [{"id": i, "standard": "IEC_62196_T2_COMBO"} for i in conns]}
-                    for sid, conns in stations.items()
-                ],
-            },
-        },
+    gateway = {
+        "stationsSecretRef": {"name": f"{name}-stations"},
+        "stations": [
+            {"id": sid, "connectors": [{"id": i, "standard": "IEC_62196_T2_COMBO"} for i in conns]}
+            for sid, conns in stations.items()
+        ],
     }
+    spec = specs.spec_dict(
+        tenant,
+        bootstrap=bootstrap,
+        events_topic=topic,
+        alerts=None,
+        mode="Plan",  # no operator runs here; the gateway only reads the spec
+        kafka=kafka,
+        gateway=gateway,
+    )
+    return specs.resource(name, None, spec)
 
 
 def cr_path(ns: str, name: str | None = None) -> str:

@@ -17,6 +17,7 @@ from charging_analytics.gateway.config import load_tenants_file
 from charging_analytics.gateway.delivery import producer_config
 from charging_analytics.gateway.kube_tenants import tenants_from_resources
 from charging_analytics.spec import GatewaySpec
+from testbed import specs
 
 STATIONS = [
     {
@@ -31,21 +32,11 @@ KAFKA = {"bootstrapServers": ["kafka:9092"], "eventsTopic": "ocpp.acme.events"}
 def resource(
     name: str = "acme", *, tenant: str = "acme", created: str = "2026-01-01T00:00:00Z", **spec: Any
 ) -> Any:
-    body: dict[str, Any] = {
-        "apiVersion": "analytics.evcharging.io/v1alpha1",
-        "kind": "ChargingAnalytics",
-        "metadata": {"name": name, "namespace": "ns", "creationTimestamp": created},
-        "spec": {
-            "tenant": tenant,
-            "kafka": copy.deepcopy(KAFKA),
-            "analytics": {
-                "tariffs": {"currency": "EUR", "pricePerKwh": {"CCS": 1, "CHAdeMO": 1, "Type2": 1}}
-            },
-            "gateway": {"stationsSecretRef": {"name": "acme-stations"}, "stations": copy.deepcopy(STATIONS)},
-        },
-    }
-    body["spec"].update(spec)
-    return body
+    gateway = {"stationsSecretRef": {"name": "acme-stations"}, "stations": copy.deepcopy(STATIONS)}
+    body = specs.spec_dict(tenant, bootstrap="kafka:9092", events_topic="ocpp.acme.events", alerts=None)
+    body["gateway"] = gateway
+    body.update(spec)  # a key given as None stays, as None
+    return specs.resource(name, "ns", body, creationTimestamp=created)
 
 
 SECRETS = {
