@@ -911,7 +911,7 @@ def test_applied_catalog_records_every_object_the_schema_and_the_grants_in_the_l
 # --------------------------------------------------------------------------------------------
 
 #: The acme tenant as the previous pipeline left it (objects and ledger, recorded from its render).
-OLD_PIPELINE = ROOT / "tests" / "core" / "data" / "acme_before_time_weighted_availability.json"
+OLD_PIPELINE = ROOT / "tests" / "unit" / "data" / "acme_before_time_weighted_availability.json"
 
 
 def _old_pipeline_world() -> World:
