@@ -13,7 +13,7 @@ from charging_analytics.apply import ApplyError, apply_plan
 from charging_analytics.catalog import TenantCatalog
 from charging_analytics.plan import Plan, PlanOptions, build_plan
 from charging_analytics.render import as_text
-from tests.core.test_plan import BASE, OWNER, desired
+from tests.unit.test_plan import BASE, OWNER, desired
 
 
 class Runner:
