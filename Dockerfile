@@ -11,6 +11,8 @@ WORKDIR /src
 COPY docker/constraints.txt ./constraints.txt
 COPY pyproject.toml ./
 COPY operator/ ./operator/
+# the SQL templates: package data (operator/charging_analytics/sql links here), shipped in the wheel
+COPY sql/ ./sql/
 RUN python -m venv /opt/venv \
     && /opt/venv/bin/pip install --constraint constraints.txt .
 
@@ -21,12 +23,9 @@ RUN groupadd --system --gid "${GID}" cha \
     && useradd --system --uid "${UID}" --gid "${GID}" --no-create-home --home-dir /nonexistent \
        --shell /usr/sbin/nologin cha
 COPY --from=build /opt/venv /opt/venv
-# The renderer reads its SQL templates from CHA_SQL_DIR outside a source checkout.
-COPY sql/ /opt/charging-analytics/sql/
 ENV PATH=/opt/venv/bin:${PATH} \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    CHA_SQL_DIR=/opt/charging-analytics/sql \
     CHA_LOG_FORMAT=json
 USER 10001:10001
 # 8080: Kopf liveness (/healthz); 9090: Prometheus metrics.

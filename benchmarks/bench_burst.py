@@ -3,7 +3,7 @@
     python3 benchmarks/bench_burst.py [--tenants 300] [--timeout 1800] [--json]
 
 The operator runs as its own process (``charging-analytics operator --standalone``, the code on
-``PYTHONPATH``) against a real etcd + kube-apiserver (``tests/infra``, tools from
+``PYTHONPATH``) against a real etcd + kube-apiserver (``testbed/``, tools from
 ``scripts/provision.sh``) and the RisingWave DOUBLE (``tests/rw_double``), started in this
 process. Kafka and PostgreSQL are not involved: the Kafka check is off (``CHA_CHECK_KAFKA=false``)
 and the tenants have a Kafka alert sink only, so what is measured is the operator's work with the
@@ -35,7 +35,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # tests/ (the double, the control plane)
 
 from charging_analytics import constants as c  # noqa: E402
-from tests.infra.testbed import Testbed, unique_name  # noqa: E402
+from testbed.bed import Testbed, unique_name  # noqa: E402
+from testbed.specs import resource, spec_dict  # noqa: E402
 from tests.rw_double import RisingWaveDouble  # noqa: E402
 
 NOT_RISINGWAVE = (
@@ -48,26 +49,13 @@ def tenant_body(
     namespace: str, index: int, host: str, port: int, *, kafka: str = "kafka:9092", prefix: str = "burst"
 ) -> dict[str, Any]:
     """A small tenant like ``examples/voltbay.yaml``: defaults, alerts to a Kafka topic only."""
-    tenant = f"{prefix}_{index:04d}"
-    return {
-        "apiVersion": c.API_VERSION,
-        "kind": c.KIND,
-        "metadata": {"name": f"{prefix}-{index:04d}", "namespace": namespace},
-        "spec": {
-            "tenant": tenant,
-            "risingwave": {"host": host, "port": port, "database": "dev", "sslmode": "disable"},
-            "kafka": {"bootstrapServers": [kafka], "eventsTopic": f"ocpp.{tenant}.events"},
-            "analytics": {
-                "tariffs": {"currency": "EUR", "pricePerKwh": {"CCS": 0.59, "CHAdeMO": 0.49, "Type2": 0.35}}
-            },
-            "alerts": {
-                "stalledSessionMinutes": 10,
-                "availabilityBelowPercent": 80,
-                "connectorFaults": True,
-                "sinks": {"kafka": {"topic": f"ocpp.{tenant}.alerts"}},
-            },
-        },
-    }
+    spec = spec_dict(
+        f"{prefix}_{index:04d}",
+        bootstrap=kafka,
+        risingwave={"host": host, "port": port, "database": "dev", "sslmode": "disable"},
+        alerts={"availabilityBelowPercent": 80, "connectorFaults": True},
+    )
+    return resource(f"{prefix}-{index:04d}", namespace, spec)
 
 
 def ready(item: dict[str, Any]) -> bool:

@@ -3,7 +3,7 @@
     python3 benchmarks/bench_fleet.py [--tenants 100,300,1000] [--interval 60] [--intervals 3]
                                       [--timeout 1800] [--json]
 
-For each fleet size N this starts, from the test bed (``tests/infra``, tools from
+For each fleet size N this starts, from the test bed (``testbed/``, tools from
 ``scripts/provision.sh``), a real etcd + kube-apiserver and a real Kafka broker, and the
 RisingWave DOUBLE (``tests/rw_double``) in this process; the operator runs as its own process
 (``charging-analytics operator --standalone``, whatever code is on ``PYTHONPATH``) with the Kafka
@@ -24,7 +24,7 @@ by verb and resource (the API server's ``apiserver_request_total``, less the ben
 creates and LISTs), SQL statements by kind (the double records every statement), catalog
 snapshots read and Kafka admin clients / PostgreSQL connections opened (the operator's
 ``cha_*_total`` counters from its metrics port). Figures are printed, not asserted: the counts
-that must hold are asserted by ``tests/operator/test_fleet_counts.py``.
+that must hold are asserted by ``tests/service/test_fleet_counts.py``.
 
 The double is NOT RisingWave: a FLUSH or catalog read costs it almost nothing; compare counts
 across versions and take times as the operator's own overhead on this machine.
@@ -56,10 +56,10 @@ from charging_analytics.rw.client import Endpoint, RisingWaveClient  # noqa: E40
 from charging_analytics.spec import ChargingAnalyticsSpec  # noqa: E402
 from charging_analytics.status import merge_conditions, objects_status  # noqa: E402
 from charging_analytics.status import ready as ready_conditions  # noqa: E402
-from tests.infra.controlplane import KubeRest, request_delta  # noqa: E402
-from tests.infra.kafka import create_topics  # noqa: E402
-from tests.infra.process import free_port  # noqa: E402
-from tests.infra.testbed import Testbed, unique_name  # noqa: E402
+from testbed.bed import Testbed, unique_name  # noqa: E402
+from testbed.controlplane import KubeRest, request_delta  # noqa: E402
+from testbed.kafka import create_topics  # noqa: E402
+from testbed.process import free_port  # noqa: E402
 from tests.rw_double import RisingWaveDouble  # noqa: E402
 
 #: The operator's counters read from its metrics port (sums over labels).

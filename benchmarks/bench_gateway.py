@@ -1,7 +1,7 @@
 """The OCPP gateway under load from simulated charge points, against a real Kafka broker.
 
 Two phases, the gateway (``charging-analytics gateway``, its own process) and the load generator
-(``charging_analytics.chargepoints``, in ``--clients`` processes) on the same machine:
+(``charging_analytics.simulator.chargepoints``, in ``--clients`` processes) on the same machine:
 
 1. **Idle connections**: ``--connections`` charge points connect (BootNotification, then idle
    with heartbeats) and stay connected; the gateway's RSS before and after gives KiB per idle
@@ -43,14 +43,14 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "operator"), str(ROOT)]
 
-from charging_analytics.chargepoints import (  # noqa: E402
+from charging_analytics.simulator.chargepoints import (  # noqa: E402
     FleetConfig,
     FleetStats,
     fleet_profiles,
     run_fleet,
 )
-from charging_analytics.chargepoints.runner import percentile  # noqa: E402
-from charging_analytics.simulate import SimulationConfig  # noqa: E402
+from charging_analytics.simulator.chargepoints.runner import percentile  # noqa: E402
+from charging_analytics.simulator.simulate import SimulationConfig  # noqa: E402
 
 TENANT = "bench"
 STATE_TOPIC = "bench-gateway-state"
@@ -380,8 +380,8 @@ def _lean_client(
     raise_fd_limit()
     from websockets.asyncio.client import ClientConnection, connect
 
-    from charging_analytics.chargepoints.runner import RateLimiter, basic_authorization, station_url
-    from charging_analytics.simulate import station_id_for
+    from charging_analytics.simulator.chargepoints.runner import RateLimiter, basic_authorization, station_url
+    from charging_analytics.simulator.simulate import station_id_for
 
     async def call(ws: ClientConnection, frame: str) -> bool:
         await ws.send(frame)
@@ -554,7 +554,7 @@ def run_lean(args: argparse.Namespace, gateway_pid: int, url: str) -> dict[str, 
 
 
 # --------------------------------------------------------------------------------------------
-# The ocpp-library load generator (charging_analytics.chargepoints): the fleet model
+# The ocpp-library load generator (charging_analytics.simulator.chargepoints): the fleet model
 # --------------------------------------------------------------------------------------------
 
 
@@ -779,7 +779,7 @@ def main() -> int:
         choices=("lean", "ocpp"),
         default="lean",
         help="lean: raw WebSocket clients, pre-serialized StatusNotifications; ocpp: the fleet model "
-        "played by charging_analytics.chargepoints (ocpp-library charge points)",
+        "played by charging_analytics.simulator.chargepoints (ocpp-library charge points)",
     )
     parser.add_argument("--speedup", type=float, default=600.0, help="ocpp generator: simulated s per real s")
     parser.add_argument("--profile", type=Path, help="directory for a py-spy profile of the rate phase")
@@ -795,7 +795,7 @@ def main() -> int:
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
 
-    from tests.infra.kafka import KafkaBroker, consume_all, create_topic, produce
+    from testbed.kafka import KafkaBroker, consume_all, create_topic, produce
 
     fd_limit = raise_fd_limit()
     stations = max(args.connections, args.rate_stations)

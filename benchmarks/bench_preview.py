@@ -36,7 +36,7 @@ from charging_analytics.evaluate import evaluate, event_rows  # noqa: E402
 from charging_analytics.localpg import local_postgres  # noqa: E402
 from charging_analytics.plan import PlanOptions, build_plan  # noqa: E402
 from charging_analytics.render import Credential, Credentials, RenderOptions, render  # noqa: E402
-from charging_analytics.simulate import SimulationConfig, generate_events  # noqa: E402
+from charging_analytics.simulator.simulate import SimulationConfig, generate_events  # noqa: E402
 from charging_analytics.validation import load_file  # noqa: E402
 
 CREDS = Credentials(kafka=Credential("u", "p"), alerts_db=Credential("w", "p"), reader=Credential("r", "p"))

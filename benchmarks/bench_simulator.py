@@ -21,7 +21,7 @@ import tracemalloc
 from datetime import UTC, datetime
 from typing import Any
 
-from charging_analytics.simulate import SimulationConfig, generate_events
+from charging_analytics.simulator.simulate import SimulationConfig, generate_events
 
 
 def bench(events: int, stations: int, seed: int) -> dict[str, Any]:

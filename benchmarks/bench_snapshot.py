@@ -51,6 +51,7 @@ from charging_analytics.render import RenderOptions, render  # noqa: E402
 from charging_analytics.rw import client as client_module  # noqa: E402
 from charging_analytics.rw.client import Endpoint, RisingWaveClient  # noqa: E402
 from charging_analytics.spec import ChargingAnalyticsSpec  # noqa: E402
+from testbed import specs  # noqa: E402
 from tests.rw_double import RisingWaveDouble  # noqa: E402
 
 NOT_RISINGWAVE = (
@@ -61,21 +62,7 @@ NOT_RISINGWAVE = (
 
 
 def tenant_spec(tenant: str) -> ChargingAnalyticsSpec:
-    return ChargingAnalyticsSpec.model_validate(
-        {
-            "tenant": tenant,
-            "kafka": {"bootstrapServers": ["kafka:9092"], "eventsTopic": f"ocpp.{tenant}.events"},
-            "analytics": {
-                "tariffs": {"currency": "EUR", "pricePerKwh": {"CCS": 0.59, "CHAdeMO": 0.49, "Type2": 0.35}}
-            },
-            "alerts": {
-                "stalledSessionMinutes": 10,
-                "availabilityBelowPercent": 80,
-                "connectorFaults": True,
-                "sinks": {"kafka": {"topic": f"ocpp.{tenant}.alerts"}},
-            },
-        }
-    )
+    return specs.tenant_spec(tenant, alerts={"availabilityBelowPercent": 80, "connectorFaults": True})
 
 
 def owner_of(tenant: str) -> str:

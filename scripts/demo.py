@@ -2,7 +2,7 @@
 """The demo: the operator reconciling the example tenants on a local control plane.
 
 Starts etcd + kube-apiserver (the CRD installed), a Kafka broker and PostgreSQL (the test bed in
-tests/infra), applies examples/ into namespace ``tenants`` (pointed at the local Kafka and
+testbed/), applies examples/ into namespace ``tenants`` (pointed at the local Kafka and
 PostgreSQL), starts the OCPP gateway and drives simulated OCPP 1.6J and 2.0.1 charge points of
 each tenant through it (the gateway publishes their events to the tenant's topic), runs
 ``charging-analytics operator`` and shows what it did: each tenant's conditions, objects, plan and
@@ -39,10 +39,10 @@ from charging_analytics import constants as c  # noqa: E402
 from charging_analytics.events import format_timestamp  # noqa: E402
 from charging_analytics.preview_cli import format_text, parse_instant, run_preview  # noqa: E402
 from charging_analytics.rw.client import Endpoint  # noqa: E402
-from charging_analytics.simulate import build_fleet, ensure_topic  # noqa: E402
-from tests.infra.controlplane import KubeApiError, KubeRest  # noqa: E402
-from tests.infra.kafka import consume_all  # noqa: E402
-from tests.infra.testbed import Testbed  # noqa: E402
+from charging_analytics.simulator.simulate import build_fleet, ensure_topic  # noqa: E402
+from testbed.bed import Testbed  # noqa: E402
+from testbed.controlplane import KubeApiError, KubeRest  # noqa: E402
+from testbed.kafka import consume_all  # noqa: E402
 from tests.rw_double.server import RisingWaveDouble  # noqa: E402
 
 NAMESPACE = "tenants"

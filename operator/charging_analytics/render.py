@@ -29,7 +29,7 @@ from .pipeline import SecretStore
 from .rw.capabilities import BASELINE, Capabilities
 from .rw.literal import RwLiteral, rw_literal
 from .spec import ChargingAnalyticsSpec, CredentialsSecretRef, TlsSecretRef, duration_seconds
-from .templates import template, templates
+from .templates import PACKAGED, Templates, template
 from .tls import TlsMaterial, TlsPart, tls_parts
 
 REDACTED = "[redacted]"
@@ -290,6 +290,8 @@ class RenderOptions:
     credentials: Credentials | None = None
     #: What the target RisingWave can do (from its version); offline rendering assumes the floor.
     capabilities: Capabilities = BASELINE
+    #: Where the SQL comes from: the packaged templates (a test renders a modified copy).
+    templates: Templates = PACKAGED
 
 
 class _Builder:
@@ -298,6 +300,7 @@ class _Builder:
     def __init__(self, spec: ChargingAnalyticsSpec, options: RenderOptions) -> None:
         self.spec = spec
         self.options = options
+        self.tpl = options.templates
         self.schema = spec.tenant
         #: keys of the entries this tenant gets
         self.built: set[str] = set()
@@ -367,7 +370,7 @@ class _Builder:
             or sec.tls_secret_ref is not None
         ):
             return None
-        return template("ocpp_events_credentials").format(
+        return self.tpl.one("ocpp_events_credentials").format(
             ocpp_events=source,
             username=self.raw_credential("kafka", "username"),
             password=self.raw_credential("kafka", "password"),
@@ -387,7 +390,7 @@ class _Builder:
             me = sql.Identifier(name) if entry.kind in ("Schema", "User") else self.rel(name)
             parts = _PARTS_OF.get(entry.kind, _Builder.view_parts)(self, entry, me)
             reads = {r: self.rel(r) for r in entry.reads if r in self.built}
-            stmt = template(entry.template).format(**{entry.template: me}, **reads, **parts.params)
+            stmt = self.tpl.one(entry.template).format(**{entry.template: me}, **reads, **parts.params)
             # the credentials read while this object's statements were built are the ones it embeds
             used, self.used = tuple(self.used), []
             out.append(_Built(entry.kind, name, stmt, deps, parts.update, parts.grants, used))
@@ -401,15 +404,15 @@ class _Builder:
     def secret_parts(self, entry: pipeline.Entry, me: sql.Identifier) -> _Parts:
         assert entry.credential is not None
         value = self.raw_credential(*entry.credential)
-        return _Parts({"value": value}, update=template("secret_update").format(secret=me, value=value))
+        return _Parts({"value": value}, update=self.tpl.one("secret_update").format(secret=me, value=value))
 
     def reader_parts(self, entry: pipeline.Entry, me: sql.Identifier) -> _Parts:
         password = self.raw_credential("reader", "password")
         schema = sql.Identifier(self.schema)
         return _Parts(
             {"password": password},
-            update=template("reader_user_password").format(reader_user=me, password=password),
-            grants=tuple(t.format(schema=schema, reader_user=me) for t in templates("reader_grants")),
+            update=self.tpl.one("reader_user_password").format(reader_user=me, password=password),
+            grants=tuple(t.format(schema=schema, reader_user=me) for t in self.tpl.several("reader_grants")),
         )
 
     def source_parts(self, entry: pipeline.Entry, me: sql.Identifier) -> _Parts:
@@ -485,7 +488,7 @@ class _Builder:
         for key in pipeline.BY_KEY["alerts"].reads:
             branch = pipeline.BY_KEY[key].alert_branch
             if key in self.built and branch is not None:
-                branches.append(template(branch).format(**{key: self.rel(key)}))
+                branches.append(self.tpl.one(branch).format(**{key: self.rel(key)}))
         return {"branches": sql.SQL("\nUNION ALL\n").join(branches)}
 
     def alerts_to_kafka(self) -> dict[str, sql.Composable]:

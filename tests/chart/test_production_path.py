@@ -28,13 +28,14 @@ import psycopg
 import pytest
 
 from charging_analytics import constants as c
+from testbed.bed import Testbed as _Testbed
+from testbed.controlplane import ControlPlane, KubeApiError, KubeRest
+from testbed.kafka import create_topic
+from testbed.polling import wait_for
+from testbed.process import ManagedProcess
 from tests.chart.chart_support import CHART_DIR, CRDS_DIR, helm
-from tests.infra.controlplane import ControlPlane, KubeApiError, KubeRest
-from tests.infra.kafka import create_topic
-from tests.infra.process import ManagedProcess
-from tests.infra.testbed import Testbed as _Testbed
-from tests.operator.harness import _relations as relations
 from tests.rw_double.fixtures import RisingWaveTarget
+from tests.service.harness import _relations as relations
 
 REPO = Path(__file__).resolve().parents[2]
 RELEASE, RELEASE_NS, TENANT_NS = "cha", "cha-system", "tenants"
@@ -120,16 +121,6 @@ class Kubelet:
             self.process.stop()
             self.process = None
 
-
-def _wait(predicate: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(0.3)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
 
 
 def _ready(rest: KubeRest, name: str) -> dict[str, Any] | None:
@@ -220,7 +211,7 @@ def test_install_upgrade_and_uninstall_as_the_readme_says(
     rest.post(
         "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": TENANT_NS}}
     )
-    _wait(lambda: _served(rest), 30, "the CRD to be served")
+    wait_for(lambda: _served(rest), 30, "the CRD to be served")
     kubelet = Kubelet(cp, tmp_path)
     try:
         first_log = kubelet.start()
@@ -235,7 +226,7 @@ def test_install_upgrade_and_uninstall_as_the_readme_says(
             _tenant("kept", kept, kafka_broker, "Orphan"),
         )
         for name in ("dropped", "kept"):
-            obj = _wait(lambda n=name: _ready(rest, n), 90, f"{name} to be Ready")
+            obj = wait_for(lambda n=name: _ready(rest, n), 90, f"{name} to be Ready")
             assert obj["status"]["endpoint"] == f"{rw.host}:{rw.port}/{rw.database}"
         built = {t: _relations(risingwave, t) for t in (kept, dropped)}
         assert all(len(v) >= 10 for v in built.values()), built
@@ -255,13 +246,13 @@ def test_install_upgrade_and_uninstall_as_the_readme_says(
         kubelet.stop()  # the rollout: the old pod goes, the new one starts from the new spec
         second_log = kubelet.start()
         generation = {n: _ready(rest, n)["metadata"]["generation"] for n in ("dropped", "kept")}  # type: ignore[index]
-        _wait(
+        wait_for(
             lambda: second_log.read_text().count("Resuming is processed: 1 succeeded") == 2,
             60,
             "the upgraded operator to resume both resources",
         )
         for name in ("dropped", "kept"):
-            obj = _wait(lambda n=name: _ready(rest, n), 60, f"{name} Ready after the upgrade")
+            obj = wait_for(lambda n=name: _ready(rest, n), 60, f"{name} Ready after the upgrade")
             assert obj["status"]["observedGeneration"] == generation[name]
         assert not any(ln.startswith("{") for ln in second_log.read_text().splitlines())
         assert {t: _relations(risingwave, t) for t in (kept, dropped)} == built  # nothing rebuilt
@@ -272,7 +263,7 @@ def test_install_upgrade_and_uninstall_as_the_readme_says(
             rest.delete(
                 f"/apis/{c.GROUP}/{c.VERSION}/namespaces/{meta['namespace']}/{c.PLURAL}/{meta['name']}"
             )
-        _wait(lambda: rest.get(CR_LIST)["items"] == [], 60, "every resource to be deleted")
+        wait_for(lambda: rest.get(CR_LIST)["items"] == [], 60, "every resource to be deleted")
         assert _relations(risingwave, dropped) == set()  # Delete: dropped
         assert _relations(risingwave, kept) == built[kept]  # Orphan: every object left running
         assert {kept, dropped} & _ledger_tenants(risingwave) == set()  # ... and only its ledger rows gone
@@ -289,7 +280,7 @@ def test_install_upgrade_and_uninstall_as_the_readme_says(
         for d in rest.get("/apis/apiextensions.k8s.io/v1/customresourcedefinitions")["items"]
     }  # helm never deletes its crds/
     rest.delete(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{c.CRD_NAME}")
-    _wait(lambda: not _served(rest), 30, "the CRD to be removed")
+    wait_for(lambda: not _served(rest), 30, "the CRD to be removed")
     print(f"\nproduction path followed in {time.monotonic() - started:.1f}s")
 
 

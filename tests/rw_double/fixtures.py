@@ -5,7 +5,7 @@ With ``RISINGWAVE_DSN`` set, the same fixture targets that live RisingWave inste
 knob then skips the test ("needs the RisingWave double ..., live mode").
 
 Register with ``pytest_plugins = ["tests.rw_double.fixtures"]`` in the top-level conftest, or
-import the fixtures into a directory's ``conftest.py`` (as ``tests/rw_double_tests`` does).
+import the fixtures into a directory's ``conftest.py`` (as ``tests/testbed/rw_double`` does).
 """
 
 from __future__ import annotations

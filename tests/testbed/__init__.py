@@ -1,0 +1,1 @@
+"""The test bed's own tests: its services (``testbed/``) and the RisingWave double (``tests/rw_double/``)."""
