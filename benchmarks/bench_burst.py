@@ -98,8 +98,15 @@ class OperatorProcess:
 
     def peak_rss_mib(self) -> float:
         """The process's peak resident set (``VmHWM``), MiB."""
+        return self._status_mib("VmHWM:")
+
+    def rss_mib(self) -> float:
+        """The process's resident set now (``VmRSS``), MiB."""
+        return self._status_mib("VmRSS:")
+
+    def _status_mib(self, field: str) -> float:
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(field):
                 return int(line.split()[1]) / 1024
         return 0.0
 

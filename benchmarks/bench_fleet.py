@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 import urllib.request
@@ -62,6 +63,8 @@ from testbed.kafka import create_topics  # noqa: E402
 from testbed.process import free_port  # noqa: E402
 from tests.rw_double import RisingWaveDouble  # noqa: E402
 
+#: Seconds the freshly started operator idles (watching, no resource) before the burst.
+IDLE_SECONDS = 15.0
 #: The operator's counters read from its metrics port (sums over labels).
 OPERATOR_COUNTERS = {
     "catalog_reads": "cha_catalog_reads_total",
@@ -208,6 +211,7 @@ class Fleet:
 
     def run(self) -> dict[str, Any]:
         n = self.tenants
+        load_at_start = [round(x, 2) for x in os.getloadavg()]  # other work on the machine
         bed = Testbed()
         self.double = RisingWaveDouble().start()
         floor_double = RisingWaveDouble().start()
@@ -246,8 +250,14 @@ class Fleet:
             )
             floor_double.stop()
 
-            # 2. the burst
+            # 2. the burst, after the operator has idled (no resource yet) for IDLE_SECONDS
             self.operator = self.start_operator()
+            cpu0 = self.operator.cpu_seconds()
+            time.sleep(IDLE_SECONDS)
+            idle = {
+                "rss_mib": round(self.operator.rss_mib(), 1),
+                "cpu_percent_of_core": round(100 * (self.operator.cpu_seconds() - cpu0) / IDLE_SECONDS, 1),
+            }
             phase = Phase(self, "burst").start()
             for body in bodies:
                 self.rest.post(resources_path(self.namespace), body)
@@ -281,7 +291,13 @@ class Fleet:
                 self.operator.check_running()
                 time.sleep(0.5)
             restart = phase.stop(resume_seconds=None if resumed is None else round(resumed, 1))
-            return {"tenants": n, "first_operator": before_stop, "phases": [burst, steady, restart]}
+            return {
+                "tenants": n,
+                "load_average": {"start": load_at_start, "end": [round(x, 2) for x in os.getloadavg()]},
+                "idle_operator": idle,
+                "first_operator": before_stop,
+                "phases": [burst, steady, restart],
+            }
         finally:
             if self.operator is not None:
                 self.operator.stop()
@@ -293,6 +309,12 @@ class Fleet:
 def print_result(result: dict[str, Any]) -> None:
     n = result["tenants"]
     print(f"\n=== {n} tenants ===")
+    idle, load = result["idle_operator"], result["load_average"]
+    print(f"load average (1, 5, 15 min) at start {load['start']}, at end {load['end']}")
+    print(
+        f"idle operator (started, no resource, {IDLE_SECONDS:.0f} s): RSS {idle['rss_mib']} MiB, "
+        f"CPU {idle['cpu_percent_of_core']} % of a core"
+    )
     for p in result["phases"]:
         head = f"{p['phase']}: {p['seconds']} s"
         if "raw_floor_seconds" in p:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import importlib.abc
 import importlib.metadata
 import json
 import logging
@@ -283,7 +284,26 @@ def cmd_crds(args: argparse.Namespace) -> int:
     return 0
 
 
+class _NoKubernetesClient(importlib.abc.MetaPathFinder):
+    """Refuses to import the synchronous ``kubernetes`` client. The operator talks to the API
+    through Kopf and its own aiohttp session; Kopf imports ``kubernetes`` whenever it is
+    installed (only to recognise its model classes, which the operator never passes it), and
+    the library is most of an idle operator's memory (Kopf's docs: ~60 %)."""
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> None:
+        if fullname == "kubernetes" or fullname.startswith("kubernetes."):
+            raise ModuleNotFoundError(f"{fullname} is not used by the operator process", name=fullname)
+        return None
+
+
+def keep_kubernetes_client_out() -> None:
+    """Make the ``kubernetes`` package unimportable in this process (the operator's)."""
+    if not any(isinstance(finder, _NoKubernetesClient) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _NoKubernetesClient())
+
+
 def cmd_operator(args: argparse.Namespace) -> int:
+    keep_kubernetes_client_out()
     from .operator.main import run
 
     return run(args)

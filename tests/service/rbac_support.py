@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes.client import rest as kube_rest
 
+from charging_analytics.operator.kube import ApiSession, KubeError
 from testbed.controlplane import ControlPlane, KubeApiError, KubeRest
 from tests.chart.chart_support import one, render_chart
 
@@ -112,35 +112,51 @@ def operator_env(docs: Iterable[dict[str, Any]]) -> dict[str, str]:
     return {e["name"]: e["value"] for e in container.get("env") or [] if "value" in e}
 
 
-class ClientRefusals(list[str]):
-    """The 403 responses the operator's own Kubernetes client (``KubeApi``: Secrets, resource
-    reads, status) received, as ``METHOD url: body``.
+class ClientRefusals(list[tuple[str, str, bool]]):
+    """The requests of the operator's own API session (``ApiSession``: Secrets, resource reads,
+    status, Grafana objects, peering) that the apiserver refused with 403, as (method, path, a
+    collection read with a watch).
 
     The service turns a refused Secret read or write into a Stalled condition that names the
     Secret and the HTTP status but not the apiserver's message, so the operator's log no longer
-    says which verb was refused; the response body still does (the same "forbidden" message).
-    Kopf talks to the apiserver through its own client and logs its refusals.
+    says which verb was refused; the request does. Kopf talks to the apiserver through its own
+    session and logs its refusals.
     """
 
     @property
     def permissions(self) -> set[Permission]:
-        return denials("\n".join(self))
+        return {permission_of(method, path, watch) for method, path, watch in self}
+
+
+_VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+
+
+def permission_of(method: str, path: str, watch: bool = False) -> Permission:
+    """The RBAC permission a REST request needs, e.g. PATCH /apis/g/v/namespaces/n/p/x/status ->
+    (g, p/status, patch)."""
+    parts = path.strip("/").split("/")
+    group, rest = ("", parts[2:]) if parts[0] == "api" else (parts[1], parts[3:])
+    if rest[:1] == ["namespaces"] and len(rest) > 2:
+        rest = rest[2:]  # a namespaced resource (not the namespace object itself)
+    resource = rest[0] + (f"/{rest[2]}" if len(rest) > 2 else "")
+    verb = _VERBS.get(method) or ("get" if len(rest) > 1 else "watch" if watch else "list")
+    return (group, resource, verb)
 
 
 def spy_client_refusals(monkeypatch: pytest.MonkeyPatch) -> ClientRefusals:
-    """Record every 403 the ``kubernetes`` client receives (the tests' own calls use urllib3)."""
+    """Record every 403 the operator's API session receives (the tests' own calls use urllib3)."""
     seen = ClientRefusals()
-    original: Callable[..., Any] = kube_rest.RESTClientObject.request
+    original: Callable[..., Any] = ApiSession.request
 
-    def request(self: Any, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
-        response = original(self, method, url, *args, **kwargs)
-        if response.status == 403:
-            body = response.read()
-            text = body.decode(errors="replace") if isinstance(body, bytes) else str(body)
-            seen.append(f"{method} {url}: {text}")
-        return response
+    async def request(self: ApiSession, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            return await original(self, method, path, **kwargs)
+        except KubeError as err:
+            if err.status == 403:
+                seen.append((method, path, "watch" in (kwargs.get("params") or {})))
+            raise
 
-    monkeypatch.setattr(kube_rest.RESTClientObject, "request", request)
+    monkeypatch.setattr(ApiSession, "request", request)
     return seen
 
 

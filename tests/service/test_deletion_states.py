@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from charging_analytics import constants as c
-from charging_analytics.operator.kube import KubeApi
+from charging_analytics.operator.kube import KubeClient
 from charging_analytics.operator.service import Resource, Service, teardown_target
 from charging_analytics.operator.settings import OperatorSettings
 from testbed.polling import wait_for
@@ -98,7 +98,7 @@ def test_deleting_a_resource_whose_spec_became_invalid_still_drops_its_objects(h
     res = Resource.from_body({**stored, "spec": spec})
 
     async def delete() -> list[tuple[str, str, str]]:
-        service = Service(OperatorSettings(), KubeApi())
+        service = Service(OperatorSettings(), KubeClient())
         try:
             return (await service.delete(res)).events
         finally:

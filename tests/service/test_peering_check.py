@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from kubernetes import client as k8s
 
+from charging_analytics.operator.kube import ApiSession
 from charging_analytics.operator.peering import PeeringCheck, peering_problems
+from testbed.controlplane import ControlPlane
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -42,11 +44,20 @@ def test_a_replica_without_a_pod_name_is_told_why_it_may_freeze() -> None:
 
 
 def test_the_check_reads_the_real_apiserver_and_logs_a_missing_object(
-    kube_api: k8s.ApiClient, caplog: pytest.LogCaptureFixture
+    control_plane: ControlPlane, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("KUBECONFIG", str(control_plane.kubeconfig))
     check = PeeringCheck("no-such-peering", ["default"], 5, "pod-a")
+
+    async def read() -> list[str]:
+        api = ApiSession()
+        try:
+            return await check.check(api)
+        finally:
+            await api.close()
+
     with caplog.at_level(logging.ERROR, logger="charging_analytics.operator.peering"):
-        problems = check.check(k8s.CustomObjectsApi(kube_api))
+        problems = asyncio.run(read())
     assert len(problems) == 1
     assert "KopfPeering default/no-such-peering does not exist" in problems[0]
     assert any("no-such-peering" in r.getMessage() for r in caplog.records)

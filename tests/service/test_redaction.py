@@ -44,7 +44,7 @@ from hypothesis import strategies as st
 from charging_analytics import cli
 from charging_analytics import constants as c
 from charging_analytics.operator import credentials as credentials_module
-from charging_analytics.operator.kube import KubeApi
+from charging_analytics.operator.kube import KubeClient
 from charging_analytics.operator.service import Resource, Service
 from charging_analytics.operator.settings import OperatorSettings
 from tests.service.harness import Harness
@@ -201,7 +201,7 @@ def _run_path(
     with caplog.at_level(logging.DEBUG):
 
         async def reconcile(spec_body: dict[str, Any]) -> None:
-            service = Service(_settings(path), KubeApi())
+            service = Service(_settings(path), KubeClient())
             try:
                 created = harness.create(spec_body)
                 if path == "kubernetes" and spec_body["spec"].get("mode", "Apply") == "Apply":

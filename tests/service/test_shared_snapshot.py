@@ -26,7 +26,7 @@ from charging_analytics import constants as c
 from charging_analytics.catalog import CatalogSnapshot, TenantCatalog
 from charging_analytics.operator import service as service_module
 from charging_analytics.operator.endpoints import EndpointPool
-from charging_analytics.operator.kube import KubeApi, StoredSecret
+from charging_analytics.operator.kube import ApiSession, KubeError, StoredSecret
 from charging_analytics.operator.service import Outcome, Resource, Service
 from charging_analytics.operator.settings import OperatorSettings
 from charging_analytics.rw import client as client_module
@@ -40,10 +40,16 @@ NAMESPACE = "fleet"
 CACHE_SECONDS = 3600.0
 
 
-class FakeKube(KubeApi):
-    """The Kubernetes calls the service makes, against resource bodies held in memory."""
+def no_apiserver() -> Any:
+    raise KubeError(None, "this test has no API server")
 
-    def __init__(self, bodies: Mapping[str, dict[str, Any]]) -> None:  # no kubeconfig, no client
+
+class FakeKube:
+    """The Kubernetes calls the service makes (the ``KubeApi`` protocol), against resource bodies
+    held in memory; the raw session (Grafana objects, which these tenants do not have) refuses."""
+
+    def __init__(self, bodies: Mapping[str, dict[str, Any]]) -> None:
+        self.api = ApiSession(login=no_apiserver)
         self.bodies = dict(bodies)  # by resource name (one namespace)
         self.secrets: dict[tuple[str, str], StoredSecret] = {}
         self.status_patches = 0

@@ -14,15 +14,17 @@ import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
 from .config import ConfigError, GatewayConfig, StateSpec, load_tenants_file
-from .kube_tenants import KubeTenantSource
 from .server import Gateway
+
+if TYPE_CHECKING:  # the `kubernetes` client is imported only by `gateway --kubernetes`
+    from .kube_tenants import KubeTenantSource
 
 _log = logging.getLogger("charging_analytics.gateway")
 
@@ -210,6 +212,8 @@ async def run_gateway(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     source: KubeTenantSource | None = None
     if args.kubernetes:
+        from .kube_tenants import KubeTenantSource
+
         source = KubeTenantSource(
             _namespaces(args), lambda tenants: loop.call_soon_threadsafe(gateway.update_tenants, tenants)
         )

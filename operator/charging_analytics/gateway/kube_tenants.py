@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -26,12 +27,21 @@ import kubernetes
 from pydantic import ValidationError
 
 from .. import constants as c
-from ..operator.kube import load_api_client
 from ..render import Credential
 from ..spec import ChargingAnalytics, SpecError, spec_error_path
 from .config import Tenant, build_tenant
 
 _log = logging.getLogger("charging_analytics.gateway.tenants")
+
+
+def load_api_client() -> kubernetes.client.ApiClient:
+    """The in-cluster configuration (ServiceAccount token), else $KUBECONFIG."""
+    try:
+        kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
+    except kubernetes.config.ConfigException:
+        # The client reads $KUBECONFIG only when it is imported; read it now.
+        kubernetes.config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))  # type: ignore[no-untyped-call]
+    return kubernetes.client.ApiClient()
 
 #: Secret data by namespace, then Secret name, then key (decoded bytes).
 SecretData = Mapping[str, Mapping[str, Mapping[str, bytes]]]

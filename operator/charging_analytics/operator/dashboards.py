@@ -13,22 +13,19 @@ reconcile (drift is corrected; keys the API server or other controllers add are 
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
-
-import kubernetes
 
 from .. import constants as c
 from ..dashboard import DATASOURCE_TYPE, dashboard_json, dashboard_uid, datasource_uid
 from ..pipeline import reader_name
 from ..rw.client import Endpoint
 from ..spec import ChargingAnalyticsSpec
-from .kube import KubeError
+from .kube import ApiSession, KubeError, object_path
 
 GRAFANA_GROUP = "grafana.integreatly.org"
 GRAFANA_VERSION = "v1beta1"
@@ -340,16 +337,22 @@ class ApiFailure(Exception):
     """One refused or failed call, named by verb and object (not the apiserver's message)."""
 
 
-def _call(verb: str, what: str, call: Any, *args: Any, **kwargs: Any) -> Any:
+async def _call(verb: str, what: str, call: Awaitable[Any]) -> Any:
     try:
-        return call(*args, **kwargs)
-    except kubernetes.client.ApiException as err:
+        return await call
+    except KubeError as err:
         raise ApiFailure(f"cannot {verb} {what}: {err.status} {err.reason}") from err
 
 
 def _not_found(err: ApiFailure) -> bool:
     cause = err.__cause__
-    return isinstance(cause, kubernetes.client.ApiException) and cause.status == 404
+    return isinstance(cause, KubeError) and cause.status == 404
+
+
+def _path(kind: DashboardKind, namespace: str, name: str | None = None) -> str:
+    if kind == "ConfigMap":
+        return object_path("", "v1", "configmaps", namespace, name)
+    return object_path(GRAFANA_GROUP, GRAFANA_VERSION, GRAFANA_PLURALS[kind], namespace, name)
 
 
 class DashboardProvisioner:
@@ -359,11 +362,8 @@ class DashboardProvisioner:
     authenticated client may read), at most once per ``discovery_seconds``.
     """
 
-    def __init__(self, api: kubernetes.client.ApiClient, *, discovery_seconds: float = 30.0) -> None:
+    def __init__(self, api: ApiSession, *, discovery_seconds: float = 30.0) -> None:
         self.api = api
-        # untyped handles: the manifests are plain dicts, which the client sends as they are
-        self.core: Any = kubernetes.client.CoreV1Api(api)
-        self.custom: Any = kubernetes.client.CustomObjectsApi(api)
         self.discovery_seconds = discovery_seconds
         self._installed: tuple[float, bool] | None = None
 
@@ -371,64 +371,30 @@ class DashboardProvisioner:
         now = time.monotonic()
         if self._installed is not None and now - self._installed[0] < self.discovery_seconds:
             return self._installed[1]
-
-        def discover() -> bool:
-            try:
-                found = self.custom.get_api_resources(GRAFANA_GROUP, GRAFANA_VERSION)
-            except kubernetes.client.ApiException as err:
-                if err.status == 404:
-                    return False
-                raise KubeError(err.status, err.reason) from None
-            names = {r.name for r in found.resources or []}
-            return set(GRAFANA_PLURALS.values()) <= names
-
-        installed = await asyncio.to_thread(discover)
+        found = await self.api.get(f"/apis/{GRAFANA_GROUP}/{GRAFANA_VERSION}")
+        names = {r.get("name") for r in (found or {}).get("resources") or []}
+        installed = found is not None and set(GRAFANA_PLURALS.values()) <= names
         self._installed = (now, installed)
         return installed
 
     # -- generic access to the three kinds ------------------------------------------------------
 
-    def _get(self, kind: DashboardKind, namespace: str, name: str) -> dict[str, Any] | None:
+    async def _get(self, kind: DashboardKind, namespace: str, name: str) -> dict[str, Any] | None:
         what = f"{kind} {namespace}/{name}"
         try:
-            if kind == "ConfigMap":
-                sanitize: Any = self.api.sanitize_for_serialization
-                obj = sanitize(_call("get", what, self.core.read_namespaced_config_map, name, namespace))
-            else:
-                obj = _call(
-                    "get",
-                    what,
-                    self.custom.get_namespaced_custom_object,
-                    GRAFANA_GROUP,
-                    GRAFANA_VERSION,
-                    namespace,
-                    GRAFANA_PLURALS[kind],
-                    name,
-                )
+            obj = await _call("get", what, self.api.request("GET", _path(kind, namespace, name)))
         except ApiFailure as err:
             if _not_found(err):
                 return None
             raise
         return dict(obj)
 
-    def _create(self, manifest: dict[str, Any]) -> None:
+    async def _create(self, manifest: dict[str, Any]) -> None:
         kind, namespace = manifest["kind"], manifest["metadata"]["namespace"]
         what = f"{kind} {namespace}/{manifest['metadata']['name']}"
-        if kind == "ConfigMap":
-            _call("create", what, self.core.create_namespaced_config_map, namespace, manifest)
-        else:
-            _call(
-                "create",
-                what,
-                self.custom.create_namespaced_custom_object,
-                GRAFANA_GROUP,
-                GRAFANA_VERSION,
-                namespace,
-                GRAFANA_PLURALS[kind],
-                manifest,
-            )
+        await _call("create", what, self.api.request("POST", _path(kind, namespace), body=manifest))
 
-    def _replace(self, manifest: dict[str, Any], live: Mapping[str, Any]) -> None:
+    async def _replace(self, manifest: dict[str, Any], live: Mapping[str, Any]) -> None:
         """Write the desired content over the live object, keeping what others added to it."""
         meta = dict(live.get("metadata") or {})
         want = manifest["metadata"]
@@ -442,73 +408,33 @@ class DashboardProvisioner:
             body["spec"] = {**(live.get("spec") or {}), **manifest["spec"]}
         kind, namespace, name = manifest["kind"], meta["namespace"], meta["name"]
         what = f"{kind} {namespace}/{name}"
-        if kind == "ConfigMap":
-            _call("update", what, self.core.replace_namespaced_config_map, name, namespace, body)
-        else:
-            _call(
-                "update",
-                what,
-                self.custom.replace_namespaced_custom_object,
-                GRAFANA_GROUP,
-                GRAFANA_VERSION,
-                namespace,
-                GRAFANA_PLURALS[kind],
-                name,
-                body,
-            )
+        await _call("update", what, self.api.request("PUT", _path(kind, namespace, name), body=body))
 
-    def _delete(self, kind: DashboardKind, namespace: str, name: str) -> None:
+    async def _delete(self, kind: DashboardKind, namespace: str, name: str) -> None:
         what = f"{kind} {namespace}/{name}"
         try:
-            if kind == "ConfigMap":
-                _call("delete", what, self.core.delete_namespaced_config_map, name, namespace)
-            else:
-                _call(
-                    "delete",
-                    what,
-                    self.custom.delete_namespaced_custom_object,
-                    GRAFANA_GROUP,
-                    GRAFANA_VERSION,
-                    namespace,
-                    GRAFANA_PLURALS[kind],
-                    name,
-                )
+            await _call("delete", what, self.api.request("DELETE", _path(kind, namespace, name)))
         except ApiFailure as err:
             if not _not_found(err):
                 raise
 
-    def _owned(self, kind: DashboardKind, owner: Owner) -> list[str]:
+    async def _owned(self, kind: DashboardKind, owner: Owner) -> list[str]:
         selector = f"{OWNER_LABEL}={owner.name[:63]}"
         what = f"{kind}s in {owner.namespace}"
         try:
-            if kind == "ConfigMap":
-                items = _call(
-                    "list",
-                    what,
-                    self.core.list_namespaced_config_map,
-                    owner.namespace,
-                    label_selector=selector,
-                ).items
-                found = [(i.metadata.name, i.metadata.owner_references or []) for i in items]
-            else:
-                listed = _call(
-                    "list",
-                    what,
-                    self.custom.list_namespaced_custom_object,
-                    GRAFANA_GROUP,
-                    GRAFANA_VERSION,
-                    owner.namespace,
-                    GRAFANA_PLURALS[kind],
-                    label_selector=selector,
-                )
-                found = [
-                    (i["metadata"]["name"], i["metadata"].get("ownerReferences") or [])
-                    for i in listed.get("items", [])
-                ]
+            listed = await _call(
+                "list",
+                what,
+                self.api.request("GET", _path(kind, owner.namespace), params={"labelSelector": selector}),
+            )
         except ApiFailure as err:
             if _not_found(err):
                 return []
             raise
+        found = [
+            (i["metadata"]["name"], i["metadata"].get("ownerReferences") or [])
+            for i in (listed or {}).get("items") or []
+        ]
         # only what this resource owns (a resource of the same name recreated has another uid)
         return [
             str(name)
@@ -537,29 +463,28 @@ class DashboardProvisioner:
         desired = desired_manifests(owner, spec, endpoint, choose_provider(spec, installed))
         kinds = ALL_KINDS if installed else ("ConfigMap",)
 
-        def run() -> DashboardsReport:
-            objects = tuple(
-                self._converge(m, apply=apply, correct_drift=correct_drift, recorded=recorded)
+        objects = tuple(
+            [
+                await self._converge(m, apply=apply, correct_drift=correct_drift, recorded=recorded)
                 for m in desired
-            )
-            keep = {(m["kind"], m["metadata"]["name"]) for m in desired}
-            removals: list[Removal] = []
-            errors: list[str] = []
-            for kind in kinds:
-                try:
-                    for name in self._owned(kind, owner):
-                        if (kind, name) in keep:
-                            continue
-                        if apply:
-                            self._delete(kind, owner.namespace, name)
-                        removals.append(Removal(kind, owner.namespace, name, applied=apply))
-                except ApiFailure as err:
-                    errors.append(str(err))
-            return DashboardsReport(objects, tuple(removals), tuple(errors))
+            ]
+        )
+        keep = {(m["kind"], m["metadata"]["name"]) for m in desired}
+        removals: list[Removal] = []
+        errors: list[str] = []
+        for kind in kinds:
+            try:
+                for name in await self._owned(kind, owner):
+                    if (kind, name) in keep:
+                        continue
+                    if apply:
+                        await self._delete(kind, owner.namespace, name)
+                    removals.append(Removal(kind, owner.namespace, name, applied=apply))
+            except ApiFailure as err:
+                errors.append(str(err))
+        return DashboardsReport(objects, tuple(removals), tuple(errors))
 
-        return await asyncio.to_thread(run)
-
-    def _converge(
+    async def _converge(
         self,
         manifest: dict[str, Any],
         *,
@@ -577,7 +502,7 @@ class DashboardProvisioner:
             )
 
         try:
-            live = self._get(kind, namespace, name)
+            live = await self._get(kind, namespace, name)
         except ApiFailure as err:
             return result("Failed", Decision("none", False), applied=False, error=str(err))
         matches = (
@@ -589,15 +514,15 @@ class DashboardProvisioner:
         act = apply and decision.action != "none"
         try:
             if act and live is None:
-                self._create(manifest)
+                await self._create(manifest)
             elif act and live is not None:
                 selector = manifest.get("spec", {}).get("instanceSelector")
                 if selector is not None and (live.get("spec") or {}).get("instanceSelector") != selector:
                     # the grafana-operator's CRDs make instanceSelector immutable: replace the object
-                    self._delete(kind, namespace, name)
-                    self._create(manifest)
+                    await self._delete(kind, namespace, name)
+                    await self._create(manifest)
                 else:
-                    self._replace(manifest, live)
+                    await self._replace(manifest, live)
         except ApiFailure as err:
             return result("Failed", decision, applied=False, absent=live is None, error=str(err))
         state = state_of(decision, absent=live is None, applied=act)
@@ -607,20 +532,17 @@ class DashboardProvisioner:
         """Remove every Grafana object the resource owns (the teardown of the resource)."""
         installed = await self.grafana_operator_installed()
 
-        def run() -> int:
-            count = 0
-            for kind in ALL_KINDS if installed else ("ConfigMap",):
-                for name in self._owned(kind, owner):
-                    self._delete(kind, owner.namespace, name)
-                    count += 1
-            return count
-
+        count = 0
         try:
-            return await asyncio.to_thread(run)
+            for kind in ALL_KINDS if installed else ("ConfigMap",):
+                for name in await self._owned(kind, owner):
+                    await self._delete(kind, owner.namespace, name)
+                    count += 1
         except ApiFailure as err:
             cause = err.__cause__
-            status = cause.status if isinstance(cause, kubernetes.client.ApiException) else None
+            status = cause.status if isinstance(cause, KubeError) else None
             raise KubeError(status, str(err)) from None
+        return count
 
 
 def _ref_uid(ref: Any) -> str | None:

@@ -1,17 +1,36 @@
-"""The few Kubernetes API calls the reconcile service makes besides Kopf's own."""
+"""The Kubernetes API calls the operator makes besides Kopf's own: one asynchronous HTTP session.
+
+The operator authenticates exactly as Kopf does: :func:`login` asks Kopf's own login functions
+(the in-cluster ServiceAccount, else ``$KUBECONFIG``) for a :class:`kopf.ConnectionInfo`, whose
+SSL context and ``Authorization`` header make one ``aiohttp`` session (aiohttp is Kopf's own
+HTTP client). So the operator process needs no second Kubernetes client library, and no call
+holds a worker thread. A 401 (an expired ServiceAccount token, which the kubelet rotates in the
+mounted file) logs in again once and repeats the request, as Kopf does.
+
+The reconcile service depends on the :class:`KubeApi` protocol, not on this module's client, so
+tests can give it an in-memory stand-in.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import os
-from collections.abc import Mapping
+import json
+import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
+from urllib.parse import quote
 
-import kubernetes
+import aiohttp
+import kopf
 
 from .. import constants as c
+
+log = logging.getLogger(__name__)
+
+#: Kopf's own networking.request_timeout as the operator configures it (main.startup).
+REQUEST_TIMEOUT_SECONDS = 30.0
+MERGE_PATCH = "application/merge-patch+json"
 
 
 class KubeError(RuntimeError):
@@ -20,6 +39,7 @@ class KubeError(RuntimeError):
     def __init__(self, status: int | None, reason: str | None) -> None:
         super().__init__(f"{status} {reason}".strip())
         self.status = status
+        self.reason = reason
 
 
 class SecretNotOwned(RuntimeError):
@@ -38,47 +58,120 @@ class StoredSecret:
     resource_version: str | None = None
 
 
-def load_api_client() -> kubernetes.client.ApiClient:
-    """The in-cluster configuration (ServiceAccount token), else $KUBECONFIG."""
-    try:
-        kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
-    except kubernetes.config.ConfigException:
-        # The client reads $KUBECONFIG only when it is imported; read it now.
-        kubernetes.config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))  # type: ignore[no-untyped-call]
-    return kubernetes.client.ApiClient()
+def login() -> kopf.ConnectionInfo:
+    """The in-cluster ServiceAccount, else the kubeconfig named by $KUBECONFIG (read now)."""
+    settings = kopf.OperatorSettings()  # the login functions read only settings.networking.trust_env
+    info = kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(
+        settings=settings
+    )
+    if info is None:
+        raise KubeError(None, "no Kubernetes credentials: not in a cluster and $KUBECONFIG is not set")
+    return info
 
 
-class KubeApi:
-    """Secrets (read, and write for generated credentials) and the resource's status subresource.
+def object_path(
+    group: str, version: str, plural: str, namespace: str | None = None, name: str | None = None
+) -> str:
+    """The REST path of a collection or object (``group`` empty: the core API)."""
+    path = f"/api/{version}" if not group else f"/apis/{group}/{version}"
+    if namespace is not None:
+        path += f"/namespaces/{quote(namespace, safe='')}"
+    path += f"/{plural}"
+    return path + (f"/{quote(name, safe='')}" if name is not None else "")
 
-    The synchronous client runs in worker threads so the event loop never blocks.
+
+class ApiSession:
+    """One aiohttp session to the API server, opened on first use with :func:`login`'s credentials.
+
+    :meth:`request` returns the decoded JSON answer or raises :class:`KubeError` with the HTTP
+    status and reason (the apiserver's message is not kept: it may quote the request).
     """
 
-    def __init__(self, api: kubernetes.client.ApiClient | None = None) -> None:
-        self.api = api or load_api_client()
-        self.core = kubernetes.client.CoreV1Api(self.api)
-        self.custom = kubernetes.client.CustomObjectsApi(self.api)
+    def __init__(
+        self,
+        login: Callable[[], kopf.ConnectionInfo] = login,
+        *,
+        timeout: float = REQUEST_TIMEOUT_SECONDS,
+    ) -> None:
+        self._login = login
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session: aiohttp.ClientSession | None = None
+        self._server = ""
+
+    def _open(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            info = self._login()
+            self._server = info.server.rstrip("/")
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=info.as_ssl_context()),
+                headers={"User-Agent": "charging-analytics-operator", **info.as_http_headers()},
+                timeout=self._timeout,
+                trust_env=info.trust_env,
+            )
+        return self._session
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: Mapping[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> Any:
+        for attempt in (1, 2):
+            session = self._open()
+            try:
+                async with session.request(
+                    method,
+                    self._server + path,
+                    json=body,
+                    params=params,
+                    headers={"Content-Type": content_type} if body is not None else None,
+                ) as response:
+                    if response.status == 401 and attempt == 1:
+                        await self._relogin()
+                        continue
+                    if response.status >= 400:
+                        raise KubeError(response.status, response.reason)
+                    text = await response.text()
+                    return json.loads(text) if text else None
+            except aiohttp.ClientError as err:
+                raise KubeError(None, type(err).__name__) from None
+            except TimeoutError:
+                raise KubeError(None, "timed out") from None
+        raise AssertionError("unreachable: the second attempt returns or raises")
+
+    async def _relogin(self) -> None:
+        log.info("the API server refused the credentials (401): logging in again")
+        await self.close()
+
+    async def get(self, path: str) -> Any:
+        """The object at ``path``, or None if it does not exist (404)."""
+        try:
+            return await self.request("GET", path)
+        except KubeError as err:
+            if err.status == 404:
+                return None
+            raise
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+class KubeApi(Protocol):
+    """What the reconcile service asks of Kubernetes: Secrets, the resource and its status.
+
+    ``api`` is the raw session the Grafana objects are managed with (dashboards.py).
+    """
+
+    api: ApiSession
 
     async def read_secret(self, namespace: str, name: str) -> StoredSecret | None:
         """A Secret's data (bytes: a truststore need not be text) and owners, or None if absent."""
-
-        def read() -> StoredSecret | None:
-            try:
-                secret = self.core.read_namespaced_secret(name, namespace)
-            except kubernetes.client.ApiException as err:
-                if err.status == 404:
-                    return None
-                raise KubeError(err.status, err.reason) from None
-            meta = secret.metadata or kubernetes.client.V1ObjectMeta()
-            return StoredSecret(
-                data={k: base64.b64decode(v) for k, v in (secret.data or {}).items()},
-                owner_uids=frozenset(
-                    ref.uid for ref in (meta.owner_references or []) if ref.kind == c.KIND and ref.uid
-                ),
-                resource_version=meta.resource_version,
-            )
-
-        return await asyncio.to_thread(read)
+        ...
 
     async def write_secret(
         self,
@@ -89,66 +182,84 @@ class KubeApi:
         owner: Mapping[str, str],
         existing: StoredSecret | None,
     ) -> None:
-        """Create the Secret, or replace the data of one the resource ``owner`` already owns.
+        """Create the Secret, or replace the data of one the resource ``owner`` already owns."""
+        ...
 
-        Never writes into a Secret someone else created: ``existing`` (read just before) must be
+    async def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
+        """Merge ``status`` into the resource's status subresource (nothing if it is gone)."""
+        ...
+
+    async def get_resource(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The resource's body, or None if it does not exist."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class KubeClient:
+    """:class:`KubeApi` over the API server (an :class:`ApiSession`)."""
+
+    def __init__(self, api: ApiSession | None = None) -> None:
+        self.api = api or ApiSession()
+
+    async def read_secret(self, namespace: str, name: str) -> StoredSecret | None:
+        secret = await self.api.get(object_path("", "v1", "secrets", namespace, name))
+        if secret is None:
+            return None
+        meta = secret.get("metadata") or {}
+        return StoredSecret(
+            data={k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()},
+            owner_uids=frozenset(
+                ref["uid"]
+                for ref in meta.get("ownerReferences") or []
+                if ref.get("kind") == c.KIND and ref.get("uid")
+            ),
+            resource_version=meta.get("resourceVersion"),
+        )
+
+    async def write_secret(
+        self,
+        namespace: str,
+        name: str,
+        data: Mapping[str, str],
+        *,
+        owner: Mapping[str, str],
+        existing: StoredSecret | None,
+    ) -> None:
+        """Never writes into a Secret someone else created: ``existing`` (read just before) must be
         owned by ``owner``, and the patch carries its resourceVersion, so a Secret replaced in
         between makes the API server refuse (409) rather than the operator clobber it.
         """
         if existing is not None and owner["uid"] not in existing.owner_uids:
             raise SecretNotOwned(namespace, name)
-        meta: dict[str, Any] = {
-            "name": name,
-            "namespace": namespace,
-            "labels": {"app.kubernetes.io/managed-by": "charging-analytics-operator"},
-            "ownerReferences": [{**owner, "controller": True, "blockOwnerDeletion": False}],
-        }
-        body: Any = {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "type": "Opaque",
-            "metadata": meta,
-            "stringData": dict(data),
-        }
-
-        def write() -> None:
-            try:
-                if existing is None:
-                    self.core.create_namespaced_secret(namespace, body)
-                else:
-                    patch = {
-                        "metadata": {"resourceVersion": existing.resource_version},
-                        "stringData": dict(data),
-                    }
-                    self.core.patch_namespaced_secret(name, namespace, patch)
-            except kubernetes.client.ApiException as err:
-                raise KubeError(err.status, err.reason) from None
-
-        await asyncio.to_thread(write)
+        if existing is None:
+            meta: dict[str, Any] = {
+                "name": name,
+                "namespace": namespace,
+                "labels": {"app.kubernetes.io/managed-by": "charging-analytics-operator"},
+                "ownerReferences": [{**owner, "controller": True, "blockOwnerDeletion": False}],
+            }
+            body = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": meta}
+            await self.api.request(
+                "POST", object_path("", "v1", "secrets", namespace), body={**body, "stringData": dict(data)}
+            )
+            return
+        patch = {"metadata": {"resourceVersion": existing.resource_version}, "stringData": dict(data)}
+        await self.api.request(
+            "PATCH", object_path("", "v1", "secrets", namespace, name), body=patch, content_type=MERGE_PATCH
+        )
 
     async def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
-        def patch() -> None:
-            try:
-                self.custom.patch_namespaced_custom_object_status(
-                    c.GROUP, c.VERSION, namespace, c.PLURAL, name, {"status": dict(status)}
-                )
-            except kubernetes.client.ApiException as err:
-                if err.status != 404:  # deleted meanwhile: nothing to report on
-                    raise
-
-        await asyncio.to_thread(patch)
-
-    async def get_resource(self, namespace: str, name: str) -> dict[str, Any] | None:
-        def get() -> dict[str, Any] | None:
-            try:
-                obj = self.custom.get_namespaced_custom_object(c.GROUP, c.VERSION, namespace, c.PLURAL, name)
-                return dict(obj)  # type: ignore[call-overload,no-any-return]
-            except kubernetes.client.ApiException as err:
-                if err.status == 404:
-                    return None
+        path = object_path(c.GROUP, c.VERSION, c.PLURAL, namespace, name) + "/status"
+        try:
+            await self.api.request("PATCH", path, body={"status": dict(status)}, content_type=MERGE_PATCH)
+        except KubeError as err:
+            if err.status != 404:  # deleted meanwhile: nothing to report on
                 raise
 
-        return await asyncio.to_thread(get)
+    async def get_resource(self, namespace: str, name: str) -> dict[str, Any] | None:
+        body = await self.api.get(object_path(c.GROUP, c.VERSION, c.PLURAL, namespace, name))
+        return dict(body) if body is not None else None
 
     async def close(self) -> None:
-        await asyncio.to_thread(self.api.close)
+        await self.api.close()

@@ -14,9 +14,14 @@ from collections.abc import Mapping
 from typing import Any
 
 import kopf
+from pydantic import ValidationError
 
 from .. import constants as c
+from ..render import all_secret_names
+from ..spec import ChargingAnalyticsSpec
 from . import metrics
+from .dashboards import Owner, read_only_secret
+from .kube import REQUEST_TIMEOUT_SECONDS
 from .peering import PeeringCheck
 from .service import EventType, Outcome, Resource, RetryLater, Service
 from .settings import OperatorSettings
@@ -63,28 +68,27 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.posting.level = logging.WARNING  # explicit events only; no log lines as events
     settings.watching.server_timeout = 60
     settings.watching.client_timeout = 90
-    settings.networking.request_timeout = 30
+    settings.networking.request_timeout = REQUEST_TIMEOUT_SECONDS
     settings.execution.max_workers = 8
     # A deletion waits for the resource's drift-check timer to finish its pass. Kopf re-checks a
     # finishing timer only every cancellation_polling seconds (60 by default), which held the
     # finalizer for a minute whenever a deletion arrived during a pass.
     settings.background.cancellation_polling = 1.0
-    config = OperatorSettings()  # read at start-up (the timer interval above is read at import)
+    # run() hands its settings over in the memo; under `kopf run -m` they are read now, at
+    # start-up (the timer's interval, above, was read at import).
+    config: OperatorSettings = getattr(memo, "config", None) or OperatorSettings()
+    memo.config = config
     # Serving explicit namespaces needs no cluster-wide list of namespaces or CRDs; without this,
     # Kopf retries those lists for about a minute under namespaced RBAC before serving anything.
-    settings.scanning.disabled = bool(config.watch_namespaces)
+    settings.scanning.disabled = bool(config.namespaces)
     metrics.serve(config.metrics_port)
     memo.service = Service(config)
-    peering_name = os.environ.get("CHA_PEERING_NAME", "")
-    if peering_name:
+    if config.peering_name:
         check = PeeringCheck(
-            peering_name,
-            [n for n in config.watch_namespaces.split(",") if n],
-            _priority(),
-            os.environ.get("CHA_POD_NAME", ""),
+            config.peering_name, config.namespaces, _priority(), os.environ.get("CHA_POD_NAME", "")
         )
         memo.peering = check
-        memo.peering_task = asyncio.create_task(check.run(memo.service.kube.custom))
+        memo.peering_task = asyncio.create_task(check.run(memo.service.kube.api))
 
 
 @kopf.on.login()
@@ -156,17 +160,53 @@ async def on_delete(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     _post_events(body, outcome)
 
 
-@kopf.on.event("", "v1", "secrets")
+def secrets_used(namespace: str, name: str, spec: Mapping[str, Any]) -> set[str]:
+    """The Secrets the resource ``namespace/name`` with ``spec`` reads: those it references and
+    its read-only user's (which the operator writes: deleting it rotates the password)."""
+    try:
+        model = ChargingAnalyticsSpec.model_validate(spec)
+    except ValidationError:
+        return set()  # an invalid spec reads no Secret; fixing it is an update of the resource
+    used = all_secret_names(model)
+    if model.read_only_user.enabled:
+        used.add(read_only_secret(Owner(namespace, name, None), model))
+    return used
+
+
+@kopf.index(*RESOURCE)
+async def secret_users(
+    namespace: str | None, name: str | None, spec: Mapping[str, Any], **_: Any
+) -> dict[tuple[str, str], str]:
+    """(namespace, Secret) -> the names of the resources that read it.
+
+    Kopf fills the index from its initial listing before any other handler runs and drops a
+    resource's entries when it is deleted, so it is complete right after a restart."""
+    if namespace is None or name is None:
+        return {}
+    return {(namespace, secret): name for secret in secrets_used(namespace, name, spec)}
+
+
+def _users(kwargs: Mapping[str, Any]) -> kopf.Index[tuple[str, str], str]:
+    """The index, which Kopf passes to filters and handlers as the keyword named after it."""
+    index: kopf.Index[tuple[str, str], str] = kwargs["secret_users"]
+    return index
+
+
+def _is_used(namespace: str | None, name: str, **kwargs: Any) -> bool:
+    """Only Secrets some resource reads reach the handler."""
+    return namespace is not None and (namespace, name) in _users(kwargs)
+
+
+@kopf.on.event("", "v1", "secrets", when=_is_used)
 async def on_secret(
-    event: Mapping[str, Any], namespace: str | None, name: str | None, memo: kopf.Memo, **_: Any
+    event: Mapping[str, Any], namespace: str | None, name: str, memo: kopf.Memo, **kwargs: Any
 ) -> None:
-    """A referenced Secret changed: reconcile the resources that use it."""
-    if event.get("type") is None or namespace is None or name is None:
+    """A Secret a resource reads changed: reconcile each resource that reads it."""
+    if event.get("type") is None or namespace is None:
         return  # initial listing: resume handlers cover it
     service = _service(memo)
-    for owner in service.resources_using_secret(namespace, name):
-        ns, res_name = owner.split("/", 1)
-        body = await service.kube.get_resource(ns, res_name)
+    for res_name in sorted(set(_users(kwargs).get((namespace, name), ()))):
+        body = await service.kube.get_resource(namespace, res_name)
         if body is None or (body.get("spec") or {}).get("suspend"):
             continue  # gone, or paused (a deleting resource is skipped by the service)
         outcome = await service.reconcile(Resource.from_body(body), origin="secret")
@@ -195,17 +235,18 @@ def _priority() -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Entry point of ``charging-analytics operator``."""
+    """Entry point of ``charging-analytics operator``: the settings, with the command line's
+    namespaces and peering, reach the start-up handler in Kopf's memo."""
     kopf.configure(
         verbose=False,
         log_format=kopf.LogFormat.JSON if SETTINGS.log_format == "json" else kopf.LogFormat.PLAIN,
     )
-    namespaces = list(args.namespace) or [n for n in SETTINGS.watch_namespaces.split(",") if n]
+    namespaces = list(args.namespace) or SETTINGS.namespaces
     clusterwide = bool(args.all_namespaces or not namespaces)
-    # the start-up handler turns Kopf's cluster scanning off exactly when namespaces are listed
-    os.environ["CHA_WATCH_NAMESPACES"] = "" if clusterwide else ",".join(namespaces)
-    if args.peering and not args.standalone:
-        os.environ["CHA_PEERING_NAME"] = args.peering  # the start-up handler checks that peering
+    peering = args.peering if args.peering and not args.standalone else ""
+    config = SETTINGS.model_copy(
+        update={"watch_namespaces": "" if clusterwide else ",".join(namespaces), "peering_name": peering}
+    )
     asyncio.run(
         kopf.operator(
             priority=_priority(),
@@ -214,6 +255,7 @@ def run(args: argparse.Namespace) -> int:
             standalone=args.standalone or args.peering is None,
             peering_name=args.peering,
             liveness_endpoint=args.liveness,
+            memo=kopf.Memo(config=config),
         )
     )
     return 0

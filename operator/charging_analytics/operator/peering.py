@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import kubernetes
+from .kube import ApiSession, object_path
 
 log = logging.getLogger(__name__)
 
@@ -73,26 +73,22 @@ class PeeringCheck:
         self.interval = interval
         self.problems: list[str] = []
 
-    def _read(
-        self, api: kubernetes.client.CustomObjectsApi, namespace: str | None
-    ) -> Mapping[str, Any] | None:
-        try:
-            if namespace is None:
-                obj = api.get_cluster_custom_object(GROUP, VERSION, "clusterkopfpeerings", self.name)
-            else:
-                obj = api.get_namespaced_custom_object(GROUP, VERSION, namespace, "kopfpeerings", self.name)
-        except kubernetes.client.ApiException as err:
-            if err.status == 404:
-                return None
-            raise
+    async def _read(self, api: ApiSession, namespace: str | None) -> Mapping[str, Any] | None:
+        if namespace is None:
+            path = object_path(GROUP, VERSION, "clusterkopfpeerings", None, self.name)
+        else:
+            path = object_path(GROUP, VERSION, "kopfpeerings", namespace, self.name)
+        obj = await api.get(path)
+        if obj is None:
+            return None
         return obj if isinstance(obj, dict) else {}
 
-    def check(self, api: kubernetes.client.CustomObjectsApi) -> list[str]:
+    async def check(self, api: ApiSession) -> list[str]:
         problems: list[str] = []
         targets: list[str | None] = [*self.namespaces] or [None]
         for ns in targets:
             where = f"ClusterKopfPeering/{self.name}" if ns is None else f"KopfPeering {ns}/{self.name}"
-            for problem in peering_problems(where, self._read(api, ns), self.priority, self.pod_name):
+            for problem in peering_problems(where, await self._read(api, ns), self.priority, self.pod_name):
                 if problem not in problems:
                     problems.append(problem)
         for problem in problems:
@@ -101,10 +97,10 @@ class PeeringCheck:
         self.problems = problems
         return problems
 
-    async def run(self, api: kubernetes.client.CustomObjectsApi) -> None:
+    async def run(self, api: ApiSession) -> None:
         while True:
             try:
-                await asyncio.to_thread(self.check, api)
+                await self.check(api)
             except Exception:  # an unreadable peering object must not stop the operator
                 log.warning("cannot read the peering object %s", self.name, exc_info=True)
             await asyncio.sleep(self.interval)

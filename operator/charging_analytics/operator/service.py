@@ -69,7 +69,7 @@ from .dashboards import (
     recorded_hashes,
 )
 from .endpoints import Clock, EndpointPool, TenantView
-from .kube import KubeApi, KubeError
+from .kube import KubeApi, KubeClient, KubeError
 from .settings import OperatorSettings
 
 log = logging.getLogger(__name__)
@@ -180,7 +180,7 @@ class Service:
         self, settings: OperatorSettings, kube: KubeApi | None = None, *, clock: Clock = time.monotonic
     ) -> None:
         self.settings = settings
-        self.kube = kube or KubeApi()
+        self.kube: KubeApi = kube or KubeClient()
         self.clock = clock
         self.endpoints = EndpointPool(settings, clock)
         self.secrets = SecretResolver(self.kube)
@@ -209,6 +209,7 @@ class Service:
 
     async def close(self) -> None:
         await self.endpoints.close()
+        await self.kube.close()
 
     # ------------------------------------------------------------------------------------------
     # RisingWave endpoint of a spec

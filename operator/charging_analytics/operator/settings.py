@@ -62,6 +62,12 @@ class OperatorSettings(BaseSettings):
     metrics_port: int = Field(9090, description="Prometheus metrics port; 0 disables")
     log_format: Literal["json", "plain"] = "plain"
     watch_namespaces: str = Field("", description="Comma-separated namespaces; empty means all")
+    peering_name: str = Field("", description="Kopf peering object to check (the chart sets it); empty: none")
+
+    @property
+    def namespaces(self) -> list[str]:
+        """The namespaces served (empty: all of them)."""
+        return [n for n in self.watch_namespaces.split(",") if n]
 
     def default_rw_tls_files(self) -> dict[str, str]:
         """libpq parameters naming the default endpoint's TLS files."""
