@@ -459,7 +459,7 @@ def test_operator_settings_load_from_rendered_env(
     values, apis = VALUE_SETS[name]
     env = env_of(render_chart(tmp_path, values, api_versions=apis))
     # Read by the operator's own code (peering priority, event source), not by its settings.
-    informational = {"CHA_PEERING_NAME", "CHA_POD_NAME", "CHA_POD_NAMESPACE"}
+    informational = {"CHA_POD_NAME", "CHA_POD_NAMESPACE"}
     for key, value in env.items():
         assert key.startswith("CHA_")
         if key in informational:
@@ -494,7 +494,10 @@ def test_every_operator_setting_is_set_from_values(tmp_path: Path) -> None:
     optional = {"CHA_DEFAULT_RW_USER", "CHA_DEFAULT_RW_PASSWORD"}
     # ... and its TLS files only when a TLS Secret is named
     tls = {"CHA_DEFAULT_RW_SSLROOTCERT", "CHA_DEFAULT_RW_SSLCERT", "CHA_DEFAULT_RW_SSLKEY"}
-    assert wanted - optional - tls - set(env) == set()
+    # ... and the peering object only when replicas peer
+    peering = {"CHA_PEERING_NAME"}
+    assert wanted - optional - tls - peering - set(env) == set()
+    assert peering <= set(env_of(render_chart(tmp_path, PEERED)))
     with_secret = env_of(render_chart(tmp_path, {"risingwave": {"credentialsSecret": {"name": "rw"}}}))
     assert optional <= set(with_secret)
     with_tls = env_of(render_chart(tmp_path, {"risingwave": {"tls": RW_TLS}}))

@@ -312,7 +312,12 @@ def test_on_drift_report_reports_an_edited_or_deleted_grafana_object_and_correct
         message = wait_for(lambda: _drifted(harness, "rep"), 60, "Drifted=True")
         assert f"{ds_ref} was edited outside the operator" in message
         assert _status_kinds(harness, "rep")["GrafanaDatasource/rep-risingwave"] == "Drifted"
-        assert any(e["reason"] == "DriftDetected" and ds_ref in e["message"] for e in harness.events())
+        # Kopf posts the reconcile's Events after its status patch
+        wait_for(
+            lambda: any(e["reason"] == "DriftDetected" and ds_ref in e["message"] for e in harness.events()),
+            30,
+            "the DriftDetected Event",
+        )
 
         harness.rest.delete(db_path)
         message = wait_for(
@@ -342,7 +347,11 @@ def test_on_drift_report_reports_an_edited_or_deleted_grafana_object_and_correct
             "the data source restored",
         )
         harness.wait_condition("rep", "Drifted", "False")
-        assert any(e["reason"] == "DriftCorrected" and ds_ref in e["message"] for e in harness.events())
+        wait_for(
+            lambda: any(e["reason"] == "DriftCorrected" and ds_ref in e["message"] for e in harness.events()),
+            30,
+            "the DriftCorrected Event",
+        )
         harness.rest.delete(db_path)
         wait_for(lambda: _get(harness, db_path), 60, "the deleted dashboard recreated")
         assert _status_kinds(harness, "rep") == {
