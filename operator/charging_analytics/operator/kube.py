@@ -58,12 +58,19 @@ class StoredSecret:
     resource_version: str | None = None
 
 
-def login() -> kopf.ConnectionInfo:
-    """The in-cluster ServiceAccount, else the kubeconfig named by $KUBECONFIG (read now)."""
-    settings = kopf.OperatorSettings()  # the login functions read only settings.networking.trust_env
-    info = kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(
+def connection_info(settings: kopf.OperatorSettings) -> kopf.ConnectionInfo | None:
+    """The in-cluster ServiceAccount, else the kubeconfig named by $KUBECONFIG (read now): the
+    login of Kopf (main.login) and of the operator's own session."""
+    info: kopf.ConnectionInfo | None = kopf.login_with_service_account(
         settings=settings
-    )
+    ) or kopf.login_with_kubeconfig(settings=settings)
+    return info
+
+
+def login() -> kopf.ConnectionInfo:
+    """:func:`connection_info` for the operator's session (the login functions read only
+    ``settings.networking.trust_env`` of Kopf's settings, left at its default)."""
+    info = connection_info(kopf.OperatorSettings())
     if info is None:
         raise KubeError(None, "no Kubernetes credentials: not in a cluster and $KUBECONFIG is not set")
     return info

@@ -21,7 +21,7 @@ from ..render import all_secret_names
 from ..spec import ChargingAnalyticsSpec
 from . import metrics
 from .dashboards import Owner, read_only_secret
-from .kube import REQUEST_TIMEOUT_SECONDS
+from .kube import REQUEST_TIMEOUT_SECONDS, connection_info
 from .peering import PeeringCheck
 from .service import EventType, Outcome, Resource, RetryLater, Service
 from .settings import OperatorSettings
@@ -92,12 +92,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 
 
 @kopf.on.login()
-def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo | None:
     """In-cluster service account, else the kubeconfig named by $KUBECONFIG (read at login time)."""
-    info: kopf.ConnectionInfo | None = kopf.login_with_service_account(
-        **kwargs
-    ) or kopf.login_with_kubeconfig(**kwargs)
-    return info
+    return connection_info(settings)
 
 
 @kopf.on.cleanup()
