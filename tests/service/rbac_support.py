@@ -112,10 +112,10 @@ def operator_env(docs: Iterable[dict[str, Any]]) -> dict[str, str]:
     return {e["name"]: e["value"] for e in container.get("env") or [] if "value" in e}
 
 
-class ClientRefusals(list[tuple[str, str, bool]]):
-    """The requests of the operator's own API session (``ApiSession``: Secrets, resource reads,
-    status, Grafana objects, peering) that the apiserver refused with 403, as (method, path, a
-    collection read with a watch).
+class ClientRefusals(list[Permission]):
+    """The permissions whose lack made the apiserver refuse (403) a client's request: the
+    operator's own API session (``ApiSession``: Secrets, resource reads, status, Grafana objects,
+    peering) or the gateway's ``kubernetes`` client.
 
     The service turns a refused Secret read or write into a Stalled condition that names the
     Secret and the HTTP status but not the apiserver's message, so the operator's log no longer
@@ -125,7 +125,7 @@ class ClientRefusals(list[tuple[str, str, bool]]):
 
     @property
     def permissions(self) -> set[Permission]:
-        return {permission_of(method, path, watch) for method, path, watch in self}
+        return set(self)
 
 
 _VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
@@ -153,10 +153,29 @@ def spy_client_refusals(monkeypatch: pytest.MonkeyPatch) -> ClientRefusals:
             return await original(self, method, path, **kwargs)
         except KubeError as err:
             if err.status == 403:
-                seen.append((method, path, "watch" in (kwargs.get("params") or {})))
+                seen.append(permission_of(method, path, "watch" in (kwargs.get("params") or {})))
             raise
 
     monkeypatch.setattr(ApiSession, "request", request)
+    return seen
+
+
+def spy_kubernetes_client_refusals(monkeypatch: pytest.MonkeyPatch) -> ClientRefusals:
+    """Record every 403 the ``kubernetes`` client (the gateway's) receives, from the apiserver's
+    "forbidden" message in the response body."""
+    from kubernetes.client import rest as kube_rest
+
+    seen = ClientRefusals()
+    original: Callable[..., Any] = kube_rest.RESTClientObject.request
+
+    def request(self: Any, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        response = original(self, method, url, *args, **kwargs)
+        if response.status == 403:
+            body = response.read()
+            seen.extend(denials(body.decode(errors="replace") if isinstance(body, bytes) else str(body)))
+        return response
+
+    monkeypatch.setattr(kube_rest.RESTClientObject, "request", request)
     return seen
 
 

@@ -44,7 +44,7 @@ from tests.service.rbac_support import (
     permissions,
     rbac_objects,
     render_release,
-    spy_client_refusals,
+    spy_kubernetes_client_refusals,
 )
 
 pytestmark = [pytest.mark.k8s, pytest.mark.helm]
@@ -183,7 +183,7 @@ def test_tenants_follow_the_resources_and_secrets_at_runtime(
 ) -> None:
     cp, ns = control_plane, namespace
     rbac = gateway_rbac(cp, tmp_path, ns)
-    refusals = spy_client_refusals(monkeypatch)
+    refusals = spy_kubernetes_client_refusals(monkeypatch)
     tenant = f"gw_{uuid.uuid4().hex[:8]}"
     topic, topic2 = (f"ocpp.{tenant}.{n}" for n in ("events", "moved"))
     for t in (topic, topic2):
@@ -306,7 +306,7 @@ def test_each_granted_permission_is_needed(
 ) -> None:
     rbac = gateway_rbac(control_plane, tmp_path, namespace)
     rbac.drop(dropped)
-    refusals = spy_client_refusals(monkeypatch)
+    refusals = spy_kubernetes_client_refusals(monkeypatch)
     seen: list[dict[str, Any]] = []
     source = KubeTenantSource([namespace], seen.append, api=sa_client(rbac))
     source.start()
