@@ -13,6 +13,7 @@ tests can give it an in-memory stand-in.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -31,6 +32,16 @@ log = logging.getLogger(__name__)
 #: Kopf's own networking.request_timeout as the operator configures it (main.startup).
 REQUEST_TIMEOUT_SECONDS = 30.0
 MERGE_PATCH = "application/merge-patch+json"
+#: Attempts of a request the apiserver throttles (429), each after its Retry-After (capped).
+THROTTLED_ATTEMPTS = 4
+RETRY_AFTER_MAX_SECONDS = 5.0
+
+
+def _retry_after(header: str | None) -> float:
+    try:
+        return min(max(float(header or 1), 0.1), RETRY_AFTER_MAX_SECONDS)
+    except ValueError:
+        return 1.0
 
 
 class KubeError(RuntimeError):
@@ -126,7 +137,8 @@ class ApiSession:
         params: Mapping[str, str] | None = None,
         content_type: str = "application/json",
     ) -> Any:
-        for attempt in (1, 2):
+        relogged = False
+        for attempt in range(1, THROTTLED_ATTEMPTS + 1):
             session = self._open()
             try:
                 async with session.request(
@@ -136,8 +148,13 @@ class ApiSession:
                     params=params,
                     headers={"Content-Type": content_type} if body is not None else None,
                 ) as response:
-                    if response.status == 401 and attempt == 1:
+                    if response.status == 401 and not relogged:
+                        relogged = True
                         await self._relogin()
+                        continue
+                    if response.status == 429 and attempt < THROTTLED_ATTEMPTS:
+                        # the apiserver's priority and fairness asks to come back later
+                        await asyncio.sleep(_retry_after(response.headers.get("Retry-After")))
                         continue
                     if response.status >= 400:
                         raise KubeError(response.status, response.reason)
@@ -147,7 +164,7 @@ class ApiSession:
                 raise KubeError(None, type(err).__name__) from None
             except TimeoutError:
                 raise KubeError(None, "timed out") from None
-        raise AssertionError("unreachable: the second attempt returns or raises")
+        raise KubeError(401, "Unauthorized")  # refused again after logging in again
 
     async def _relogin(self) -> None:
         log.info("the API server refused the credentials (401): logging in again")
