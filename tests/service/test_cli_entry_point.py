@@ -12,8 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from testbed.bed import unique_name
 from testbed.process import free_port
-from testbed.testbed import unique_name
 from tests.service.harness import Harness
 from tests.service.rbac_support import ChartRbac, denials, rbac_objects, render_release
 
