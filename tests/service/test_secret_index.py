@@ -9,7 +9,8 @@ import pytest
 
 from charging_analytics.operator.main import secrets_used
 from charging_analytics.operator.service import Outcome, Resource, Service
-from tests.service.harness import Harness, wait_for
+from testbed.polling import wait_for
+from tests.service.harness import Harness
 
 
 def test_the_index_lists_every_secret_a_spec_reads_and_the_read_only_users() -> None:
