@@ -15,13 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import constants as c
-from .. import ledger
 from ..pipeline import reader_name
 from ..render import (
     TLS_PATHS,
     Credential,
     Credentials,
-    all_secret_names,
     digest_salt,
     known_digest,
     referenced_secrets,
@@ -57,25 +55,8 @@ class Versioned:
 class SecretResolver:
     def __init__(self, kube: KubeApi) -> None:
         self.kube = kube
-        #: (namespace, secret name) -> resources that reference it
-        self._refs: dict[tuple[str, str], set[str]] = {}
         #: (namespace, Secret) -> its resourceVersion when last read
         self._versions: dict[tuple[str, str], str | None] = {}
-
-    # -- which resources use which Secret ---------------------------------------------------------
-
-    def watch(self, namespace: str, owner: str, spec: ChargingAnalyticsSpec) -> None:
-        """Record the Secrets ``spec`` references, before any is read: creating or fixing a
-        missing one reconciles the resource."""
-        for name in all_secret_names(spec):
-            self._refs.setdefault((namespace, name), set()).add(owner)
-
-    def using(self, namespace: str, name: str) -> set[str]:
-        return set(self._refs.get((namespace, name), set()))
-
-    def forget(self, owner: str) -> None:
-        for refs in self._refs.values():
-            refs.discard(owner)
 
     # -- reading ----------------------------------------------------------------------------------
 
@@ -85,7 +66,6 @@ class SecretResolver:
         """The text of ``keys`` in the referenced Secret (Stalled reasons name the field and key).
 
         Only the keys used must be text: other keys (a truststore, a keystore) may be binary."""
-        self._refs.setdefault((namespace, ref.name), set())
         where = f"{field_path}: Secret {namespace}/{ref.name}"
         try:
             stored = await self.kube.read_secret(namespace, ref.name)
@@ -170,9 +150,6 @@ class SecretResolver:
         if not spec.read_only_user.enabled:
             return None
         secret = read_only_secret(owner, spec)
-        self._refs.setdefault((owner.namespace, secret), set()).add(
-            ledger.owner_id(owner.namespace, owner.name)
-        )
         stored = await self._own_secret(owner, secret)
         user = reader_name(spec.tenant)
         if stored is not None and stored.data.get("username") == user.encode():

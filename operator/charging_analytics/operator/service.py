@@ -285,9 +285,6 @@ class Service:
         self._timed.add(owner)
         return random.uniform(0.0, self.settings.drift_interval_seconds)  # noqa: S311 (not security)
 
-    def resources_using_secret(self, namespace: str, name: str) -> set[str]:
-        return self.secrets.using(namespace, name)
-
     # ------------------------------------------------------------------------------------------
     # Reconcile
     # ------------------------------------------------------------------------------------------
@@ -336,7 +333,6 @@ class Service:
         except ValidationError as err:
             msg = "; ".join(f"{i.path}: {i.message}" for i in issues_from(err, res.owner, "spec"))
             return self._stalled(res, out, Reason.INVALID_SPEC, msg, retry=False)
-        self.secrets.watch(res.namespace, res.owner, spec)
         if decide(Facts(me=res.owner, suspended=spec.suspend)) is Decision.SUSPENDED:
             out.conditions = waiting(Reason.SUSPENDED, "reconciliation is paused (spec.suspend)")
             out.result = Result.SUSPENDED
@@ -783,7 +779,6 @@ class Service:
         else:
             verb = "dropped" if target.deletion_policy == "Delete" else "orphaned"
             out.events.append(("Normal", Reason.DELETED, f"tenant {target.tenant} {verb} ({summary})"))
-        self.secrets.forget(res.owner)
         return out
 
     async def _teardown(self, res: Resource, target: TeardownTarget, force: bool, out: Outcome) -> str | None:
