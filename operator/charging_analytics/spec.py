@@ -563,6 +563,10 @@ class ReadOnlyUserSpec(Model):
         None, description="Secret (same namespace) to write its credentials to; default <name>-readonly."
     )
 
+    def secret(self, resource_name: str) -> str:
+        """The Secret the operator writes the user's credentials to, for the resource so named."""
+        return self.secret_name or f"{resource_name}-readonly"
+
 
 LABEL_VALUE_PATTERN = r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$"
 #: Keys are not patterned: a structural CRD schema has no patternProperties; the API server

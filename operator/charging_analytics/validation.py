@@ -83,7 +83,7 @@ class Manifests:
             found[role] = Credential(data[ref.username_key], data[ref.password_key])
         reader = None
         if resource.spec.read_only_user.enabled:
-            secret = resource.spec.read_only_user.secret_name or f"{resource.metadata.name}-readonly"
+            secret = resource.spec.read_only_user.secret(resource.metadata.name)
             data = self.secrets.get((ns, secret)) or self.secrets.get((None, secret)) or {}
             if data.get("password"):
                 reader = Credential(reader_name(resource.spec.tenant), data["password"])

@@ -82,7 +82,7 @@ def _metadata(owner: Owner, spec: ChargingAnalyticsSpec, kind: DashboardKind) ->
 
 
 def read_only_secret(owner: Owner, spec: ChargingAnalyticsSpec) -> str:
-    return spec.read_only_user.secret_name or f"{owner.name}-readonly"
+    return spec.read_only_user.secret(owner.name)
 
 
 def datasource_manifest(owner: Owner, spec: ChargingAnalyticsSpec, endpoint: Endpoint) -> dict[str, Any]:
