@@ -221,7 +221,7 @@ async def peering_probe(memo: kopf.Memo, **_: Any) -> list[str]:
 async def probe(memo: kopf.Memo, **_: Any) -> int:
     """Liveness detail: number of open RisingWave pools."""
     service: Service | None = getattr(memo, "service", None)
-    return len(service._clients) if service else 0
+    return len(service.endpoints.clients) if service else 0
 
 
 def _priority() -> int:

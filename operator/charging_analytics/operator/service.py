@@ -202,11 +202,6 @@ class Service:
         self._dashboards_recorded: dict[str, set[tuple[str, str, str]]] = {}
         self._timed: set[str] = set()  # resources whose drift timer has run in this process
 
-    @property
-    def _clients(self) -> dict[tuple[Any, ...], RisingWaveClient]:
-        """The open RisingWave pools (the liveness probe counts them)."""
-        return self.endpoints.clients
-
     async def close(self) -> None:
         await self.endpoints.close()
         await self.kube.close()
