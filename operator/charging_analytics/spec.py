@@ -896,7 +896,10 @@ class CredentialVersion(Model):
 
 
 class ChargingAnalyticsStatus(Model):
-    model_config = ConfigDict(extra="allow")
+    # Unknown keys are kept (Kopf may keep its own there). Unlike the other models it is mutable,
+    # validated on assignment: a reconcile sets the fields it writes one by one, and the fields it
+    # set are what it publishes (status.published). No docstring: it would become the CRD's text.
+    model_config = ConfigDict(extra="allow", frozen=False, validate_assignment=True)
 
     observed_generation: int | None = Field(None, ge=0)
     conditions: list[Condition] = Field(default_factory=list, max_length=16)

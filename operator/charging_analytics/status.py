@@ -1,5 +1,9 @@
 """Status of a ChargingAnalytics resource (pure): conditions, objects[], plan summary.
 
+A status is a :class:`~charging_analytics.spec.ChargingAnalyticsStatus` from end to end: the one
+read from a resource is parsed once (:func:`read_status`), a reconcile builds its own from typed
+parts, and :func:`published` turns it into the JSON merge patch that is written.
+
 Conditions follow the Kubernetes API conventions and kstatus: ``Ready`` is the summary,
 ``Reconciling`` says work is in progress, ``Stalled`` says the operator cannot make progress
 without a change from a human (or the world), ``Drifted`` says RisingWave differs from the spec.
@@ -12,13 +16,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
+
+from pydantic import TypeAdapter, ValidationError
 
 from . import constants as c
 from .catalog import TenantCatalog
 from .plan import Plan, fingerprint
 from .render import SHADOW_SUFFIX, DesiredObject
-from .spec import ObjectStatus
+from .spec import ChargingAnalyticsStatus, Condition, ObjectStatus, PlanStatus
 
 CondStatus = Literal["True", "False", "Unknown"]
 
@@ -154,28 +160,27 @@ class Cond:
 
 
 def merge_conditions(
-    existing: Iterable[Mapping[str, Any]] | None,
+    existing: Iterable[Condition] | None,
     updates: Iterable[Cond],
     generation: int | None,
     now: str | None = None,
-) -> list[dict[str, Any]]:
+) -> list[Condition]:
     """New condition list: ``updates`` replace same-typed entries; transition time kept when the
     status is unchanged; unknown types are preserved; output in the canonical type order."""
     now = now or now_rfc3339()
-    current = {str(cond.get("type")): dict(cond) for cond in (existing or [])}
+    current = {cond.type: cond for cond in (existing or [])}
     for u in updates:
         old = current.get(u.type)
-        changed = old is None or old.get("status") != u.status
-        current[u.type] = {
-            "type": u.type,
-            "status": u.status,
-            "reason": str(u.reason),
-            "message": u.message[:MAX_MESSAGE_CHARS],
-            "lastTransitionTime": now if changed else old.get("lastTransitionTime", now),  # type: ignore[union-attr]
-            "observedGeneration": generation,
-        }
+        current[u.type] = Condition(
+            type=u.type,
+            status=u.status,
+            reason=str(u.reason),
+            message=u.message[:MAX_MESSAGE_CHARS],
+            last_transition_time=now if old is None or old.status != u.status else old.last_transition_time,
+            observed_generation=generation,
+        )
     order = {t: i for i, t in enumerate(c.CONDITION_TYPES)}
-    return sorted(current.values(), key=lambda cond: (order.get(cond["type"], 99), cond["type"]))
+    return sorted(current.values(), key=lambda cond: (order.get(cond.type, 99), cond.type))
 
 
 def ready(reason: Reason, message: str) -> list[Cond]:
@@ -219,21 +224,21 @@ def drifted(plan: Plan | None) -> Cond:
     return Cond(c.COND_DRIFTED, "True", Reason.DRIFT_DETECTED, items + more)
 
 
-def plan_status(plan: Plan) -> dict[str, Any]:
+def plan_status(plan: Plan) -> PlanStatus:
     statements = [s[:MAX_STATEMENT_CHARS] for s in plan.statements()[:MAX_PLAN_STATEMENTS]]
-    return {
-        "hash": plan.hash,
-        "destructive": plan.destructive,
-        "actions": len(plan.actions),
-        "statements": statements,
-        "truncated": len(plan.actions) > MAX_PLAN_STATEMENTS
+    return PlanStatus(
+        hash=plan.hash,
+        destructive=plan.destructive,
+        actions=len(plan.actions),
+        statements=statements,
+        truncated=len(plan.actions) > MAX_PLAN_STATEMENTS
         or any(len(s) > MAX_STATEMENT_CHARS for s in plan.statements()),
-    }
+    )
 
 
-def objects_status(desired: Sequence[DesiredObject], catalog: TenantCatalog) -> list[dict[str, Any]]:
+def objects_status(desired: Sequence[DesiredObject], catalog: TenantCatalog) -> list[ObjectStatus]:
     """One entry per desired object: its state in RisingWave and the recorded hash."""
-    out: list[dict[str, Any]] = []
+    out: list[ObjectStatus] = []
     for o in desired:
         if o.kind == "Schema":
             present = catalog.schema_exists
@@ -255,21 +260,78 @@ def objects_status(desired: Sequence[DesiredObject], catalog: TenantCatalog) -> 
             state = "Pending"
         else:
             state = "Ready"
-        item: dict[str, Any] = {"kind": o.kind, "name": o.qualified, "state": state, "hash": o.hash}
+        # only what is known is set: an unset field is absent from the published entry
+        extra: dict[str, str] = {}
         if progress is not None:  # RisingWave's text: bounded here so status stays writable
-            item["backfillProgress"] = progress[:MAX_PROGRESS_CHARS]
+            extra["backfill_progress"] = progress[:MAX_PROGRESS_CHARS]
         if seen is not None and seen.id is not None:  # as read from RisingWave, not derived
-            item["fingerprint"] = fingerprint(seen)
-        out.append(item)
+            extra["fingerprint"] = fingerprint(seen)
+        out.append(
+            ObjectStatus.model_validate(
+                {"kind": o.kind, "name": o.qualified, "state": state, "hash": o.hash, **extra}
+            )
+        )
     return out
 
 
-def fingerprints_from(status: Mapping[str, Any] | None) -> dict[str, str]:
+def fingerprints_from(status: ChargingAnalyticsStatus) -> dict[str, str]:
     """Fingerprints recorded in a previous status, by object name inside the tenant."""
-    out: dict[str, str] = {}
-    for item in (status or {}).get("objects") or []:
-        name = str(item.get("name", ""))
-        fp = item.get("fingerprint")
-        if fp and "." in name:
-            out[name.split(".", 1)[1]] = str(fp)
-    return out
+    return {o.name.split(".", 1)[1]: o.fingerprint for o in status.objects if o.fingerprint and "." in o.name}
+
+
+# --------------------------------------------------------------------------------------------
+# The status on the wire
+# --------------------------------------------------------------------------------------------
+
+
+def published(status: ChargingAnalyticsStatus) -> dict[str, Any]:
+    """The status as it is written: a JSON merge patch of the fields it sets. A field set to None
+    is removed from the resource (``plan`` once applied), a field never set keeps the value the
+    resource has (a reconcile that stalls early leaves ``objects`` as they were). Entries carry
+    the keys they were built or read with, so an optional field left unset is absent."""
+    return status.model_dump(by_alias=True, exclude_unset=True, mode="json")
+
+
+def read_status(stored: Mapping[str, Any] | None) -> ChargingAnalyticsStatus:
+    """The status a resource holds, parsed once: ``published(read_status(s)) == s`` for every
+    status the operator writes. A status from an older operator, or a partial one, never fails
+    the reconcile: a field the model refuses is read as unset, an entry of a list it refuses is
+    left out (the schema the API server holds the patch to is the same model, so such content
+    could not be written back), and keys the model does not know are kept."""
+    stored = stored if isinstance(stored, Mapping) else {}
+    try:
+        return ChargingAnalyticsStatus.model_validate(stored)
+    except ValidationError:
+        pass
+    kept: dict[str, Any] = {}
+    for key, value in stored.items():
+        if _valid({key: value}):
+            kept[key] = value
+        elif isinstance(value, list) and (entries := _valid_entries(key, value)) is not None:
+            kept[key] = entries
+    return ChargingAnalyticsStatus.model_validate(kept)
+
+
+def _valid(fields: Mapping[str, Any]) -> bool:
+    try:
+        ChargingAnalyticsStatus.model_validate(fields)
+    except ValidationError:
+        return False
+    return True
+
+
+def _valid_entries(key: str, entries: list[Any]) -> list[Any] | None:
+    """The entries of a list field the model accepts (None when ``key`` is no list field, or when
+    even those entries do not fit)."""
+    field = next((f for f in ChargingAnalyticsStatus.model_fields.values() if f.alias == key), None)
+    if field is None or get_origin(field.annotation) is not list:
+        return None
+    adapter: TypeAdapter[Any] = TypeAdapter(get_args(field.annotation)[0])
+    kept = []
+    for entry in entries:
+        try:
+            adapter.validate_python(entry)
+        except ValidationError:
+            continue
+        kept.append(entry)
+    return kept if _valid({key: kept}) else None

@@ -32,6 +32,7 @@ from charging_analytics.status import (
     Reason,
     drifted,
     merge_conditions,
+    published,
     ready,
     reconciling,
     stalled,
@@ -183,7 +184,8 @@ def test_health_testdata_carries_only_reasons_the_operator_writes(case: dict[str
 def _with_conditions(conds: list[Cond], **spec: Any) -> dict[str, Any]:
     obj: dict[str, Any] = yaml.safe_load((ARGOCD_DIR / "testdata" / "healthy.yaml").read_text())
     obj["spec"].update(spec)
-    obj["status"]["conditions"] = merge_conditions(None, conds, obj["metadata"].get("generation"))
+    merged = merge_conditions(None, conds, obj["metadata"].get("generation"))
+    obj["status"]["conditions"] = published(ChargingAnalyticsStatus(conditions=merged))["conditions"]
     obj["status"]["plan"] = {"hash": "sha256:abc", "actions": 2}
     return obj
 

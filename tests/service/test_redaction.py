@@ -47,6 +47,7 @@ from charging_analytics.operator import credentials as credentials_module
 from charging_analytics.operator.kube import KubeClient
 from charging_analytics.operator.service import Resource, Service
 from charging_analytics.operator.settings import OperatorSettings
+from charging_analytics.status import published
 from tests.service.harness import Harness
 
 PATHS = ("rw_sink", "rw_source", "postgres", "kafka", "kubernetes")
@@ -209,7 +210,7 @@ def _run_path(
                 outcome = await service.reconcile(Resource.from_body(created), origin="create")
                 reasons.extend(cond.reason for cond in outcome.conditions if cond.type == "Stalled")
                 texts["events"] += [m for _, _, m in outcome.events] + [r for _, r, _ in outcome.events]
-                texts["plans"] += list(_strings(outcome.status.get("plan")))
+                texts["plans"] += list(_strings(published(outcome.status).get("plan")))
                 status = (harness.get(spec_body["metadata"]["name"]) or {}).get("status")
                 texts["status"] += list(_strings(status))
                 texts["plans"] += list(_strings((status or {}).get("plan")))

@@ -18,7 +18,8 @@ from charging_analytics.operator.dashboards import (
     state_of,
 )
 from charging_analytics.operator.service import Outcome, fold_dashboards
-from charging_analytics.status import Cond, ready
+from charging_analytics.spec import ChargingAnalyticsStatus, PlanStatus
+from charging_analytics.status import Cond, read_status, ready
 
 
 @pytest.mark.parametrize(
@@ -51,19 +52,22 @@ def test_states_follow_the_sql_objects_conventions() -> None:
 
 
 def test_only_entries_of_applied_states_record_a_hash() -> None:
-    status = {
-        "objects": [
-            {"kind": "ConfigMap", "name": "a", "state": "Ready", "hash": "h1"},
-            {"kind": "GrafanaDashboard", "name": "b", "state": "Pending", "hash": "h2"},
-            {"kind": "GrafanaDatasource", "name": "c", "state": "Failed", "hash": "h3"},
-            {"kind": "GrafanaDatasource", "name": "d", "state": "Missing", "hash": "h4"},
-            {"kind": "MaterializedView", "name": "t.x", "state": "Ready", "hash": "h5"},
-        ]
-    }
-    assert recorded_hashes(status) == {("ConfigMap", "a", "h1"), ("GrafanaDatasource", "d", "h4")}
+    status = read_status(
+        {
+            "objects": [
+                {"kind": "ConfigMap", "name": "a", "state": "Ready", "hash": "h1"},
+                {"kind": "GrafanaDashboard", "name": "b", "state": "Pending", "hash": "h2"},
+                {"kind": "GrafanaDatasource", "name": "c", "state": "Failed", "hash": "h3"},
+                {"kind": "GrafanaDatasource", "name": "d", "state": "Missing", "hash": "h4"},
+                {"kind": "MaterializedView", "name": "t.x", "state": "Ready", "hash": "h5"},
+            ]
+        }
+    )
+    assert recorded_hashes(status.objects) == {("ConfigMap", "a", "h1"), ("GrafanaDatasource", "d", "h4")}
     assert owns_dashboards(status)
-    assert not owns_dashboards({"objects": status["objects"][-1:]})
-    assert owns_dashboards({"plan": {"objects": ["delete ConfigMap ns/a"]}})  # Plan mode keeps looking
+    assert not owns_dashboards(ChargingAnalyticsStatus(objects=status.objects[-1:]))
+    plan_mode = read_status({"plan": {"hash": "h", "objects": ["delete ConfigMap ns/a"]}})
+    assert owns_dashboards(plan_mode)  # Plan mode keeps looking
 
 
 def _result(action: str, *, applied: bool, drift: bool = False, absent: bool = False) -> ObjectResult:
@@ -79,7 +83,7 @@ def _plan_outcome() -> Outcome:
             Cond(c.COND_DRIFTED, "False", "InSync"),
         ]
     )
-    out.status = {"objects": [], "plan": {"hash": "sha256:0", "statements": []}}
+    out.status = ChargingAnalyticsStatus(objects=[], plan=PlanStatus(hash="sha256:0", statements=[]))
     out.result = "plan"
     return out
 
@@ -91,13 +95,14 @@ def test_plan_mode_lists_the_changes_on_the_plan_and_the_ready_condition() -> No
         (Removal("GrafanaDashboard", "ns", "old", applied=False),),
     )
     fold_dashboards(out, report, previous_plan=None)
-    assert out.status["plan"]["objects"] == ["create ConfigMap ns/x", "delete GrafanaDashboard ns/old"]
+    assert out.status.plan is not None
+    assert out.status.plan.objects == ["create ConfigMap ns/x", "delete GrafanaDashboard ns/old"]
     ready_cond = next(cond for cond in out.conditions if cond.type == c.COND_READY)
     assert (ready_cond.status, ready_cond.reason) == ("True", "PlanReady")
     assert "create ConfigMap ns/x" in ready_cond.message
     assert [e[1] for e in out.events] == ["PlanReady"]
     again = _plan_outcome()  # the same plan again: no second Event
-    fold_dashboards(again, report, previous_plan=out.status["plan"])
+    fold_dashboards(again, report, previous_plan=out.status.plan)
     assert again.events == []
 
 

@@ -12,7 +12,7 @@ from charging_analytics.catalog import TenantCatalog
 from charging_analytics.render import RenderOptions, render
 from charging_analytics.rw.client import Endpoint
 from charging_analytics.spec import ChargingAnalytics, ChargingAnalyticsStatus, RisingWaveSpec
-from charging_analytics.status import merge_conditions, objects_status, stalled
+from charging_analytics.status import merge_conditions, objects_status, published, stalled
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,6 +34,10 @@ def test_objects_with_long_backfill_progress_and_the_longest_endpoint_validate_a
     rw = RisingWaveSpec(host=".".join(["h" * 63] * 3) + "." + "h" * 61, port=65535, database="d" * 63)
     conditions = merge_conditions([], stalled("ApplyFailed", "x" * 10_000), 1)
     endpoint = Endpoint(host=rw.host, port=rw.port, database=rw.database).key  # what status records
-    status = {"objects": objects_status(desired, catalog), "endpoint": endpoint, "conditions": conditions}
+    status = published(
+        ChargingAnalyticsStatus(
+            objects=objects_status(desired, catalog), endpoint=endpoint, conditions=conditions
+        )
+    )
     ChargingAnalyticsStatus.model_validate(status)  # raises on any bound the API server would enforce
     assert all(len(o["backfillProgress"]) <= 32 for o in status["objects"])

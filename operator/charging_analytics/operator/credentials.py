@@ -12,7 +12,6 @@ import logging
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from .. import constants as c
 from ..pipeline import reader_name
@@ -26,7 +25,14 @@ from ..render import (
     referenced_tls,
     remember_digest,
 )
-from ..spec import ChargingAnalyticsSpec, CredentialsSecretRef, SecretRef, TlsSecretRef
+from ..spec import (
+    ChargingAnalyticsSpec,
+    CredentialDigests,
+    CredentialsSecretRef,
+    CredentialVersion,
+    SecretRef,
+    TlsSecretRef,
+)
 from ..status import Reason
 from ..tls import TlsMaterial, tls_keys
 from .checks import CheckFailure
@@ -202,24 +208,20 @@ class SecretResolver:
 
 
 def remember_digests(
-    spec: ChargingAnalyticsSpec, status: Mapping[str, Any], versions: list[Versioned]
+    spec: ChargingAnalyticsSpec, recorded: Sequence[CredentialVersion], versions: list[Versioned]
 ) -> None:
     """Take the digests recorded in status for credentials whose Secret has not changed since (same
     resourceVersion), so the first pass after a restart computes no digest for them."""
-    recorded = {
-        (str(e.get("role")), str(e.get("secret")), str(e.get("resourceVersion"))): e.get("digests") or {}
-        for e in status.get("credentials") or []
-        if isinstance(e, Mapping)
-    }
+    by_version = {(e.role, e.secret, e.resource_version): e.digests for e in recorded}
     for v in versions:
-        digests = recorded.get((v.role, v.secret, v.resource_version), {})
+        digests = by_version.get((v.role, v.secret, v.resource_version), CredentialDigests())
         for part in _PARTS:
-            digest = digests.get(part)
+            digest = getattr(digests, part)
             if isinstance(digest, str) and digest:
                 remember_digest(digest_salt(spec.tenant, v.role, part), getattr(v.credential, part), digest)
 
 
-def credentials_status(spec: ChargingAnalyticsSpec, versions: list[Versioned]) -> list[dict[str, Any]]:
+def credentials_status(spec: ChargingAnalyticsSpec, versions: list[Versioned]) -> list[CredentialVersion]:
     """What :func:`remember_digests` reads back: the digests render computed (or took) this pass."""
     out = []
     for v in versions:
@@ -230,12 +232,12 @@ def credentials_status(spec: ChargingAnalyticsSpec, versions: list[Versioned]) -
                 digests[part] = digest
         if digests:
             out.append(
-                {
-                    "role": v.role,
-                    "secret": v.secret,
-                    "resourceVersion": v.resource_version,
-                    "digests": digests,
-                }
+                CredentialVersion(
+                    role=v.role,
+                    secret=v.secret,
+                    resource_version=v.resource_version,
+                    digests=CredentialDigests.model_validate(digests),
+                )
             )
     return out
 

@@ -24,7 +24,7 @@ from .. import constants as c
 from ..dashboard import DATASOURCE_TYPE, dashboard_json, dashboard_uid, datasource_uid
 from ..pipeline import reader_name
 from ..rw.client import Endpoint
-from ..spec import ChargingAnalyticsSpec
+from ..spec import ChargingAnalyticsSpec, ChargingAnalyticsStatus, ObjectStatus
 from .kube import ApiSession, KubeError, object_path
 
 GRAFANA_GROUP = "grafana.integreatly.org"
@@ -163,11 +163,10 @@ def desired_manifests(
     return [configmap_manifest(owner, spec)]
 
 
-def owns_dashboards(status: Mapping[str, Any]) -> bool:
+def owns_dashboards(status: ChargingAnalyticsStatus) -> bool:
     """Whether the resource's status lists Grafana objects (which a disabled spec must remove),
     or a plan to change some (Plan mode lists a removal it does not carry out)."""
-    plan = status.get("plan")
-    return bool(dashboard_entries(status)) or bool(isinstance(plan, Mapping) and plan.get("objects"))
+    return bool(dashboard_entries(status.objects)) or bool(status.plan is not None and status.plan.objects)
 
 
 def choose_provider(spec: ChargingAnalyticsSpec, grafana_operator_installed: bool) -> Provider:
@@ -251,20 +250,14 @@ def state_of(decision: Decision, *, absent: bool, applied: bool) -> ObjectState:
     return "Pending"  # Plan mode: would be created or updated (nothing was lost)
 
 
-def recorded_hashes(status: Mapping[str, Any]) -> set[tuple[str, str, str]]:
-    """(kind, name, hash) of the Grafana objects the status records as made to match."""
-    return {
-        (str(o.get("kind")), str(o.get("name")), str(o.get("hash")))
-        for o in dashboard_entries(status)
-        if o.get("state") in RECORDED_STATES
-    }
+def recorded_hashes(objects: Sequence[ObjectStatus]) -> set[tuple[str, str, str]]:
+    """(kind, name, hash) of the Grafana objects a status's entries record as made to match."""
+    return {(o.kind, o.name, o.hash) for o in dashboard_entries(objects) if o.state in RECORDED_STATES}
 
 
-def dashboard_entries(status: Mapping[str, Any]) -> list[dict[str, Any]]:
+def dashboard_entries(objects: Sequence[ObjectStatus]) -> list[ObjectStatus]:
     """The Grafana objects' entries of a status."""
-    return [
-        dict(o) for o in status.get("objects") or [] if isinstance(o, Mapping) and o.get("kind") in ALL_KINDS
-    ]
+    return [o for o in objects if o.kind in ALL_KINDS]
 
 
 @dataclass(frozen=True)
@@ -286,8 +279,8 @@ class ObjectResult:
     def ref(self) -> str:
         return f"{self.kind} {self.namespace}/{self.name}"
 
-    def status(self) -> dict[str, Any]:
-        return {"kind": self.kind, "name": self.name, "state": self.state, "hash": self.hash}
+    def status(self) -> ObjectStatus:
+        return ObjectStatus(kind=self.kind, name=self.name, state=self.state, hash=self.hash)
 
     def describe_drift(self) -> str:
         return f"{self.ref} was {'deleted' if self.absent else 'edited'} outside the operator"

@@ -39,7 +39,13 @@ from ..rw.client import (
     RisingWaveTlsFailed,
     RisingWaveUnavailable,
 )
-from ..spec import ChargingAnalyticsSpec, RisingWaveSpec, tenant_is_reserved
+from ..spec import (
+    ChargingAnalyticsSpec,
+    ChargingAnalyticsStatus,
+    PlanStatus,
+    RisingWaveSpec,
+    tenant_is_reserved,
+)
 from ..status import (
     Cond,
     Origin,
@@ -50,6 +56,8 @@ from ..status import (
     merge_conditions,
     objects_status,
     plan_status,
+    published,
+    read_status,
     ready,
     reconciling,
     stalled,
@@ -95,12 +103,16 @@ class Resource:
     generation: int | None
     uid: str | None
     spec: Mapping[str, Any]
-    status: Mapping[str, Any]
+    #: the status the resource holds, parsed (``status.read_status``): what reconciles read
+    status: ChargingAnalyticsStatus
     annotations: Mapping[str, str]
     finalizers: tuple[str, ...] = ()
     deleting: bool = False
     #: creationTimestamp as a POSIX time (None when the body has none)
     created: float | None = None
+    #: the status exactly as the API server holds it: only compared with a new status's published
+    #: form, so that a status already saying exactly that is not written again
+    stored_status: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def owner(self) -> str:
@@ -119,11 +131,12 @@ class Resource:
             generation=meta.get("generation"),
             uid=meta.get("uid"),
             spec=dict(body.get("spec") or {}),
-            status=dict(body.get("status") or {}),
+            status=read_status(body.get("status")),
             annotations=dict(meta.get("annotations") or {}),
             finalizers=tuple(meta.get("finalizers") or ()),
             deleting=bool(meta.get("deletionTimestamp")),
             created=_posix(meta.get("creationTimestamp")),
+            stored_status=dict(body.get("status") or {}),
         )
 
 
@@ -141,7 +154,9 @@ class Outcome:
     """The result of a reconcile: what to write to status, which events to post, when to retry."""
 
     conditions: list[Cond] = field(default_factory=list)
-    status: dict[str, Any] = field(default_factory=dict)
+    #: the fields this reconcile writes (the others keep what the resource has); ``conditions``
+    #: and ``observedGeneration`` are added from ``conditions`` when it is published
+    status: ChargingAnalyticsStatus = field(default_factory=ChargingAnalyticsStatus)
     events: list[tuple[EventType, str, str]] = field(default_factory=list)
     retry_after: float | None = None
     result: Result = Result.OK
@@ -340,7 +355,7 @@ class Service:
             return self._stalled(res, out, Reason.UNSUPPORTED_RISINGWAVE_VERSION, str(err))
         except RisingWaveUnavailable as err:
             return self._unavailable(res, out, err)
-        out.status["endpoint"] = target.endpoint.key
+        out.status.endpoint = target.endpoint.key
         return await self._converge(res, origin, target, out)
 
     async def _reach(
@@ -408,8 +423,8 @@ class Service:
         if decision is Decision.UP_TO_DATE and origin == Origin.TIMER:
             # the drift timer's common case: the status already says the rest
             out.conditions = [*ready(Reason.UP_TO_DATE, _ready_message(planned.desired)), planned.drift]
-            out.status["objects"] = objects_status(planned.desired, view.catalog)
-            out.status["plan"] = None
+            out.status.objects = objects_status(planned.desired, view.catalog)
+            out.status.plan = None
             return out
         if decision is Decision.CREDENTIALS_MISSING:
             message = f"no credentials for {', '.join(unresolved)}"
@@ -426,13 +441,13 @@ class Service:
     async def _plan(self, res: Resource, target: _Target, out: Outcome) -> _Planned:
         spec, view = target.spec, target.view
         versions = self.secrets.versions(res.namespace, res.ref, spec, target.creds)
-        remember_digests(spec, res.status, versions)
+        remember_digests(spec, res.status.credentials, versions)
         options = RenderOptions(
             secret_store=target.store, credentials=target.creds, capabilities=target.capabilities
         )
         # off the event loop: a new or rotated credential costs a deliberately slow digest
         desired = await asyncio.to_thread(render, spec, options)
-        out.status["credentials"] = credentials_status(spec, versions)
+        out.status.credentials = credentials_status(spec, versions)
         plan = build_plan(
             desired,
             view.catalog,
@@ -444,18 +459,18 @@ class Service:
                 correct_drift=spec.on_drift == "Correct",
             ),
         )
-        out.status["planHash"] = plan.hash
+        out.status.plan_hash = plan.hash
         return _Planned(desired, plan, drifted(plan))
 
     def _plan_only(self, res: Resource, target: _Target, planned: _Planned, out: Outcome) -> Outcome:
         """Plan mode's job is to publish the plan: done, it is Ready. An object the plan would
         create is Pending, not Missing (nothing was lost; nothing was meant to exist yet)."""
         plan = planned.plan
-        if not plan.empty and plan.hash != res.status.get("planHash"):
+        if not plan.empty and plan.hash != res.status.plan_hash:
             out.events.append(("Normal", Reason.PLAN_READY, f"plan {plan.hash}: {plan.summary()}"))
-        out.status["plan"] = plan_status(plan)
-        out.status["objects"] = [
-            {**o, "state": "Pending"} if o["state"] == "Missing" else o
+        out.status.plan = plan_status(plan)
+        out.status.objects = [
+            o.model_copy(update={"state": "Pending"}) if o.state == "Missing" else o
             for o in objects_status(planned.desired, target.view.catalog)
         ]
         if plan.empty:
@@ -473,8 +488,8 @@ class Service:
         plan = planned.plan
         approved = res.annotations.get(c.ANNOTATION_APPROVED_PLAN)
         stale = f"; approval {approved} is stale" if approved else ""
-        out.status["plan"] = plan_status(plan)
-        out.status["objects"] = objects_status(planned.desired, target.view.catalog)
+        out.status.plan = plan_status(plan)
+        out.status.objects = objects_status(planned.desired, target.view.catalog)
         message = (
             f"destructive plan {plan.hash} ({plan.summary()}) waits for approval: annotate "
             f"{c.ANNOTATION_APPROVED_PLAN}={plan.hash}{stale}"
@@ -554,10 +569,10 @@ class Service:
     ) -> Outcome:
         """The status of a tenant whose plan ran (or had nothing to run): Ready, or Backfilling."""
         objects = objects_status(planned.desired, catalog)
-        out.status["objects"] = objects
-        out.status["plan"] = None
-        out.status["appliedHash"] = _desired_hash(planned.desired)
-        building = [o["name"] for o in objects if o["state"] == "Creating"]
+        out.status.objects = objects
+        out.status.plan = None
+        out.status.applied_hash = _desired_hash(planned.desired)
+        building = [o.name for o in objects if o.state == "Creating"]
         metrics.MANAGED_OBJECTS.labels(res.namespace, res.name).set(len(objects))
         metrics.DRIFT_DETECTED.labels(res.namespace, res.name).set(1 if drift.status == "True" else 0)
         if building:
@@ -602,15 +617,12 @@ class Service:
         if not progress:
             return
         objects = objects_status(desired, replace(before, ddl_progress=progress))
-        building = ", ".join(
-            f"{o['name']} {o['backfillProgress']}" for o in objects if o.get("backfillProgress")
-        )
+        building = ", ".join(f"{o.name} {o.backfill_progress}" for o in objects if o.backfill_progress)
         conditions = merge_conditions(
-            res.status.get("conditions"),
-            reconciling(Reason.BACKFILLING, f"building {building}"),
-            res.generation,
+            res.status.conditions, reconciling(Reason.BACKFILLING, f"building {building}"), res.generation
         )
-        await self.kube.patch_status(res.namespace, res.name, {"objects": objects, "conditions": conditions})
+        status = ChargingAnalyticsStatus(objects=objects, conditions=conditions)
+        await self.kube.patch_status(res.namespace, res.name, published(status))
 
     def _alerts_target(self, spec: ChargingAnalyticsSpec, creds: Credentials) -> TargetRunner | None:
         """Runs statements on the alert database when the operator manages the alert table."""
@@ -648,13 +660,13 @@ class Service:
     async def _publish(self, res: Resource, out: Outcome) -> None:
         """Patch the status, unless it already says exactly this (a quiet steady state: a pass
         that finds nothing changed writes nothing to the API server)."""
-        status: dict[str, Any] = dict(out.status)
-        status["conditions"] = merge_conditions(res.status.get("conditions"), out.conditions, res.generation)
+        out.status.conditions = merge_conditions(res.status.conditions, out.conditions, res.generation)
         if res.generation is not None:
-            status["observedGeneration"] = res.generation
-        if all(res.status.get(key) == value for key, value in status.items()):
+            out.status.observed_generation = res.generation
+        patch = published(out.status)
+        if all(res.stored_status.get(key) == value for key, value in patch.items()):
             return
-        await self.kube.patch_status(res.namespace, res.name, status)
+        await self.kube.patch_status(res.namespace, res.name, patch)
 
     # ------------------------------------------------------------------------------------------
     # Grafana objects
@@ -677,13 +689,13 @@ class Service:
         reported under ``Report`` (condition Drifted, Event DriftDetected); a refused call marks
         its object Failed and posts DashboardsFailed, naming the verb and the object.
         """
-        if "objects" not in out.status:
+        if "objects" not in out.status.model_fields_set:
             return  # stalled before planning: nothing to show yet
         spec = ChargingAnalyticsSpec.model_validate(res.spec)
         if not spec.dashboards.enabled and not owns_dashboards(res.status):
             return
         key = res.uid or res.owner
-        recorded = self._dashboards_recorded.get(key, recorded_hashes(res.status))
+        recorded = self._dashboards_recorded.get(key, recorded_hashes(res.status.objects))
         try:
             endpoint = await self._endpoint(res, spec)
             report = await self.grafana.reconcile(
@@ -699,10 +711,10 @@ class Service:
             out.retry_after = out.retry_after or self._backoff(res)
             out.retry_message = out.retry_message or f"Grafana objects: {err}"
             # what the last look found stays recorded: it tells later drift from spec changes
-            out.status["objects"] = [*out.status["objects"], *dashboard_entries(res.status)]
+            out.status.objects = [*out.status.objects, *dashboard_entries(res.status.objects)]
             return
         self._record_dashboards(res, out, report, recorded)
-        fold_dashboards(out, report, previous_plan=res.status.get("plan"))
+        fold_dashboards(out, report, previous_plan=res.status.plan)
         if report.failures:
             out.retry_after = out.retry_after or self._backoff(res)
             out.retry_message = out.retry_message or "; ".join(report.failures)
@@ -717,16 +729,16 @@ class Service:
         if report.errors:
             # objects the spec no longer wants could not be listed or deleted: they stay listed
             # (Failed), so the resource shows them and the next reconcile tries again
-            wanted = {(e["kind"], e["name"]) for e in entries}
+            wanted = {(e.kind, e.name) for e in entries}
             entries += [
-                {**e, "state": "Failed"}
-                for e in dashboard_entries(res.status)
-                if (e["kind"], e["name"]) not in wanted
+                e.model_copy(update={"state": "Failed"})
+                for e in dashboard_entries(res.status.objects)
+                if (e.kind, e.name) not in wanted
             ]
-        out.status["objects"] = [*out.status["objects"], *entries]
+        out.status.objects = [*out.status.objects, *entries]
         # a Failed object was not changed by this reconcile: what was recorded for it still holds
         failed = {(r.kind, r.name) for r in report.objects if r.state == "Failed"}
-        self._dashboards_recorded[res.uid or res.owner] = recorded_hashes({"objects": entries}) | {
+        self._dashboards_recorded[res.uid or res.owner] = recorded_hashes(entries) | {
             r for r in recorded if (r[0], r[1]) in failed
         }
 
@@ -856,7 +868,7 @@ def teardown_target(raw: Mapping[str, Any]) -> TeardownTarget | None:
     return TeardownTarget(tenant, str(policy), risingwave)
 
 
-def fold_dashboards(out: Outcome, report: DashboardsReport, *, previous_plan: Any) -> None:
+def fold_dashboards(out: Outcome, report: DashboardsReport, *, previous_plan: PlanStatus | None) -> None:
     """Add what the Grafana objects' reconcile found to the conditions and events (pure)."""
     for o in report.objects:
         if o.applied and o.action == "restore":
@@ -885,10 +897,10 @@ def fold_dashboards(out: Outcome, report: DashboardsReport, *, previous_plan: An
             out.conditions.append(cond)
         else:
             out.conditions[found] = cond
-    if out.result == Result.PLAN and isinstance(out.status.get("plan"), dict):
+    if out.result == Result.PLAN and out.status.plan is not None:
         planned = report.planned()[:16]  # the status schema's bound
-        out.status["plan"] = {**out.status["plan"], "objects": planned}
-        before = previous_plan.get("objects") if isinstance(previous_plan, Mapping) else None
+        out.status.plan = out.status.plan.model_copy(update={"objects": planned})
+        before = previous_plan.objects if previous_plan is not None else None
         if planned and planned != before:
             out.events.append(("Normal", Reason.PLAN_READY, f"Grafana objects: {', '.join(planned)}"))
         if planned:
