@@ -54,8 +54,8 @@ from charging_analytics.operator.settings import OperatorSettings  # noqa: E402
 from charging_analytics.plan import PlanOptions, build_plan  # noqa: E402
 from charging_analytics.render import RenderOptions, render  # noqa: E402
 from charging_analytics.rw.client import Endpoint, RisingWaveClient  # noqa: E402
-from charging_analytics.spec import ChargingAnalyticsSpec  # noqa: E402
-from charging_analytics.status import merge_conditions, objects_status  # noqa: E402
+from charging_analytics.spec import ChargingAnalyticsSpec, ChargingAnalyticsStatus  # noqa: E402
+from charging_analytics.status import merge_conditions, objects_status, published  # noqa: E402
 from charging_analytics.status import ready as ready_conditions  # noqa: E402
 from testbed.bed import Testbed, unique_name  # noqa: E402
 from testbed.controlplane import KubeRest, request_delta  # noqa: E402
@@ -117,11 +117,13 @@ async def raw_floor(
             )
             async with slots:
                 await apply_plan(client, plan)
-            status = {
-                "observedGeneration": 1,
-                "conditions": merge_conditions(None, ready_conditions("Applied", "floor"), 1),
-                "objects": objects_status(desired, catalog),
-            }
+            status = published(
+                ChargingAnalyticsStatus(
+                    observed_generation=1,
+                    conditions=merge_conditions(None, ready_conditions("Applied", "floor"), 1),
+                    objects=objects_status(desired, catalog),
+                )
+            )
             path = f"{resources_path(namespace)}/{name}/status"
             await asyncio.to_thread(rest.merge_patch, path, {"status": status})
 
