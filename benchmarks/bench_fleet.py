@@ -53,7 +53,7 @@ from charging_analytics.apply import apply_plan  # noqa: E402
 from charging_analytics.operator.settings import OperatorSettings  # noqa: E402
 from charging_analytics.plan import PlanOptions, build_plan  # noqa: E402
 from charging_analytics.render import RenderOptions, render  # noqa: E402
-from charging_analytics.rw.client import Endpoint, RisingWaveClient  # noqa: E402
+from charging_analytics.rw.client import ClientOptions, Endpoint, RisingWaveClient  # noqa: E402
 from charging_analytics.spec import ChargingAnalyticsSpec, ChargingAnalyticsStatus  # noqa: E402
 from charging_analytics.status import merge_conditions, objects_status, published  # noqa: E402
 from charging_analytics.status import ready as ready_conditions  # noqa: E402
@@ -100,7 +100,7 @@ async def raw_floor(
     """Seconds to apply every tenant's fresh plan and PATCH its status once, nothing else."""
     settings = OperatorSettings()
     # a generous connect timeout: the double shares this process (and the machine) with the script
-    client = RisingWaveClient(endpoint, max_size=settings.pool_size, connect_timeout=30.0)
+    client = RisingWaveClient(endpoint, ClientOptions(pool_max=settings.pool_size, connect_timeout=30.0))
     await client.open()
     slots = asyncio.Semaphore(settings.max_concurrent_applies)
     try:

@@ -49,7 +49,7 @@ from charging_analytics.catalog import CatalogSnapshot  # noqa: E402
 from charging_analytics.plan import PlanOptions, build_plan  # noqa: E402
 from charging_analytics.render import RenderOptions, render  # noqa: E402
 from charging_analytics.rw import client as client_module  # noqa: E402
-from charging_analytics.rw.client import Endpoint, RisingWaveClient  # noqa: E402
+from charging_analytics.rw.client import ClientOptions, Endpoint, RisingWaveClient  # noqa: E402
 from charging_analytics.spec import ChargingAnalyticsSpec  # noqa: E402
 from testbed import specs  # noqa: E402
 from tests.rw_double import RisingWaveDouble  # noqa: E402
@@ -210,11 +210,11 @@ async def run(sizes: list[int], repeat: int, progress: bool) -> list[SizeResult]
     results: list[SizeResult] = []
     try:
         relay_port = await relay.start()
-        direct = RisingWaveClient(Endpoint.from_dsn(double.dsn), min_size=1, max_size=1)
+        one_connection = ClientOptions(pool_min=1, pool_max=1)
+        direct = RisingWaveClient(Endpoint.from_dsn(double.dsn), one_connection)
         counted = RisingWaveClient(
             Endpoint(host="127.0.0.1", port=relay_port, database="dev", sslmode="disable"),
-            min_size=1,
-            max_size=1,
+            one_connection,
         )
         async with direct, counted:
             have = 0

@@ -23,7 +23,7 @@ import yaml
 from charging_analytics.apply import apply_plan
 from charging_analytics.plan import PlanOptions, build_plan, teardown_plan
 from charging_analytics.render import RenderOptions, as_text, render
-from charging_analytics.rw.client import Endpoint, RisingWaveClient
+from charging_analytics.rw.client import ClientOptions, Endpoint, RisingWaveClient
 from charging_analytics.spec import ChargingAnalytics, ChargingAnalyticsSpec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,7 +52,7 @@ def _spec(example: str, **alerts: object) -> ChargingAnalyticsSpec:
 
 async def _client() -> RisingWaveClient:
     assert DSN is not None
-    client = RisingWaveClient(Endpoint.from_dsn(DSN), statement_timeout=120)
+    client = RisingWaveClient(Endpoint.from_dsn(DSN), ClientOptions(statement_timeout=120))
     await client.open()
     return client
 

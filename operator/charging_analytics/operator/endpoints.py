@@ -28,7 +28,7 @@ from typing import Any
 
 from ..catalog import CatalogSnapshot, TenantCatalog
 from ..pipeline import SecretStore
-from ..rw.client import Endpoint, RisingWaveClient, RisingWaveUnavailable
+from ..rw.client import ClientOptions, Endpoint, RisingWaveClient, RisingWaveUnavailable
 from . import metrics
 from .settings import OperatorSettings
 
@@ -110,12 +110,12 @@ class EndpointPool:
         if client is None:
             for old in [k for k in self.clients if k[:3] == key[:3]]:  # rotated password
                 await self.clients.pop(old).close()
-            client = RisingWaveClient(
-                endpoint,
+            options = ClientOptions(
                 statement_timeout=self.settings.statement_timeout_seconds,
                 connect_timeout=self.settings.connect_timeout_seconds,
-                max_size=self.settings.pool_size,
+                pool_max=self.settings.pool_size,
             )
+            client = RisingWaveClient(endpoint, options)
             try:
                 await client.open()
             except BaseException:

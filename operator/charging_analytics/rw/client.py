@@ -33,7 +33,7 @@ import time
 import weakref
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self, cast, get_args
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -276,30 +276,9 @@ _DDL_NAME = re.compile(
 class RisingWaveClient:
     """Async client for one RisingWave endpoint (one connection pool)."""
 
-    def __init__(
-        self,
-        endpoint: Endpoint,
-        options: ClientOptions | None = None,
-        *,
-        statement_timeout: float | None = None,
-        connect_timeout: float | None = None,
-        min_size: int | None = None,
-        max_size: int | None = None,
-        background_ddl: bool | None = None,
-        ddl_timeout: float | None = None,
-    ) -> None:
-        """``options`` (or defaults), with any keyword given here overriding it."""
-        base = options or ClientOptions()
-        overrides: dict[str, Any] = {
-            "statement_timeout": statement_timeout,
-            "connect_timeout": connect_timeout,
-            "pool_min": min_size,
-            "pool_max": max_size,
-            "background_ddl": background_ddl,
-            "ddl_timeout": ddl_timeout,
-        }
+    def __init__(self, endpoint: Endpoint, options: ClientOptions | None = None) -> None:
         self.endpoint = endpoint
-        self.options = replace(base, **{k: v for k, v in overrides.items() if v is not None})
+        self.options = options or ClientOptions()
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[tuple[Any, ...]]] | None = None
         self._timeout_form: str | None = None  # which SET statement_timeout form the server took
         #: ``SELECT version()`` as the latest new connection read it

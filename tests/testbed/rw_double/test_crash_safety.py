@@ -28,7 +28,7 @@ from charging_analytics.apply import ApplyError, apply_plan
 from charging_analytics.catalog import CatalogSnapshot
 from charging_analytics.plan import Plan, PlanOptions, build_plan
 from charging_analytics.render import Credential, Credentials, DesiredObject, RenderOptions, render
-from charging_analytics.rw.client import Endpoint, RisingWaveClient
+from charging_analytics.rw.client import ClientOptions, Endpoint, RisingWaveClient
 from charging_analytics.validation import parse_documents
 from tests.rw_double import RisingWaveDouble
 
@@ -76,7 +76,7 @@ class Bed:
     double: RisingWaveDouble
 
     def client(self) -> RisingWaveClient:
-        return RisingWaveClient(Endpoint.from_dsn(self.double.dsn), min_size=1, max_size=1)
+        return RisingWaveClient(Endpoint.from_dsn(self.double.dsn), ClientOptions(pool_min=1, pool_max=1))
 
     def state(self) -> tuple[Any, ...]:
         """What two applies must agree on: objects and definitions, users, grants, ledger."""
