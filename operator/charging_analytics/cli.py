@@ -73,7 +73,7 @@ def _load(paths: Sequence[str]) -> Manifests:
 
 
 def _owner(resource: ChargingAnalytics) -> str:
-    return ledger.owner_id(resource.metadata.namespace or "default", resource.metadata.name)
+    return ledger.owner_id(resource.metadata.effective_namespace, resource.metadata.name)
 
 
 def cmd_render(args: argparse.Namespace) -> int:

@@ -797,6 +797,15 @@ class ChargingAnalyticsSpec(Model):
         return self.kafka.consumer_group_prefix or f"cha-{self.tenant}"
 
 
+#: Where the API server puts a namespaced object whose manifest names no namespace.
+DEFAULT_NAMESPACE = "default"
+
+
+def namespace_or_default(namespace: str | None) -> str:
+    """The namespace an object of a manifest (or a body) lives in."""
+    return namespace or DEFAULT_NAMESPACE
+
+
 class ObjectMeta(_Model):
     """The part of metadata the operator and CLI read."""
 
@@ -808,6 +817,10 @@ class ObjectMeta(_Model):
     uid: str | None = None
     annotations: dict[str, str] = Field(default_factory=dict)
     labels: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def effective_namespace(self) -> str:
+        return namespace_or_default(self.namespace)
 
 
 class ChargingAnalytics(_Model):

@@ -44,6 +44,7 @@ from ..spec import (
     ChargingAnalyticsStatus,
     PlanStatus,
     RisingWaveSpec,
+    namespace_or_default,
     tenant_is_reserved,
 )
 from ..status import (
@@ -126,7 +127,7 @@ class Resource:
     def from_body(cls, body: Mapping[str, Any]) -> Resource:
         meta = body.get("metadata", {})
         return cls(
-            namespace=meta.get("namespace", "default"),
+            namespace=namespace_or_default(meta.get("namespace")),
             name=meta["name"],
             generation=meta.get("generation"),
             uid=meta.get("uid"),
