@@ -138,7 +138,8 @@ class ApiSession:
         content_type: str = "application/json",
     ) -> Any:
         relogged = False
-        for attempt in range(1, THROTTLED_ATTEMPTS + 1):
+        throttled = 0
+        while True:  # at most one login again and THROTTLED_ATTEMPTS throttled answers
             session = self._open()
             try:
                 async with session.request(
@@ -152,11 +153,14 @@ class ApiSession:
                         relogged = True
                         await self._relogin()
                         continue
-                    if response.status == 429 and attempt < THROTTLED_ATTEMPTS:
-                        # the apiserver's priority and fairness asks to come back later
-                        await asyncio.sleep(_retry_after(response.headers.get("Retry-After")))
-                        continue
+                    if response.status == 429:
+                        throttled += 1
+                        if throttled < THROTTLED_ATTEMPTS:
+                            # the apiserver's priority and fairness asks to come back later
+                            await asyncio.sleep(_retry_after(response.headers.get("Retry-After")))
+                            continue
                     if response.status >= 400:
+                        # the last answer is the error, whatever was retried before it
                         raise KubeError(response.status, response.reason)
                     text = await response.text()
                     return json.loads(text) if text else None
@@ -164,7 +168,6 @@ class ApiSession:
                 raise KubeError(None, type(err).__name__) from None
             except TimeoutError:
                 raise KubeError(None, "timed out") from None
-        raise KubeError(401, "Unauthorized")  # refused again after logging in again
 
     async def _relogin(self) -> None:
         log.info("the API server refused the credentials (401): logging in again")
