@@ -11,7 +11,7 @@ Per tenant (one spec, one catalog):
 * ``build_plan`` for a fresh tenant (empty catalog), a no-op plan (fully applied catalog with
   ledger, owner row, users and status fingerprints: the drift-timer path) and a threshold change
   (``alerts.stalledSessionMinutes`` 10 -> 15);
-* the credential digest render() folds into object hashes (``secret_digest``, scrypt) uncached,
+* the credential digest render() folds into object hashes (``Digester.digest``, scrypt) uncached,
   a render with a cold digest cache, and a replay of the digest cache's key pattern over fleet
   passes (how many scrypt calls a drift-timer pass makes once the fleet outgrows the LRU).
 
@@ -53,7 +53,6 @@ from typing import Any, cast
 
 import yaml
 
-from charging_analytics import render as render_module
 from charging_analytics.catalog import (
     CatalogSnapshot,
     LedgerEntry,
@@ -68,10 +67,10 @@ from charging_analytics.render import (
     Credential,
     Credentials,
     DesiredObject,
+    Digester,
     RenderOptions,
     as_text,
     render,
-    secret_digest,
 )
 from charging_analytics.spec import ChargingAnalyticsSpec
 
@@ -415,32 +414,26 @@ def secret_digest_costs(report: Report, repeat: int, fleet_sizes: Sequence[int])
     """The credential digest in render (scrypt) and what its per-credential cache does at fleet size."""
     add = report.rows.append
     acme = acme_spec()
-    inline = RenderOptions(secret_store="inline", credentials=CREDS)
 
     def uncached() -> None:
-        render_module._DIGESTS.pop("acme/kafka/password", None)
-        secret_digest("kafka-pw", "acme/kafka/password")
+        Digester().digest("kafka-pw", "acme/kafka/password")
 
-    add(measure("secret_digest, uncached (scrypt)", uncached, repeat=max(3, repeat // 5), number=1))
+    add(measure("Digester.digest, uncached (scrypt)", uncached, repeat=max(3, repeat // 5), number=1))
 
     def cold_render() -> None:
-        render_module._DIGESTS.clear()
-        render(acme, inline)
+        render(acme, RenderOptions(secret_store="inline", credentials=CREDS, digester=Digester()))
 
     add(measure("render acme, digest cache cold", cold_render, repeat=max(3, repeat // 5), number=1))
 
-    # The digest calls one render makes (recorded through the module attribute render() uses).
+    # The digest calls one render makes (recorded by the digester render() is given).
     calls: list[tuple[str, str]] = []
 
-    def recording(value: str, salt: str) -> str:
-        calls.append((value, salt))
-        return "0" * 24
+    class Recording(Digester):
+        def digest(self, value: str, salt: str) -> str:
+            calls.append((value, salt))
+            return "0" * 24
 
-    setattr(render_module, "secret_digest", recording)  # noqa: B010
-    try:
-        render(acme, inline)
-    finally:
-        setattr(render_module, "secret_digest", secret_digest)  # noqa: B010
+    render(acme, RenderOptions(secret_store="inline", credentials=CREDS, digester=Recording()))
     per_tenant = len({salt for _, salt in calls})
     scrypt_s = statistics.median(report.rows[-2].per_op_s)
     report.facts["secret_digest"] = {

@@ -26,7 +26,7 @@ from .gateway.cli import add_gateway_parser
 from .pipeline import SecretStore
 from .plan import Plan, PlanOptions, build_plan
 from .preview_cli import add_preview_parser
-from .render import DesiredObject, RenderOptions, render, statements_text
+from .render import DesiredObject, Digester, RenderOptions, render, statements_text
 from .rw.capabilities import Capabilities
 from .simulator.cli import add_simulate_parser
 from .spec import ChargingAnalytics
@@ -78,9 +78,11 @@ def _owner(resource: ChargingAnalytics) -> str:
 
 def cmd_render(args: argparse.Namespace) -> int:
     manifests = _load(args.file)
+    digester = Digester()
     for resource in manifests.resources:
         creds, _ = manifests.credentials_for(resource)
-        objects = render(resource.spec, RenderOptions(secret_store=args.secret_store, credentials=creds))
+        options = RenderOptions(secret_store=args.secret_store, credentials=creds, digester=digester)
+        objects = render(resource.spec, options)
         print(f"-- tenant {resource.spec.tenant} ({_owner(resource)})\n")
         print(statements_text(objects))
     return 0
@@ -159,11 +161,13 @@ async def _plan_for(
     snapshot: CatalogSnapshot,
     store: SecretStore,
     capabilities: Capabilities,
+    digester: Digester,
 ) -> tuple[Plan, list[str], list[DesiredObject]]:
     creds, missing = manifests.credentials_for(resource)
-    objects = render(
-        resource.spec, RenderOptions(secret_store=store, credentials=creds, capabilities=capabilities)
+    rendering = RenderOptions(
+        secret_store=store, credentials=creds, capabilities=capabilities, digester=digester
     )
+    objects = render(resource.spec, rendering)
     catalog = snapshot.tenant(resource.spec.tenant)
     options = PlanOptions(
         owner=_owner(resource),
@@ -183,6 +187,7 @@ async def _with_client(args: argparse.Namespace, apply: bool) -> int:
     except ValueError as err:
         raise CliError(f"--dsn: {err}") from err
     status = 0
+    digester = Digester()
     async with RisingWaveClient(endpoint) as client:
         capabilities = await client.capabilities()
         try:
@@ -191,7 +196,7 @@ async def _with_client(args: argparse.Namespace, apply: bool) -> int:
             print(f"error: {err}", file=sys.stderr)
             return 1
         for resource in manifests.resources:
-            ok = await _plan_or_apply(args, client, resource, manifests, capabilities, apply=apply)
+            ok = await _plan_or_apply(args, client, resource, manifests, capabilities, digester, apply=apply)
             status = status if ok else 1
     return status
 
@@ -202,6 +207,7 @@ async def _plan_or_apply(
     resource: ChargingAnalytics,
     manifests: Manifests,
     capabilities: Capabilities,
+    digester: Digester,
     *,
     apply: bool,
 ) -> bool:
@@ -213,7 +219,9 @@ async def _plan_or_apply(
     owner = snapshot.owners.get(tenant)
     if decide(Facts(me=me, owner=owner)) is Decision.NOT_OWNER:
         return _refused(f"tenant {tenant} on {client.endpoint.key} is owned by {owner}")
-    plan, missing, objects = await _plan_for(resource, manifests, snapshot, args.secret_store, capabilities)
+    plan, missing, objects = await _plan_for(
+        resource, manifests, snapshot, args.secret_store, capabilities, digester
+    )
     _print_plan(plan, args.output)
     unresolved = missing or sorted({role for a in plan.actions for role in _unresolved(a.name, objects)})
     facts = Facts(

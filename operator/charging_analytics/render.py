@@ -79,48 +79,50 @@ class Credentials:
         return f"Credentials(resolved={roles})"
 
 
-#: salt -> (fingerprint of the value, digest): one entry per credential. The cache holds no
-#: credential: a value is recognised by its HMAC under a key that exists only in this process.
-_DIGESTS: dict[str, tuple[bytes, str]] = {}
-_PROCESS_KEY = secrets.token_bytes(32)
-
-
-def _fingerprint(value: str) -> bytes:
-    return hmac.new(_PROCESS_KEY, value.encode(), hashlib.sha256).digest()
-
-
-def secret_digest(value: str, salt: str) -> str:
-    """Slow (scrypt), salted digest of a credential: detects rotation without revealing the value.
-
-    Cached per credential (the salt names tenant, role and part), so a fleet of any size pays the
-    cost once per credential and again only when it rotates.
-    """
-    cached = known_digest(salt, value)
-    if cached is not None:
-        return cached
-    digest = hashlib.scrypt(value.encode(), salt=salt.encode(), n=2**12, r=8, p=1, dklen=12).hex()
-    _DIGESTS[salt] = (_fingerprint(value), digest)
-    return digest
-
-
 def digest_salt(tenant: str, role: str, part: str) -> str:
     """The salt of a credential part's digest: one per tenant, role and part."""
     return f"{tenant}/{role}/{part}"
 
 
-def known_digest(salt: str, value: str) -> str | None:
-    """The digest of ``value`` if already computed (or remembered) in this process."""
-    cached = _DIGESTS.get(salt)
-    if cached is not None and hmac.compare_digest(cached[0], _fingerprint(value)):
-        return cached[1]
-    return None
+class Digester:
+    """Slow (scrypt), salted digests of credentials: they detect rotation without revealing a value.
 
+    Each digest is kept per credential (the salt names tenant, role and part; a rotated value
+    replaces its entry), so a fleet of any size pays the cost once per credential and again only
+    when it rotates. The cache holds no credential: a value is recognised by its HMAC under a key
+    that exists only in this object. The reconcile service owns one for the life of the process;
+    the CLI makes one per command.
+    """
 
-def remember_digest(salt: str, value: str, digest: str) -> None:
-    """Take ``digest`` as the digest of ``value`` without computing it: for a credential known to
-    be unchanged since the digest was computed (its Secret's resourceVersion is the same)."""
-    if salt not in _DIGESTS:
-        _DIGESTS[salt] = (_fingerprint(value), digest)
+    def __init__(self) -> None:
+        self._key = secrets.token_bytes(32)
+        #: salt -> (fingerprint of the value, digest)
+        self._digests: dict[str, tuple[bytes, str]] = {}
+
+    def _fingerprint(self, value: str) -> bytes:
+        return hmac.new(self._key, value.encode(), hashlib.sha256).digest()
+
+    def digest(self, value: str, salt: str) -> str:
+        """The digest of ``value``, computed unless this credential's is already known."""
+        cached = self.known(salt, value)
+        if cached is not None:
+            return cached
+        digest = hashlib.scrypt(value.encode(), salt=salt.encode(), n=2**12, r=8, p=1, dklen=12).hex()
+        self._digests[salt] = (self._fingerprint(value), digest)
+        return digest
+
+    def known(self, salt: str, value: str) -> str | None:
+        """The digest of ``value`` if already computed (or remembered) here."""
+        cached = self._digests.get(salt)
+        if cached is not None and hmac.compare_digest(cached[0], self._fingerprint(value)):
+            return cached[1]
+        return None
+
+    def remember(self, salt: str, value: str, digest: str) -> None:
+        """Take ``digest`` as the digest of ``value`` without computing it: for a credential known
+        to be unchanged since the digest was computed (its Secret's resourceVersion is the same)."""
+        if salt not in self._digests:
+            self._digests[salt] = (self._fingerprint(value), digest)
 
 
 # --------------------------------------------------------------------------------------------
@@ -292,6 +294,8 @@ class RenderOptions:
     capabilities: Capabilities = BASELINE
     #: Where the SQL comes from: the packaged templates (a test renders a modified copy).
     templates: Templates = PACKAGED
+    #: The credential digests' cache: the caller's, kept across renders (a new one computes anew).
+    digester: Digester = field(default_factory=Digester, compare=False, repr=False)
 
 
 class _Builder:
@@ -590,7 +594,7 @@ def _credential_digest(
     for role, part in used:
         value = _value_of(creds, role, part)
         if value is not None:
-            digests.append(secret_digest(value, digest_salt(spec.tenant, role, part)))
+            digests.append(options.digester.digest(value, digest_salt(spec.tenant, role, part)))
     return _combined(digests)
 
 

@@ -23,7 +23,6 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 
-from charging_analytics import render as render_module
 from charging_analytics.operator.settings import OperatorSettings
 from testbed.controlplane import WRITE_VERBS, request_delta
 from testbed.polling import wait_for
@@ -108,7 +107,8 @@ def test_steady_state_writes_nothing_and_opens_no_kafka_connection(harness: Harn
 
 @pytest.fixture
 def counted_scrypt(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every credential digest computed (its salt), and an empty digest cache, as in a new process."""
+    """Every credential digest computed (its salt); each operator run's service starts with an empty
+    digest cache, as a new process does."""
     calls: list[str] = []
     scrypt = hashlib.scrypt
 
@@ -117,7 +117,6 @@ def counted_scrypt(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         return scrypt(password, salt=salt, **kw)
 
     monkeypatch.setattr(hashlib, "scrypt", counted)  # render's digest is its only caller here
-    monkeypatch.setattr(render_module, "_DIGESTS", {})
     return calls
 
 
@@ -144,7 +143,6 @@ def test_restart_reads_the_catalog_once_writes_nothing_and_computes_no_digest(
         assert harness.pg.alerts_password not in json.dumps(status)
         assert {e["role"] for e in status["credentials"]} == {"alerts_db"}
 
-    render_module._DIGESTS.clear()  # what a new operator process starts with
     harness.rw.clear_statements()
     counters = _counters(harness)
     api = harness.rest.request_counts()

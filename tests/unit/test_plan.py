@@ -32,6 +32,7 @@ from charging_analytics.render import (
     Credential,
     Credentials,
     DesiredObject,
+    Digester,
     RenderOptions,
     as_text,
     render,
@@ -48,6 +49,8 @@ from testbed.sqllint import (
     table_key,
 )
 
+#: One digest cache for this module's renderings, as the service keeps one for all of its own.
+DIGESTER = Digester()
 ROOT = Path(__file__).resolve().parents[2]
 OWNER = "tenants/acme"
 CREDS = Credentials(
@@ -84,7 +87,7 @@ def acme_spec(**changes: object) -> ChargingAnalyticsSpec:
 def desired(
     spec: ChargingAnalyticsSpec, store: str = "inline", creds: Credentials | None = CREDS
 ) -> list[DesiredObject]:
-    return render(spec, RenderOptions(secret_store=store, credentials=creds))  # type: ignore[arg-type]
+    return render(spec, RenderOptions(secret_store=store, credentials=creds, digester=DIGESTER))  # type: ignore[arg-type]
 
 
 BASE = acme_spec()

@@ -17,7 +17,7 @@ import yaml
 from sqlglot import exp
 
 from charging_analytics import cli
-from charging_analytics.render import RenderOptions, as_text, render
+from charging_analytics.render import Digester, RenderOptions, as_text, render
 from charging_analytics.templates import PACKAGED, Templates
 from charging_analytics.validation import Manifests, parse_documents
 from testbed.sqllint import (
@@ -32,6 +32,8 @@ from testbed.sqllint import (
     with_properties,
 )
 
+#: One digest cache for this module's renderings, as the service keeps one for all of its own.
+DIGESTER = Digester()
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 GOLDEN = ROOT / "tests" / "golden"
@@ -54,7 +56,12 @@ def _rendered(example: str, store: str, sql_templates: Templates = PACKAGED) -> 
     out = []
     for resource in manifests.resources:
         creds, _ = manifests.credentials_for(resource)
-        options = RenderOptions(secret_store=store, credentials=creds, templates=sql_templates)  # type: ignore[arg-type]
+        options = RenderOptions(
+            secret_store=store,  # type: ignore[arg-type]
+            credentials=creds,
+            templates=sql_templates,
+            digester=DIGESTER,
+        )
         out.append(render(resource.spec, options))
     return out
 

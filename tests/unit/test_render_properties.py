@@ -32,6 +32,7 @@ from charging_analytics.render import (
     Credential,
     Credentials,
     DesiredObject,
+    Digester,
     RenderOptions,
     as_text,
     render,
@@ -50,6 +51,8 @@ from testbed.sqllint import (
     with_properties,
 )
 
+#: One digest cache for this module's renderings, as the service keeps one for all of its own.
+DIGESTER = Digester()
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # --------------------------------------------------------------------------------------------
@@ -260,7 +263,8 @@ def test_statement_structure_does_not_depend_on_any_value(
     doc: dict[str, Any], store: str, user: str, password: str
 ) -> None:
     spec = model(doc)
-    objects = render(spec, RenderOptions(secret_store=store, credentials=creds_for(user, password)))  # type: ignore[arg-type]
+    options = RenderOptions(secret_store=store, credentials=creds_for(user, password), digester=DIGESTER)  # type: ignore[arg-type]
+    objects = render(spec, options)
     baseline = render(model(canonical(doc)), RenderOptions(secret_store=store))  # type: ignore[arg-type]
     assert [(o.kind, _tenantless(o.key, spec.tenant)) for o in objects] == [
         (o.kind, _tenantless(o.key, "canonical_tenant")) for o in baseline
@@ -424,7 +428,8 @@ def test_inline_credentials_reach_only_the_executable_statements(
 ) -> None:
     spec = model(doc)
     creds = creds_for(user, password)
-    objects = {o.name: o for o in render(spec, RenderOptions(secret_store="inline", credentials=creds))}
+    options = RenderOptions(secret_store="inline", credentials=creds, digester=DIGESTER)
+    objects = {o.name: o for o in render(spec, options)}
     unresolved = render(spec, RenderOptions(secret_store="inline"))
     assert [o.sql for o in objects.values()] == [o.sql for o in unresolved]  # display ignores credentials
     secrets = [user, password, user + "-db", password + "-db", password + "-ro"]
@@ -468,7 +473,8 @@ def test_risingwave_store_puts_credentials_only_into_secret_statements(
 ) -> None:
     spec = model(doc)
     creds = creds_for(user, password)
-    objects = {o.name: o for o in render(spec, RenderOptions(secret_store="risingwave", credentials=creds))}
+    options = RenderOptions(secret_store="risingwave", credentials=creds, digester=DIGESTER)
+    objects = {o.name: o for o in render(spec, options)}
     expected = {
         "kafka_username": user, "kafka_password": password,
         "alerts_db_username": user + "-db", "alerts_db_password": password + "-db",

@@ -30,6 +30,7 @@ from charging_analytics.render import (
     Credentials,
     CredentialSlot,
     DesiredObject,
+    Digester,
     RenderOptions,
     as_text,
     fill,
@@ -40,6 +41,8 @@ from charging_analytics.rw.literal import rw_literal
 from charging_analytics.spec import ChargingAnalyticsSpec
 from charging_analytics.tls import TlsMaterial
 
+#: One digest cache for this module's renderings, as the service keeps one for all of its own.
+DIGESTER = Digester()
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "golden" / "render-variants.json"
 
@@ -185,6 +188,7 @@ def _render(case: tuple[str, str, bool, str]) -> list[DesiredObject]:
         secret_store=store,  # type: ignore[arg-type]
         credentials=CREDENTIALS if with_credentials else None,
         capabilities=CAPABILITIES[caps],
+        digester=DIGESTER,
     )
     return render(_spec(variant), options)
 
@@ -283,13 +287,17 @@ def test_an_unfilled_credential_slot_cannot_become_text() -> None:
     )
 
 
-def test_the_digest_cache_recognises_a_credential_without_holding_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(render_module, "_DIGESTS", {})
+def test_the_digest_cache_recognises_a_credential_without_holding_it() -> None:
+    digester = render_module.Digester()
     salt = render_module.digest_salt("acme", "kafka", "password")
-    digest = render_module.secret_digest("it's a p\\ss", salt)
-    assert render_module.known_digest(salt, "it's a p\\ss") == digest
-    assert render_module.known_digest(salt, "rotated") is None
-    assert render_module.secret_digest("rotated", salt) != digest
-    fingerprints = [fingerprint for fingerprint, _ in render_module._DIGESTS.values()]
+    digest = digester.digest("it's a p\\ss", salt)
+    assert digester.known(salt, "it's a p\\ss") == digest
+    assert digester.known(salt, "rotated") is None
+    assert digester.digest("rotated", salt) != digest
+    fingerprints = [fingerprint for fingerprint, _ in digester._digests.values()]
     assert len(fingerprints) == 1
+    # another digester (a new process) computes the same digest under a fingerprint of its own key
+    other = render_module.Digester()
+    assert other.digest("rotated", salt) == digester.digest("rotated", salt)
+    assert [f for f, _ in other._digests.values()] != fingerprints
     assert all(isinstance(f, bytes) and b"rotated" not in f and b"p\\ss" not in f for f in fingerprints)

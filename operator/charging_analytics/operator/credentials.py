@@ -19,11 +19,10 @@ from ..render import (
     TLS_PATHS,
     Credential,
     Credentials,
+    Digester,
     digest_salt,
-    known_digest,
     referenced_secrets,
     referenced_tls,
-    remember_digest,
 )
 from ..spec import (
     ChargingAnalyticsSpec,
@@ -208,7 +207,10 @@ class SecretResolver:
 
 
 def remember_digests(
-    spec: ChargingAnalyticsSpec, recorded: Sequence[CredentialVersion], versions: list[Versioned]
+    digester: Digester,
+    spec: ChargingAnalyticsSpec,
+    recorded: Sequence[CredentialVersion],
+    versions: list[Versioned],
 ) -> None:
     """Take the digests recorded in status for credentials whose Secret has not changed since (same
     resourceVersion), so the first pass after a restart computes no digest for them."""
@@ -218,16 +220,18 @@ def remember_digests(
         for part in _PARTS:
             digest = getattr(digests, part)
             if isinstance(digest, str) and digest:
-                remember_digest(digest_salt(spec.tenant, v.role, part), getattr(v.credential, part), digest)
+                digester.remember(digest_salt(spec.tenant, v.role, part), getattr(v.credential, part), digest)
 
 
-def credentials_status(spec: ChargingAnalyticsSpec, versions: list[Versioned]) -> list[CredentialVersion]:
+def credentials_status(
+    digester: Digester, spec: ChargingAnalyticsSpec, versions: list[Versioned]
+) -> list[CredentialVersion]:
     """What :func:`remember_digests` reads back: the digests render computed (or took) this pass."""
     out = []
     for v in versions:
         digests = {}
         for part in _PARTS:
-            digest = known_digest(digest_salt(spec.tenant, v.role, part), getattr(v.credential, part))
+            digest = digester.known(digest_salt(spec.tenant, v.role, part), getattr(v.credential, part))
             if digest is not None:
                 digests[part] = digest
         if digests:

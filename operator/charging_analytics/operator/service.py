@@ -30,7 +30,7 @@ from ..catalog import ObservedObject, TenantCatalog
 from ..decide import Decision, Facts, decide
 from ..pipeline import SecretStore
 from ..plan import Plan, PlanOptions, build_plan, catalog_after, teardown_plan
-from ..render import Credentials, DesiredObject, RenderOptions, render
+from ..render import Credentials, DesiredObject, Digester, RenderOptions, render
 from ..rw.capabilities import Capabilities, UnsupportedRisingWaveVersion
 from ..rw.client import (
     Endpoint,
@@ -200,6 +200,8 @@ class Service:
         self.clock = clock
         self.endpoints = EndpointPool(settings, clock)
         self.secrets = SecretResolver(self.kube)
+        #: the credential digests of this process (status records them for the next one)
+        self.digester = Digester()
         self.checks = Prechecks(
             kafka=settings.check_kafka,
             postgres=settings.manage_postgres_table,
@@ -442,13 +444,16 @@ class Service:
     async def _plan(self, res: Resource, target: _Target, out: Outcome) -> _Planned:
         spec, view = target.spec, target.view
         versions = self.secrets.versions(res.namespace, res.ref, spec, target.creds)
-        remember_digests(spec, res.status.credentials, versions)
+        remember_digests(self.digester, spec, res.status.credentials, versions)
         options = RenderOptions(
-            secret_store=target.store, credentials=target.creds, capabilities=target.capabilities
+            secret_store=target.store,
+            credentials=target.creds,
+            capabilities=target.capabilities,
+            digester=self.digester,
         )
         # off the event loop: a new or rotated credential costs a deliberately slow digest
         desired = await asyncio.to_thread(render, spec, options)
-        out.status.credentials = credentials_status(spec, versions)
+        out.status.credentials = credentials_status(self.digester, spec, versions)
         plan = build_plan(
             desired,
             view.catalog,
