@@ -80,7 +80,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     manifests = _load(args.file)
     digester = Digester()
     for resource in manifests.resources:
-        creds, _ = manifests.credentials_for(resource)
+        creds, _ = asyncio.run(manifests.credentials_for(resource))
         options = RenderOptions(secret_store=args.secret_store, credentials=creds, digester=digester)
         objects = render(resource.spec, options)
         print(f"-- tenant {resource.spec.tenant} ({_owner(resource)})\n")
@@ -113,8 +113,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     manifests = _load(args.file)
     for resource in manifests.resources:
         # the read-only user's Secret is written by the operator: it is never "missing"
-        _, missing = manifests.credentials_for(resource, generated=False)
-        note = f" (Secrets not in this file: {', '.join(missing)})" if missing else ""
+        found = asyncio.run(manifests.resolve(resource, generated=False))
+        note = f" (Secrets not in this file: {', '.join(found.absent)})" if found.absent else ""
+        if found.unusable:
+            note += f" (unusable Secrets: {'; '.join(found.unusable)})"
         print(f"{_owner(resource)}: valid (tenant {resource.spec.tenant}){note}")
     return 0
 
@@ -163,7 +165,7 @@ async def _plan_for(
     capabilities: Capabilities,
     digester: Digester,
 ) -> tuple[Plan, list[str], list[DesiredObject]]:
-    creds, missing = manifests.credentials_for(resource)
+    creds, missing = await manifests.credentials_for(resource)
     rendering = RenderOptions(
         secret_store=store, credentials=creds, capabilities=capabilities, digester=digester
     )
@@ -240,7 +242,7 @@ async def _plan_or_apply(
     if decision is not Decision.APPLY:
         return True  # plan only, or nothing to change
     try:
-        result = await apply_plan(client, plan, target=_alerts_target(resource, manifests))
+        result = await apply_plan(client, plan, target=await _alerts_target(resource, manifests))
     except ApplyError as err:
         return _refused(str(err))
     print(f"-- applied {len(result.applied)} actions in {result.seconds:.1f}s")
@@ -252,11 +254,11 @@ def _refused(message: str) -> bool:
     return False
 
 
-def _alerts_target(resource: ChargingAnalytics, manifests: Manifests) -> TargetRunner | None:
+async def _alerts_target(resource: ChargingAnalytics, manifests: Manifests) -> TargetRunner | None:
     """Clears the PostgreSQL alert table before its sink is recreated (credentials from the file)."""
     from .operator.checks import run_on_alerts_db
 
-    creds, _ = manifests.credentials_for(resource)
+    creds, _ = await manifests.credentials_for(resource)
     if resource.spec.alerts.sinks.postgres is None or creds.alerts_db is None:
         return None
     return functools.partial(run_on_alerts_db, resource.spec, creds.alerts_db, 10.0, tls=creds.alerts_db_tls)

@@ -683,12 +683,6 @@ _KAFKA_TLS_OPTIONS: Mapping[TlsPart, str] = {
     "private_key": "properties.ssl.key.pem",
 }
 
-#: The spec field of each TLS role (status reasons name it).
-TLS_PATHS: Mapping[str, str] = {
-    "kafka_tls": "spec.kafka.security.tlsSecretRef",
-    "alerts_db_tls": "spec.alerts.sinks.postgres.tlsSecretRef",
-}
-
 
 def referenced_tls(spec: ChargingAnalyticsSpec) -> dict[str, TlsSecretRef]:
     """TLS Secrets the pipeline and its checks need, by role (RisingWave's own is the endpoint's)."""

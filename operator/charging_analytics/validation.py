@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import base64
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +11,9 @@ import yaml
 from pydantic import ValidationError
 
 from . import constants as c
-from .pipeline import reader_name
-from .render import Credential, Credentials, referenced_secrets, referenced_tls
+from .render import Credentials
+from .secret_source import CredentialReader, ManifestSecrets, stored_reader
 from .spec import ChargingAnalytics, SpecError, spec_error_path
-from .tls import TlsMaterial, tls_keys
 
 
 @dataclass(frozen=True)
@@ -64,54 +62,41 @@ class Manifests:
     """What a multi-document YAML file held."""
 
     resources: list[ChargingAnalytics] = field(default_factory=list)
-    #: Secrets by (namespace, name): data decoded to text. Never printed.
-    secrets: dict[tuple[str | None, str], dict[str, str]] = field(default_factory=dict, repr=False)
+    #: The file's Secrets. Never printed.
+    secrets: ManifestSecrets = field(default_factory=ManifestSecrets, repr=False)
 
-    def credentials_for(
+    async def resolve(self, resource: ChargingAnalytics, *, generated: bool = True) -> FileCredentials:
+        """Credentials from the Secrets in the files, by the operator's rules (with
+        ``generated=False``, the Secret the operator itself writes is not looked for)."""
+        ns = resource.metadata.effective_namespace
+        creds, problems = await CredentialReader(self.secrets).available(ns, resource.spec)
+        absent = [f"Secret {p.secret} (keys {', '.join(p.keys)})" for p in problems if p.absent]
+        unusable = [p.message for p in problems if not p.absent]
+        reader_spec = resource.spec.read_only_user
+        if reader_spec.enabled:
+            secret = reader_spec.secret(resource.metadata.name)
+            reader = stored_reader(await self.secrets.read_secret(ns, secret), resource.spec.tenant)
+            if reader is not None:
+                creds = replace(creds, reader=reader)
+            elif generated:
+                absent.append(f"Secret {secret} (keys username, password) for the read-only user")
+        return FileCredentials(creds, absent, unusable)
+
+    async def credentials_for(
         self, resource: ChargingAnalytics, *, generated: bool = True
     ) -> tuple[Credentials, list[str]]:
-        """Credentials from the Secrets in the same file, and the references it could not find
-        (with ``generated=False``, not the Secrets the operator itself writes)."""
-        found: dict[str, Credential] = {}
-        missing: list[str] = []
-        ns = resource.metadata.namespace
-        for role, ref in referenced_secrets(resource.spec).items():
-            data = self.secrets.get((ns, ref.name)) or self.secrets.get((None, ref.name))
-            if data is None or ref.username_key not in data or ref.password_key not in data:
-                missing.append(f"Secret {ref.name} (keys {ref.username_key}, {ref.password_key})")
-                continue
-            found[role] = Credential(data[ref.username_key], data[ref.password_key])
-        reader = None
-        if resource.spec.read_only_user.enabled:
-            secret = resource.spec.read_only_user.secret(resource.metadata.name)
-            data = self.secrets.get((ns, secret)) or self.secrets.get((None, secret)) or {}
-            if data.get("password"):
-                reader = Credential(reader_name(resource.spec.tenant), data["password"])
-            elif generated:
-                missing.append(f"Secret {secret} (key password) for the read-only user")
-        tls: dict[str, TlsMaterial] = {}
-        for role, tls_ref in referenced_tls(resource.spec).items():
-            data = self.secrets.get((ns, tls_ref.name)) or self.secrets.get((None, tls_ref.name)) or {}
-            keys = tls_keys(tls_ref)
-            if any(key not in data for key in keys.values()):
-                missing.append(f"Secret {tls_ref.name} (keys {', '.join(keys.values())})")
-                continue
-            tls[role] = TlsMaterial(**{part: data[key] for part, key in keys.items()})
-        creds = Credentials(
-            kafka=found.get("kafka"),
-            alerts_db=found.get("alerts_db"),
-            reader=reader,
-            kafka_tls=tls.get("kafka_tls"),
-            alerts_db_tls=tls.get("alerts_db_tls"),
-        )
-        return creds, missing
+        """:meth:`resolve`'s credentials, and every Secret it could not use."""
+        found = await self.resolve(resource, generated=generated)
+        return found.credentials, [*found.absent, *found.unusable]
 
 
-def secret_data(doc: Mapping[str, Any]) -> dict[str, str]:
-    """A Secret's keys as text (``stringData`` wins over ``data``, as the API server merges them)."""
-    data = {k: base64.b64decode(v).decode() for k, v in (doc.get("data") or {}).items()}
-    data.update({k: str(v) for k, v in (doc.get("stringData") or {}).items()})
-    return data
+@dataclass(frozen=True)
+class FileCredentials:
+    credentials: Credentials
+    #: the Secrets (and the keys they would need) that the files lack
+    absent: list[str]
+    #: why a Secret the files hold cannot be used (the operator's message for it)
+    unusable: list[str]
 
 
 def parse_documents(docs: Iterable[Any], source: str = "<input>") -> Manifests:
@@ -130,7 +115,7 @@ def parse_documents(docs: Iterable[Any], source: str = "<input>") -> Manifests:
         meta: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
         name = f"{meta.get('namespace') or '-'}/{meta.get('name') or '?'}"
         if kind == "Secret" and doc.get("apiVersion") == "v1":
-            result.secrets[(meta.get("namespace"), str(meta.get("name")))] = secret_data(doc)
+            result.secrets.add(doc)
             continue
         if kind != c.KIND:
             continue  # other kinds may share the file (Namespaces, ConfigMaps, ...)

@@ -26,11 +26,12 @@ from charging_analytics import constants as c
 from charging_analytics.catalog import CatalogSnapshot, TenantCatalog
 from charging_analytics.operator import service as service_module
 from charging_analytics.operator.endpoints import EndpointPool
-from charging_analytics.operator.kube import ApiSession, KubeError, StoredSecret
+from charging_analytics.operator.kube import ApiSession, KubeError
 from charging_analytics.operator.service import Outcome, Resource, Service
 from charging_analytics.operator.settings import OperatorSettings
 from charging_analytics.rw import client as client_module
 from charging_analytics.rw.client import Endpoint, RisingWaveClient
+from charging_analytics.secret_source import StoredSecret
 from testbed.specs import resource, spec_dict
 from tests.rw_double import RisingWaveDouble
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import shutil
 import subprocess
@@ -73,7 +74,7 @@ def test_render_prints_every_tenant_of_a_multi_document_file_in_apply_order(
     assert list(rendered) == ["acme", "voltbay"]
     manifests = parse_documents(list(yaml.safe_load_all(both)))
     for resource in manifests.resources:
-        creds, _ = manifests.credentials_for(resource)
+        creds, _ = asyncio.run(manifests.credentials_for(resource))
         expected = render(resource.spec, RenderOptions(credentials=creds))
         got = rendered[resource.spec.tenant]
         assert [(k, n) for k, n, _ in got] == [(o.kind, o.qualified) for o in expected]

@@ -8,6 +8,7 @@ fixed statement, and catches the same mistake planted into the real templates.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 from pathlib import Path
@@ -55,7 +56,7 @@ def _rendered(example: str, store: str, sql_templates: Templates = PACKAGED) -> 
     manifests = _manifests(example)
     out = []
     for resource in manifests.resources:
-        creds, _ = manifests.credentials_for(resource)
+        creds, _ = asyncio.run(manifests.credentials_for(resource))
         options = RenderOptions(
             secret_store=store,  # type: ignore[arg-type]
             credentials=creds,

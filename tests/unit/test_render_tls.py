@@ -5,6 +5,7 @@ the operator's own Kafka client gets the PEMs as librdkafka accepts them."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -190,10 +191,10 @@ def test_the_cli_reads_tls_material_from_a_secret_in_the_file_and_names_one_that
         },
     }
     with_secret = parse_documents([manifest, secret], "m.yaml")
-    creds, missing = with_secret.credentials_for(with_secret.resources[0], generated=False)
+    creds, missing = asyncio.run(with_secret.credentials_for(with_secret.resources[0], generated=False))
     assert creds.kafka_tls == MATERIAL
     assert not any("kafka-tls" in m for m in missing)
     without = parse_documents([manifest], "m.yaml")
-    creds, missing = without.credentials_for(without.resources[0], generated=False)
+    creds, missing = asyncio.run(without.credentials_for(without.resources[0], generated=False))
     assert creds.kafka_tls is None
     assert "Secret kafka-tls (keys ca.crt, tls.crt, tls.key)" in missing

@@ -1,8 +1,9 @@
 """Credentials from Kubernetes Secrets: resolved for a reconcile, never logged or kept in status.
 
-:class:`SecretResolver` reads the Secrets a spec references (failures become Stalled reasons
-naming the field and the key), keeps the read-only user's generated Secret, remembers which
-resources reference which Secret (so a changed Secret reconciles them) and each Secret's
+:class:`SecretResolver` reads the Secrets a spec references through :class:`KubeSecrets` (the
+Kubernetes :class:`~charging_analytics.secret_source.CredentialSource`) by the rules of
+:class:`~charging_analytics.secret_source.CredentialReader`, whose problems become Stalled reasons
+naming the field and the key; it keeps the read-only user's generated Secret and each Secret's
 resourceVersion (so a credential whose Secret has not changed needs no new digest after a restart).
 """
 
@@ -10,40 +11,29 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from .. import constants as c
 from ..pipeline import reader_name
-from ..render import (
-    TLS_PATHS,
-    Credential,
-    Credentials,
-    Digester,
-    digest_salt,
-    referenced_secrets,
-    referenced_tls,
-)
+from ..render import Credential, Credentials, Digester, digest_salt, referenced_secrets
+from ..secret_source import CredentialReader, SecretProblem, SecretUnreadable, StoredSecret, stored_reader
 from ..spec import (
     ChargingAnalyticsSpec,
     CredentialDigests,
     CredentialsSecretRef,
     CredentialVersion,
-    SecretRef,
     TlsSecretRef,
 )
 from ..status import Reason
-from ..tls import TlsMaterial, tls_keys
+from ..tls import TlsMaterial
 from .checks import CheckFailure
 from .dashboards import Owner, read_only_secret
-from .kube import KubeApi, KubeError, SecretNotOwned, StoredSecret
+from .kube import KubeApi, KubeError, SecretNotOwned
 
 log = logging.getLogger(__name__)
 
-_PATHS = {
-    "kafka": "spec.kafka.security.credentialsSecretRef",
-    "alerts_db": "spec.alerts.sinks.postgres.credentialsSecretRef",
-}
 _PARTS = ("username", "password")
 
 
@@ -57,75 +47,50 @@ class Versioned:
     credential: Credential
 
 
+class KubeSecrets:
+    """The API server's Secrets as a credential source."""
+
+    def __init__(self, kube: KubeApi) -> None:
+        self.kube = kube
+
+    async def read_secret(self, namespace: str, name: str) -> StoredSecret | None:
+        try:
+            return await self.kube.read_secret(namespace, name)
+        except KubeError as err:
+            raise SecretUnreadable(str(err)) from err
+
+
+@contextmanager
+def _stalls() -> Iterator[None]:
+    """A Secret that cannot give what the spec needs stalls the reconcile with its reason."""
+    try:
+        yield
+    except SecretProblem as problem:
+        raise CheckFailure(problem.reason, problem.message) from problem
+
+
 class SecretResolver:
     def __init__(self, kube: KubeApi) -> None:
         self.kube = kube
+        self._reader = CredentialReader(KubeSecrets(kube))
         #: (namespace, Secret) -> its resourceVersion when last read
-        self._versions: dict[tuple[str, str], str | None] = {}
+        self._versions = self._reader.versions
 
     # -- reading ----------------------------------------------------------------------------------
 
-    async def values(
-        self, namespace: str, ref: SecretRef, field_path: str, keys: Sequence[str]
-    ) -> dict[str, str]:
-        """The text of ``keys`` in the referenced Secret (Stalled reasons name the field and key).
-
-        Only the keys used must be text: other keys (a truststore, a keystore) may be binary."""
-        where = f"{field_path}: Secret {namespace}/{ref.name}"
-        try:
-            stored = await self.kube.read_secret(namespace, ref.name)
-        except KubeError as err:
-            raise CheckFailure(
-                Reason.SECRET_UNREADABLE, f"{field_path}: cannot read Secret {namespace}/{ref.name}: {err}"
-            ) from err
-        if stored is None:
-            raise CheckFailure(Reason.SECRET_MISSING, f"{where} not found")
-        self._versions[(namespace, ref.name)] = stored.resource_version
-        for key in keys:
-            if key not in stored.data:
-                raise CheckFailure(Reason.SECRET_KEY_MISSING, f"{where} has no key {key!r}")
-        values = {key: _text(stored.data[key], where, key) for key in keys}
-        for key, value in values.items():
-            if "\0" in value:
-                # no SQL string literal can carry NUL (the wire protocol ends the query there)
-                raise CheckFailure(
-                    Reason.SECRET_VALUE_INVALID, f"{where} key {key!r} contains a NUL character"
-                )
-        return values
-
     async def credential(self, namespace: str, ref: CredentialsSecretRef, field_path: str) -> Credential:
-        values = await self.values(namespace, ref, field_path, (ref.username_key, ref.password_key))
-        return Credential(values[ref.username_key], values[ref.password_key])
+        with _stalls():
+            return await self._reader.credential(namespace, ref, field_path)
 
     async def tls(self, namespace: str, ref: TlsSecretRef, field_path: str) -> TlsMaterial:
         """The PEM material a ``tlsSecretRef`` names; each key must hold PEM text."""
-        named = tls_keys(ref)
-        values = await self.values(namespace, ref, field_path, tuple(named.values()))
-        for key in named.values():
-            if "-----BEGIN " not in values[key]:
-                raise CheckFailure(
-                    Reason.SECRET_VALUE_INVALID,
-                    f"{field_path}: Secret {namespace}/{ref.name} key {key!r} is not PEM text "
-                    "(expected a -----BEGIN ...----- block)",
-                )
-        return TlsMaterial(**{part: values[key] for part, key in named.items()})
+        with _stalls():
+            return await self._reader.tls(namespace, ref, field_path)
 
     async def credentials(self, namespace: str, spec: ChargingAnalyticsSpec) -> Credentials:
         """Every credential and TLS material the spec references (the reader's aside)."""
-        found = {
-            role: await self.credential(namespace, ref, _PATHS[role])
-            for role, ref in referenced_secrets(spec).items()
-        }
-        tls = {
-            role: await self.tls(namespace, ref, TLS_PATHS[role])
-            for role, ref in referenced_tls(spec).items()
-        }
-        return Credentials(
-            kafka=found.get("kafka"),
-            alerts_db=found.get("alerts_db"),
-            kafka_tls=tls.get("kafka_tls"),
-            alerts_db_tls=tls.get("alerts_db_tls"),
-        )
+        with _stalls():
+            return await self._reader.credentials(namespace, spec)
 
     def versions(
         self, namespace: str, owner: Owner, spec: ChargingAnalyticsSpec, creds: Credentials
@@ -156,19 +121,14 @@ class SecretResolver:
             return None
         secret = read_only_secret(owner, spec)
         stored = await self._own_secret(owner, secret)
-        user = reader_name(spec.tenant)
-        if stored is not None and stored.data.get("username") == user.encode():
-            try:
-                password = stored.data.get("password", b"").decode()
-            except UnicodeDecodeError:  # the operator's own Secret, damaged: regenerate it
-                password = ""
-            if password:
-                self._versions[(owner.namespace, secret)] = stored.resource_version
-                return Credential(user, password)
+        kept = stored_reader(stored, spec.tenant)
+        if kept is not None and stored is not None:
+            self._versions[(owner.namespace, secret)] = stored.resource_version
+            return kept
         if spec.mode != "Apply":
             return None
         self._versions.pop((owner.namespace, secret), None)  # known after the next read
-        password = secrets.token_urlsafe(24)
+        user, password = reader_name(spec.tenant), secrets.token_urlsafe(24)
         data = {"username": user, "password": password, **target, "schema": spec.tenant}
         await self._write(owner, secret, data, stored)
         return Credential(user, password)
@@ -248,13 +208,3 @@ def credentials_status(
 
 def _reader_field(owner: Owner, secret: str) -> str:
     return f"spec.readOnlyUser.secretName: Secret {owner.namespace}/{secret}"
-
-
-def _text(value: bytes, where: str, key: str) -> str:
-    try:
-        return value.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise CheckFailure(
-            Reason.SECRET_VALUE_NOT_TEXT,
-            f"{where}: key {key!r} is not UTF-8 text (a user name or password must be)",
-        ) from err

@@ -18,7 +18,6 @@ import base64
 import json
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import quote
 
@@ -26,6 +25,7 @@ import aiohttp
 import kopf
 
 from .. import constants as c
+from ..secret_source import StoredSecret
 
 log = logging.getLogger(__name__)
 
@@ -58,15 +58,6 @@ class SecretNotOwned(RuntimeError):
 
     def __init__(self, namespace: str, name: str) -> None:
         super().__init__(f"Secret {namespace}/{name} exists and is not owned by this resource")
-
-
-@dataclass(frozen=True)
-class StoredSecret:
-    """What the operator reads of a Secret: its data as bytes, and which resources own it."""
-
-    data: Mapping[str, bytes]
-    owner_uids: frozenset[str] = frozenset()
-    resource_version: str | None = None
 
 
 def connection_info(settings: kopf.OperatorSettings) -> kopf.ConnectionInfo | None:
