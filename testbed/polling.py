@@ -11,8 +11,9 @@ propagate: a failing predicate is a failing test); :data:`STARTUP` suits a servi
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
@@ -74,16 +75,28 @@ def wait_for(
 
 
 async def wait_for_async(
-    predicate: Callable[[], T | None], within: float, what: str, interval: float = 0.1
+    predicate: Callable[[], T | Awaitable[T | None] | None],
+    within: float,
+    what: str,
+    interval: float = 0.1,
+    *,
+    retry_on: tuple[type[Exception], ...] = (),
 ) -> T:
-    """:func:`wait_for` on an event loop: ``predicate`` runs on it, between sleeps that yield to it."""
+    """:func:`wait_for` on an event loop: ``predicate`` runs on it (a coroutine's result is
+    awaited), between sleeps that yield to it; exceptions of ``retry_on`` count as "not yet"."""
     deadline = time.monotonic() + within
+    last: T | None = None
+    error: Exception | None = None
     while True:
-        last = predicate()
-        if last:
-            return last
+        try:
+            answer = predicate()
+            last = await answer if inspect.isawaitable(answer) else answer
+            if last:
+                return last
+        except retry_on as exc:
+            error = exc
         if time.monotonic() >= deadline:
-            raise WaitTimeout(_timed_out(within, what, last, None))
+            raise WaitTimeout(_timed_out(within, what, last, error))
         await asyncio.sleep(interval)
 
 

@@ -10,13 +10,14 @@ import copy
 import os
 import re
 import subprocess
-import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from testbed.polling import Poll, wait_for
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHART_DIR = REPO_ROOT / "charts" / "charging-analytics-operator"
@@ -352,16 +353,13 @@ def ensure_crds(kube_api: Any, paths: Iterable[Path], timeout: float = 60.0) -> 
             except ApiException as exc:
                 if exc.status != 409:
                     raise
-    deadline = time.monotonic() + timeout
-    for name in names:
-        while True:
-            crd = api.read_custom_resource_definition(name)
-            conditions = crd.status.conditions or [] if crd.status else []
-            if any(c.type == "Established" and c.status == "True" for c in conditions):
-                break
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"CRD {name} not Established after {timeout}s")
-            time.sleep(0.2)
+
+    def established(name: str) -> bool:
+        crd = api.read_custom_resource_definition(name)
+        conditions = crd.status.conditions or [] if crd.status else []
+        return any(c.type == "Established" and c.status == "True" for c in conditions)
+
+    wait_for(lambda: all(established(n) for n in names), timeout, f"CRDs {names} Established", poll=Poll(0.2))
     return created
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import re
-import time
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ import pytest
 
 from charging_analytics.operator.kube import ApiSession, KubeError
 from testbed.controlplane import ControlPlane, KubeApiError, KubeRest
+from testbed.polling import Poll, WaitTimeout, wait_for
 from tests.chart.chart_support import one, render_chart
 
 RELEASE = "cha"
@@ -257,14 +257,17 @@ class ChartRbac:
     ) -> None:
         """Wait until the authorizer (fed by an informer) allows ``allowed`` and refuses ``denied``."""
         want = dict.fromkeys(allowed, True) | dict.fromkeys(denied, False)
-        deadline = time.monotonic() + timeout
-        while True:
-            wrong = {p for p, ok in want.items() if self.can(p, self._ns_for(p)) != ok}
-            if not wrong:
-                return
-            if time.monotonic() > deadline:
-                raise AssertionError(f"RBAC not in effect after {timeout}s: {sorted(wrong)}")
-            time.sleep(0.1)
+        wrong: set[Permission] = set()
+
+        def in_effect() -> bool:
+            wrong.clear()
+            wrong.update(p for p, ok in want.items() if self.can(p, self._ns_for(p)) != ok)
+            return not wrong
+
+        try:
+            wait_for(in_effect, timeout, "RBAC in effect", poll=Poll(0.1))
+        except WaitTimeout as err:
+            raise AssertionError(f"RBAC not in effect after {timeout}s: {sorted(wrong)}") from err
 
     def whoami(self) -> dict[str, Any]:
         """The user the apiserver authenticated (SelfSubjectReview)."""

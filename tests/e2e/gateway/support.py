@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import subprocess
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -128,3 +131,19 @@ def unique(evs: list[OcppEvent]) -> list[OcppEvent]:
     for e in evs:
         assert seen.setdefault(e.event_id, e) == e  # a re-delivery is the identical event
     return list(seen.values())
+
+
+def http_get(url: str) -> tuple[int, str]:
+    """The status and body of a GET of the gateway's probes or metrics (0 when nothing answers)."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 -- http://127.0.0.1 only
+            return int(response.status), response.read().decode()
+    except urllib.error.HTTPError as err:
+        return int(err.code), err.read().decode()
+    except OSError:
+        return 0, ""
+
+
+def still_running(proc: subprocess.Popen[str]) -> None:
+    """A wait's check on a gateway process: it must not have exited (its stderr says why)."""
+    assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""

@@ -9,9 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -21,8 +18,9 @@ from ocpp.v16 import call as v16
 
 from charging_analytics.gateway.config import ConfigError, load_tenants_file
 from testbed.kafka import create_topic
+from testbed.polling import Poll, wait_for
 from testbed.process import free_port
-from tests.e2e.gateway.support import basic, events
+from tests.e2e.gateway.support import basic, events, http_get, still_running
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -99,16 +97,6 @@ def test_bad_tenants_file_names_the_field(tmp_path: Path, mutate: object, messag
     assert "correct-horse" not in str(err.value)
 
 
-def _get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 -- http://127.0.0.1 only
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as err:
-        return err.code, ""
-    except OSError:
-        return 0, ""
-
-
 def test_gateway_process_serves_probes_metrics_and_drains_on_sigterm(
     kafka_broker: str, tmp_path: Path
 ) -> None:
@@ -139,12 +127,14 @@ def test_gateway_process_serves_probes_metrics_and_drains_on_sigterm(
         text=True,
     )
     try:
-        deadline = time.monotonic() + 90
-        while _get(f"http://127.0.0.1:{metrics_port}/readyz")[0] != 200:
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            assert time.monotonic() < deadline, "gateway not ready in 90 s"
-            time.sleep(0.2)
-        assert _get(f"http://127.0.0.1:{metrics_port}/healthz")[0] == 200
+        wait_for(
+            lambda: http_get(f"http://127.0.0.1:{metrics_port}/readyz")[0] == 200,
+            90,
+            "the gateway ready",
+            poll=Poll(0.2),
+            check=lambda: still_running(proc),
+        )
+        assert http_get(f"http://127.0.0.1:{metrics_port}/healthz")[0] == 200
 
         async def charger() -> None:
             import websockets
@@ -172,7 +162,7 @@ def test_gateway_process_serves_probes_metrics_and_drains_on_sigterm(
                     )
 
         asyncio.run(charger())
-        status, metrics = _get(f"http://127.0.0.1:{metrics_port}/metrics")
+        status, metrics = http_get(f"http://127.0.0.1:{metrics_port}/metrics")
         assert status == 200
         assert 'ocpp_gateway_messages_total{action="StatusNotification",version="1.6"} 1.0' in metrics
         assert 'ocpp_gateway_rejected_handshakes_total{reason="bad_credentials"} 2.0' in metrics

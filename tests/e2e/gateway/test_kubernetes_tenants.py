@@ -36,7 +36,7 @@ from testbed import specs
 from testbed.bed import unique_name
 from testbed.controlplane import ControlPlane
 from testbed.kafka import create_topic
-from testbed.polling import wait_for_async
+from testbed.polling import Poll, wait_for, wait_for_async
 from tests.e2e.gateway.support import basic, call_accepted, events, gateway_config
 from tests.service.rbac_support import (
     ChartRbac,
@@ -135,7 +135,6 @@ async def gateway_from_kubernetes(
     finally:
         source.stop()
         await gateway.shutdown(drain_timeout=10)
-
 
 
 async def connect(gw: Gateway, tenant: str, station: str, password: str, version: str = "ocpp1.6") -> Any:
@@ -326,9 +325,7 @@ def test_each_granted_permission_is_needed(
             time.sleep(3)
             tenant = source.current()[watched]
             assert tenant.stations["ST-1"].password == "pw"
-        deadline = time.monotonic() + 10
-        while dropped not in refusals.permissions and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_for(lambda: dropped in refusals.permissions, 10, f"the refusal of {dropped}", poll=Poll(0.1))
         assert refusals.permissions == {dropped}
     finally:
         source.stop()

@@ -14,8 +14,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -23,8 +21,17 @@ from pathlib import Path
 from ocpp.v16 import call as v16
 
 from charging_analytics.gateway.server import Gateway
+from testbed.polling import Poll, wait_for, wait_for_async
 from testbed.process import free_port
-from tests.e2e.gateway.support import call_accepted, charge_point, events, gateway_config, tenant
+from tests.e2e.gateway.support import (
+    call_accepted,
+    charge_point,
+    events,
+    gateway_config,
+    http_get,
+    still_running,
+    tenant,
+)
 from tests.e2e.gateway.test_config_and_cli import write_tenants
 
 REPO = Path(__file__).resolve().parents[3]
@@ -55,16 +62,6 @@ def black_hole() -> Iterator[str]:
         server.close()
 
 
-def _get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 -- a local URL
-            return int(response.status), response.read().decode()
-    except urllib.error.HTTPError as err:
-        return int(err.code), err.read().decode()
-    except OSError:
-        return 0, ""
-
-
 def test_sigterm_stops_a_gateway_waiting_for_a_hung_kafka_at_once(tmp_path: Path) -> None:
     """The attempt may take 120 s; the process must end well before that, with exit 0."""
     with black_hole() as hung:
@@ -88,15 +85,17 @@ def test_sigterm_stops_a_gateway_waiting_for_a_hung_kafka_at_once(tmp_path: Path
             text=True,
         )
         try:
-            deadline = time.monotonic() + 90
-            status, body = _get(f"http://127.0.0.1:{metrics_port}/readyz")
-            while status != 503:  # up, not ready: inside its first attempt on the hung broker
-                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-                assert time.monotonic() < deadline, f"no readiness answer: {status} {body!r}"
-                time.sleep(0.2)
-                status, body = _get(f"http://127.0.0.1:{metrics_port}/readyz")
+
+            def not_ready() -> tuple[int, str] | None:
+                answer = http_get(f"http://127.0.0.1:{metrics_port}/readyz")
+                return answer if answer[0] == 503 else None
+
+            # up, not ready: inside its first attempt on the hung broker
+            _, body = wait_for(
+                not_ready, 90, "a readiness answer 503", poll=Poll(0.2), check=lambda: still_running(proc)
+            )
             assert "state topic not read yet" in body
-            assert _get(f"http://127.0.0.1:{metrics_port}/healthz")[0] == 200  # alive, not ready
+            assert http_get(f"http://127.0.0.1:{metrics_port}/healthz")[0] == 200  # alive, not ready
             time.sleep(1)
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(60) == 0  # the 120 s attempt was abandoned, not waited for
@@ -149,11 +148,13 @@ def test_a_gateway_started_before_kafka_becomes_ready_by_itself(kafka_broker: st
         async with switchable_proxy(port, kafka_broker) as kafka_on:
             gateway = Gateway(config)
             starting = asyncio.create_task(gateway.start("127.0.0.1", 0, state_timeout=2, retry_max=1))
-            deadline = time.monotonic() + 30
-            while "state topic" not in gateway.not_ready or "not read yet" in gateway.not_ready:
-                assert time.monotonic() < deadline, gateway.not_ready
+
+            def waiting_for_the_broker() -> str | None:
                 assert not starting.done()
-                await asyncio.sleep(0.1)
+                reported = gateway.not_ready
+                return reported if "state topic" in reported and "not read yet" not in reported else None
+
+            await wait_for_async(waiting_for_the_broker, 30, "the state topic reported unreachable")
             assert not gateway.ready
             kafka_on.set()
             await asyncio.wait_for(starting, 60)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections import defaultdict
 from dataclasses import replace
 
 import pytest
-from confluent_kafka import Consumer, KafkaError
 
 from charging_analytics.events import OcppEvent
 from charging_analytics.simulator.simulate import (
@@ -17,6 +15,7 @@ from charging_analytics.simulator.simulate import (
     generate_events,
     run_simulation,
 )
+from testbed.kafka import consume_all
 
 from .support import START
 
@@ -29,34 +28,13 @@ PARTITIONS = 3
 def consume(
     bootstrap: str, topic: str, expected: int, timeout_s: float = 60.0
 ) -> list[tuple[int, bytes, bytes]]:
-    """(partition, key, value) of every record, in partition order, until ``expected`` arrived."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"sim-test-{uuid.uuid4().hex[:8]}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
-    )
-    records: list[tuple[int, bytes, bytes]] = []
-    try:
-        consumer.subscribe([topic])
-        deadline = time.monotonic() + timeout_s
-        while len(records) < expected and time.monotonic() < deadline:
-            for msg in consumer.consume(num_messages=1000, timeout=1.0):
-                error = msg.error()
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        continue
-                    raise AssertionError(f"consumer error: {error}")
-                key, value, partition = msg.key(), msg.value(), msg.partition()
-                assert key is not None
-                assert value is not None
-                assert partition is not None
-                records.append((partition, key, value))
-    finally:
-        consumer.close()
-    return records
+    """(partition, key, value) of every record, in partition order, once ``expected`` arrived."""
+    out = []
+    for record in consume_all(bootstrap, topic, timeout_s, min_messages=expected):
+        assert record.key is not None
+        assert record.value is not None
+        out.append((record.partition, record.key, record.value))
+    return out
 
 
 def test_run_simulation_round_trips_valid_events_through_kafka(kafka_broker: str) -> None:

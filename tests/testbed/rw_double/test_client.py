@@ -25,6 +25,7 @@ from charging_analytics.rw.client import (
     safe_message,
     statement_kind,
 )
+from testbed.polling import wait_for_async
 from tests.rw_double import RisingWaveDouble
 from tests.rw_double.fixtures import RisingWaveTarget
 from tests.testbed.rw_double import pipeline_sql as p
@@ -271,7 +272,7 @@ def test_schema_objects_reads_one_schemas_relations_and_secrets_in_one_statement
     risingwave_double.license = True
     risingwave_double.execute(
         f'CREATE SCHEMA "{rw_schema}"; CREATE TABLE "{rw_schema}".t (a INT); '
-        f'CREATE SECRET "{rw_schema}".s WITH (backend = \'meta\') AS \'x\'; CREATE TABLE public.other (a INT)'
+        f"CREATE SECRET \"{rw_schema}\".s WITH (backend = 'meta') AS 'x'; CREATE TABLE public.other (a INT)"
     )
 
     async def read(client: RisingWaveClient) -> list[tuple[str, str, str | None]]:
@@ -341,14 +342,9 @@ def test_client_recovers_after_risingwave_comes_back(risingwave: RisingWaveTarge
         with pytest.raises(RisingWaveUnavailable):
             await client.ping()
         risingwave.unreachable = False
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                return await client.query("SELECT 1")
-            except RisingWaveUnavailable:
-                if time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(0.1)
+        return await wait_for_async(
+            lambda: client.query("SELECT 1"), 10, "a query answered", retry_on=(RisingWaveUnavailable,)
+        )
 
     assert with_client(risingwave, scenario, connect_timeout=1.0) == [(1,)]
 
