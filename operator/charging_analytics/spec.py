@@ -18,7 +18,7 @@ from typing import Annotated, Any, ClassVar, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .events import MAX_CONNECTOR_ID, ConnectorStatus, ConnectorType
+from .events import CONNECTOR_STATUSES, MAX_CONNECTOR_ID, ConnectorStatus, ConnectorType
 
 # --------------------------------------------------------------------------------------------
 # Scalar types
@@ -366,14 +366,8 @@ def _price_rule(alias: str, attr: str) -> Rule:
 
 #: Statuses that count as up unless the spec says otherwise: a connector that is charging or
 #: reserved works; only Faulted and Unavailable are down.
-DEFAULT_UP_STATUSES: tuple[ConnectorStatus, ...] = (
-    "Available",
-    "Preparing",
-    "Charging",
-    "SuspendedEV",
-    "SuspendedEVSE",
-    "Finishing",
-    "Reserved",
+DEFAULT_UP_STATUSES: tuple[ConnectorStatus, ...] = tuple(
+    s for s in CONNECTOR_STATUSES if s not in ("Faulted", "Unavailable")
 )
 
 

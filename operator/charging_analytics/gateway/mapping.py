@@ -636,17 +636,24 @@ def v16_meter_values_tracked(
         if not readings:
             return [], state  # nothing to start a session with
         at, kwh = readings[0]
-        transaction = v16_transaction_id(connector, at)
-        start = _event(
-            ctx, "StartTransaction", connector, ctx.connector_type(connector), at,
-            transaction=str(transaction), kwh=kwh,
-        )  # fmt: skip
+        transaction, start = _inferred_start(ctx, connector, at, kwh)
         events.append(start)
         state = v16_started(state, transaction, start, None)
         values = [v for v in values if parse_time(v["timestamp"], received_at) != at]
     state = _alias(state, foreign, transaction)
     resolved = {**payload, "transaction_id": transaction, "meter_value": values}
     return events + v16_meter_values(ctx, resolved, received_at), state
+
+
+def _inferred_start(ctx: StationContext, connector: int, at: datetime, kwh: float) -> tuple[int, OcppEvent]:
+    """The StartTransaction of a transaction whose start never arrived, from its first register
+    reading: the transaction id the station would have been given, and the event."""
+    transaction = v16_transaction_id(connector, at)
+    start = _event(
+        ctx, "StartTransaction", connector, ctx.connector_type(connector), at,
+        transaction=str(transaction), kwh=kwh,
+    )  # fmt: skip
+    return transaction, start
 
 
 def _begin_reading(payload: Mapping[str, Any], received_at: datetime) -> tuple[datetime, float] | None:
@@ -706,11 +713,7 @@ def v16_stop_tracked(
         if begin is not None:
             (connector,) = ctx.registry
             at, kwh = begin
-            transaction = v16_transaction_id(connector, at)
-            start = _event(
-                ctx, "StartTransaction", connector, ctx.connector_type(connector), at,
-                transaction=str(transaction), kwh=kwh,
-            )  # fmt: skip
+            transaction, start = _inferred_start(ctx, connector, at, kwh)
             events.append(start)
     if transaction is None:
         return [], state
