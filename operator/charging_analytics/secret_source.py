@@ -11,15 +11,18 @@ Secret and the key) for the operator's Stalled condition and for the CLI's notes
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from .pipeline import reader_name
 from .render import Credential, Credentials, referenced_secrets, referenced_tls
 from .spec import ChargingAnalyticsSpec, CredentialsSecretRef, SecretRef, TlsSecretRef
 from .status import Reason
 from .tls import TlsMaterial, tls_keys
+
+T = TypeVar("T")
 
 #: The spec field of each credential role (messages name it).
 CREDENTIAL_PATHS: Mapping[str, str] = {
@@ -149,28 +152,41 @@ class CredentialReader:
     async def _resolve(
         self, namespace: str, spec: ChargingAnalyticsSpec, problems: list[SecretProblem] | None
     ) -> Credentials:
-        found: dict[str, Credential] = {}
-        tls: dict[str, TlsMaterial] = {}
-        for role, ref in referenced_secrets(spec).items():
-            try:
-                found[role] = await self.credential(namespace, ref, CREDENTIAL_PATHS[role])
-            except SecretProblem as problem:
-                if problems is None:
-                    raise
-                problems.append(problem)
-        for role, tls_ref in referenced_tls(spec).items():
-            try:
-                tls[role] = await self.tls(namespace, tls_ref, TLS_PATHS[role])
-            except SecretProblem as problem:
-                if problems is None:
-                    raise
-                problems.append(problem)
+        found = await _each(
+            problems,
+            {
+                role: functools.partial(self.credential, namespace, ref, CREDENTIAL_PATHS[role])
+                for role, ref in referenced_secrets(spec).items()
+            },
+        )
+        tls = await _each(
+            problems,
+            {
+                role: functools.partial(self.tls, namespace, ref, TLS_PATHS[role])
+                for role, ref in referenced_tls(spec).items()
+            },
+        )
         return Credentials(
             kafka=found.get("kafka"),
             alerts_db=found.get("alerts_db"),
             kafka_tls=tls.get("kafka_tls"),
             alerts_db_tls=tls.get("alerts_db_tls"),
         )
+
+
+async def _each(
+    problems: list[SecretProblem] | None, lookups: Mapping[str, Callable[[], Awaitable[T]]]
+) -> dict[str, T]:
+    """Each role's lookup; a problem is raised (``problems`` None) or collected."""
+    out: dict[str, T] = {}
+    for role, lookup in lookups.items():
+        try:
+            out[role] = await lookup()
+        except SecretProblem as problem:
+            if problems is None:
+                raise
+            problems.append(problem)
+    return out
 
 
 def stored_reader(stored: StoredSecret | None, tenant: str) -> Credential | None:
