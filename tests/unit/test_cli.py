@@ -163,6 +163,24 @@ def test_validate_notes_secrets_the_file_does_not_contain(
     assert "Secret acme-alerts-db" in out
 
 
+def test_validate_names_a_secret_in_the_file_that_the_operator_could_not_use(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    docs = list(yaml.safe_load_all((EXAMPLES / "acme.yaml").read_text(encoding="utf-8")))
+    for doc in docs:
+        if doc["kind"] == "Secret" and doc["metadata"]["name"] == "acme-kafka-sasl":
+            doc["stringData"]["password"] = "change\0me"
+    path = write(tmp_path, "acme.yaml", yaml.safe_dump_all(docs))
+    code, out, _ = run(["validate", "-f", str(path)], capsys)
+    assert code == 0
+    assert (
+        "unusable Secrets: spec.kafka.security.credentialsSecretRef: Secret tenants/acme-kafka-sasl "
+        "key 'password' contains a NUL character"
+    ) in out
+    assert "Secrets not in this file" not in out
+    assert "change" not in out
+
+
 BASE_SPEC = """\
 apiVersion: analytics.evcharging.io/v1alpha1
 kind: ChargingAnalytics
