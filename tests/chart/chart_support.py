@@ -18,6 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
+from charging_analytics import constants as c
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHART_DIR = REPO_ROOT / "charts" / "charging-analytics-operator"
 CRDS_DIR = REPO_ROOT / "crds"
@@ -357,7 +359,7 @@ def ensure_crds(kube_api: Any, paths: Iterable[Path], timeout: float = 60.0) -> 
         while True:
             crd = api.read_custom_resource_definition(name)
             conditions = crd.status.conditions or [] if crd.status else []
-            if any(c.type == "Established" and c.status == "True" for c in conditions):
+            if any(cond.type == "Established" and cond.status == "True" for cond in conditions):
                 break
             if time.monotonic() > deadline:
                 raise TimeoutError(f"CRD {name} not Established after {timeout}s")
@@ -378,7 +380,8 @@ def delete_crds(kube_api: Any, names: Iterable[str]) -> None:
 # --------------------------------------------------------------------------------------------
 
 ARGOCD_DIR = CHART_DIR / "argocd"
-HEALTH_KEY = "resource.customizations.health.analytics.evcharging.io_ChargingAnalytics"
+#: Argo CD's key of a resource's health script: ``resource.customizations.health.<group>_<kind>``.
+HEALTH_KEY = f"resource.customizations.health.{c.GROUP}_{c.KIND}"
 
 
 def argocd_cm_patch_text() -> str:

@@ -26,6 +26,7 @@ from chart_support import (
 from test_chart_dryrun import can, install_rbac, new_namespace
 
 from charging_analytics import cli
+from charging_analytics import constants as c
 
 pytestmark = pytest.mark.helm
 
@@ -171,7 +172,7 @@ def test_gateway_rbac_in_kubernetes_mode_grants_exactly_read_access_per_watched_
         )
         assert granted == [
             ("", "secrets", ("list", "watch")),
-            ("analytics.evcharging.io", "charginganalytics", ("list", "watch")),
+            (c.GROUP, c.PLURAL, ("list", "watch")),
         ]
     bindings = find(docs, "RoleBinding")
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["tenants-a", "tenants-b"]
