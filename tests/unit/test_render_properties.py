@@ -38,6 +38,7 @@ from charging_analytics.render import (
 )
 from charging_analytics.spec import ChargingAnalyticsSpec
 from charging_analytics.validation import ManifestError, parse_documents
+from testbed.specs import resource
 from testbed.sqllint import (
     SecretRef,
     command_literal,
@@ -353,8 +354,7 @@ def _full_spec() -> dict[str, Any]:
 
 
 def _manifest(spec: dict[str, Any]) -> dict[str, Any]:
-    return {"apiVersion": "analytics.evcharging.io/v1alpha1", "kind": "ChargingAnalytics",
-            "metadata": {"name": "t", "namespace": "ns"}, "spec": spec}  # fmt: skip
+    return resource("t", "ns", spec)
 
 
 def test_the_hostile_field_template_is_itself_valid() -> None:
