@@ -447,7 +447,7 @@ def test_operator_cli_accepts_rendered_command_and_args(name: str, tmp_path: Pat
     assert program == "charging-analytics"
     args = build_parser().parse_args([*command, *ctr["args"]])
     assert args.command == "operator"
-    assert args.liveness == "http://0.0.0.0:8080/healthz"
+    assert args.liveness == build_parser().parse_args(["operator"]).liveness  # the CLI's own default
     assert args.all_namespaces is not bool(values.get("watchNamespaces"))
     assert args.namespace == values.get("watchNamespaces", [])
     assert args.standalone is (values.get("replicas", 1) == 1)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from prometheus_client.metrics import MetricWrapperBase
 
+from charging_analytics.cli import build_parser
 from charging_analytics.operator import metrics
 from charging_analytics.operator.settings import OperatorSettings
 
@@ -69,3 +70,8 @@ def test_readme_lists_exactly_the_operators_metrics_with_labels_they_have() -> N
     assert set(listed) == set(registered)
     for name, labels in listed.items():
         assert set(filter(None, labels.split(","))) <= set(registered[name]._labelnames), name
+
+
+def test_readme_names_the_liveness_endpoint_the_operator_serves_by_default() -> None:
+    (path, port) = re.findall(r"Liveness: `(/\w+)` on port (\d+)", _section())[0]
+    assert build_parser().parse_args(["operator"]).liveness.endswith(f":{port}{path}")

@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from sqlglot import exp
 
+from charging_analytics import ledger
 from charging_analytics import spec as spec_module
 from charging_analytics.catalog import TenantCatalog
 from charging_analytics.pipeline import reader_name
@@ -379,7 +380,8 @@ def test_hostile_value_is_rejected_by_validation_naming_the_field(path: str, val
 
 
 @pytest.mark.parametrize(
-    "tenant", ["public", "information_schema", "pg_temp", "rw_catalog", "rw_x", "pg_acme"]
+    "tenant",
+    ["public", "information_schema", "pg_temp", "rw_catalog", "rw_x", "pg_acme", ledger.SYSTEM_SCHEMA],
 )
 def test_reserved_schema_names_are_rejected_as_tenants(tenant: str) -> None:
     spec = _full_spec()
