@@ -176,12 +176,9 @@ class CountingRunner:
         self.client = client
         self.statements = 0
 
-    async def execute(self, statement: str) -> None:
+    async def execute(self, statement: str, *, sensitive: tuple[str, ...] = ()) -> None:
         self.statements += 1
-        await self.client.execute(statement)
-
-    async def snapshot(self) -> CatalogSnapshot:
-        return await self.client.snapshot()
+        await self.client.execute(statement, sensitive=sensitive)
 
 
 async def populate(client: RisingWaveClient, names: list[str]) -> int:

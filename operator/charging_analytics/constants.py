@@ -21,6 +21,9 @@ FINALIZER: Final = f"{GROUP}/finalizer"
 ANNOTATION_APPROVED_PLAN: Final = f"{GROUP}/approved-plan-hash"
 #: Annotation that lets an operator release the finalizer when RisingWave is gone for good.
 ANNOTATION_FORCE_DELETE: Final = f"{GROUP}/force-release-finalizer"
+#: Label of every object the operator creates (the Secrets it writes, the Grafana objects), and its value.
+LABEL_MANAGED_BY: Final = "app.kubernetes.io/managed-by"
+MANAGED_BY: Final = "charging-analytics-operator"
 #: Annotation prefix Kopf uses for its own bookkeeping (progress, last-handled configuration).
 ANNOTATION_KOPF_PREFIX: Final = f"kopf.{GROUP}"
 

@@ -112,16 +112,21 @@ def openapi_schema(model: type[BaseModel]) -> dict[str, Any]:
     return schema
 
 
+def _condition(type_: str, field: str) -> str:
+    """The JSONPath of one field of the condition of ``type_``."""
+    return f'.status.conditions[?(@.type=="{type_}")].{field}'
+
+
 #: ``kubectl get`` columns: the tenant, its mode, and the Ready condition's status and reason.
 PRINTER_COLUMNS: tuple[dict[str, Any], ...] = (
     {"name": "Tenant", "type": "string", "jsonPath": ".spec.tenant"},
     {"name": "Mode", "type": "string", "jsonPath": ".spec.mode", "priority": 1},
-    {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
-    {"name": "Reason", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].reason'},
+    {"name": c.COND_READY, "type": "string", "jsonPath": _condition(c.COND_READY, "status")},
+    {"name": "Reason", "type": "string", "jsonPath": _condition(c.COND_READY, "reason")},
     {
-        "name": "Drifted",
+        "name": c.COND_DRIFTED,
         "type": "string",
-        "jsonPath": '.status.conditions[?(@.type=="Drifted")].status',
+        "jsonPath": _condition(c.COND_DRIFTED, "status"),
         "priority": 1,
     },
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},

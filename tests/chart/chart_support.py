@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
+from charging_analytics import constants as c
 from testbed.polling import Poll, wait_for
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -357,7 +358,7 @@ def ensure_crds(kube_api: Any, paths: Iterable[Path], timeout: float = 60.0) -> 
     def established(name: str) -> bool:
         crd = api.read_custom_resource_definition(name)
         conditions = crd.status.conditions or [] if crd.status else []
-        return any(c.type == "Established" and c.status == "True" for c in conditions)
+        return any(cond.type == "Established" and cond.status == "True" for cond in conditions)
 
     wait_for(lambda: all(established(n) for n in names), timeout, f"CRDs {names} Established", poll=Poll(0.2))
     return created
@@ -376,7 +377,8 @@ def delete_crds(kube_api: Any, names: Iterable[str]) -> None:
 # --------------------------------------------------------------------------------------------
 
 ARGOCD_DIR = CHART_DIR / "argocd"
-HEALTH_KEY = "resource.customizations.health.analytics.evcharging.io_ChargingAnalytics"
+#: Argo CD's key of a resource's health script: ``resource.customizations.health.<group>_<kind>``.
+HEALTH_KEY = f"resource.customizations.health.{c.GROUP}_{c.KIND}"
 
 
 def argocd_cm_patch_text() -> str:

@@ -30,6 +30,8 @@ from chart_support import (
     server_dry_run,
 )
 
+from charging_analytics import constants as c
+
 pytestmark = [pytest.mark.k8s, pytest.mark.helm]
 
 CHART_CRDS = sorted((CHART_DIR / "crds").glob("*.yaml"))
@@ -181,16 +183,16 @@ def test_cluster_rbac_lets_the_operator_serve_every_namespace_and_nothing_more(
     docs = render_chart(tmp_path, {"replicas": 2}, release=RELEASE, namespace=namespace)
     install_rbac(kube_api, docs, cluster_objects)
     sa = one(docs, "ServiceAccount")["metadata"]["name"]
-    group = "analytics.evcharging.io"
+    group = c.GROUP
     for verb in ("list", "watch"):
-        assert can(kube_api, namespace, sa, verb, "charginganalytics", group=group)
-    assert can(kube_api, namespace, sa, "patch", "charginganalytics", group=group, namespace="any-tenant")
+        assert can(kube_api, namespace, sa, verb, c.PLURAL, group=group)
+    assert can(kube_api, namespace, sa, "patch", c.PLURAL, group=group, namespace="any-tenant")
     assert can(
         kube_api,
         namespace,
         sa,
         "patch",
-        "charginganalytics",
+        c.PLURAL,
         group=group,
         namespace="t",
         subresource="status",
@@ -202,8 +204,8 @@ def test_cluster_rbac_lets_the_operator_serve_every_namespace_and_nothing_more(
     assert not can(kube_api, namespace, sa, "update", "secrets", namespace="t")
     assert can(kube_api, namespace, sa, "get", "secrets", namespace="t")
     # Not granted: rewriting or deleting a user's resource, deleting Secrets, anything else.
-    assert not can(kube_api, namespace, sa, "update", "charginganalytics", group=group, namespace="t")
-    assert not can(kube_api, namespace, sa, "delete", "charginganalytics", group=group, namespace="t")
+    assert not can(kube_api, namespace, sa, "update", c.PLURAL, group=group, namespace="t")
+    assert not can(kube_api, namespace, sa, "delete", c.PLURAL, group=group, namespace="t")
     assert not can(kube_api, namespace, sa, "delete", "secrets", namespace="t")
     assert not can(kube_api, namespace, sa, "create", "pods", namespace="t")
     assert not can(
@@ -221,8 +223,8 @@ def test_cluster_rbac_with_watch_namespaces_grants_nothing_on_namespaces_or_crds
     docs = render_chart(tmp_path, {"watchNamespaces": [watched]}, release=RELEASE, namespace=namespace)
     install_rbac(kube_api, docs, cluster_objects)
     sa = one(docs, "ServiceAccount")["metadata"]["name"]
-    group = "analytics.evcharging.io"
-    assert can(kube_api, namespace, sa, "watch", "charginganalytics", group=group, namespace=watched)
+    group = c.GROUP
+    assert can(kube_api, namespace, sa, "watch", c.PLURAL, group=group, namespace=watched)
     assert can(kube_api, namespace, sa, "watch", "secrets", namespace=watched)
     for verb in ("list", "watch"):
         assert not can(kube_api, namespace, sa, verb, "namespaces")
@@ -245,15 +247,15 @@ def test_namespaced_rbac_confines_the_operator_to_its_watch_namespaces(
     install_rbac(kube_api, docs, unused)
     assert unused == [], "namespaced mode must not create cluster-scoped RBAC"
     sa = one(docs, "ServiceAccount")["metadata"]["name"]
-    group = "analytics.evcharging.io"
+    group = c.GROUP
     for ns in watched:
-        assert can(kube_api, namespace, sa, "watch", "charginganalytics", group=group, namespace=ns)
+        assert can(kube_api, namespace, sa, "watch", c.PLURAL, group=group, namespace=ns)
         assert can(
             kube_api,
             namespace,
             sa,
             "patch",
-            "charginganalytics",
+            c.PLURAL,
             group=group,
             namespace=ns,
             subresource="status",
@@ -262,8 +264,8 @@ def test_namespaced_rbac_confines_the_operator_to_its_watch_namespaces(
         assert can(kube_api, namespace, sa, "watch", "secrets", namespace=ns)
         assert not can(kube_api, namespace, sa, "create", "secrets", namespace=ns)
     other = new_namespace(kube_api)
-    assert not can(kube_api, namespace, sa, "list", "charginganalytics", group=group, namespace=other)
-    assert not can(kube_api, namespace, sa, "list", "charginganalytics", group=group)
+    assert not can(kube_api, namespace, sa, "list", c.PLURAL, group=group, namespace=other)
+    assert not can(kube_api, namespace, sa, "list", c.PLURAL, group=group)
     assert not can(kube_api, namespace, sa, "get", "secrets", namespace=other)
     assert not can(kube_api, namespace, sa, "list", "customresourcedefinitions", group="apiextensions.k8s.io")
     assert not can(kube_api, namespace, sa, "list", "namespaces")

@@ -21,10 +21,13 @@ from chart_support import (
     values_args,
 )
 
+from charging_analytics import constants as c
+from charging_analytics.crd import CRD_FILENAME
+
 pytestmark = pytest.mark.helm
 
 SERVICE_MONITOR_API = "monitoring.coreos.com/v1/ServiceMonitor"
-CRD_FILE = "charginganalytics.analytics.evcharging.io.yaml"
+CRD_FILE = CRD_FILENAME
 
 NAMESPACED = {"rbac": {"scope": "namespaced"}, "watchNamespaces": ["tenants-a", "tenants-b"]}
 PEERED = {"replicas": 2}
@@ -213,8 +216,8 @@ def test_default_endpoint_without_secret_sets_no_credentials(tmp_path: Path) -> 
 # --------------------------------------------------------------------------------------------
 
 CR_RULES = {
-    ("analytics.evcharging.io", "charginganalytics", ("get", "list", "watch", "patch")),
-    ("analytics.evcharging.io", "charginganalytics/status", ("patch",)),
+    (c.GROUP, c.PLURAL, ("get", "list", "watch", "patch")),
+    (c.GROUP, f"{c.PLURAL}/status", ("patch",)),
     ("", "secrets", ("get", "list", "watch")),
     ("", "secrets", ("create", "patch")),
     ("", "events", ("create",)),
@@ -444,7 +447,7 @@ def test_operator_cli_accepts_rendered_command_and_args(name: str, tmp_path: Pat
     assert program == "charging-analytics"
     args = build_parser().parse_args([*command, *ctr["args"]])
     assert args.command == "operator"
-    assert args.liveness == "http://0.0.0.0:8080/healthz"
+    assert args.liveness == build_parser().parse_args(["operator"]).liveness  # the CLI's own default
     assert args.all_namespaces is not bool(values.get("watchNamespaces"))
     assert args.namespace == values.get("watchNamespaces", [])
     assert args.standalone is (values.get("replicas", 1) == 1)
@@ -502,6 +505,22 @@ def test_every_operator_setting_is_set_from_values(tmp_path: Path) -> None:
     assert optional <= set(with_secret)
     with_tls = env_of(render_chart(tmp_path, {"risingwave": {"tls": RW_TLS}}))
     assert tls <= set(with_tls)
+
+
+def test_the_charts_defaults_are_the_operators_own_except_the_endpoint_host_and_log_format(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """values.yaml repeats the settings' defaults: each one reads back as OperatorSettings' default."""
+    from charging_analytics.operator.settings import OperatorSettings
+
+    # the chart's deliberate choices: the in-cluster RisingWave service, and logs for a collector
+    chosen = {"default_rw_host": "risingwave-frontend.risingwave.svc", "log_format": "json"}
+    for key, value in env_of(render_chart(tmp_path, {})).items():
+        if isinstance(value, str):
+            monkeypatch.setenv(key, value)
+    loaded = OperatorSettings()
+    for name, field in OperatorSettings.model_fields.items():
+        assert getattr(loaded, name) == chosen.get(name, field.default), f"values.yaml's default of {name}"
 
 
 RW_TLS = {"secretName": "rw-tls", "caKey": "ca.crt", "certificateKey": "tls.crt", "privateKeyKey": "tls.key"}

@@ -26,6 +26,7 @@ from chart_support import (
 from test_chart_dryrun import can, install_rbac, new_namespace
 
 from charging_analytics import cli
+from charging_analytics import constants as c
 
 pytestmark = pytest.mark.helm
 
@@ -171,7 +172,7 @@ def test_gateway_rbac_in_kubernetes_mode_grants_exactly_read_access_per_watched_
         )
         assert granted == [
             ("", "secrets", ("list", "watch")),
-            ("analytics.evcharging.io", "charginganalytics", ("list", "watch")),
+            (c.GROUP, c.PLURAL, ("list", "watch")),
         ]
     bindings = find(docs, "RoleBinding")
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["tenants-a", "tenants-b"]
@@ -310,20 +311,20 @@ def test_gateway_rbac_reads_tenants_and_secrets_only_in_watched_namespaces(
     install_rbac(kube_api, docs, cluster_scoped)
     assert cluster_scoped == []
     sa = one(docs, "ServiceAccount")["metadata"]["name"]
-    group = "analytics.evcharging.io"
+    group = c.GROUP
     for ns in watched:
         for verb in ("list", "watch"):
-            assert can(kube_api, namespace, sa, verb, "charginganalytics", group=group, namespace=ns)
+            assert can(kube_api, namespace, sa, verb, c.PLURAL, group=group, namespace=ns)
             assert can(kube_api, namespace, sa, verb, "secrets", namespace=ns)
         for verb in ("get", "create", "update", "patch", "delete"):
-            assert not can(kube_api, namespace, sa, verb, "charginganalytics", group=group, namespace=ns)
+            assert not can(kube_api, namespace, sa, verb, c.PLURAL, group=group, namespace=ns)
             assert not can(kube_api, namespace, sa, verb, "secrets", namespace=ns)
         assert not can(
             kube_api,
             namespace,
             sa,
             "patch",
-            "charginganalytics",
+            c.PLURAL,
             group=group,
             namespace=ns,
             subresource="status",
@@ -331,6 +332,6 @@ def test_gateway_rbac_reads_tenants_and_secrets_only_in_watched_namespaces(
         assert not can(kube_api, namespace, sa, "list", "configmaps", namespace=ns)
     other = new_namespace(kube_api)
     assert not can(kube_api, namespace, sa, "get", "secrets", namespace=other)
-    assert not can(kube_api, namespace, sa, "list", "charginganalytics", group=group)
+    assert not can(kube_api, namespace, sa, "list", c.PLURAL, group=group)
     assert not can(kube_api, namespace, sa, "list", "secrets")
     assert not can(kube_api, namespace, sa, "list", "namespaces")

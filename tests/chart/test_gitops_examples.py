@@ -29,13 +29,14 @@ from chart_support import (
     server_dry_run,
 )
 
+from charging_analytics.crd import CRD_FILENAME
 from charging_analytics.spec import ChargingAnalytics
 
 OVERLAYS = GITOPS_DIR / "kustomize" / "overlays"
 TENANTS = sorted(p.name for p in OVERLAYS.iterdir() if (p / "kustomization.yaml").is_file())
 APPSET_LIST = GITOPS_DIR / "argocd" / "applicationset.yaml"
 APPSET_GIT_FILES = GITOPS_DIR / "argocd" / "applicationset-git-files.yaml"
-CRD_PATH = CRDS_DIR / "charginganalytics.analytics.evcharging.io.yaml"
+CRD_PATH = CRDS_DIR / CRD_FILENAME
 
 
 def tenant_cr(tenant: str) -> dict[str, Any]:

@@ -90,6 +90,13 @@ def test_checked_in_crd_is_a_single_yaml_document_of_the_right_kind() -> None:
     assert crd["spec"]["names"]["kind"] == c.KIND
 
 
+def test_the_manifest_model_accepts_exactly_the_api_version_and_kind_of_the_constants() -> None:
+    # typing.Literal cannot name a constant, so the model spells them once more: held to constants.py
+    fields = spec_module.ChargingAnalytics.model_fields
+    assert typing.get_args(fields["api_version"].annotation) == (c.API_VERSION,)
+    assert typing.get_args(fields["kind"].annotation) == (c.KIND,)
+
+
 # --------------------------------------------------------------------------------------------
 # Structural and cost-bounded
 # --------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from sqlglot import exp
 
+from charging_analytics import ledger
 from charging_analytics import spec as spec_module
 from charging_analytics.catalog import TenantCatalog
 from charging_analytics.pipeline import reader_name
@@ -39,6 +40,7 @@ from charging_analytics.render import (
 )
 from charging_analytics.spec import ChargingAnalyticsSpec
 from charging_analytics.validation import ManifestError, parse_documents
+from testbed.specs import resource
 from testbed.sqllint import (
     SecretRef,
     command_literal,
@@ -357,8 +359,7 @@ def _full_spec() -> dict[str, Any]:
 
 
 def _manifest(spec: dict[str, Any]) -> dict[str, Any]:
-    return {"apiVersion": "analytics.evcharging.io/v1alpha1", "kind": "ChargingAnalytics",
-            "metadata": {"name": "t", "namespace": "ns"}, "spec": spec}  # fmt: skip
+    return resource("t", "ns", spec)
 
 
 def test_the_hostile_field_template_is_itself_valid() -> None:
@@ -383,7 +384,8 @@ def test_hostile_value_is_rejected_by_validation_naming_the_field(path: str, val
 
 
 @pytest.mark.parametrize(
-    "tenant", ["public", "information_schema", "pg_temp", "rw_catalog", "rw_x", "pg_acme"]
+    "tenant",
+    ["public", "information_schema", "pg_temp", "rw_catalog", "rw_x", "pg_acme", ledger.SYSTEM_SCHEMA],
 )
 def test_reserved_schema_names_are_rejected_as_tenants(tenant: str) -> None:
     spec = _full_spec()

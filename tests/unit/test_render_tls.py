@@ -19,7 +19,7 @@ from charging_analytics.render import Credential, Credentials, RenderOptions, as
 from charging_analytics.spec import ChargingAnalyticsSpec
 from charging_analytics.tls import PemFiles, TlsMaterial
 from testbed.controlplane import CertificateAuthority
-from testbed.specs import tenant_spec
+from testbed.specs import resource, tenant_spec
 from testbed.sqllint import SecretRef, lint, parse_one_statement, with_properties
 
 CA = CertificateAuthority.create("render-test-ca")
@@ -174,12 +174,7 @@ def test_pem_files_are_private_and_removed_on_close() -> None:
 def test_the_cli_reads_tls_material_from_a_secret_in_the_file_and_names_one_that_is_missing() -> None:
     from charging_analytics.validation import parse_documents
 
-    manifest = {
-        "apiVersion": "analytics.evcharging.io/v1alpha1",
-        "kind": "ChargingAnalytics",
-        "metadata": {"name": "t", "namespace": "ns"},
-        "spec": _spec().model_dump(by_alias=True, exclude_none=True),
-    }
+    manifest = resource("t", "ns", _spec().model_dump(by_alias=True, exclude_none=True))
     secret = {
         "apiVersion": "v1",
         "kind": "Secret",

@@ -38,7 +38,7 @@ SIDECAR_LABEL = "grafana_dashboard"
 SIDECAR_FOLDER_ANNOTATION = "grafana_folder"
 OWNER_LABEL = f"{c.GROUP}/owner"
 TENANT_LABEL = f"{c.GROUP}/tenant"
-MANAGED_BY = {"app.kubernetes.io/managed-by": "charging-analytics-operator"}
+MANAGED_BY = {c.LABEL_MANAGED_BY: c.MANAGED_BY}
 #: The key of the dashboard in the sidecar ConfigMap (the sidecar writes it as this file name).
 CONFIGMAP_KEY_SUFFIX = ".json"
 

@@ -254,7 +254,7 @@ class KubeClient:
             meta: dict[str, Any] = {
                 "name": name,
                 "namespace": namespace,
-                "labels": {"app.kubernetes.io/managed-by": "charging-analytics-operator"},
+                "labels": {c.LABEL_MANAGED_BY: c.MANAGED_BY},
                 "ownerReferences": [{**owner, "controller": True, "blockOwnerDeletion": False}],
             }
             body = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": meta}

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from .. import constants as c
 from ..render import all_secret_names
 from ..spec import ChargingAnalyticsSpec
+from ..status import Origin, Reason
 from . import metrics
 from .dashboards import Owner, read_only_secret
 from .kube import REQUEST_TIMEOUT_SECONDS, connection_info
@@ -47,10 +48,10 @@ def _post_events(body: Mapping[str, Any], outcome: Outcome) -> None:
         kopf.event(_body(body), type=type_, reason=reason, message=message)
 
 
-async def _reconcile(body: Mapping[str, Any], memo: Any, origin: str) -> None:
+async def _reconcile(body: Mapping[str, Any], memo: Any, origin: Origin) -> None:
     outcome = await _service(memo).reconcile(Resource.from_body(body), origin=origin)
     _post_events(body, outcome)
-    if outcome.retry_after is not None and origin != "timer":
+    if outcome.retry_after is not None and origin != Origin.TIMER:
         message = outcome.retry_message or (
             outcome.conditions[0].message if outcome.conditions else outcome.result
         )
@@ -110,19 +111,19 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 @kopf.on.create(*RESOURCE)
 async def on_create(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """A new tenant: build its pipeline."""
-    await _reconcile(body, memo, "create")
+    await _reconcile(body, memo, Origin.CREATE)
 
 
 @kopf.on.update(*RESOURCE)
 async def on_update(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """A changed spec or annotation (approval): re-plan and apply the affected subgraph."""
-    await _reconcile(body, memo, "update")
+    await _reconcile(body, memo, Origin.UPDATE)
 
 
 @kopf.on.resume(*RESOURCE)
 async def on_resume(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """Operator restart: converge whatever was interrupted."""
-    await _reconcile(body, memo, "resume")
+    await _reconcile(body, memo, Origin.RESUME)
 
 
 @kopf.timer(
@@ -139,7 +140,7 @@ async def drift_check(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_
         # the first pass waits a random share of the interval more (the body is Kopf's live
         # view, so it is current after the wait); later passes stay spread out.
         await asyncio.sleep(service.first_timer_delay(Resource.from_body(body).owner))
-        await _reconcile(body, memo, "timer")
+        await _reconcile(body, memo, Origin.TIMER)
     except Exception:  # a periodic check must never spin into Kopf retries
         logger.exception("drift check failed")
 
@@ -150,7 +151,7 @@ async def on_delete(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     try:
         outcome = await _service(memo).delete(Resource.from_body(body))
     except RetryLater as err:
-        blocked: list[tuple[EventType, str, str]] = [("Warning", "DeletionBlocked", str(err))]
+        blocked: list[tuple[EventType, str, str]] = [("Warning", Reason.DELETION_BLOCKED, str(err))]
         for type_, reason, message in _service(memo).unrepeated(Resource.from_body(body).owner, blocked):
             kopf.event(_body(body), type=type_, reason=reason, message=message)
         raise kopf.TemporaryError(str(err), delay=err.delay) from err
@@ -206,7 +207,7 @@ async def on_secret(
         body = await service.kube.get_resource(namespace, res_name)
         if body is None or (body.get("spec") or {}).get("suspend"):
             continue  # gone, or paused (a deleting resource is skipped by the service)
-        outcome = await service.reconcile(Resource.from_body(body), origin="secret")
+        outcome = await service.reconcile(Resource.from_body(body), origin=Origin.SECRET)
         _post_events(body, outcome)
 
 
