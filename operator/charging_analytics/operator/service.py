@@ -401,7 +401,9 @@ class Service:
             if known is not None:
                 return self._quiet_pass(res, known, view.catalog, out)
             return await self._plan_and_apply(res, origin, target, out, inputs)
-        return await self._plan_and_apply(res, origin, target, out, None)
+        # a burst of creates (or a restart's resume pass) waits here, holding no rendered plan
+        async with self.endpoints.plan_slots(target.endpoint):
+            return await self._plan_and_apply(res, origin, target, out, None)
 
     async def _plan_and_apply(
         self, res: Resource, origin: Origin, target: _Target, out: Outcome, inputs: PassInputs | None
