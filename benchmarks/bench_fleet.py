@@ -195,7 +195,7 @@ class Fleet:
             "CHA_METRICS_PORT": str(self.metrics_port),
             "CHA_LOG_LEVEL": "WARNING",
             "CHA_DRIFT_INTERVAL_SECONDS": str(self.interval),
-            "CHA_CATALOG_CACHE_SECONDS": str(self.interval / 2),
+            "CHA_CATALOG_CACHE_SECONDS": str(self.interval),  # the defaults' ratio
         }
         operator = OperatorProcess(self.namespace, env, prefix="cha-fleet-operator-")
         deadline = time.monotonic() + 60

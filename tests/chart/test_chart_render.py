@@ -198,7 +198,7 @@ def test_operator_configuration_env_vars(tmp_path: Path) -> None:
     assert env["CHA_DEFAULT_RW_USER"] == {"secretKeyRef": {"name": "rw-admin", "key": "username"}}
     assert env["CHA_DEFAULT_RW_PASSWORD"] == {"secretKeyRef": {"name": "rw-admin", "key": "password"}}
     assert env["CHA_DRIFT_INTERVAL_SECONDS"] == "60"
-    assert env["CHA_CATALOG_CACHE_SECONDS"] == "30"
+    assert env["CHA_CATALOG_CACHE_SECONDS"] == "60"
     assert env["CHA_LOG_FORMAT"] == "json"
     assert env["CHA_METRICS_PORT"] == "9090"
     assert all(isinstance(v, str | dict) for v in env.values())

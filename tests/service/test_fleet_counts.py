@@ -7,7 +7,8 @@ so its ``cha_*`` counters are read from the Prometheus registry. In tests the dr
 
 - steady state: no API write, no DDL (nor ledger DML or FLUSH), no Kafka client and no Kafka
   request on the timer passes of Ready tenants, and catalog reads bounded by the snapshot's age
-  however many tenants there are;
+  however many tenants there are; a timer pass of an unchanged tenant neither renders nor plans
+  (it reuses its last up-to-date pass), while a tenant whose objects changed is planned again;
 - restart: the resume pass of the whole fleet reads the catalog once, writes nothing anywhere
   (RisingWave or status), and computes no credential digest for an unchanged Secret, while a
   rotated Secret is still detected and applied.
@@ -18,11 +19,13 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
 
+from charging_analytics.operator import service as service_module
 from charging_analytics.operator.settings import OperatorSettings
 from testbed.controlplane import WRITE_VERBS, request_delta
 from testbed.polling import wait_for
@@ -79,23 +82,53 @@ def _settled(harness: Harness, passes: int) -> None:
     )
 
 
-def test_steady_state_writes_nothing_and_opens_no_kafka_connection(harness: Harness) -> None:
+class Calls:
+    """Counts the service's calls of a pure function (render, build_plan), by tenant."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, name: str, tenant: Callable[..., str]) -> None:
+        self.tenants: list[str] = []
+        original = getattr(service_module, name)
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.tenants.append(tenant(*args))
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(service_module, name, counted)
+
+
+def test_steady_state_writes_nothing_and_opens_no_kafka_connection(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
     interval = OperatorSettings().drift_interval_seconds
     cache = OperatorSettings().catalog_cache_seconds
+    renders = Calls(monkeypatch, "render", lambda spec, *_: spec.tenant)
+    plans = Calls(monkeypatch, "build_plan", lambda desired, catalog, *_: catalog.tenant)
     with harness.operator(timeout=180):
-        _fleet(harness)
+        names = _fleet(harness)
         _settled(harness, 2)  # the first timer passes (randomly delayed) are behind us
         counters = _counters(harness)
         api = harness.rest.request_counts()
         harness.rw.clear_statements()
+        rendered, planned = len(renders.tenants), len(plans.tenants)
         started = time.monotonic()
         _settled(harness, 3)
         seconds = time.monotonic() - started
         delta = _since(counters, harness)
         writes = _writes(request_delta(api, harness.rest.request_counts()))
         statements = harness.rw.statement_counts()
+        quiet = (renders.tenants[rendered:], plans.tenants[planned:])
+
+        # a view dropped behind the operator's back changes the tenant's catalog slice: its next
+        # pass plans again (and restores the view), the other tenants' passes still do not
+        tenant = harness.get(names[0])["spec"]["tenant"]  # type: ignore[index]
+        harness.rw.execute(f'DROP VIEW "{tenant}"."active_sessions_live"')
+        wait_for(
+            lambda: f"{tenant}.active_sessions_live" in harness.rw_objects(tenant), 60, "the view restored"
+        )
     print(f"steady state over {seconds:.1f} s:", delta, "statements:", statements, "API writes:", writes)
     assert delta["reconciles"] >= 3 * TENANTS  # the timers did run
+    assert quiet == ([], []), "timer passes of unchanged tenants rendered or planned"
+    assert tenant in plans.tenants[planned:]
     assert writes == {}
     assert statements["ddl"] == statements["dml"] == statements["flush"] == 0
     assert delta["kafka_clients"] == 0

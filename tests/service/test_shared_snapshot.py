@@ -276,3 +276,38 @@ def test_concurrent_fresh_reads_share_one_read_and_a_later_request_waits_for_the
             await pool.close()
 
     asyncio.run(scenario())
+
+
+def test_a_burst_of_creates_holds_rendered_plans_for_twice_the_apply_slots_at_most(
+    risingwave_double: RisingWaveDouble, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a reconcile holds between its render and the end of its apply (its statements and
+    plan) is bounded per endpoint, however many creates arrive at once; all of them still apply."""
+    double = risingwave_double
+    bodies = [tenant_body(i, double) for i in range(12)]
+    kube = FakeKube({b["metadata"]["name"]: b for b in bodies})
+    holding = [0, 0]  # now, most at once
+    original = Service._plan_and_apply
+
+    async def counted(self: Service, *args: Any, **kwargs: Any) -> Outcome:
+        holding[0] += 1
+        holding[1] = max(holding)
+        try:
+            return await original(self, *args, **kwargs)
+        finally:
+            holding[0] -= 1
+
+    monkeypatch.setattr(Service, "_plan_and_apply", counted)
+
+    async def scenario() -> None:
+        service = Service(settings().model_copy(update={"max_concurrent_applies": 2}), kube)
+        try:
+            outcomes = await asyncio.gather(
+                *(service.reconcile(Resource.from_body(b), origin="create") for b in bodies)
+            )
+        finally:
+            await service.close()
+        assert [o.result for o in outcomes] == ["ok"] * len(bodies), [o.conditions for o in outcomes]
+
+    asyncio.run(scenario())
+    assert 2 <= holding[1] <= 4, holding

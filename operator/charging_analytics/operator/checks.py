@@ -91,6 +91,9 @@ def _kafka_config(
         "security.protocol": spec.kafka.security.protocol,
         "socket.timeout.ms": str(int(timeout * 1000)),
         "logger": client_logger("kafka", scrubbed=_sent(cred, tls)),
+        # a metadata request names the topic it checks: it must never create it on a broker
+        # with auto.create.topics.enable (the events topic would then never be "missing")
+        "allow.auto.create.topics": "false",
     }
     if spec.kafka.security.sasl_mechanism is not None and cred is not None:
         conf["sasl.mechanism"] = spec.kafka.security.sasl_mechanism
@@ -108,9 +111,10 @@ def _sent(cred: Credential | None, tls: TlsMaterial | None = None) -> tuple[str,
 
 class KafkaAdmins:
     """One admin client per Kafka cluster and identity (the client's whole configuration), reused
-    by every check: librdkafka keeps its broker connections, so a check is one metadata request,
-    not a new connection and handshake. A client whose check failed is dropped (the next check
-    connects afresh); one check at a time per client, so its error callback reports that check."""
+    by every check: librdkafka keeps its broker connections, so a check is a metadata request for
+    each topic it needs, not a new connection and handshake. A client whose check failed is
+    dropped (the next check connects afresh); one check at a time per client, so its error
+    callback reports that check."""
 
     def __init__(self) -> None:
         self._clients: dict[str, tuple[AdminClient, _KafkaErrors, threading.Lock]] = {}
@@ -167,13 +171,7 @@ def _topics_on(
     tls: TlsMaterial | None,
 ) -> list[str]:
     servers = ",".join(spec.kafka.bootstrap_servers)
-    try:
-        topics = admin.list_topics(timeout=timeout).topics
-    except KafkaException as err:
-        admin.poll(0)  # deliver the queued error callbacks and log lines
-        raise errors.failure(err.args[0], servers) from None
-    admin.poll(0)
-    events = topics.get(spec.kafka.events_topic)
+    events = _topic(admin, errors, spec.kafka.events_topic, servers, timeout)
     if events is not None and events.error is not None:
         raise errors.failure(events.error, servers)
     if events is None:
@@ -183,7 +181,10 @@ def _topics_on(
         )
     created: list[str] = []
     sink = spec.alerts.sinks.kafka
-    if create and sink is not None and sink.topic not in topics:
+    if not create or sink is None:
+        return created
+    found = _topic(admin, errors, sink.topic, servers, timeout)
+    if found is None:
         futures = admin.create_topics(
             [
                 NewTopic(
@@ -202,6 +203,26 @@ def _topics_on(
                 ) from None
         created.append(sink.topic)
     return created
+
+
+#: Metadata errors of one named topic that mean "not there for this client", as a topic missing
+#: from the cluster's whole listing did (a full listing leaves out topics the client may not see).
+_NOT_LISTED = frozenset({KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError.TOPIC_AUTHORIZATION_FAILED})
+
+
+def _topic(admin: AdminClient, errors: _KafkaErrors, name: str, servers: str, timeout: float) -> Any:
+    """One topic's metadata (None: not there), from a metadata request for that topic alone: the
+    cluster's whole listing grows with every tenant's alerts topic, so a fleet's checks would cost
+    O(topics) each."""
+    try:
+        found = admin.list_topics(topic=name, timeout=timeout).topics.get(name)
+    except KafkaException as err:
+        admin.poll(0)  # deliver the queued error callbacks and log lines
+        raise errors.failure(err.args[0], servers) from None
+    admin.poll(0)
+    if found is None or (found.error is not None and found.error.code() in _NOT_LISTED):
+        return None
+    return found
 
 
 async def check_kafka(

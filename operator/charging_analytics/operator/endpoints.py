@@ -1,9 +1,9 @@
 """The RisingWave endpoints the service talks to: pools, the shared catalog snapshot, apply slots.
 
 One :class:`EndpointPool` per service. Per endpoint it holds one connection pool per identity,
-one catalog snapshot shared by every tenant of the endpoint, the semaphore that bounds the applies
-running at once, and what each tenant's last apply left (so the tenant's next reconcile sees its
-own writes without re-reading the whole endpoint).
+one catalog snapshot shared by every tenant of the endpoint, the semaphores that bound the applies
+running at once and the reconciles holding a rendered plan, and what each tenant's last apply
+left (so the tenant's next reconcile sees its own writes without re-reading the whole endpoint).
 
 Catalog reads are *single-flight*: at most one read per endpoint is in flight, and every
 reconcile whose freshness rule that read satisfies waits for it instead of starting its own. A
@@ -81,6 +81,11 @@ class EndpointPool:
         #: tenants queues here (as long as it takes) instead of for a pooled connection, where a
         #: wait longer than the connect timeout reads as "RisingWave unavailable" and backs off.
         self._apply_slots: dict[str, asyncio.Semaphore] = {}
+        #: Reconciles between their render and the end of their apply, per endpoint: what they
+        #: hold (the rendered statements and the plan, some 100 KiB a tenant) is bounded by this,
+        #: not by the size of a burst of creates. Twice the apply slots, so that a plan is ready
+        #: whenever a slot frees.
+        self._plan_slots: dict[str, asyncio.Semaphore] = {}
         self._secret_store: dict[str, SecretStore] = {}
 
     async def close(self) -> None:
@@ -137,6 +142,11 @@ class EndpointPool:
     def apply_slots(self, endpoint: Endpoint) -> asyncio.Semaphore:
         return self._apply_slots.setdefault(
             endpoint.key, asyncio.Semaphore(self.settings.max_concurrent_applies)
+        )
+
+    def plan_slots(self, endpoint: Endpoint) -> asyncio.Semaphore:
+        return self._plan_slots.setdefault(
+            endpoint.key, asyncio.Semaphore(2 * self.settings.max_concurrent_applies)
         )
 
     # -- the shared catalog snapshot --------------------------------------------------------------

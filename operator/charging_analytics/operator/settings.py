@@ -48,7 +48,10 @@ class OperatorSettings(BaseSettings):
         5.0, description="How often backfill progress is published while views are being built"
     )
     drift_interval_seconds: float = Field(60.0, description="How often each resource is checked for drift")
-    catalog_cache_seconds: float = Field(30.0, description="Max age of the shared per-endpoint snapshot")
+    catalog_cache_seconds: float = Field(
+        60.0,
+        description="Max age of the shared per-endpoint snapshot (the drift interval: one read per interval)",
+    )
     backoff_base_seconds: float = 5.0
     backoff_max_seconds: float = 300.0
     deletion_retry_seconds: float = Field(

@@ -1,0 +1,131 @@
+"""What a Ready tenant's last drift pass found, so that a pass with the same inputs does no work.
+
+A drift-timer pass renders the tenant's objects and plans them against the endpoint's shared
+snapshot. When nothing changed, both are pure functions of inputs that are the same as at the
+last pass: the spec, the credentials, the secret store and RisingWave capabilities, the owner
+recorded in the ledger, the tenant's catalog slice and the fingerprints recorded in status. So
+the service remembers, per resource, the report of its last up-to-date timer pass with those
+inputs, and a later pass whose inputs are equal takes that report instead of rendering and
+planning again: O(1) per tenant, however many objects the tenant has.
+
+Any difference (a spec edit, a rotated credential, an object changed or dropped in RisingWave, a
+new status) is a miss, and the pass renders and plans as usual. Credentials are compared through
+an HMAC under a key that exists only in this process, so no credential is kept here.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import hmac
+import json
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..catalog import TenantCatalog
+from ..render import Credentials
+from ..rw.capabilities import Capabilities
+from ..spec import ChargingAnalyticsSpec, CredentialVersion, ObjectStatus
+from ..status import Cond
+
+_PROCESS_KEY = secrets.token_bytes(32)
+
+
+@dataclass(frozen=True)
+class PassInputs:
+    """Everything besides the catalog slice that a drift pass's render, plan and decision read."""
+
+    spec: str  # the raw spec as canonical JSON
+    endpoint: str
+    store: str
+    capabilities: Capabilities
+    credentials: bytes  # HMAC of every credential and TLS material resolved for the pass
+    owner: str | None  # the owner row in the ledger
+    ledger_exists: bool
+    fingerprints: tuple[tuple[str, str], ...]  # recorded in status
+    approved: str | None  # the approved-plan annotation
+
+
+@dataclass(frozen=True)
+class QuietReport:
+    """The status parts an up-to-date drift pass reported."""
+
+    inputs: PassInputs
+    catalog: TenantCatalog
+    objects: list[ObjectStatus]
+    count: int  # desired objects
+    drift: Cond
+    plan_hash: str | None
+    credentials: list[CredentialVersion]
+
+
+def pass_inputs(
+    spec: Mapping[str, Any],
+    *,
+    endpoint: str,
+    store: str,
+    capabilities: Capabilities,
+    creds: Credentials,
+    owner: str | None,
+    ledger_exists: bool,
+    fingerprints: Mapping[str, str],
+    approved: str | None,
+) -> PassInputs:
+    material = json.dumps(dataclasses.asdict(creds), sort_keys=True).encode()
+    return PassInputs(
+        spec=json.dumps(spec, sort_keys=True, default=str),
+        endpoint=endpoint,
+        store=store,
+        capabilities=capabilities,
+        credentials=hmac.new(_PROCESS_KEY, material, hashlib.sha256).digest(),
+        owner=owner,
+        ledger_exists=ledger_exists,
+        fingerprints=tuple(sorted(fingerprints.items())),
+        approved=approved,
+    )
+
+
+class QuietPasses:
+    """The last up-to-date drift pass of each resource (by owner identity)."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, QuietReport] = {}
+
+    def __len__(self) -> int:
+        return len(self._last)
+
+    def find(self, owner: str, inputs: PassInputs, catalog: TenantCatalog) -> QuietReport | None:
+        """The last report, if it was made from exactly these inputs and this catalog slice."""
+        last = self._last.get(owner)
+        if last is None or last.inputs != inputs or last.catalog != catalog:
+            return None
+        return last
+
+    def remember(self, owner: str, report: QuietReport) -> None:
+        self._last[owner] = report
+
+    def forget(self, owner: str) -> None:
+        self._last.pop(owner, None)
+
+
+class ValidatedSpecs:
+    """Each resource's spec model, validated again only when its raw spec differs from the one
+    validated last (a reconcile and its Grafana step both need it, every pass)."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, tuple[dict[str, Any], ChargingAnalyticsSpec]] = {}
+
+    def model(self, owner: str, raw: Mapping[str, Any]) -> ChargingAnalyticsSpec:
+        """The validated spec (raises pydantic's ``ValidationError`` as validation does)."""
+        last = self._last.get(owner)
+        if last is not None and last[0] == raw:
+            return last[1]
+        spec = ChargingAnalyticsSpec.model_validate(raw)
+        self._last[owner] = (copy.deepcopy(dict(raw)), spec)
+        return spec
+
+    def forget(self, owner: str) -> None:
+        self._last.pop(owner, None)
