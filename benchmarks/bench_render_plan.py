@@ -228,7 +228,9 @@ def user_names(desired: Sequence[DesiredObject]) -> frozenset[str]:
 
 
 _SQL_TEXT = r"'((?:[^']|'')*)'"
-_LEDGER_INSERT = re.compile(r"^INSERT INTO .*? VALUES \(" + ", ".join([_SQL_TEXT] * 5), re.DOTALL)
+_LEDGER_INSERT = re.compile(r"^INSERT INTO .*? VALUES ", re.DOTALL)
+#: one row of a (batched) ledger INSERT: tenant, name, kind, value, dependencies, then NOW()
+_LEDGER_ROW = re.compile(r"\(" + ", ".join([_SQL_TEXT] * 5) + r", NOW\(\)\)")
 _LEDGER_DELETE = re.compile(
     r"^DELETE FROM .*? WHERE tenant = " + _SQL_TEXT + " AND object_name = " + _SQL_TEXT
 )
@@ -245,10 +247,11 @@ def applied_ledger(desired: Sequence[DesiredObject], tenant: str) -> dict[str, L
     for action in plan.actions:
         for stmt in (*getattr(action, "pre", ()), action.statement, *action.ledger):
             text = as_text(stmt)
-            if found := _LEDGER_INSERT.match(text):
-                row_tenant, name, kind, value, deps = (v.replace("''", "'") for v in found.groups())
-                depends_on = tuple(d for d in deps.split(",") if d)
-                ledger[name] = LedgerEntry(row_tenant, name, cast(ObjectKind, kind), value, depends_on)
+            if _LEDGER_INSERT.match(text):
+                for row in _LEDGER_ROW.finditer(text):
+                    row_tenant, name, kind, value, deps = (v.replace("''", "'") for v in row.groups())
+                    depends_on = tuple(d for d in deps.split(",") if d)
+                    ledger[name] = LedgerEntry(row_tenant, name, cast(ObjectKind, kind), value, depends_on)
             elif found := _LEDGER_DELETE.match(text):
                 ledger.pop(found.group(2).replace("''", "'"), None)
     assert ledger, "no ledger writes recognised in the fresh plan"
