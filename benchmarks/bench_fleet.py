@@ -55,7 +55,7 @@ from charging_analytics.plan import PlanOptions, build_plan  # noqa: E402
 from charging_analytics.render import RenderOptions, render  # noqa: E402
 from charging_analytics.rw.client import ClientOptions, Endpoint, RisingWaveClient  # noqa: E402
 from charging_analytics.spec import ChargingAnalyticsSpec, ChargingAnalyticsStatus  # noqa: E402
-from charging_analytics.status import merge_conditions, objects_status, published  # noqa: E402
+from charging_analytics.status import Reason, merge_conditions, objects_status, published  # noqa: E402
 from charging_analytics.status import ready as ready_conditions  # noqa: E402
 from testbed.bed import Testbed, unique_name  # noqa: E402
 from testbed.controlplane import KubeRest, request_delta  # noqa: E402
@@ -120,7 +120,7 @@ async def raw_floor(
             status = published(
                 ChargingAnalyticsStatus(
                     observed_generation=1,
-                    conditions=merge_conditions(None, ready_conditions("Applied", "floor"), 1),
+                    conditions=merge_conditions(None, ready_conditions(Reason.APPLIED, "floor"), 1),
                     objects=objects_status(desired, catalog),
                 )
             )

