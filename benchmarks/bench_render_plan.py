@@ -217,7 +217,7 @@ def observed_objects(desired: Sequence[DesiredObject], tenant: str, first_id: in
     """What RisingWave lists after a complete apply (ids unique across the fleet); users are
     endpoint-wide (``users``), the schema is in ``schemas``."""
     return [
-        ObservedObject(o.kind, tenant, o.name, first_id + i, o.sql)
+        ObservedObject.read(o.kind, tenant, o.name, first_id + i, o.sql)
         for i, o in enumerate(desired)
         if o.kind not in ("Schema", "User")
     ]
@@ -282,7 +282,7 @@ def fleet_snapshot(
         ledger += ledgers[tenant].values()
         ledger.append(LedgerEntry(tenant, OWNER_ROW, "Schema", owner_of(tenant)))
         owners[tenant] = owner_of(tenant)
-    ledger_table = ObservedObject("Table", "cha_system", "ledger", 1, "CREATE TABLE ledger (...)")
+    ledger_table = ObservedObject.read("Table", "cha_system", "ledger", 1, "CREATE TABLE ledger (...)")
     return CatalogSnapshot(
         endpoint=ENDPOINT,
         schemas=frozenset({*rendered, "public", "rw_catalog", "cha_system"}),

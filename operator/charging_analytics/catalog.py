@@ -13,6 +13,7 @@ with the definition hash, the kind and the object's dependencies, in the operato
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -24,7 +25,14 @@ ObjectKind = Literal["Schema", "Source", "MaterializedView", "View", "Sink", "Ta
 
 
 
-@dataclass(frozen=True)
+def definition_fingerprint(kind: str, oid: int | None, definition: str | None) -> str:
+    """Identity of an object as RisingWave stores it (its id and normalised definition): the
+    planner compares it with the one recorded after the last apply to tell a change made behind
+    the operator's back."""
+    return hashlib.sha256(f"{kind}\0{oid}\0{definition or ''}".encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
 class ObservedObject:
     """An object found in RisingWave's catalog."""
 
@@ -32,15 +40,24 @@ class ObservedObject:
     schema: str
     name: str
     id: int | None = None
-    #: RisingWave's normalised definition; informational only (never compared as text).
-    definition: str | None = None
+    #: :func:`definition_fingerprint` of RisingWave's normalised definition, taken when the object
+    #: is read: the text itself is not kept (definitions were most of a whole-endpoint snapshot's
+    #: memory, and they are never compared as text). Empty: read without a definition.
+    fingerprint: str = ""
+
+    @classmethod
+    def read(
+        cls, kind: ObjectKind, schema: str, name: str, oid: int | None, definition: str | None
+    ) -> ObservedObject:
+        """The object as a catalog row gives it (its definition folded into the fingerprint)."""
+        return cls(kind, schema, name, oid, definition_fingerprint(kind, oid, definition))
 
     @property
     def qualified(self) -> str:
         return f"{self.schema}.{self.name}" if self.schema else self.name
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LedgerEntry:
     """What the operator recorded after applying an object."""
 

@@ -34,7 +34,7 @@ from psycopg import sql
 from psycopg.sql import Composable
 
 from . import ledger
-from .catalog import LedgerEntry, ObjectKind, ObservedObject, TenantCatalog
+from .catalog import LedgerEntry, ObjectKind, ObservedObject, TenantCatalog, definition_fingerprint
 from .ledger import GRANTED, OWNER_ROW, PENDING
 from .render import (
     SCHEMA_KEY,
@@ -152,8 +152,7 @@ class PlanOptions:
 
 def fingerprint(obj: ObservedObject) -> str:
     """Identity of an object as RisingWave stores it (id + normalised definition)."""
-    h = hashlib.sha256(f"{obj.kind}\0{obj.id}\0{obj.definition or ''}".encode())
-    return h.hexdigest()[:16]
+    return obj.fingerprint or definition_fingerprint(obj.kind, obj.id, None)
 
 
 def _closure(roots: Iterable[str], dependents: Mapping[str, set[str]]) -> set[str]:

@@ -6,8 +6,9 @@ import time
 
 from charging_analytics import constants as c
 from charging_analytics.operator import metrics
+from charging_analytics.operator.main import QuietDriftPasses
 from testbed.polling import wait_for
-from tests.service.harness import Harness
+from tests.service.harness import Harness, Reconciles
 
 
 def _errors(reason: str) -> float:
@@ -147,3 +148,15 @@ def test_second_resource_claiming_a_tenant_is_refused_and_the_first_untouched(ha
     ]
     assert ddl == []
     assert harness.rw.object(f"{tenant}.stalled_sessions").definition == definition
+
+
+def test_drift_passes_that_find_nothing_leave_no_log_line(harness: Harness, reconciles: Reconciles) -> None:
+    """A quiet pass per resource per interval would be a log line per resource per interval;
+    Kopf's other lines (the create handler's success) stay."""
+    with harness.operator():
+        harness.create(harness.tenant("acme"))
+        harness.wait_ready("acme")
+        reconciles.wait_more("acme", 3)
+    output = harness.outputs[-1]
+    assert "Handler 'on_create' succeeded." in output
+    assert QuietDriftPasses.MESSAGE not in output

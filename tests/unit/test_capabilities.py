@@ -71,7 +71,7 @@ def test_capabilities_follow_the_version(version: str, alter_source: bool, wait_
 def _applied_catalog(tenant: str, options: RenderOptions) -> TenantCatalog:
     objects = render(_spec(tenant), options)
     observed = {
-        o.key: ObservedObject(o.kind, tenant, o.name, id=i, definition=o.sql)
+        o.key: ObservedObject.read(o.kind, tenant, o.name, i, o.sql)
         for i, o in enumerate(objects)
         if o.kind not in ("Schema", "User")
     }

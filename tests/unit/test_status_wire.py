@@ -141,7 +141,7 @@ def test_a_status_built_by_the_operator_survives_the_api_server_round_trip() -> 
         "acme",
         True,
         objects={
-            source.name: ObservedObject("Source", "acme", source.name, id=7, definition="CREATE SOURCE")
+            source.name: ObservedObject.read("Source", "acme", source.name, 7, "CREATE SOURCE")
         },
         ledger={source.key: LedgerEntry("acme", source.name, "Source", source.hash)},
         ddl_progress={built.name: "42.10%"},

@@ -32,6 +32,27 @@ RESOURCE = (c.GROUP, c.VERSION, c.PLURAL)
 log = logging.getLogger("charging_analytics.operator")
 
 
+class QuietDriftPasses(logging.Filter):
+    """Drops the line Kopf logs after every successful pass of the drift timer.
+
+    One line per resource per interval says nothing a reader needs (a pass that finds or changes
+    something logs that itself, and a failed one still logs), and at a thousand resources
+    formatting and writing it was about a tenth of the operator's steady-state CPU. Kopf's other
+    lines (handlers that succeeded, retries, errors) stay."""
+
+    #: Kopf's text for it: f"{handler} succeeded." with the timer handler named by its function
+    MESSAGE = "Timer 'drift_check' succeeded."
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg != self.MESSAGE
+
+
+def _quiet_drift_passes() -> None:
+    kopf_objects = logging.getLogger("kopf.objects")
+    if not any(isinstance(f, QuietDriftPasses) for f in kopf_objects.filters):
+        kopf_objects.addFilter(QuietDriftPasses())
+
+
 def _service(memo: Any) -> Service:
     service: Service = memo.service
     return service
@@ -49,7 +70,7 @@ def _post_events(body: Mapping[str, Any], outcome: Outcome) -> None:
 
 
 async def _reconcile(body: Mapping[str, Any], memo: Any, origin: Origin) -> None:
-    outcome = await _service(memo).reconcile(Resource.from_body(body), origin=origin)
+    outcome = await _service(memo).reconcile(_service(memo).resource(body), origin=origin)
     _post_events(body, outcome)
     if outcome.retry_after is not None and origin != Origin.TIMER:
         message = outcome.retry_message or (
@@ -67,6 +88,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         prefix=c.ANNOTATION_KOPF_PREFIX, key="last-handled-configuration"
     )
     settings.posting.level = logging.WARNING  # explicit events only; no log lines as events
+    _quiet_drift_passes()
     settings.watching.server_timeout = 60
     settings.watching.client_timeout = 90
     settings.networking.request_timeout = REQUEST_TIMEOUT_SECONDS
@@ -207,7 +229,7 @@ async def on_secret(
         body = await service.kube.get_resource(namespace, res_name)
         if body is None or (body.get("spec") or {}).get("suspend"):
             continue  # gone, or paused (a deleting resource is skipped by the service)
-        outcome = await service.reconcile(Resource.from_body(body), origin=Origin.SECRET)
+        outcome = await service.reconcile(service.resource(body), origin=Origin.SECRET)
         _post_events(body, outcome)
 
 

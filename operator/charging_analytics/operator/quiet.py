@@ -3,7 +3,7 @@
 A drift-timer pass renders the tenant's objects and plans them against the endpoint's shared
 snapshot. When nothing changed, both are pure functions of inputs that are the same as at the
 last pass: the spec, the credentials, the secret store and RisingWave capabilities, the owner
-recorded in the ledger, the tenant's catalog slice and the fingerprints recorded in status. So
+recorded in the ledger, the tenant's catalog slice and the status (its fingerprints). So
 the service remembers, per resource, the report of its last up-to-date timer pass with those
 inputs, and a later pass whose inputs are equal takes that report instead of rendering and
 planning again: O(1) per tenant, however many objects the tenant has.
@@ -19,17 +19,16 @@ import copy
 import dataclasses
 import hashlib
 import hmac
-import json
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ..catalog import TenantCatalog
-from ..render import Credentials
+from ..render import Credential, Credentials
 from ..rw.capabilities import Capabilities
-from ..spec import ChargingAnalyticsSpec, CredentialVersion, ObjectStatus
-from ..status import Cond
+from ..spec import ChargingAnalyticsSpec, ChargingAnalyticsStatus, CredentialVersion, ObjectStatus
+from ..status import Cond, read_status
 
 _PROCESS_KEY = secrets.token_bytes(32)
 
@@ -38,14 +37,16 @@ _PROCESS_KEY = secrets.token_bytes(32)
 class PassInputs:
     """Everything besides the catalog slice that a drift pass's render, plan and decision read."""
 
-    spec: str  # the raw spec as canonical JSON
+    #: the raw spec and status, as the API server holds them (compared by value; never changed in
+    #: place: a watch event brings new ones)
+    spec: Mapping[str, Any]
+    status: Mapping[str, Any]
     endpoint: str
     store: str
     capabilities: Capabilities
     credentials: bytes  # HMAC of every credential and TLS material resolved for the pass
     owner: str | None  # the owner row in the ledger
     ledger_exists: bool
-    fingerprints: tuple[tuple[str, str], ...]  # recorded in status
     approved: str | None  # the approved-plan annotation
 
 
@@ -71,21 +72,34 @@ def pass_inputs(
     creds: Credentials,
     owner: str | None,
     ledger_exists: bool,
-    fingerprints: Mapping[str, str],
+    status: Mapping[str, Any],
     approved: str | None,
 ) -> PassInputs:
-    material = json.dumps(dataclasses.asdict(creds), sort_keys=True).encode()
     return PassInputs(
-        spec=json.dumps(spec, sort_keys=True, default=str),
+        spec=spec,
+        status=status,
         endpoint=endpoint,
         store=store,
         capabilities=capabilities,
-        credentials=hmac.new(_PROCESS_KEY, material, hashlib.sha256).digest(),
+        credentials=hmac.new(_PROCESS_KEY, _material(creds), hashlib.sha256).digest(),
         owner=owner,
         ledger_exists=ledger_exists,
-        fingerprints=tuple(sorted(fingerprints.items())),
         approved=approved,
     )
+
+
+def _material(creds: Credentials) -> bytes:
+    """Every credential and TLS material of ``creds``, role by role, as one byte string."""
+    parts: list[str] = []
+    for f in dataclasses.fields(creds):
+        value = getattr(creds, f.name)
+        if value is None:
+            parts.append("")
+        elif isinstance(value, Credential):
+            parts += [value.username, value.password]
+        else:  # TLS material
+            parts += [v or "" for v in (value.ca, value.certificate, value.private_key)]
+    return "\0".join(f"{len(p)}:{p}" for p in parts).encode()
 
 
 class QuietPasses:
@@ -126,6 +140,27 @@ class ValidatedSpecs:
         spec = ChargingAnalyticsSpec.model_validate(raw)
         self._last[owner] = (copy.deepcopy(dict(raw)), spec)
         return spec
+
+    def forget(self, owner: str) -> None:
+        self._last.pop(owner, None)
+
+
+class ParsedStatuses:
+    """Each resource's status model, parsed again only when the stored status differs from the one
+    parsed last: every pass reads the status, which a quiet fleet's passes find unchanged. The
+    models are shared by the passes of one resource, so they are only read, never changed (a
+    reconcile builds its new status in its own ``Outcome``)."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, tuple[dict[str, Any], ChargingAnalyticsStatus]] = {}
+
+    def model(self, owner: str, raw: Mapping[str, Any]) -> ChargingAnalyticsStatus:
+        last = self._last.get(owner)
+        if last is not None and last[0] == raw:
+            return last[1]
+        status = read_status(raw)
+        self._last[owner] = (copy.deepcopy(dict(raw)), status)
+        return status
 
     def forget(self, owner: str) -> None:
         self._last.pop(owner, None)

@@ -16,7 +16,7 @@ import hashlib
 import logging
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Annotated, Any, Literal, Protocol
@@ -79,7 +79,7 @@ from .dashboards import (
 )
 from .endpoints import Clock, EndpointPool, TenantView
 from .kube import KubeApi, KubeClient, KubeError
-from .quiet import PassInputs, QuietPasses, QuietReport, ValidatedSpecs, pass_inputs
+from .quiet import ParsedStatuses, PassInputs, QuietPasses, QuietReport, ValidatedSpecs, pass_inputs
 from .settings import OperatorSettings
 
 log = logging.getLogger(__name__)
@@ -105,16 +105,24 @@ class Resource:
     generation: int | None
     uid: str | None
     spec: Mapping[str, Any]
-    #: the status the resource holds, parsed (``status.read_status``): what reconciles read
-    status: ChargingAnalyticsStatus
     annotations: Mapping[str, str]
     finalizers: tuple[str, ...] = ()
     deleting: bool = False
     #: creationTimestamp as a POSIX time (None when the body has none)
     created: float | None = None
-    #: the status exactly as the API server holds it: only compared with a new status's published
-    #: form, so that a status already saying exactly that is not written again
+    #: the status exactly as the API server holds it: parsed into :attr:`status` when a reconcile
+    #: reads it, and compared with a new status's published form, so that a status already saying
+    #: exactly that is not written again
     stored_status: Mapping[str, Any] = field(default_factory=dict)
+    #: parses ``stored_status`` (``status.read_status``, or a service's cache of its models)
+    reader: Callable[[Mapping[str, Any]], ChargingAnalyticsStatus] = field(
+        default=read_status, repr=False, compare=False
+    )
+
+    @functools.cached_property
+    def status(self) -> ChargingAnalyticsStatus:
+        """The status the resource holds, parsed on first use."""
+        return self.reader(self.stored_status)
 
     @property
     def owner(self) -> str:
@@ -125,20 +133,25 @@ class Resource:
         return Owner(self.namespace, self.name, self.uid)
 
     @classmethod
-    def from_body(cls, body: Mapping[str, Any]) -> Resource:
+    def from_body(cls, body: Mapping[str, Any], statuses: ParsedStatuses | None = None) -> Resource:
+        """``statuses``: the service's parsed statuses, which an unchanged status is taken from."""
         meta = body.get("metadata", {})
+        namespace = namespace_or_default(meta.get("namespace"))
+        reader = read_status
+        if statuses is not None:
+            reader = functools.partial(statuses.model, ledger.owner_id(namespace, meta["name"]))
         return cls(
-            namespace=namespace_or_default(meta.get("namespace")),
+            namespace=namespace,
             name=meta["name"],
             generation=meta.get("generation"),
             uid=meta.get("uid"),
             spec=dict(body.get("spec") or {}),
-            status=read_status(body.get("status")),
             annotations=dict(meta.get("annotations") or {}),
             finalizers=tuple(meta.get("finalizers") or ()),
             deleting=bool(meta.get("deletionTimestamp")),
             created=_posix(meta.get("creationTimestamp")),
             stored_status=dict(body.get("status") or {}),
+            reader=reader,
         )
 
 
@@ -223,6 +236,11 @@ class Service:
         #: each resource's last up-to-date drift pass, reused while its inputs are unchanged
         self.quiet = QuietPasses()
         self.specs = ValidatedSpecs()
+        self.statuses = ParsedStatuses()
+
+    def resource(self, body: Mapping[str, Any]) -> Resource:
+        """The resource a body describes, its status parsed only if it changed since the last pass."""
+        return Resource.from_body(body, self.statuses)
 
     async def close(self) -> None:
         await self.endpoints.close()
@@ -481,7 +499,7 @@ class Service:
             creds=target.creds,
             owner=target.view.owner,
             ledger_exists=target.view.ledger_exists,
-            fingerprints=fingerprints_from(res.status),
+            status=res.stored_status,
             approved=res.annotations.get(c.ANNOTATION_APPROVED_PLAN),
         )
 
@@ -490,11 +508,10 @@ class Service:
         pass's report, without rendering or planning (both would give the same result)."""
         # the newer read's slice is kept, so the older snapshot it equals can be freed
         self.quiet.remember(res.owner, replace(known, catalog=catalog))
-        out.status.credentials = known.credentials
-        out.status.plan_hash = known.plan_hash
+        # the report's parts were validated when that pass made them: no validation again
+        update = {"credentials": known.credentials, "plan_hash": known.plan_hash, "objects": known.objects}
+        out.status = out.status.model_copy(update={**update, "plan": None})
         out.conditions = [*ready(Reason.UP_TO_DATE, _ready_message(known.count)), known.drift]
-        out.status.objects = known.objects
-        out.status.plan = None
         return out
 
     async def _plan(self, res: Resource, target: _Target, out: Outcome) -> _Planned:
@@ -821,6 +838,7 @@ class Service:
         self._timed.discard(res.owner)
         self.quiet.forget(res.owner)
         self.specs.forget(res.owner)
+        self.statuses.forget(res.owner)
         out = Outcome()
         force = res.annotations.get(c.ANNOTATION_FORCE_DELETE, "").lower() == "true"
         target = teardown_target(res.spec)

@@ -509,7 +509,7 @@ class RisingWaveClient:
         what an apply built, with the ids and definitions RisingWave gave them."""
         rows = await self.query(pgsql.SQL(_SCHEMA_OBJECTS_SQL).format(rw_literal(schema)))
         return [
-            ObservedObject(kind=cast(ObjectKind, kind), schema=sch, name=name, id=oid, definition=definition)
+            ObservedObject.read(cast(ObjectKind, kind), sch, name, oid, definition)
             for kind, sch, oid, name, definition in rows
         ]
 
@@ -617,14 +617,10 @@ def _observed(relation_rows: Rows, secret_rows: Rows) -> tuple[list[ObservedObje
     objects: list[ObservedObject] = []
     by_id: dict[int, str] = {}
     for kind, schema, oid, name, definition in relation_rows:
-        objects.append(
-            ObservedObject(
-                kind=cast(ObjectKind, kind), schema=schema, name=name, id=oid, definition=definition
-            )
-        )
+        objects.append(ObservedObject.read(cast(ObjectKind, kind), schema, name, oid, definition))
         by_id[int(oid)] = f"{schema}.{name}"
     for schema, oid, name in secret_rows:
-        objects.append(ObservedObject(kind="Secret", schema=schema, name=name, id=oid))
+        objects.append(ObservedObject.read("Secret", schema, name, oid, None))
     return objects, by_id
 
 
