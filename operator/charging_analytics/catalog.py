@@ -24,7 +24,6 @@ from .ledger import OWNER_ROW
 ObjectKind = Literal["Schema", "Source", "MaterializedView", "View", "Sink", "Table", "Secret", "User"]
 
 
-
 def definition_fingerprint(kind: str, oid: int | None, definition: str | None) -> str:
     """Identity of an object as RisingWave stores it (its id and normalised definition): the
     planner compares it with the one recorded after the last apply to tell a change made behind
