@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+import uuid
+from typing import Any
 
 import pytest
 
 from charging_analytics.logs import RateLimit, stable_text
-from charging_analytics.operator.checks import CheckFailure, check_kafka
+from charging_analytics.operator import checks, metrics
+from charging_analytics.operator.checks import CheckFailure, KafkaAdmins, check_kafka
 from charging_analytics.spec import ChargingAnalyticsSpec
+from testbed.kafka import create_topics, list_topics
 from testbed.specs import tenant_spec
 
 
@@ -41,6 +46,39 @@ def test_a_refused_connection_is_reported_as_such() -> None:
 def test_a_missing_events_topic_is_its_own_reason(kafka_broker: str) -> None:
     failure = _failure(kafka_broker, "ocpp.never-created")
     assert failure.reason == "EventsTopicMissing"
+
+
+def test_checks_of_many_resources_run_at_once_over_one_client(
+    kafka_broker: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A burst of creates must not wait, one topic creation after another, behind one client:
+    checks of resources on the same cluster are in flight together, over one admin client."""
+    at_once = 4
+    meeting = threading.Barrier(at_once, timeout=30)  # broken unless all four are inside at once
+    original = checks._topics_on
+
+    def together(*args: Any) -> list[str]:
+        meeting.wait()
+        return original(*args)
+
+    monkeypatch.setattr(checks, "_topics_on", together)
+    run = uuid.uuid4().hex[:8]
+    specs = [
+        tenant_spec(f"t{i}_{run}", bootstrap=kafka_broker, events_topic=f"ocpp.{run}.events")
+        for i in range(at_once)
+    ]
+    create_topics(kafka_broker, [f"ocpp.{run}.events"])
+    admins = KafkaAdmins()
+    clients = metrics.KAFKA_CLIENTS._value.get()
+
+    async def all_checks() -> list[list[str]]:
+        return await asyncio.gather(*(check_kafka(s, None, 10.0, admins=admins) for s in specs))
+
+    created = asyncio.run(all_checks())
+    assert metrics.KAFKA_CLIENTS._value.get() == clients + 1
+    alerts = [s.alerts.sinks.kafka.topic for s in specs if s.alerts.sinks.kafka is not None]
+    assert created == [[topic] for topic in alerts]
+    assert set(alerts) <= set(list_topics(kafka_broker))
 
 
 def test_client_log_lines_go_through_the_operator_logger_once_per_interval(

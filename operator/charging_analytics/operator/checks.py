@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import threading
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,19 +61,31 @@ _KAFKA_PRECEDENCE = (
 
 
 class _KafkaErrors:
-    """What librdkafka reported while the check ran (its error callback), to tell a DNS failure
-    from a refused connection or a failed SASL handshake: the exception alone says only
-    "Broker transport failure" for all of them."""
+    """What librdkafka reported (its error callback), to tell a DNS failure from a refused
+    connection or a failed SASL handshake: the exception alone says only "Broker transport
+    failure" for all of them.
+
+    Checks of many resources share a client and run at once. A failed check reads what was
+    reported since it began; a report made for another check at the same time concerns the same
+    cluster with the same identity (the client's whole configuration), so it explains this
+    failure as well."""
+
+    #: reports kept (the newest): a check needs only those made while it ran
+    KEPT = 64
 
     def __init__(self, sent: tuple[str, ...]) -> None:
-        self.seen: list[tuple[str, str]] = []
+        self.seen: deque[tuple[int, str, str]] = deque(maxlen=self.KEPT)
+        self.count = 0  # reports so far
         self.sent = sent  # the credentials this client sent: never part of a message we keep
 
     def __call__(self, err: KafkaError) -> None:
-        self.seen.append((err.name(), err.str()))
+        self.count += 1
+        self.seen.append((self.count, err.name(), err.str()))
 
-    def failure(self, fallback: KafkaError, servers: str) -> CheckFailure:
-        found = [*self.seen, (fallback.name(), fallback.str())]
+    def failure(self, fallback: KafkaError, servers: str, since: int) -> CheckFailure:
+        """The failure of a check that began when ``count`` was ``since``."""
+        found = [(name, text) for n, name, text in list(self.seen) if n > since]
+        found.append((fallback.name(), fallback.str()))
         for reason in _KAFKA_PRECEDENCE:
             for name, text in found:
                 if name in _KAFKA_REASONS[reason] and name != "_ALL_BROKERS_DOWN":
@@ -112,17 +125,18 @@ def _sent(cred: Credential | None, tls: TlsMaterial | None = None) -> tuple[str,
 class KafkaAdmins:
     """One admin client per Kafka cluster and identity (the client's whole configuration), reused
     by every check: librdkafka keeps its broker connections, so a check is a metadata request for
-    each topic it needs, not a new connection and handshake. A client whose check failed is
-    dropped (the next check connects afresh); one check at a time per client, so its error
-    callback reports that check."""
+    each topic it needs, not a new connection and handshake. Checks share the client at once
+    (librdkafka is thread-safe): a burst of creates would otherwise wait, one topic creation after
+    another, behind a single client. A client whose check failed is dropped (the next check
+    connects afresh)."""
 
     def __init__(self) -> None:
-        self._clients: dict[str, tuple[AdminClient, _KafkaErrors, threading.Lock]] = {}
+        self._clients: dict[str, tuple[AdminClient, _KafkaErrors]] = {}
         self._lock = threading.Lock()
 
     def client(
         self, spec: ChargingAnalyticsSpec, cred: Credential | None, timeout: float, tls: TlsMaterial | None
-    ) -> tuple[str, AdminClient, _KafkaErrors, threading.Lock]:
+    ) -> tuple[str, AdminClient, _KafkaErrors]:
         conf = _kafka_config(spec, cred, timeout, tls)
         key = hashlib.sha256(
             repr(sorted((k, v) for k, v in conf.items() if isinstance(v, str))).encode()
@@ -132,7 +146,7 @@ class KafkaAdmins:
             if found is None:
                 errors = _KafkaErrors(_sent(cred, tls))
                 conf["error_cb"] = errors
-                found = (AdminClient(conf), errors, threading.Lock())
+                found = (AdminClient(conf), errors)
                 metrics.KAFKA_CLIENTS.inc()
                 self._clients[key] = found
         return (key, *found)
@@ -150,20 +164,29 @@ def _check_topics(
     tls: TlsMaterial | None,
     admins: KafkaAdmins,
 ) -> list[str]:
-    key, admin, errors, lock = admins.client(spec, cred, timeout, tls)
+    key, admin, errors = admins.client(spec, cred, timeout, tls)
     metrics.KAFKA_CHECKS.inc()
-    with lock:
-        errors.seen.clear()
-        try:
-            return _topics_on(admin, errors, spec, cred, timeout, create, tls)
-        except CheckFailure:
-            admins.discard(key)
-            raise
+    try:
+        return _topics_on(admin, _Check(errors, errors.count), spec, cred, timeout, create, tls)
+    except CheckFailure:
+        admins.discard(key)
+        raise
+
+
+@dataclass(frozen=True)
+class _Check:
+    """The error reports of a client, as one check that began at report ``since`` reads them."""
+
+    errors: _KafkaErrors
+    since: int
+
+    def failure(self, fallback: KafkaError, servers: str) -> CheckFailure:
+        return self.errors.failure(fallback, servers, self.since)
 
 
 def _topics_on(
     admin: AdminClient,
-    errors: _KafkaErrors,
+    errors: _Check,
     spec: ChargingAnalyticsSpec,
     cred: Credential | None,
     timeout: float,
@@ -210,7 +233,7 @@ def _topics_on(
 _NOT_LISTED = frozenset({KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError.TOPIC_AUTHORIZATION_FAILED})
 
 
-def _topic(admin: AdminClient, errors: _KafkaErrors, name: str, servers: str, timeout: float) -> Any:
+def _topic(admin: AdminClient, errors: _Check, name: str, servers: str, timeout: float) -> Any:
     """One topic's metadata (None: not there), from a metadata request for that topic alone: the
     cluster's whole listing grows with every tenant's alerts topic, so a fleet's checks would cost
     O(topics) each."""

@@ -152,14 +152,16 @@ class ParsedStatuses:
     reconcile builds its new status in its own ``Outcome``)."""
 
     def __init__(self) -> None:
-        self._last: dict[str, tuple[dict[str, Any], ChargingAnalyticsStatus]] = {}
+        self._last: dict[str, tuple[Mapping[str, Any], ChargingAnalyticsStatus]] = {}
 
     def model(self, owner: str, raw: Mapping[str, Any]) -> ChargingAnalyticsStatus:
         last = self._last.get(owner)
         if last is not None and last[0] == raw:
             return last[1]
         status = read_status(raw)
-        self._last[owner] = (copy.deepcopy(dict(raw)), status)
+        # kept as it is, not copied: a stored status is never changed in place (a watch event
+        # brings a new one), and a copy per resource would double the fleet's status memory
+        self._last[owner] = (raw, status)
         return status
 
     def forget(self, owner: str) -> None:
