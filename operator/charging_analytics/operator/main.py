@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import hashlib
 import logging
 import os
@@ -70,7 +71,7 @@ def _post_events(body: Mapping[str, Any], outcome: Outcome) -> None:
 
 
 async def _reconcile(body: Mapping[str, Any], memo: Any, origin: Origin) -> None:
-    outcome = await _service(memo).reconcile(_service(memo).resource(body), origin=origin)
+    outcome = await _service(memo).reconcile(Resource.from_body(body), origin=origin)
     _post_events(body, outcome)
     if outcome.retry_after is not None and origin != Origin.TIMER:
         message = outcome.retry_message or (
@@ -229,7 +230,7 @@ async def on_secret(
         body = await service.kube.get_resource(namespace, res_name)
         if body is None or (body.get("spec") or {}).get("suspend"):
             continue  # gone, or paused (a deleting resource is skipped by the service)
-        outcome = await service.reconcile(service.resource(body), origin=Origin.SECRET)
+        outcome = await service.reconcile(Resource.from_body(body), origin=Origin.SECRET)
         _post_events(body, outcome)
 
 
@@ -254,6 +255,25 @@ def _priority() -> int:
     return int(hashlib.sha256(pod.encode()).hexdigest()[:6], 16) if pod else 0
 
 
+#: Allocations (net of deallocations) between two young collections: ten times Python's default.
+GC_YOUNG_THRESHOLD = 7000
+
+
+def tune_gc() -> None:
+    """Garbage collection for a long-running operator with a large, stable heap.
+
+    A thousand tenants keep a few million objects alive (Kopf's bodies, the parsed statuses,
+    the catalog snapshot). Python's default thresholds made that a full collection (about half a
+    second) every drift interval, once each snapshot read had added its quarter of the long-lived
+    objects since the last one: 15 % of the steady-state CPU. With young collections ten times
+    rarer, a full one is due ten times less often; what start-up built (modules, Kopf, the
+    models' schemas) is frozen out of every collection, as it lives as long as the process.
+    """
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
+    gc.freeze()
+
+
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``charging-analytics operator``: the settings, with the command line's
     namespaces and peering, reach the start-up handler in Kopf's memo."""
@@ -267,6 +287,7 @@ def run(args: argparse.Namespace) -> int:
     config = SETTINGS.model_copy(
         update={"watch_namespaces": "" if clusterwide else ",".join(namespaces), "peering_name": peering}
     )
+    tune_gc()
     asyncio.run(
         kopf.operator(
             priority=_priority(),

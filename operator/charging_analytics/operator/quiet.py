@@ -27,8 +27,8 @@ from typing import Any
 from ..catalog import TenantCatalog
 from ..render import Credential, Credentials
 from ..rw.capabilities import Capabilities
-from ..spec import ChargingAnalyticsSpec, ChargingAnalyticsStatus, CredentialVersion, ObjectStatus
-from ..status import Cond, read_status
+from ..spec import ChargingAnalyticsSpec, CredentialVersion, ObjectStatus
+from ..status import Cond
 
 _PROCESS_KEY = secrets.token_bytes(32)
 
@@ -144,25 +144,3 @@ class ValidatedSpecs:
     def forget(self, owner: str) -> None:
         self._last.pop(owner, None)
 
-
-class ParsedStatuses:
-    """Each resource's status model, parsed again only when the stored status differs from the one
-    parsed last: every pass reads the status, which a quiet fleet's passes find unchanged. The
-    models are shared by the passes of one resource, so they are only read, never changed (a
-    reconcile builds its new status in its own ``Outcome``)."""
-
-    def __init__(self) -> None:
-        self._last: dict[str, tuple[Mapping[str, Any], ChargingAnalyticsStatus]] = {}
-
-    def model(self, owner: str, raw: Mapping[str, Any]) -> ChargingAnalyticsStatus:
-        last = self._last.get(owner)
-        if last is not None and last[0] == raw:
-            return last[1]
-        status = read_status(raw)
-        # kept as it is, not copied: a stored status is never changed in place (a watch event
-        # brings a new one), and a copy per resource would double the fleet's status memory
-        self._last[owner] = (raw, status)
-        return status
-
-    def forget(self, owner: str) -> None:
-        self._last.pop(owner, None)

@@ -16,7 +16,7 @@ import hashlib
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Annotated, Any, Literal, Protocol
@@ -79,7 +79,7 @@ from .dashboards import (
 )
 from .endpoints import Clock, EndpointPool, TenantView
 from .kube import KubeApi, KubeClient, KubeError
-from .quiet import ParsedStatuses, PassInputs, QuietPasses, QuietReport, ValidatedSpecs, pass_inputs
+from .quiet import PassInputs, QuietPasses, QuietReport, ValidatedSpecs, pass_inputs
 from .settings import OperatorSettings
 
 log = logging.getLogger(__name__)
@@ -114,15 +114,11 @@ class Resource:
     #: reads it, and compared with a new status's published form, so that a status already saying
     #: exactly that is not written again
     stored_status: Mapping[str, Any] = field(default_factory=dict)
-    #: parses ``stored_status`` (``status.read_status``, or a service's cache of its models)
-    reader: Callable[[Mapping[str, Any]], ChargingAnalyticsStatus] = field(
-        default=read_status, repr=False, compare=False
-    )
 
     @functools.cached_property
     def status(self) -> ChargingAnalyticsStatus:
-        """The status the resource holds, parsed on first use."""
-        return self.reader(self.stored_status)
+        """The status the resource holds, parsed (``status.read_status``) on first use."""
+        return read_status(self.stored_status)
 
     @property
     def owner(self) -> str:
@@ -133,15 +129,10 @@ class Resource:
         return Owner(self.namespace, self.name, self.uid)
 
     @classmethod
-    def from_body(cls, body: Mapping[str, Any], statuses: ParsedStatuses | None = None) -> Resource:
-        """``statuses``: the service's parsed statuses, which an unchanged status is taken from."""
+    def from_body(cls, body: Mapping[str, Any]) -> Resource:
         meta = body.get("metadata", {})
-        namespace = namespace_or_default(meta.get("namespace"))
-        reader = read_status
-        if statuses is not None:
-            reader = functools.partial(statuses.model, ledger.owner_id(namespace, meta["name"]))
         return cls(
-            namespace=namespace,
+            namespace=namespace_or_default(meta.get("namespace")),
             name=meta["name"],
             generation=meta.get("generation"),
             uid=meta.get("uid"),
@@ -151,7 +142,6 @@ class Resource:
             deleting=bool(meta.get("deletionTimestamp")),
             created=_posix(meta.get("creationTimestamp")),
             stored_status=dict(body.get("status") or {}),
-            reader=reader,
         )
 
 
@@ -236,11 +226,6 @@ class Service:
         #: each resource's last up-to-date drift pass, reused while its inputs are unchanged
         self.quiet = QuietPasses()
         self.specs = ValidatedSpecs()
-        self.statuses = ParsedStatuses()
-
-    def resource(self, body: Mapping[str, Any]) -> Resource:
-        """The resource a body describes, its status parsed only if it changed since the last pass."""
-        return Resource.from_body(body, self.statuses)
 
     async def close(self) -> None:
         await self.endpoints.close()
@@ -838,7 +823,6 @@ class Service:
         self._timed.discard(res.owner)
         self.quiet.forget(res.owner)
         self.specs.forget(res.owner)
-        self.statuses.forget(res.owner)
         out = Outcome()
         force = res.annotations.get(c.ANNOTATION_FORCE_DELETE, "").lower() == "true"
         target = teardown_target(res.spec)
