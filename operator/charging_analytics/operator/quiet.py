@@ -143,4 +143,3 @@ class ValidatedSpecs:
 
     def forget(self, owner: str) -> None:
         self._last.pop(owner, None)
-
