@@ -234,13 +234,13 @@ _SECRETS_SQL = (
     "SELECT s.name AS schema_name, r.id, r.name "
     "FROM rw_catalog.rw_secrets r JOIN rw_catalog.rw_schemas s ON r.schema_id = s.id"
 )
-#: One schema's relations and secrets (what an apply built: ids and definitions for fingerprints).
+#: Some schemas' relations and secrets (what applies built: ids and definitions for fingerprints).
 _SCHEMA_OBJECTS_SQL = (
     "SELECT kind, schema_name, id, name, definition FROM (\n"
     + _RELATIONS_SQL
     + "\nUNION ALL\nSELECT 'Secret' AS kind, s.name AS schema_name, r.id, r.name, NULL AS definition "
     "FROM rw_catalog.rw_secrets r JOIN rw_catalog.rw_schemas s ON r.schema_id = s.id\n"
-    ") AS o WHERE schema_name = {}"
+    ") AS o WHERE schema_name IN ({})"
 )
 _USERS_SQL = "SELECT name FROM rw_catalog.rw_users"
 _PROGRESS_SQL = "SELECT ddl_id, ddl_statement, progress FROM rw_catalog.rw_ddl_progress"
@@ -291,6 +291,9 @@ class RisingWaveClient:
         self._pem: PemFiles | None = None  # the endpoint's TLS material as files, while open
         self._conninfo = ""
         self._closed = False  # closed for good: a rotated credential or TLS material replaced it
+        #: schema -> the callers waiting for its objects (:meth:`schema_objects`), and the reader
+        self._schemas_wanted: dict[str, asyncio.Future[list[ObservedObject]]] = {}
+        self._schemas_reader: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
         return f"RisingWaveClient({self.endpoint.key})"
@@ -505,13 +508,44 @@ class RisingWaveClient:
         return out
 
     async def schema_objects(self, schema: str) -> list[ObservedObject]:
-        """The relations and secrets of one schema, in one read (not a whole-endpoint snapshot):
-        what an apply built, with the ids and definitions RisingWave gave them."""
-        rows = await self.query(pgsql.SQL(_SCHEMA_OBJECTS_SQL).format(rw_literal(schema)))
-        return [
-            ObservedObject.read(cast(ObjectKind, kind), sch, name, oid, definition)
-            for kind, sch, oid, name, definition in rows
-        ]
+        """The relations and secrets of one schema (not a whole-endpoint snapshot): what an apply
+        built, with the ids and definitions RisingWave gave them, from a read begun after the call.
+
+        Concurrent calls share reads: one made while a read is in flight joins the next, which
+        asks for every schema wanted meanwhile in one statement. A catalog query costs the server
+        a pass over its whole catalog whatever it filters, so a burst of applies finishing
+        together pays for one pass, not one each."""
+        wanted = self._schemas_wanted.get(schema)
+        if wanted is None:
+            wanted = self._schemas_wanted[schema] = asyncio.get_running_loop().create_future()
+        if self._schemas_reader is None or self._schemas_reader.done():
+            self._schemas_reader = asyncio.create_task(self._read_schemas())
+        return await asyncio.shield(wanted)
+
+    async def _read_schemas(self) -> None:
+        while self._schemas_wanted:
+            batch, self._schemas_wanted = self._schemas_wanted, {}
+            try:
+                listed = pgsql.SQL(", ").join(rw_literal(name) for name in sorted(batch))
+                rows = await self.query(pgsql.SQL(_SCHEMA_OBJECTS_SQL).format(listed))
+            except BaseException as err:
+                for waiting in batch.values():
+                    if not waiting.done():
+                        waiting.set_exception(
+                            err
+                            if isinstance(err, Exception)
+                            else RisingWaveUnavailable(f"{self.endpoint.key}: the read was cancelled")
+                        )
+                if not isinstance(err, Exception):
+                    raise
+                continue
+            found: dict[str, list[ObservedObject]] = {name: [] for name in batch}
+            for kind, sch, oid, name, definition in rows:
+                if sch in found:
+                    found[sch].append(ObservedObject.read(cast(ObjectKind, kind), sch, name, oid, definition))
+            for name, waiting in batch.items():
+                if not waiting.done():
+                    waiting.set_result(found[name])
 
     async def snapshot(self) -> CatalogSnapshot:
         """Read what RisingWave has (schemas, relations, secrets, users, DDL progress, ledger)."""

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from charging_analytics.catalog import LedgerEntry
+from charging_analytics.catalog import LedgerEntry, definition_fingerprint
 from charging_analytics.ledger import OWNER_ROW
 from charging_analytics.rw.client import (
     ClientOptions,
@@ -104,9 +104,13 @@ def test_snapshot_reads_objects_ledger_and_owners(risingwave: RisingWaveTarget, 
     async def scenario(client: RisingWaveClient) -> Any:
         for stmt in statements:
             await client.execute(stmt)
-        return await client.snapshot()
+        shown = await client.query(
+            "SELECT r.id, r.definition FROM rw_catalog.rw_materialized_views r JOIN rw_catalog.rw_schemas s "
+            f"ON r.schema_id = s.id WHERE s.name = '{tenant}' AND r.name = 'sessions'"
+        )
+        return await client.snapshot(), shown[0]
 
-    snapshot = with_client(risingwave, scenario)
+    snapshot, (sessions_id, sessions_definition) = with_client(risingwave, scenario)
     assert tenant in snapshot.schemas
     assert snapshot.ledger_exists
     assert snapshot.owners[tenant] == "team-a/acme"
@@ -122,8 +126,10 @@ def test_snapshot_reads_objects_ledger_and_owners(risingwave: RisingWaveTarget, 
         "alerts_to_kafka": "Sink",
     }
     assert all(obj.id is not None for obj in catalog.objects.values())
-    definition = catalog.objects["sessions"].definition or ""
-    assert definition.startswith("CREATE MATERIALIZED VIEW")
+    assert sessions_definition.startswith("CREATE MATERIALIZED VIEW")
+    # the definition is kept only as its fingerprint
+    expected = definition_fingerprint("MaterializedView", sessions_id, sessions_definition)
+    assert catalog.objects["sessions"].fingerprint == expected
     assert catalog.ledger["sessions"] == LedgerEntry(
         tenant, "sessions", "MaterializedView", "h-sessions", ("ocpp_events",)
     )
@@ -280,11 +286,36 @@ def test_schema_objects_reads_one_schemas_relations_and_secrets_in_one_statement
         risingwave_double.clear_statements()
         found = await client.schema_objects(rw_schema)
         assert len(risingwave_double.statements) == 1
-        return sorted((o.kind, o.name, o.definition) for o in found if o.id is not None)
+        return sorted((o.kind, o.name, o.fingerprint) for o in found if o.id is not None)
 
     rows = with_client(risingwave_double, read, pool_max=1)
     assert [(kind, name) for kind, name, _ in rows] == [("Secret", "s"), ("Table", "t")]
-    assert rows[1][2] is not None
+    assert all(fingerprint for _, _, fingerprint in rows)  # the definitions, folded in when read
+
+
+def test_schema_reads_asked_for_together_share_one_statement(
+    risingwave_double: RisingWaveDouble, rw_schema: str
+) -> None:
+    """Applies that finish together pay one pass over the catalog, and each gets its own schema's
+    objects (a schema with none gets none)."""
+    schemas = [f"{rw_schema}_{i}" for i in range(3)]
+    risingwave_double.execute(
+        "; ".join(f'CREATE SCHEMA "{s}"; CREATE TABLE "{s}".t{i} (a INT)' for i, s in enumerate(schemas))
+    )
+
+    async def read(client: RisingWaveClient) -> list[list[tuple[str, str]]]:
+        await client.ping()
+        risingwave_double.clear_statements()
+        found = await asyncio.gather(*(client.schema_objects(s) for s in [*schemas, f"{rw_schema}_none"]))
+        assert len(risingwave_double.statements) == 1
+        return [sorted((o.schema, o.name) for o in objects) for objects in found]
+
+    assert with_client(risingwave_double, read, pool_max=1) == [
+        [(schemas[0], "t0")],
+        [(schemas[1], "t1")],
+        [(schemas[2], "t2")],
+        [],
+    ]
 
 
 def test_query_returns_rows_and_ping_succeeds(risingwave: RisingWaveTarget) -> None:
