@@ -6,7 +6,7 @@ import time
 
 from charging_analytics import constants as c
 from charging_analytics.operator import metrics
-from charging_analytics.operator.main import QuietDriftPasses
+from charging_analytics.operator.main import DRIFT_PASS_LINE
 from testbed.polling import wait_for
 from tests.service.harness import Harness, Reconciles
 
@@ -159,4 +159,4 @@ def test_drift_passes_that_find_nothing_leave_no_log_line(harness: Harness, reco
         reconciles.wait_more("acme", 3)
     output = harness.outputs[-1]
     assert "Handler 'on_create' succeeded." in output
-    assert QuietDriftPasses.MESSAGE not in output
+    assert DRIFT_PASS_LINE not in output

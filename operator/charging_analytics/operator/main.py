@@ -33,6 +33,12 @@ RESOURCE = (c.GROUP, c.VERSION, c.PLURAL)
 log = logging.getLogger("charging_analytics.operator")
 
 
+#: The drift timer's handler id, and what Kopf logs after each successful pass of it
+#: (f"{handler} succeeded."), which :class:`QuietDriftPasses` drops.
+DRIFT_TIMER = "drift_check"
+DRIFT_PASS_LINE = f"Timer {DRIFT_TIMER!r} succeeded."
+
+
 class QuietDriftPasses(logging.Filter):
     """Drops the line Kopf logs after every successful pass of the drift timer.
 
@@ -41,11 +47,8 @@ class QuietDriftPasses(logging.Filter):
     formatting and writing it was about a tenth of the operator's steady-state CPU. Kopf's other
     lines (handlers that succeeded, retries, errors) stay."""
 
-    #: Kopf's text for it: f"{handler} succeeded." with the timer handler named by its function
-    MESSAGE = "Timer 'drift_check' succeeded."
-
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.msg != self.MESSAGE
+        return record.msg != DRIFT_PASS_LINE
 
 
 def _quiet_drift_passes() -> None:
@@ -151,6 +154,7 @@ async def on_resume(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
 
 @kopf.timer(
     *RESOURCE,
+    id=DRIFT_TIMER,
     interval=SETTINGS.drift_interval_seconds,
     initial_delay=SETTINGS.drift_interval_seconds,
     idle=SETTINGS.drift_interval_seconds / 2,
@@ -262,8 +266,8 @@ GC_YOUNG_THRESHOLD = 7000
 def tune_gc() -> None:
     """Garbage collection for a long-running operator with a large, stable heap.
 
-    A thousand tenants keep a few million objects alive (Kopf's bodies, the parsed statuses,
-    the catalog snapshot). Python's default thresholds made that a full collection (about half a
+    A thousand tenants keep a few million objects alive (Kopf's bodies, the drift passes'
+    reports, the catalog snapshot). Python's default thresholds made that a full collection (about half a
     second) every drift interval, once each snapshot read had added its quarter of the long-lived
     objects since the last one: 15 % of the steady-state CPU. With young collections ten times
     rarer, a full one is due ten times less often; what start-up built (modules, Kopf, the

@@ -494,8 +494,14 @@ class Service:
         # the newer read's slice is kept, so the older snapshot it equals can be freed
         self.quiet.remember(res.owner, replace(known, catalog=catalog))
         # the report's parts were validated when that pass made them: no validation again
-        update = {"credentials": known.credentials, "plan_hash": known.plan_hash, "objects": known.objects}
-        out.status = out.status.model_copy(update={**update, "plan": None})
+        out.status = out.status.model_copy(
+            update={
+                "credentials": known.credentials,
+                "plan_hash": known.plan_hash,
+                "objects": known.objects,
+                "plan": None,
+            }
+        )
         out.conditions = [*ready(Reason.UP_TO_DATE, _ready_message(known.count)), known.drift]
         return out
 
