@@ -155,7 +155,6 @@ def run(tenants: int, timeout: float) -> dict[str, Any]:
             "CHA_CHECK_KAFKA": "false",
             "CHA_SECRET_STORE": "inline",
             "CHA_METRICS_PORT": "0",
-            "CHA_LOG_LEVEL": "WARNING",
         }
         operator = OperatorProcess(namespace, env, prefix="cha-burst-operator-")
         time.sleep(3)  # let Kopf start watching before the burst

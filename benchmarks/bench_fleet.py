@@ -23,8 +23,10 @@ Printed per phase: wall time, operator CPU seconds (and % of one core) and peak 
 by verb and resource (the API server's ``apiserver_request_total``, less the benchmark's own
 creates and LISTs), SQL statements by kind (the double records every statement), catalog
 snapshots read and Kafka admin clients / PostgreSQL connections opened (the operator's
-``cha_*_total`` counters from its metrics port). Figures are printed, not asserted: the counts
-that must hold are asserted by ``tests/service/test_fleet_counts.py``.
+``cha_*_total`` counters from its metrics port), and the CPU seconds the double spent executing
+statements (against the wall time: how busy the operator, or the floor, kept its database).
+Figures are printed, not asserted: the counts that must hold are asserted by
+``tests/service/test_fleet_counts.py``.
 
 The double is NOT RisingWave: a FLUSH or catalog read costs it almost nothing; compare counts
 across versions and take times as the operator's own overhead on this machine.
@@ -172,6 +174,7 @@ class Phase:
                 f"{v} {r}": n for (v, r), n in sorted(api.items()) if n and r in OPERATOR_RESOURCES
             },
             "statements": b.double.statement_counts(),
+            "double_cpu_seconds": round(b.double.engine_seconds, 1),
             **{k: int(ops[k] - self.ops0[k]) for k in OPERATOR_COUNTERS},
             **extra,
         }
@@ -193,7 +196,6 @@ class Fleet:
             "KUBECONFIG": str(self.cp.kubeconfig),
             "CHA_SECRET_STORE": "inline",
             "CHA_METRICS_PORT": str(self.metrics_port),
-            "CHA_LOG_LEVEL": "WARNING",
             "CHA_DRIFT_INTERVAL_SECONDS": str(self.interval),
             "CHA_CATALOG_CACHE_SECONDS": str(self.interval),  # the defaults' ratio
         }
@@ -250,6 +252,7 @@ class Fleet:
             floor_seconds = asyncio.run(
                 asyncio.wait_for(raw_floor(self.rest, floor_ns, floor, endpoint), self.timeout)
             )
+            floor_double_cpu = floor_double.engine_seconds
             floor_double.stop()
 
             # 2. the burst, after the operator has idled (no resource yet) for IDLE_SECONDS
@@ -267,6 +270,7 @@ class Fleet:
             phase.own = {("POST", c.PLURAL): n, ("LIST", c.PLURAL): lists}
             burst = phase.stop(ready=done, timed_out=done < n)
             burst["raw_floor_seconds"] = round(floor_seconds, 1)
+            burst["raw_floor_double_cpu_seconds"] = round(floor_double_cpu, 1)
             burst["ratio_to_floor"] = round(burst["seconds"] / floor_seconds, 2)
 
             # 3. steady state, after each tenant's first timer pass (within two intervals of its
@@ -334,7 +338,11 @@ def print_result(result: dict[str, Any]) -> None:
             f"topic checks {p.get('kafka_checks', 'n/a')}; "
             f"PostgreSQL connections opened {p['postgres_connections']}"
         )
-        print("  SQL: " + ", ".join(f"{k} {v}" for k, v in p["statements"].items()))
+        sql = ", ".join(f"{k} {v}" for k, v in p["statements"].items())
+        busy = f"the double's CPU executing them {p['double_cpu_seconds']} s"
+        if "raw_floor_double_cpu_seconds" in p:
+            busy += f" (raw floor: {p['raw_floor_double_cpu_seconds']} s)"
+        print(f"  SQL: {sql}; {busy}")
         writes = sum(v for k, v in p["api_requests"].items() if k.split()[0] not in ("GET", "LIST", "WATCH"))
         print(
             f"  API requests ({writes} writes): "

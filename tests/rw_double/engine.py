@@ -281,7 +281,11 @@ class Engine:
         self.latest = sqlite3.connect(":memory:", check_same_thread=False)
         self.visible = sqlite3.connect(":memory:", check_same_thread=False)
         self.pending: list[tuple[float, str]] = []  # (written at, SQLite DML) not yet visible
-        self._catalog_tables: set[str] = set()
+        self._catalog_tables: dict[str, _CatalogTable] = {}
+        #: Relations whose SQLite tables exist. A table is made on the first statement that reads
+        #: or writes the relation: SQLite's CREATE TABLE scans its whole schema, so one table per
+        #: relation made at CREATE time would make each DDL O(relations) in a large catalog.
+        self._stored: set[int] = set()
         self._register_functions(self.visible)
         self._register_functions(self.latest)
         self._bootstrap()
@@ -294,7 +298,7 @@ class Engine:
         c.users[1] = User(1, "root", is_super=True, create_db=True, create_user=True)
         c.users[2] = User(2, "postgres", is_super=True, create_db=True, create_user=True)
         for sid, name in enumerate(("pg_catalog", "information_schema", "rw_catalog", "public"), start=1):
-            c.schemas[sid] = Schema(sid, name, 1)
+            c.add_schema(Schema(sid, name, 1))
 
     def _register_functions(self, db: sqlite3.Connection) -> None:
         db.create_function("rw_version", 0, lambda: self.config.version_string())
@@ -487,7 +491,7 @@ class Engine:
                 return Outcome("CREATE_SCHEMA", notices=[f'schema "{name.name}" exists, skipping'])
             raise SqlError(f"schema with name {name.name} exists")
         sid = self.catalog.allocate_id()
-        self.catalog.schemas[sid] = Schema(sid, name.name, owner.id)
+        self.catalog.add_schema(Schema(sid, name.name, owner.id))
         return Outcome("CREATE_SCHEMA")
 
     def _create_user(self, session: Session, c: Cursor) -> Outcome:
@@ -562,9 +566,11 @@ class Engine:
         rid = self.catalog.allocate_id()
         # the secret's value never goes into its definition (rw_secrets has no definition column)
         printed = Printed(["CREATE SECRET ", rid, " WITH (...) AS '***'"])
-        self.catalog.relations[rid] = Relation(
-            rid, SECRET, schema.id, obj, session.user.id, printed, options=options,
-            secret_value=value_tok.value,
+        self.catalog.add(
+            Relation(
+                rid, SECRET, schema.id, obj, session.user.id, printed, options=options,
+                secret_value=value_tok.value,
+            )
         )  # fmt: skip
         return Outcome("CREATE_SECRET")
 
@@ -637,8 +643,7 @@ class Engine:
             # docs/risingwave.md §1/§6: a Kafka source is an append-only event stream
             append_only=append_only or kind == SOURCE,
         )  # fmt: skip
-        self.catalog.relations[rid] = rel
-        self._create_sqlite_table(rel)
+        self.catalog.add(rel)
         return Outcome(f"CREATE_{_KIND_TAG[kind]}")
 
     def _parse_columns(self, c: Cursor, tokens: Sequence[Token]) -> tuple[list[Column], list[str]]:
@@ -700,8 +705,7 @@ class Engine:
             columns=self._output_columns(analysis.output_columns, deps),
             append_only=kind == MATERIALIZED_VIEW and self._query_append_only(query, deps),
         )  # fmt: skip
-        self.catalog.relations[rid] = rel
-        self._create_sqlite_table(rel)
+        self.catalog.add(rel)
         tag = f"CREATE_{_KIND_TAG[kind]}"
         if kind == MATERIALIZED_VIEW:
             return self._maybe_backfill(session, rel, tag)
@@ -863,7 +867,7 @@ class Engine:
             depends_on=_unique([d.id for d in deps] + secret_deps), options=options, format=fmt,
             encode=enc, format_options=format_options,
         )  # fmt: skip
-        self.catalog.relations[rid] = rel
+        self.catalog.add(rel)
         return self._maybe_backfill(session, rel, "CREATE_SINK")
 
     def _validate_sink(
@@ -983,12 +987,14 @@ class Engine:
             # docs/risingwave.md §12: dropping a creating MV/sink cancels its job
             job.cancelled, job.cancel_reason = True, f"{rel.kind} {rel.name} was dropped"
             job.done.set()
-        self.catalog.relations.pop(rel.id, None)
+        self.catalog.drop(rel.id)
         self.catalog.grants = [g for g in self.catalog.grants if g.object_id != rel.id]
-        table = rel.sqlite_table
-        for db in (self.latest, self.visible):
-            db.execute(f'DROP TABLE IF EXISTS "{table}"')
-        self.pending = [(t, s) for (t, s) in self.pending if f'"{table}"' not in s]
+        if rel.id in self._stored:
+            self._stored.discard(rel.id)
+            table = rel.sqlite_table
+            for db in (self.latest, self.visible):
+                db.execute(f'DROP TABLE IF EXISTS "{table}"')
+            self.pending = [(t, s) for (t, s) in self.pending if f'"{table}"' not in s]
 
     def _drop_schema(self, session: Session, c: Cursor) -> Outcome:
         if_exists = c.accept_kw("if", "exists")
@@ -1015,7 +1021,7 @@ class Engine:
         self.catalog.grants = [
             g for g in self.catalog.grants if not (g.object_kind == "schema" and g.object_id == schema.id)
         ]
-        del self.catalog.schemas[schema.id]
+        self.catalog.drop_schema(schema.id)
         return Outcome("DROP_SCHEMA")
 
     def _drop_user(self, session: Session, c: Cursor) -> Outcome:
@@ -1091,15 +1097,20 @@ class Engine:
             # Only the names move. Dependents keep pointing at the same object ids, so their
             # definitions now name the other object (docs/risingwave.md §10, §11: definitions are
             # rewritten on renames).
-            rel.schema_id, other.schema_id = other.schema_id, rel.schema_id
-            rel.name, other.name = other.name, rel.name
+            (rel_schema, rel_name), (other_schema, other_name_now) = (
+                (rel.schema_id, rel.name),
+                (other.schema_id, other.name),
+            )
+            self.catalog.move(rel, other_schema, other_name_now)
+            self.catalog.move(other, rel_schema, rel_name)
             return Outcome(tag)
         if c.accept_kw("rename", "to"):
             new_name = c.name()
             self._expect_end(c)
             schema = self.catalog.schemas[rel.schema_id]
             self._check_free(schema, new_name.name, kind, if_not_exists=False)
-            rel.name = new_name.name  # dependents' definitions follow (docs/risingwave.md §11)
+            # dependents' definitions follow (docs/risingwave.md §11)
+            self.catalog.move(rel, rel.schema_id, new_name.name)
             return Outcome(tag)
         if c.accept_kw("owner", "to"):
             user = self.catalog.user_by_name(c.name().name)
@@ -1287,7 +1298,7 @@ class Engine:
         if rel.kind != TABLE:
             raise SqlError(f"cannot modify {rel.kind} {name}: only tables accept DML")  # UNCERTAIN
         self._map_tables(session, tree, skip=table_node)
-        _retarget(table_node, rel.sqlite_table)
+        _retarget(table_node, self._stored_table(rel))
         if isinstance(tree, exp.Insert) and rel.primary_key:
             # a row with an existing primary key overwrites the old one (RisingWave docs,
             # https://docs.risingwave.com/sql/commands/sql-create-table, "Notes")
@@ -1373,7 +1384,7 @@ class Engine:
                 continue
             rel = self._queryable(session, name)
             types.update({col.name: col.oid for col in rel.columns})
-            targets.append((table, rel.sqlite_table))
+            targets.append((table, self._stored_table(rel)))
         if catalog_reads:
             self._refresh_catalog(session, catalog_reads)
         for table, target in targets:
@@ -1401,18 +1412,57 @@ class Engine:
             full = {**RW_CATALOG, **PG_CATALOG}[short]
             absent = self._absent_columns(short)
             keep = [i for i, (n, _) in enumerate(full) if n not in absent]
-            key = f"{table}@{self.config.version}"
-            if key not in self._catalog_tables:
+            state = self._catalog_tables.get(table)
+            if state is None:
+                state = self._catalog_tables[table] = _CatalogTable()
+                self.catalog.watch(state.changed)
+            if state.version != self.config.version:
                 cols = ", ".join(f'"{full[i][0]}"' for i in keep)
                 self.visible.execute(f'DROP TABLE IF EXISTS "{table}"')
                 self.visible.execute(f'CREATE TABLE "{table}" ({cols})')
-                self._catalog_tables = {t for t in self._catalog_tables if not t.startswith(f"{table}@")}
-                self._catalog_tables.add(key)
+                state.version, state.user_id = self.config.version, None
+            kind = _RELATION_TABLES.get(short)
+            if kind is not None and session.user.is_super and state.user_id == session.user.id:
+                self._update_catalog_table(state, table, short, kind, keep)
+                continue
+            state.changed.clear()
             self.visible.execute(f'DELETE FROM "{table}"')
-            rows = [tuple(row[i] for i in keep) for row in self._catalog_rows(session, short)]
-            if rows:
-                marks = ", ".join("?" for _ in keep)
-                self.visible.executemany(f'INSERT INTO "{table}" VALUES ({marks})', rows)
+            marks = ", ".join("?" for _ in keep)
+            if kind is None:
+                state.user_id = None
+                rows = [tuple(row[i] for i in keep) for row in self._catalog_rows(session, short)]
+                if rows:
+                    self.visible.executemany(f'INSERT INTO "{table}" VALUES ({marks})', rows)
+                continue
+            # a relation's row is stored under its id, so that a change replaces just that row
+            state.user_id = session.user.id if session.user.is_super else None
+            keyed = [
+                (r.id, *(row[i] for i in keep))
+                for r in self.catalog.relations.values()
+                if r.kind == kind and r.visible and self._can_see(session, r)
+                for row in (self._relation_row(short, r),)
+            ]
+            names = ", ".join(["rowid", *(f'"{full[i][0]}"' for i in keep)])
+            if keyed:
+                self.visible.executemany(f'INSERT INTO "{table}" ({names}) VALUES (?, {marks})', keyed)
+
+    def _update_catalog_table(
+        self, state: _CatalogTable, table: str, short: str, kind: str, keep: list[int]
+    ) -> None:
+        """Replace the rows of the relations changed since the last read (a superuser sees all)."""
+        full = {**RW_CATALOG, **PG_CATALOG}[short]
+        names = ", ".join(["rowid", *(f'"{full[i][0]}"' for i in keep)])
+        marks = ", ".join("?" for _ in keep)
+        changed = sorted(state.changed)
+        state.changed.clear()
+        for rid in changed:
+            self.visible.execute(f'DELETE FROM "{table}" WHERE rowid = ?', (rid,))
+            rel = self.catalog.relations.get(rid)
+            if rel is not None and rel.kind == kind and rel.visible:
+                row = self._relation_row(short, rel)
+                self.visible.execute(
+                    f'INSERT INTO "{table}" ({names}) VALUES (?, {marks})', (rid, *(row[i] for i in keep))
+                )
 
     def _poll_jobs(self) -> None:
         """A read of rw_ddl_progress: jobs that have been seen N times complete now."""
@@ -1431,47 +1481,38 @@ class Engine:
         has_usage = any(g.object_kind == "schema" and g.object_id == rel.schema_id for g in grants)
         return has_usage and any(g.object_id == rel.id and g.object_kind != "schema" for g in grants)
 
-    def _catalog_rows(self, session: Session, table: str) -> list[tuple[Any, ...]]:
+    def _relation_row(self, table: str, r: Relation) -> tuple[Any, ...]:
+        """``r``'s row in ``table``, one of :data:`_RELATION_TABLES` (of ``r``'s kind)."""
         c = self.catalog
-        rels = [r for r in c.relations.values() if r.visible and self._can_see(session, r)]
-
-        def by_kind(kind: str) -> list[Relation]:
-            return [r for r in rels if r.kind == kind]
-
         version = "2.8.0-double"
+        if table == "rw_sources":
+            return (r.id, r.name, r.schema_id, r.owner, r.connector, _array(x.name for x in r.columns),
+                    r.format, r.encode, r.append_only, None, None, c.definition(r), None, _iso(r.created_at),
+                    _iso(r.created_at), version, version, True)  # fmt: skip
+        if table == "rw_materialized_views":
+            return (r.id, r.name, r.schema_id, r.owner, c.definition(r), r.append_only, None,
+                    _iso(r.created_at), _iso(r.created_at), version, version,
+                    r.create_type == "BACKGROUND", r.status, c.schemas[r.schema_id].name)  # fmt: skip
+        if table == "rw_views":
+            return (r.id, r.name, r.schema_id, r.owner, c.definition(r), None)
+        if table == "rw_sinks":
+            return (r.id, r.name, r.schema_id, r.owner, r.connector, _sink_type(r), None, c.definition(r),
+                    None, None, _iso(r.created_at), _iso(r.created_at), version, version,
+                    r.create_type == "BACKGROUND")  # fmt: skip
+        if table == "rw_tables":
+            return (r.id, r.name, r.schema_id, r.owner, c.definition(r), r.append_only, None,
+                    _iso(r.created_at), _iso(r.created_at), version, version)  # fmt: skip
+        if table == "rw_secrets":
+            return (r.id, r.schema_id, r.name, r.owner, None)
+        if table == "pg_matviews":
+            return (c.schemas[r.schema_id].name, r.name, r.owner, c.definition(r), False, True)
+        raise AssertionError(f"{table} is not a table of relations")
+
+    def _catalog_rows(self, session: Session, table: str) -> list[tuple[Any, ...]]:
+        """The rows of a catalog table that is not one of :data:`_RELATION_TABLES`."""
+        c = self.catalog
         if table == "rw_schemas":
             return [(s.id, s.name, s.owner, None) for s in c.schemas.values()]
-        if table == "rw_sources":
-            return [
-                (r.id, r.name, r.schema_id, r.owner, r.connector, _array(x.name for x in r.columns),
-                 r.format, r.encode, r.append_only, None, None, c.definition(r), None, _iso(r.created_at),
-                 _iso(r.created_at), version, version, True)
-                for r in by_kind(SOURCE)
-            ]  # fmt: skip
-        if table == "rw_materialized_views":
-            return [
-                (r.id, r.name, r.schema_id, r.owner, c.definition(r), r.append_only, None,
-                 _iso(r.created_at), _iso(r.created_at), version, version,
-                 r.create_type == "BACKGROUND", r.status, c.schemas[r.schema_id].name)
-                for r in by_kind(MATERIALIZED_VIEW)
-            ]  # fmt: skip
-        if table == "rw_views":
-            return [(r.id, r.name, r.schema_id, r.owner, c.definition(r), None) for r in by_kind(VIEW)]
-        if table == "rw_sinks":
-            return [
-                (r.id, r.name, r.schema_id, r.owner, r.connector, _sink_type(r), None, c.definition(r), None,
-                 None, _iso(r.created_at), _iso(r.created_at), version, version,
-                 r.create_type == "BACKGROUND")
-                for r in by_kind(SINK)
-            ]  # fmt: skip
-        if table == "rw_tables":
-            return [
-                (r.id, r.name, r.schema_id, r.owner, c.definition(r), r.append_only, None,
-                 _iso(r.created_at), _iso(r.created_at), version, version)
-                for r in by_kind(TABLE)
-            ]  # fmt: skip
-        if table == "rw_secrets":
-            return [(r.id, r.schema_id, r.name, r.owner, None) for r in by_kind(SECRET)]
         if table == "rw_users":
             return [
                 (u.id, u.name, u.is_super, u.create_db, u.create_user, u.can_login, u.is_super)
@@ -1485,11 +1526,6 @@ class Engine:
                 for j in self.jobs.values()
                 if j.object_id in c.relations
             ]  # fmt: skip
-        if table == "pg_matviews":
-            return [
-                (c.schemas[r.schema_id].name, r.name, r.owner, c.definition(r), False, True)
-                for r in by_kind(MATERIALIZED_VIEW)
-            ]
         if table == "pg_namespace":
             return [(s.id, s.name, s.owner) for s in c.schemas.values()]
         if table == "pg_user":
@@ -1694,17 +1730,43 @@ class Engine:
         if not c.at_end():
             raise c.error("expected end of statement")
 
-    def _create_sqlite_table(self, rel: Relation) -> None:
+    def _stored_table(self, rel: Relation) -> str:
+        """The SQLite table holding ``rel``'s rows (in both databases), made on first use."""
+        table = rel.sqlite_table
+        if rel.id in self._stored:
+            return table
         cols = [f'"{col.name}" {_sqlite_type(col.oid)}' for col in rel.columns] or ['"_row_id" INTEGER']
         if rel.primary_key:
             cols.append("PRIMARY KEY (" + ", ".join(f'"{k}"' for k in rel.primary_key) + ")")
-        ddl = f'CREATE TABLE "{rel.sqlite_table}" ({", ".join(cols)})'
+        ddl = f'CREATE TABLE "{table}" ({", ".join(cols)})'
         for db in (self.latest, self.visible):
-            db.execute(f'DROP TABLE IF EXISTS "{rel.sqlite_table}"')
             db.execute(ddl)
+        self._stored.add(rel.id)
+        return table
 
 
 # --------------------------------------------------------------------------- module helpers
+
+
+#: Catalog tables with one row per relation of a kind: kept row by row (see _CatalogTable).
+_RELATION_TABLES = {
+    "rw_sources": SOURCE, "rw_materialized_views": MATERIALIZED_VIEW, "rw_views": VIEW,
+    "rw_sinks": SINK, "rw_tables": TABLE, "rw_secrets": SECRET, "pg_matviews": MATERIALIZED_VIEW,
+}  # fmt: skip
+
+
+@dataclass
+class _CatalogTable:
+    """What the SQLite copy of one catalog table holds.
+
+    A superuser's copy of a table of relations is brought up to date by replacing the rows of
+    the relations changed since the last read, so that a catalog read costs what changed, not
+    the size of the catalog; any other user's read (privileges filter the rows) rebuilds it.
+    """
+
+    version: str | None = None  # the imitated version the table's columns are for
+    user_id: int | None = None  # whose rows it holds; None: rebuild on the next read
+    changed: set[int] = field(default_factory=set)  # relations changed since (Catalog.watch)
 
 
 #: Properties ``ALTER SOURCE ... CONNECTOR WITH`` may change (the docs' allow-list, abridged to

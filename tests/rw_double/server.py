@@ -260,6 +260,12 @@ class RisingWaveDouble:
     def clear_statements(self) -> None:
         self._knobs.records.clear()
         self._knobs.empty_queries = 0
+        self._knobs.engine_seconds = 0.0
+
+    @property
+    def engine_seconds(self) -> float:
+        """CPU seconds spent executing statements since the last ``clear_statements``."""
+        return self._knobs.engine_seconds
 
     @property
     def empty_queries(self) -> int:

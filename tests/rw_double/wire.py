@@ -68,6 +68,8 @@ class Knobs:
     records: list[StatementRecord] = field(default_factory=list)
     #: Empty queries received (what a connection pool's health check sends); not in ``records``.
     empty_queries: int = 0
+    #: CPU seconds the engine spent executing statements (benchmarks: how busy a client kept it).
+    engine_seconds: float = 0.0
 
     def take_injection(self, sql: str) -> Injection | None:
         for inj in list(self.injections):
@@ -320,7 +322,11 @@ class WireServer:
                     await self._interruptible(conn, asyncio.sleep(timeout_ms / 1000))
                     raise SqlError("canceling statement due to statement timeout", QUERY_CANCELED)
                 await self._interruptible(conn, asyncio.sleep(self.knobs.latency))
-            outcome = self.engine.execute(session, sql)
+            began = time.thread_time()
+            try:
+                outcome = self.engine.execute(session, sql)
+            finally:
+                self.knobs.engine_seconds += time.thread_time() - began
             job = outcome.job
             if job is not None:
                 try:
