@@ -58,6 +58,13 @@ def tenant_body(
     return resource(f"{prefix}-{index:04d}", namespace, spec)
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` so far (``/proc/PID/stat`` fields 14 and 15, in clock ticks)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def ready(item: dict[str, Any]) -> bool:
     status = item.get("status") or {}
     if status.get("observedGeneration") != item["metadata"].get("generation"):
@@ -91,10 +98,7 @@ class OperatorProcess:
             raise RuntimeError(f"the operator exited ({self.process.returncode}); log: {self.log_path}")
 
     def cpu_seconds(self) -> float:
-        """User + system CPU time so far (``/proc/PID/stat`` fields 14 and 15, in clock ticks)."""
-        stat = Path(f"/proc/{self.process.pid}/stat").read_text()
-        fields = stat[stat.rindex(")") + 2 :].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return process_cpu_seconds(self.process.pid)
 
     def peak_rss_mib(self) -> float:
         """The process's peak resident set (``VmHWM``), MiB."""

@@ -24,7 +24,8 @@ by verb and resource (the API server's ``apiserver_request_total``, less the ben
 creates and LISTs), SQL statements by kind (the double records every statement), catalog
 snapshots read and Kafka admin clients / PostgreSQL connections opened (the operator's
 ``cha_*_total`` counters from its metrics port), and the CPU seconds the double spent executing
-statements (against the wall time: how busy the operator, or the floor, kept its database).
+statements (against the wall time: how busy the operator, or the floor, kept its database) and the
+CPU seconds of the other processes (API server and etcd, Kafka, this process).
 Figures are printed, not asserted: the counts that must hold are asserted by
 ``tests/service/test_fleet_counts.py``.
 
@@ -49,7 +50,14 @@ for entry in (ROOT, ROOT / "benchmarks"):
     if str(entry) not in sys.path:
         sys.path.insert(0, str(entry))  # tests/ (the test bed, the double), bench_burst
 
-from bench_burst import NOT_RISINGWAVE, OperatorProcess, resources_path, tenant_body, wait_all_ready  # noqa: E402
+from bench_burst import (  # noqa: E402
+    NOT_RISINGWAVE,
+    OperatorProcess,
+    process_cpu_seconds,
+    resources_path,
+    tenant_body,
+    wait_all_ready,
+)
 from charging_analytics import constants as c  # noqa: E402
 from charging_analytics.apply import apply_plan  # noqa: E402
 from charging_analytics.operator.settings import OperatorSettings  # noqa: E402
@@ -154,6 +162,7 @@ class Phase:
             dict.fromkeys(OPERATOR_COUNTERS, 0.0) if new_process else operator_counters(b.metrics_port)
         )
         b.double.clear_statements()
+        self.others0 = b.others_cpu()
         return self
 
     def stop(self, **extra: Any) -> dict[str, Any]:
@@ -175,6 +184,7 @@ class Phase:
             },
             "statements": b.double.statement_counts(),
             "double_cpu_seconds": round(b.double.engine_seconds, 1),
+            "others_cpu_seconds": {k: round(v - self.others0[k], 1) for k, v in b.others_cpu().items()},
             **{k: int(ops[k] - self.ops0[k]) for k in OPERATOR_COUNTERS},
             **extra,
         }
@@ -185,6 +195,15 @@ class Fleet:
         self.tenants, self.interval, self.intervals, self.timeout = tenants, interval, intervals, timeout
         self.metrics_port = free_port()
         self.operator: OperatorProcess | None = None
+
+    def others_cpu(self) -> dict[str, float]:
+        """CPU seconds so far of everything else on the machine the benchmark started."""
+        own = os.times()
+        return {
+            "kube-apiserver + etcd": sum(process_cpu_seconds(pid) for pid in self.cp.pids),
+            "Kafka": sum(process_cpu_seconds(pid) for pid in self.kafka.pids),
+            "this process (the double, the benchmark)": own.user + own.system,
+        }
 
     @property
     def running(self) -> OperatorProcess:
@@ -221,7 +240,8 @@ class Fleet:
         floor_double = RisingWaveDouble().start()
         try:
             self.cp = bed.control_plane()
-            kafka = bed.kafka().bootstrap
+            self.kafka = bed.kafka()
+            kafka = self.kafka.bootstrap
             self.rest = self.cp.rest
             self.namespace, floor_ns = unique_name("fleet"), unique_name("floor")
             self.cp.create_namespace(self.namespace)
@@ -249,10 +269,12 @@ class Fleet:
                 password="",
                 sslmode="disable",
             )
+            floor_others0 = self.others_cpu()
             floor_seconds = asyncio.run(
                 asyncio.wait_for(raw_floor(self.rest, floor_ns, floor, endpoint), self.timeout)
             )
             floor_double_cpu = floor_double.engine_seconds
+            floor_others = {k: round(v - floor_others0[k], 1) for k, v in self.others_cpu().items()}
             floor_double.stop()
 
             # 2. the burst, after the operator has idled (no resource yet) for IDLE_SECONDS
@@ -271,6 +293,7 @@ class Fleet:
             burst = phase.stop(ready=done, timed_out=done < n)
             burst["raw_floor_seconds"] = round(floor_seconds, 1)
             burst["raw_floor_double_cpu_seconds"] = round(floor_double_cpu, 1)
+            burst["raw_floor_others_cpu_seconds"] = floor_others
             burst["ratio_to_floor"] = round(burst["seconds"] / floor_seconds, 2)
 
             # 3. steady state, after each tenant's first timer pass (within two intervals of its
@@ -343,6 +366,11 @@ def print_result(result: dict[str, Any]) -> None:
         if "raw_floor_double_cpu_seconds" in p:
             busy += f" (raw floor: {p['raw_floor_double_cpu_seconds']} s)"
         print(f"  SQL: {sql}; {busy}")
+        others = ", ".join(f"{k} {v} s" for k, v in p["others_cpu_seconds"].items())
+        print(f"  other CPU: {others}")
+        if "raw_floor_others_cpu_seconds" in p:
+            others = ", ".join(f"{k} {v} s" for k, v in p["raw_floor_others_cpu_seconds"].items())
+            print(f"  other CPU during the raw floor: {others}")
         writes = sum(v for k, v in p["api_requests"].items() if k.split()[0] not in ("GET", "LIST", "WATCH"))
         print(
             f"  API requests ({writes} writes): "

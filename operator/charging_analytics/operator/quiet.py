@@ -41,6 +41,9 @@ class PassInputs:
     #: place: a watch event brings new ones)
     spec: Mapping[str, Any]
     status: Mapping[str, Any]
+    #: the resource's generation (a spec edited and edited back has the same spec and a new
+    #: generation, which the status must report)
+    generation: int | None
     endpoint: str
     store: str
     capabilities: Capabilities
@@ -61,6 +64,11 @@ class QuietReport:
     drift: Cond
     plan_hash: str | None
     credentials: list[CredentialVersion]
+    #: The stored status already says what this report yields, and the Grafana step had nothing
+    #: to do: the pass that last used it wrote nothing. A pass that takes a settled report has
+    #: nothing to publish either (same inputs, same status), so it neither parses the stored
+    #: status nor builds the patch to compare.
+    settled: bool = False
 
 
 def pass_inputs(
@@ -73,11 +81,13 @@ def pass_inputs(
     owner: str | None,
     ledger_exists: bool,
     status: Mapping[str, Any],
+    generation: int | None,
     approved: str | None,
 ) -> PassInputs:
     return PassInputs(
         spec=spec,
         status=status,
+        generation=generation,
         endpoint=endpoint,
         store=store,
         capabilities=capabilities,
@@ -120,6 +130,12 @@ class QuietPasses:
 
     def remember(self, owner: str, report: QuietReport) -> None:
         self._last[owner] = report
+
+    def settle(self, owner: str, inputs: PassInputs) -> None:
+        """The pass with ``inputs`` wrote nothing: its report is :attr:`QuietReport.settled`."""
+        last = self._last.get(owner)
+        if last is not None and last.inputs is inputs and not last.settled:
+            self._last[owner] = dataclasses.replace(last, settled=True)
 
     def forget(self, owner: str) -> None:
         self._last.pop(owner, None)

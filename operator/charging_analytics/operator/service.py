@@ -167,6 +167,11 @@ class Outcome:
     result: Result = Result.OK
     #: why a retry is asked for when the conditions do not say (a failed Grafana object)
     retry_message: str | None = None
+    #: a drift pass's inputs, when its report was remembered (see QuietPasses.settle)
+    quiet: PassInputs | None = None
+    #: the status is what the resource already has, and there is no Grafana work: nothing to
+    #: publish (a drift pass that took a settled report)
+    settled: bool = False
 
 
 class RetryLater(Exception):
@@ -338,10 +343,14 @@ class Service:
                 return Outcome(result=Result.SKIPPED)
             started = time.monotonic()
             outcome = await self._reconcile(res, Origin(origin))
-            await self._dashboards(res, outcome)
+            # a settled drift pass has nothing to publish and no Grafana work (QuietReport.settled)
+            idle = outcome.settled or await self._dashboards(res, outcome)
             if outcome.retry_after is None:
                 self._failures.pop(res.owner, None)
-            await self._publish(res, outcome)
+            if not outcome.settled:
+                wrote = await self._publish(res, outcome)
+                if outcome.quiet is not None and idle and not wrote and outcome.retry_after is None:
+                    self.quiet.settle(res.owner, outcome.quiet)
             outcome.events = self.unrepeated(res.owner, outcome.events)
             metrics.RECONCILE_SECONDS.labels(outcome.result).observe(time.monotonic() - started)
             return outcome
@@ -462,6 +471,7 @@ class Service:
                     credentials=out.status.credentials,
                 )
                 self.quiet.remember(res.owner, report)
+                out.quiet = inputs
             return out
         if decision is Decision.CREDENTIALS_MISSING:
             message = f"no credentials for {', '.join(unresolved)}"
@@ -485,6 +495,7 @@ class Service:
             owner=target.view.owner,
             ledger_exists=target.view.ledger_exists,
             status=res.stored_status,
+            generation=res.generation,
             approved=res.annotations.get(c.ANNOTATION_APPROVED_PLAN),
         )
 
@@ -503,6 +514,7 @@ class Service:
             }
         )
         out.conditions = [*ready(Reason.UP_TO_DATE, _ready_message(known.count)), known.drift]
+        out.quiet, out.settled = known.inputs, known.settled
         return out
 
     async def _plan(self, res: Resource, target: _Target, out: Outcome) -> _Planned:
@@ -727,16 +739,17 @@ class Service:
         reason = Reason.RISINGWAVE_TLS_FAILED if tls else Reason.RISINGWAVE_UNAVAILABLE
         return self._stalled(res, out, reason, str(err))
 
-    async def _publish(self, res: Resource, out: Outcome) -> None:
+    async def _publish(self, res: Resource, out: Outcome) -> bool:
         """Patch the status, unless it already says exactly this (a quiet steady state: a pass
-        that finds nothing changed writes nothing to the API server)."""
+        that finds nothing changed writes nothing to the API server). True if it patched."""
         out.status.conditions = merge_conditions(res.status.conditions, out.conditions, res.generation)
         if res.generation is not None:
             out.status.observed_generation = res.generation
         patch = published(out.status)
         if all(res.stored_status.get(key) == value for key, value in patch.items()):
-            return
+            return False
         await self.kube.patch_status(res.namespace, res.name, patch)
+        return True
 
     # ------------------------------------------------------------------------------------------
     # Grafana objects
@@ -750,8 +763,9 @@ class Service:
             )
         return self._grafana
 
-    async def _dashboards(self, res: Resource, out: Outcome) -> None:
+    async def _dashboards(self, res: Resource, out: Outcome) -> bool:
         """The tenant's Grafana objects, once its SQL objects were reconciled (dashboards.py).
+        True when there was nothing to do (no dashboards wanted or listed, or nothing planned).
 
         They follow the same rules as the SQL objects: Plan mode changes none of them and lists
         what an apply would change in ``status.plan.objects``; drift (an object edited or deleted
@@ -760,10 +774,10 @@ class Service:
         its object Failed and posts DashboardsFailed, naming the verb and the object.
         """
         if "objects" not in out.status.model_fields_set:
-            return  # stalled before planning: nothing to show yet
+            return True  # stalled before planning: nothing to show yet
         spec = self.specs.model(res.owner, res.spec)
         if not spec.dashboards.enabled and not owns_dashboards(res.status):
-            return
+            return True
         key = res.uid or res.owner
         recorded = self._dashboards_recorded.get(key, recorded_hashes(res.status.objects))
         try:
@@ -782,7 +796,7 @@ class Service:
             out.retry_message = out.retry_message or f"Grafana objects: {err}"
             # what the last look found stays recorded: it tells later drift from spec changes
             out.status.objects = [*out.status.objects, *dashboard_entries(res.status.objects)]
-            return
+            return False
         self._record_dashboards(res, out, report, recorded)
         fold_dashboards(out, report, previous_plan=res.status.plan)
         if report.failures:
@@ -790,6 +804,7 @@ class Service:
             out.retry_message = out.retry_message or "; ".join(report.failures)
         if any(o.action == "restore" and o.applied for o in report.objects):
             metrics.DRIFT_CORRECTIONS.labels(res.namespace, res.name).inc()
+        return False
 
     def _record_dashboards(
         self, res: Resource, out: Outcome, report: DashboardsReport, recorded: set[tuple[str, str, str]]
