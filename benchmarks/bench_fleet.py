@@ -288,8 +288,8 @@ class Fleet:
             phase = Phase(self, "burst").start()
             for body in bodies:
                 self.rest.post(resources_path(self.namespace), body)
-            done, lists = wait_all_ready(self.rest, self.namespace, n, phase.t0, self.timeout, self.operator)
-            phase.own = {("POST", c.PLURAL): n, ("LIST", c.PLURAL): lists}
+            done, follow = wait_all_ready(self.rest, self.namespace, n, phase.t0, self.timeout, self.operator)
+            phase.own = {("POST", c.PLURAL): n, **{(verb, c.PLURAL): k for verb, k in follow.items()}}
             burst = phase.stop(ready=done, timed_out=done < n)
             burst["raw_floor_seconds"] = round(floor_seconds, 1)
             burst["raw_floor_double_cpu_seconds"] = round(floor_double_cpu, 1)

@@ -19,7 +19,7 @@ import re
 import shutil
 import ssl
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -321,6 +321,37 @@ class KubeRest:
         if raw:
             return text
         return json.loads(text) if text else None
+
+    def watch(self, path: str, resource_version: str, *, timeout_seconds: int) -> Iterator[dict[str, Any]]:
+        """The watch events of the collection at ``path`` after ``resource_version``, until the
+        server ends the watch (after ``timeout_seconds``). An expired version comes as an
+        ``ERROR`` event (410 Gone): list again."""
+        query = urlencode(
+            {"watch": "true", "resourceVersion": resource_version, "timeoutSeconds": timeout_seconds}
+        )
+        resp = self._pool.request(
+            "GET",
+            f"{self.server}{path}?{query}",
+            headers={"Accept": "application/json"},
+            preload_content=False,
+            timeout=urllib3.Timeout(connect=5.0, read=timeout_seconds + 30.0),
+        )
+        try:
+            if not 200 <= resp.status < 300:
+                raise KubeApiError(
+                    "WATCH", path, resp.status, {"message": resp.data.decode(errors="replace")}
+                )
+            buffer = b""
+            for chunk in resp.stream(65536):
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        yield json.loads(line)
+        finally:
+            # the stream may be left unread (the caller stopped early): the connection goes
+            resp.close()
+            resp.release_conn()
 
     def get(self, path: str, **kw: Any) -> Any:
         return self.request("GET", path, **kw)

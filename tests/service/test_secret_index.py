@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from charging_analytics.operator.main import secrets_used
+from charging_analytics.operator.quiet import ValidatedSpecs
 from charging_analytics.operator.service import Outcome, Resource, Service
 from testbed.polling import wait_for
 from tests.service.harness import Harness
@@ -41,8 +42,19 @@ def test_the_index_lists_every_secret_a_spec_reads_and_the_read_only_users() -> 
         },
         "readOnlyUser": {"enabled": True},
     }
-    assert secrets_used("ns", "acme", spec) == {"kafka-creds", "kafka-ca", "pg-creds", "acme-readonly"}
+    every = {"kafka-creds", "kafka-ca", "pg-creds", "acme-readonly"}
+    assert secrets_used("ns", "acme", spec) == every
     assert secrets_used("ns", "acme", {"tenant": "acme", "no such field": 1}) == set()
+
+    # with the service's validated specs, the spec is validated once while it stays the same
+    specs = ValidatedSpecs()
+    assert secrets_used("ns", "acme", spec, specs) == every
+    model = specs.model("ns/acme", spec)
+    assert secrets_used("ns", "acme", dict(spec), specs) == every
+    assert specs.model("ns/acme", spec) is model
+    changed = {**spec, "readOnlyUser": {"enabled": False}}
+    assert secrets_used("ns", "acme", changed, specs) == {"kafka-creds", "kafka-ca", "pg-creds"}
+    assert secrets_used("ns", "acme", {"tenant": "acme", "no such field": 1}, specs) == set()
 
 
 def _alerts_secret(harness: Harness, name: str, rotation: str) -> None:

@@ -718,6 +718,24 @@ def test_status_subresource_changes_status_only(control_plane: ControlPlane, nam
     assert stored["status"]["conditions"][0]["reason"] == "Reconciled"
 
 
+def test_a_watch_yields_the_changes_after_a_listing_and_can_be_left_early(
+    control_plane: ControlPlane, namespace: str
+) -> None:
+    rest = control_plane.rest
+    control_plane.apply_manifest([example_cr("voltbay")], namespace)
+    listing = rest.get(cr_path(namespace))
+    rest.merge_patch(cr_path(namespace, "voltbay", "status"), {"status": {"observedGeneration": 1}})
+    rest.merge_patch(cr_path(namespace, "voltbay"), {"metadata": {"labels": {"watched": "yes"}}})
+    seen = []
+    for event in rest.watch(cr_path(namespace), listing["metadata"]["resourceVersion"], timeout_seconds=5):
+        item = event["object"]
+        seen.append((event["type"], item["status"].get("observedGeneration"), item["metadata"].get("labels")))
+        if len(seen) == 2:
+            break  # leaving the stream early closes its connection
+    assert seen == [("MODIFIED", 1, None), ("MODIFIED", 1, {"watched": "yes"})]
+    assert rest.get(cr_path(namespace, "voltbay"))["metadata"]["labels"] == {"watched": "yes"}
+
+
 def test_status_schema_rejects_unknown_condition_status(control_plane: ControlPlane, namespace: str) -> None:
     control_plane.apply_manifest([example_cr("voltbay")], namespace)
     with pytest.raises(KubeApiError) as err:

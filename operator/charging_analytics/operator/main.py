@@ -18,6 +18,7 @@ import kopf
 from pydantic import ValidationError
 
 from .. import constants as c
+from .. import ledger
 from ..render import all_secret_names
 from ..spec import ChargingAnalyticsSpec
 from ..status import Origin, Reason
@@ -25,6 +26,7 @@ from . import metrics
 from .dashboards import Owner, read_only_secret
 from .kube import REQUEST_TIMEOUT_SECONDS, connection_info
 from .peering import PeeringCheck
+from .quiet import ValidatedSpecs
 from .service import EventType, Outcome, Resource, RetryLater, Service
 from .settings import OperatorSettings
 
@@ -185,11 +187,19 @@ async def on_delete(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     _post_events(body, outcome)
 
 
-def secrets_used(namespace: str, name: str, spec: Mapping[str, Any]) -> set[str]:
+def secrets_used(
+    namespace: str, name: str, spec: Mapping[str, Any], specs: ValidatedSpecs | None = None
+) -> set[str]:
     """The Secrets the resource ``namespace/name`` with ``spec`` reads: those it references and
-    its read-only user's (which the operator writes: deleting it rotates the password)."""
+    its read-only user's (which the operator writes: deleting it rotates the password).
+
+    ``specs``: the service's validated specs, so that the index (run on every watch event of
+    every resource) validates a spec only when it changed, and holds no model of its own."""
     try:
-        model = ChargingAnalyticsSpec.model_validate(spec)
+        if specs is None:
+            model = ChargingAnalyticsSpec.model_validate(spec)
+        else:
+            model = specs.model(ledger.owner_id(namespace, name), dict(spec))
     except ValidationError:
         return set()  # an invalid spec reads no Secret; fixing it is an update of the resource
     used = all_secret_names(model)
@@ -200,7 +210,7 @@ def secrets_used(namespace: str, name: str, spec: Mapping[str, Any]) -> set[str]
 
 @kopf.index(*RESOURCE)
 async def secret_users(
-    namespace: str | None, name: str | None, spec: Mapping[str, Any], **_: Any
+    namespace: str | None, name: str | None, spec: Mapping[str, Any], memo: kopf.Memo, **_: Any
 ) -> dict[tuple[str, str], str]:
     """(namespace, Secret) -> the names of the resources that read it.
 
@@ -208,7 +218,9 @@ async def secret_users(
     resource's entries when it is deleted, so it is complete right after a restart."""
     if namespace is None or name is None:
         return {}
-    return {(namespace, secret): name for secret in secrets_used(namespace, name, spec)}
+    service: Service | None = getattr(memo, "service", None)
+    specs = service.specs if service is not None else None
+    return {(namespace, secret): name for secret in secrets_used(namespace, name, spec, specs)}
 
 
 def _users(kwargs: Mapping[str, Any]) -> kopf.Index[tuple[str, str], str]:
