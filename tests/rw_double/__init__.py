@@ -19,7 +19,14 @@ What it imitates (each behaviour cites the section of ``docs/risingwave.md`` tha
   ``ALTER SOURCE ... CONNECTOR WITH``), each citing the RisingWave change; ``E'...'`` after PASSWORD and
   as a secret value is rejected on every version;
 * knobs for tests: ``unreachable``, ``latency``, ``fail_next``, ``set_backfill``, ``license``,
-  ``version``, ``statements``/``records``, ``connector_option``, ``dml_visibility_delay``.
+  ``version``, ``statements``/``records``, ``connector_option``, ``dml_visibility_delay``, and
+  ``engine_seconds`` (CPU spent executing statements, for benchmarks).
+
+It is built to hold a fleet: name lookups are indexed, a relation's SQLite table is made when a
+statement first reads or writes it, and a superuser's catalog read replaces only the rows of the
+relations changed since the last read, so DDL and catalog reads cost what changed, not the
+catalog's size (``tests/testbed/rw_double/test_double_catalog_reads.py`` checks that the kept
+tables equal a rebuild).
 
 Entry point: :class:`RisingWaveDouble` (``start()``/``stop()``, ``.dsn``); pytest fixtures live in
 :mod:`tests.rw_double.fixtures`.
