@@ -26,7 +26,9 @@ It is built to hold a fleet: name lookups are indexed, a relation's SQLite table
 statement first reads or writes it, and a superuser's catalog read replaces only the rows of the
 relations changed since the last read, so DDL and catalog reads cost what changed, not the
 catalog's size (``tests/testbed/rw_double/test_double_catalog_reads.py`` checks that the kept
-tables equal a rebuild).
+tables equal a rebuild). A catalog query is translated to SQLite once per shape, its string
+literals bound as parameters: the operator's reads of some schemas differ only in the names they
+list (``test_double_prepared_queries.py`` checks that each still answers for its own literals).
 
 Entry point: :class:`RisingWaveDouble` (``start()``/``stop()``, ``.dsn``); pytest fixtures live in
 :mod:`tests.rw_double.fixtures`.

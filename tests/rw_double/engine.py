@@ -286,6 +286,9 @@ class Engine:
         #: or writes the relation: SQLite's CREATE TABLE scans its whole schema, so one table per
         #: relation made at CREATE time would make each DDL O(relations) in a large catalog.
         self._stored: set[int] = set()
+        #: Catalog queries already translated, by their text with string literals taken out
+        #: (None: that shape cannot be kept; see :meth:`_prepare`).
+        self._prepared: dict[tuple[str, str], _PreparedQuery | None] = {}
         self._register_functions(self.visible)
         self._register_functions(self.latest)
         self._bootstrap()
@@ -370,7 +373,7 @@ class Engine:
             "recover": lambda s, cur: Outcome("RECOVER"),
         }.get(word)
         if word in ("select", "with", "values", "(", "table"):
-            return self._select(session, sql)
+            return self._select(session, sql, tokens)
         if handler is None:
             raise parse_error(sql, first.start, f"expected statement, found: {first.text}")
         return handler(session, c)
@@ -1337,16 +1340,61 @@ class Engine:
 
     # ------------------------------------------------------------------ queries
 
-    def _select(self, session: Session, sql: str) -> Outcome:
+    def _select(self, session: Session, sql: str, tokens: Sequence[Token]) -> Outcome:
+        shape, literals = _shape(sql, tokens)
+        key = (shape, self.config.version)
+        prepared = self._prepared.get(key)
+        if prepared is not None:
+            self._apply_pending(everything=False)
+            self._refresh_catalog(session, set(prepared.tables))
+            return self._query(prepared.sqlite, [literals[i] for i in prepared.order], prepared.types)
+        tree = self._parse_query(sql)
+        self._apply_pending(everything=False)
+        mapped = self._map_tables(session, tree)
+        tree = tree.transform(_portable_functions)
+        outcome = self._query(tree.sql(dialect="sqlite"), (), mapped.types)
+        if key not in self._prepared and mapped.catalog_only:
+            self._prepared[key] = self._prepare(session, shape, literals, outcome)
+        return outcome
+
+    @staticmethod
+    def _parse_query(sql: str) -> exp.Expression:
         try:
-            tree = sqlglot.parse_one(sql, read="risingwave")
+            return sqlglot.parse_one(sql, read="risingwave")
         except (ParseError, TokenError) as e:
             raise parse_error(sql, 0, str(e).splitlines()[0]) from None
-        self._apply_pending(everything=False)
-        types = self._map_tables(session, tree)
-        tree = tree.transform(_portable_functions)
+
+    def _prepare(
+        self, session: Session, shape: str, literals: Sequence[str], outcome: Outcome
+    ) -> _PreparedQuery | None:
+        """A catalog query's translation with its literals as parameters, kept only if it
+        answers exactly as the query did.
+
+        The operator's catalog reads are few queries that differ only in the schema names they
+        list; parsing and translating each again cost the double more than the read itself
+        (RisingWave answers them from its in-memory catalog). A literal that the translation
+        does not carry through as one value (or that names the result's column) is not a
+        parameter: such a shape is not kept.
+        """
+        tree = self._parse_query(shape).transform(_portable_functions)
+        mapped = self._map_tables(session, tree, refresh=False)
+        order: list[int] = []
+
+        def parameter(m: re.Match[str]) -> str:
+            order.append(int(m.group(1)))
+            return "?"
+
+        text = _MARKER_RE.sub(parameter, tree.sql(dialect="sqlite"))
+        if sorted(set(order)) != list(range(len(literals))):
+            return None
+        prepared = _PreparedQuery(text, tuple(order), frozenset(mapped.catalog_tables), mapped.types)
+        again = self._query(prepared.sqlite, [literals[i] for i in prepared.order], prepared.types)
+        same = again.columns == outcome.columns and again.rows == outcome.rows
+        return prepared if same else None
+
+    def _query(self, sqlite_sql: str, parameters: Sequence[str], types: dict[str, int]) -> Outcome:
         try:
-            cursor = self.visible.execute(tree.sql(dialect="sqlite"))
+            cursor = self.visible.execute(sqlite_sql, parameters)
         except sqlite3.Error as e:
             missing = re.match(r"no such column: (?:\w+\.)?(\w+)", str(e))
             absent = set().union(*(self._absent_columns(t) for t in VERSIONED_COLUMNS))
@@ -1360,9 +1408,15 @@ class Engine:
         return Outcome(f"SELECT {len(rows)}", columns=list(zip(names, oids, strict=True)), rows=rows)
 
     def _map_tables(
-        self, session: Session, tree: exp.Expression, skip: exp.Expression | None = None
-    ) -> dict[str, int]:
-        """Point every table reference at its SQLite table; refresh catalog tables it reads."""
+        self,
+        session: Session,
+        tree: exp.Expression,
+        skip: exp.Expression | None = None,
+        *,
+        refresh: bool = True,
+    ) -> _TableMap:
+        """Point every table reference at its SQLite table; refresh catalog tables it reads
+        (unless ``refresh`` is false: a read of ``rw_ddl_progress`` counts as a poll of jobs)."""
         ctes = {_ident(cte.args["alias"].this) for cte in tree.find_all(exp.CTE) if cte.args.get("alias")}
         types: dict[str, int] = {}
         catalog_reads: set[str] = set()
@@ -1385,18 +1439,18 @@ class Engine:
             rel = self._queryable(session, name)
             types.update({col.name: col.oid for col in rel.columns})
             targets.append((table, self._stored_table(rel)))
-        if catalog_reads:
+        if catalog_reads and refresh:
             self._refresh_catalog(session, catalog_reads)
         for table, target in targets:
             _retarget(table, target)
-        return types
+        return _TableMap(types, catalog_reads, catalog_only=all(t.startswith(_SYSTEM) for _, t in targets))
 
     def _system_table(self, name: Name) -> str | None:
         schema = name.schema
         if name.name in RW_CATALOG and schema in (None, "rw_catalog"):
-            return f"rw_catalog__{name.name}"
+            return f"{_SYSTEM[0]}{name.name}"
         if name.name in PG_CATALOG and schema in (None, "pg_catalog"):
-            return f"pg_catalog__{name.name}"
+            return f"{_SYSTEM[1]}{name.name}"
         return None
 
     def _absent_columns(self, table: str) -> set[str]:
@@ -1420,6 +1474,10 @@ class Engine:
                 cols = ", ".join(f'"{full[i][0]}"' for i in keep)
                 self.visible.execute(f'DROP TABLE IF EXISTS "{table}"')
                 self.visible.execute(f'CREATE TABLE "{table}" ({cols})')
+                if any(full[i][0] == "schema_id" for i in keep):
+                    # a read of some schemas' objects joins on it: without an index SQLite
+                    # builds one per query, over the whole catalog
+                    self.visible.execute(f'CREATE INDEX "{table}__schema_id" ON "{table}" (schema_id)')
                 state.version, state.user_id = self.config.version, None
             kind = _RELATION_TABLES.get(short)
             if kind is not None and session.user.is_super and state.user_id == session.user.id:
@@ -1767,6 +1825,48 @@ class _CatalogTable:
     version: str | None = None  # the imitated version the table's columns are for
     user_id: int | None = None  # whose rows it holds; None: rebuild on the next read
     changed: set[int] = field(default_factory=set)  # relations changed since (Catalog.watch)
+
+
+@dataclass(frozen=True)
+class _TableMap:
+    """What a query's table references were pointed at."""
+
+    types: dict[str, int]  # column name: type oid, of every table read
+    catalog_tables: set[str]  # the catalog tables it reads
+    catalog_only: bool  # it reads no relation (CTEs aside)
+
+
+@dataclass(frozen=True)
+class _PreparedQuery:
+    """A catalog query translated once (:meth:`Engine._prepare`)."""
+
+    sqlite: str  # the SQLite statement, a ``?`` where each literal goes
+    order: tuple[int, ...]  # the literal each ``?`` takes, by its place in the query
+    tables: frozenset[str]
+    types: dict[str, int]
+
+
+#: The SQLite tables that hold catalog tables, by their prefix (:meth:`Engine._system_table`).
+_SYSTEM = ("rw_catalog__", "pg_catalog__")
+_MARKER = "cha_double_literal_"
+_MARKER_RE = re.compile(rf"'{_MARKER}(\d+)'")
+
+
+def _shape(sql: str, tokens: Sequence[Token]) -> tuple[str, list[str]]:
+    """``sql`` with each plain ``'...'`` literal replaced by a numbered marker, and the literals'
+    values (a query that holds the marker text itself keeps its literals)."""
+    if _MARKER in sql:
+        return sql, []
+    parts: list[str] = []
+    literals: list[str] = []
+    pos = 0
+    for tok in tokens:
+        if tok.kind == "string" and tok.text[0] == "'":
+            parts += [sql[pos : tok.start], f"'{_MARKER}{len(literals)}'"]
+            literals.append(tok.value)
+            pos = tok.end
+    parts.append(sql[pos:])
+    return "".join(parts), literals
 
 
 #: Properties ``ALTER SOURCE ... CONNECTOR WITH`` may change (the docs' allow-list, abridged to

@@ -13,10 +13,11 @@ from typing import Any
 from charging_analytics import constants as c
 from charging_analytics.catalog import LedgerEntry, ObservedObject, TenantCatalog
 from charging_analytics.operator.dashboards import owns_dashboards, recorded_hashes
+from charging_analytics.operator.quiet import entries, entry_models
 from charging_analytics.operator.service import Resource, Service
 from charging_analytics.operator.settings import OperatorSettings
 from charging_analytics.plan import PlanOptions, build_plan
-from charging_analytics.render import RenderOptions, render
+from charging_analytics.render import DesiredObject, RenderOptions, render
 from charging_analytics.spec import ChargingAnalyticsStatus, CredentialDigests, CredentialVersion
 from charging_analytics.status import (
     Reason,
@@ -132,20 +133,23 @@ def test_previous_status_is_read_as_typed_fields() -> None:
     assert recorded_hashes(read_status(CONVERGED).objects) == {("ConfigMap", "acme-dashboard", "sha256:dd")}
 
 
-def test_a_status_built_by_the_operator_survives_the_api_server_round_trip() -> None:
-    spec = tenant_spec("acme")
-    desired = render(spec, RenderOptions(secret_store="inline"))
+def _half_built() -> tuple[list[DesiredObject], TenantCatalog]:
+    """acme's objects with its source applied and a view backfilling: every entry shape at once."""
+    desired = render(tenant_spec("acme"), RenderOptions(secret_store="inline"))
     source = next(o for o in desired if o.kind == "Source")
     built = next(o for o in desired if o.kind == "MaterializedView")
     catalog = TenantCatalog(
         "acme",
         True,
-        objects={
-            source.name: ObservedObject.read("Source", "acme", source.name, 7, "CREATE SOURCE")
-        },
+        objects={source.name: ObservedObject.read("Source", "acme", source.name, 7, "CREATE SOURCE")},
         ledger={source.key: LedgerEntry("acme", source.name, "Source", source.hash)},
         ddl_progress={built.name: "42.10%"},
     )
+    return desired, catalog
+
+
+def test_a_status_built_by_the_operator_survives_the_api_server_round_trip() -> None:
+    desired, catalog = _half_built()
     status = ChargingAnalyticsStatus(
         endpoint="risingwave:4566/dev",
         objects=objects_status(desired, catalog),
@@ -160,6 +164,23 @@ def test_a_status_built_by_the_operator_survives_the_api_server_round_trip() -> 
     wire = _json(published(status))
     assert read_status(wire) == status
     assert published(read_status(wire)) == wire
+
+
+def test_entries_kept_by_a_quiet_report_publish_exactly_as_the_models_they_were_taken_from() -> None:
+    desired, catalog = _half_built()
+    objects = objects_status(desired, catalog)
+    # the three shapes an entry takes: a fingerprint, a backfill progress, neither
+    assert {frozenset(o.model_fields_set) for o in objects} == {
+        frozenset({"kind", "name", "state", "hash", "fingerprint"}),
+        frozenset({"kind", "name", "state", "hash", "backfill_progress"}),
+        frozenset({"kind", "name", "state", "hash"}),
+    }
+
+    again = entry_models(entries(objects))
+
+    assert again == objects
+    wire = published(ChargingAnalyticsStatus(objects=objects))
+    assert published(ChargingAnalyticsStatus(objects=again)) == wire
 
 
 def test_published_entries_carry_only_the_keys_the_operator_always_wrote() -> None:

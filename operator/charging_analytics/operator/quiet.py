@@ -53,13 +53,34 @@ class PassInputs:
     approved: str | None  # the approved-plan annotation
 
 
+#: An object's status entry as the values of :data:`_ENTRY_FIELDS` (None: not set).
+Entry = tuple[str | None, ...]
+_ENTRY_FIELDS = tuple(ObjectStatus.model_fields)
+
+
+def entries(objects: list[ObjectStatus]) -> tuple[Entry, ...]:
+    """Status entries as plain values: a tenant's report is kept for as long as it is Ready, and
+    a model per object was the largest part of it."""
+    return tuple(tuple(getattr(o, f) for f in _ENTRY_FIELDS) for o in objects)
+
+
+def entry_models(kept: tuple[Entry, ...]) -> list[ObjectStatus]:
+    """The models again (validated when the pass made them: not again); an unset field stays
+    unset, so the published entry has the same keys."""
+    models: list[ObjectStatus] = []
+    for e in kept:
+        fields: dict[str, Any] = {f: v for f, v in zip(_ENTRY_FIELDS, e, strict=True) if v is not None}
+        models.append(ObjectStatus.model_construct(**fields))
+    return models
+
+
 @dataclass(frozen=True)
 class QuietReport:
     """The status parts an up-to-date drift pass reported."""
 
     inputs: PassInputs
     catalog: TenantCatalog
-    objects: list[ObjectStatus]
+    objects: tuple[Entry, ...]  # entries(...) of the status objects
     count: int  # desired objects
     drift: Cond
     plan_hash: str | None

@@ -79,7 +79,7 @@ from .dashboards import (
 )
 from .endpoints import Clock, EndpointPool, TenantView
 from .kube import KubeApi, KubeClient, KubeError
-from .quiet import PassInputs, QuietPasses, QuietReport, ValidatedSpecs, pass_inputs
+from .quiet import PassInputs, QuietPasses, QuietReport, ValidatedSpecs, entries, entry_models, pass_inputs
 from .settings import OperatorSettings
 
 log = logging.getLogger(__name__)
@@ -464,7 +464,7 @@ class Service:
                 report = QuietReport(
                     inputs=inputs,
                     catalog=view.catalog,
-                    objects=out.status.objects,
+                    objects=entries(out.status.objects),
                     count=len(planned.desired),
                     drift=planned.drift,
                     plan_hash=out.status.plan_hash,
@@ -504,17 +504,19 @@ class Service:
         pass's report, without rendering or planning (both would give the same result)."""
         # the newer read's slice is kept, so the older snapshot it equals can be freed
         self.quiet.remember(res.owner, replace(known, catalog=catalog))
+        out.quiet, out.settled = known.inputs, known.settled
+        out.conditions = [*ready(Reason.UP_TO_DATE, _ready_message(known.count)), known.drift]
+        if known.settled:
+            return out  # nothing is published: the status fields are not built
         # the report's parts were validated when that pass made them: no validation again
         out.status = out.status.model_copy(
             update={
                 "credentials": known.credentials,
                 "plan_hash": known.plan_hash,
-                "objects": known.objects,
+                "objects": entry_models(known.objects),
                 "plan": None,
             }
         )
-        out.conditions = [*ready(Reason.UP_TO_DATE, _ready_message(known.count)), known.drift]
-        out.quiet, out.settled = known.inputs, known.settled
         return out
 
     async def _plan(self, res: Resource, target: _Target, out: Outcome) -> _Planned:

@@ -29,9 +29,10 @@ import asyncio
 import logging
 import math
 import re
+import sys
 import time
 import weakref
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -555,30 +556,27 @@ class RisingWaveClient:
             async def read(sql: str) -> list[tuple[Any, ...]]:
                 return await self._run(conn, sql, "SELECT", limit=limit, fetch=True)
 
+            parts = _SnapshotParts()
             schema_rows = await read(_SCHEMAS_SQL)
-            relation_rows = await read(_RELATIONS_SQL)
-            secret_rows = await read(_SECRETS_SQL)
+            await self._run(conn, _RELATIONS_SQL, "SELECT", limit=limit, fetch=True, each=parts.relation)
+            for row in await read(_SECRETS_SQL):
+                parts.secret(row)
             user_rows = await read(_USERS_SQL)
             progress_rows = await read(_PROGRESS_SQL)
-            ledger_exists = any(
-                kind == "Table" and schema == ledger.SYSTEM_SCHEMA and name == ledger.LEDGER_TABLE
-                for kind, schema, _, name, _ in relation_rows
-            )
+            ledger_exists = parts.ledger_table_exists()
             if ledger_exists and not self._flushed:
                 # This client's first read (a new process, say) must see the ledger marks of a
                 # predecessor that was killed mid-apply, before its FLUSH; later reads see only
                 # writes of applies that flushed.
                 await self._run(conn, "FLUSH", "FLUSH", limit=self.options.ddl_timeout, fetch=False)
             self._flushed = True
-            ledger_rows = await read(_LEDGER_SQL) if ledger_exists else []
-        return build_snapshot(
+            if ledger_exists:
+                await self._run(conn, _LEDGER_SQL, "SELECT", limit=limit, fetch=True, each=parts.ledger_row)
+        return parts.snapshot(
             self.endpoint.key,
             schema_rows=schema_rows,
-            relation_rows=relation_rows,
-            secret_rows=secret_rows,
             user_rows=user_rows,
             progress_rows=progress_rows,
-            ledger_rows=ledger_rows,
             ledger_exists=ledger_exists,
         )
 
@@ -591,13 +589,23 @@ class RisingWaveClient:
         limit: float | None,
         fetch: bool,
         sensitive: tuple[str, ...] = (),
+        each: Callable[[tuple[Any, ...]], None] | None = None,
     ) -> list[tuple[Any, ...]]:
+        """Run ``text``; its rows (``fetch``), or each row handed to ``each`` as it is converted,
+        so that a large result's rows are never all held as Python objects (none are returned
+        then). The simple-query protocol is kept: streaming from the server would take the
+        extended one."""
         failure: RisingWaveError
         self._last_ok.pop(conn, None)  # until it succeeds, the next checkout checks it
         try:
             async with asyncio.timeout(limit):
                 cursor = await conn.execute(text)
-                rows = await cursor.fetchall() if fetch and cursor.description is not None else []
+                rows = []
+                if each is not None and cursor.description is not None:
+                    async for row in cursor:
+                        each(row)
+                elif fetch and cursor.description is not None:
+                    rows = await cursor.fetchall()
             self._last_ok[conn] = time.monotonic()
             return rows
         except TimeoutError:
@@ -621,41 +629,110 @@ def build_snapshot(
     endpoint_key: str,
     *,
     schema_rows: Sequence[tuple[Any, ...]],
-    relation_rows: Sequence[tuple[Any, ...]],
-    secret_rows: Sequence[tuple[Any, ...]],
+    relation_rows: Iterable[tuple[Any, ...]],
+    secret_rows: Iterable[tuple[Any, ...]],
     user_rows: Sequence[tuple[Any, ...]],
     progress_rows: Sequence[tuple[Any, ...]],
-    ledger_rows: Sequence[tuple[Any, ...]],
+    ledger_rows: Iterable[tuple[Any, ...]],
     ledger_exists: bool,
 ) -> CatalogSnapshot:
-    objects, by_id = _observed(relation_rows, secret_rows)
-    entries, owners = _ledger_entries(ledger_rows)
-    return CatalogSnapshot(
-        endpoint=endpoint_key,
-        schemas=frozenset(name for _, name in schema_rows),
-        objects=tuple(objects),
-        ledger=tuple(entries),
-        owners=owners,
-        users=frozenset(name for (name,) in user_rows),
-        ddl_progress=_progress(progress_rows, by_id),
+    """The snapshot the catalog reads' rows describe (:meth:`RisingWaveClient.snapshot` hands the
+    large reads' rows over as they arrive instead)."""
+    parts = _SnapshotParts()
+    for row in relation_rows:
+        parts.relation(row)
+    for row in secret_rows:
+        parts.secret(row)
+    for row in ledger_rows:
+        parts.ledger_row(row)
+    return parts.snapshot(
+        endpoint_key,
+        schema_rows=schema_rows,
+        user_rows=user_rows,
+        progress_rows=progress_rows,
         ledger_exists=ledger_exists,
-        taken_at=time.monotonic(),
     )
 
 
 Rows = Sequence[tuple[Any, ...]]
 
 
-def _observed(relation_rows: Rows, secret_rows: Rows) -> tuple[list[ObservedObject], dict[int, str]]:
-    """The relations and secrets, and each relation's qualified name by its id."""
-    objects: list[ObservedObject] = []
-    by_id: dict[int, str] = {}
-    for kind, schema, oid, name, definition in relation_rows:
-        objects.append(ObservedObject.read(cast(ObjectKind, kind), schema, name, oid, definition))
-        by_id[int(oid)] = f"{schema}.{name}"
-    for schema, oid, name in secret_rows:
-        objects.append(ObservedObject.read("Secret", schema, name, oid, None))
-    return objects, by_id
+class _SnapshotParts:
+    """A snapshot's objects and ledger, made row by row: a relation's definition is folded into
+    its fingerprint as its row arrives, so a whole endpoint's definitions are never held at once
+    (they were most of a catalog read's memory at its peak)."""
+
+    def __init__(self) -> None:
+        self.objects: list[ObservedObject] = []
+        self.by_id: dict[int, str] = {}  # each relation's qualified name by its id
+        self.entries: list[LedgerEntry] = []
+        self.owners: dict[str, str] = {}
+
+    def relation(self, row: tuple[Any, ...]) -> None:
+        kind, schema, oid, name, definition = row
+        schema, name = _shared(schema), _shared(name)
+        kind = cast(ObjectKind, _shared(kind))
+        self.objects.append(ObservedObject.read(kind, schema, name, oid, definition))
+        self.by_id[int(oid)] = f"{schema}.{name}"
+
+    def secret(self, row: tuple[Any, ...]) -> None:
+        schema, oid, name = row
+        self.objects.append(ObservedObject.read("Secret", _shared(schema), _shared(name), oid, None))
+
+    def ledger_table_exists(self) -> bool:
+        return any(
+            o.kind == "Table" and o.schema == ledger.SYSTEM_SCHEMA and o.name == ledger.LEDGER_TABLE
+            for o in self.objects
+        )
+
+    def ledger_row(self, row: tuple[Any, ...]) -> None:
+        """One ledger row (a row of an unknown kind is skipped; an owner row names the owner)."""
+        tenant, object_name, kind, definition_hash, depends_on = row
+        if object_name == ledger.OWNER_ROW:
+            self.owners[tenant] = definition_hash or ""
+            kind = kind if kind in _OBJECT_KINDS else "Schema"
+        elif kind not in _OBJECT_KINDS:
+            log.warning("ignoring ledger row %s/%s with unknown kind %r", tenant, object_name, kind)
+            return
+        self.entries.append(
+            LedgerEntry(
+                tenant=_shared(tenant),
+                name=_shared(object_name or ""),
+                kind=cast(ObjectKind, _shared(kind)),
+                hash=definition_hash or "",
+                depends_on=tuple(_shared(d) for d in ledger.decode_depends(depends_on)),
+            )
+        )
+
+    def snapshot(
+        self,
+        endpoint_key: str,
+        *,
+        schema_rows: Rows,
+        user_rows: Rows,
+        progress_rows: Rows,
+        ledger_exists: bool,
+    ) -> CatalogSnapshot:
+        return CatalogSnapshot(
+            endpoint=endpoint_key,
+            schemas=frozenset(name for _, name in schema_rows),
+            objects=tuple(self.objects),
+            ledger=tuple(self.entries),
+            owners=self.owners,
+            users=frozenset(name for (name,) in user_rows),
+            ddl_progress=_progress(progress_rows, self.by_id),
+            ledger_exists=ledger_exists,
+            taken_at=time.monotonic(),
+        )
+
+
+def _shared(text: str) -> str:
+    """One string object for each kind, schema and object name, however many rows repeat it.
+
+    Each row brings its own copies: every tenant has the same object names, each of a tenant's
+    rows repeats its schema, and the snapshot is held for the whole fleet (two of them while a
+    newer read replaces the older one)."""
+    return sys.intern(text) if isinstance(text, str) else text
 
 
 def _progress(progress_rows: Rows, by_id: Mapping[int, str]) -> dict[str, str]:
@@ -668,29 +745,6 @@ def _progress(progress_rows: Rows, by_id: Mapping[int, str]) -> dict[str, str]:
         if qualified is not None:
             progress[qualified] = str(value)
     return progress
-
-
-def _ledger_entries(ledger_rows: Rows) -> tuple[list[LedgerEntry], dict[str, str]]:
-    """The ledger's entries (rows of an unknown kind skipped) and each tenant's owner."""
-    entries: list[LedgerEntry] = []
-    owners: dict[str, str] = {}
-    for tenant, object_name, kind, definition_hash, depends_on in ledger_rows:
-        if object_name == ledger.OWNER_ROW:
-            owners[tenant] = definition_hash or ""
-            kind = kind if kind in _OBJECT_KINDS else "Schema"
-        elif kind not in _OBJECT_KINDS:
-            log.warning("ignoring ledger row %s/%s with unknown kind %r", tenant, object_name, kind)
-            continue
-        entries.append(
-            LedgerEntry(
-                tenant=tenant,
-                name=object_name or "",
-                kind=cast(ObjectKind, kind),
-                hash=definition_hash or "",
-                depends_on=ledger.decode_depends(depends_on),
-            )
-        )
-    return entries, owners
 
 
 def _name_from_ddl(statement: str) -> str | None:
