@@ -67,6 +67,7 @@ from charging_analytics.rw.client import ClientOptions, Endpoint, RisingWaveClie
 from charging_analytics.spec import ChargingAnalyticsSpec, ChargingAnalyticsStatus  # noqa: E402
 from charging_analytics.status import Reason, merge_conditions, objects_status, published  # noqa: E402
 from charging_analytics.status import ready as ready_conditions  # noqa: E402
+from profiling import share_under, start_profiler, top_frames  # noqa: E402
 from testbed.bed import Testbed, unique_name  # noqa: E402
 from testbed.controlplane import KubeRest, request_delta  # noqa: E402
 from testbed.kafka import create_topics  # noqa: E402
@@ -75,6 +76,14 @@ from tests.rw_double import RisingWaveDouble  # noqa: E402
 
 #: Seconds the freshly started operator idles (watching, no resource) before the burst.
 IDLE_SECONDS = 15.0
+#: What a steady-state profile reports as shares: the drift timer's passes (Kopf's path around
+#: the handler included), the handler itself, the interval's catalog read.
+PROFILE_SHARES = {
+    "Kopf timers": "_timer (kopf/",
+    "drift pass (handler)": "drift_check (",
+    "catalog read": "snapshot (charging_analytics/rw/client.py",
+    "garbage collection": "(garbage collection)",
+}
 #: The operator's counters read from its metrics port (sums over labels).
 OPERATOR_COUNTERS = {
     "catalog_reads": "cha_catalog_reads_total",
@@ -191,8 +200,11 @@ class Phase:
 
 
 class Fleet:
-    def __init__(self, tenants: int, interval: float, intervals: int, timeout: float) -> None:
+    def __init__(
+        self, tenants: int, interval: float, intervals: int, timeout: float, profile: Path | None = None
+    ) -> None:
         self.tenants, self.interval, self.intervals, self.timeout = tenants, interval, intervals, timeout
+        self.profile = profile
         self.metrics_port = free_port()
         self.operator: OperatorProcess | None = None
 
@@ -300,8 +312,14 @@ class Fleet:
             # creation; it turns Ready's reason from Applied to UpToDate, a status write)
             time.sleep(2 * self.interval)
             phase = Phase(self, f"steady ({self.intervals} x {self.interval:.0f} s)").start()
-            time.sleep(self.interval * self.intervals)
+            seconds = self.interval * self.intervals
+            raw = self.profile / f"steady-{n}.raw" if self.profile else None
+            profiler = start_profiler(self.running.process.pid, raw, seconds, rate=50) if raw else None
+            time.sleep(seconds)
             steady = phase.stop(intervals=self.intervals)
+            if raw is not None and profiler is not None:
+                profiler.wait(120)
+                steady["profile"] = {"self": top_frames(raw), "under": share_under(raw, PROFILE_SHARES)}
 
             # 4. restart
             before_stop = {
@@ -376,6 +394,11 @@ def print_result(result: dict[str, Any]) -> None:
             f"  API requests ({writes} writes): "
             + ", ".join(f"{k} {v}" for k, v in p["api_requests"].items())
         )
+        if "profile" in p:
+            under = ", ".join(f"{k} {v} %" for k, v in p["profile"]["under"].items())
+            print(f"  profile (% of samples, all threads): {under}")
+            for share, frame in p["profile"]["self"]:
+                print(f"    self {share:5.1f}% {frame}")
 
 
 def main() -> int:
@@ -384,11 +407,16 @@ def main() -> int:
     parser.add_argument("--interval", type=float, default=60.0, help="the drift interval, seconds")
     parser.add_argument("--intervals", type=int, default=3, help="steady-state intervals measured")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds to wait for Ready")
+    parser.add_argument(
+        "--profile", type=Path, help="directory for a py-spy profile of the operator in steady state"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
     results = []
     for n in (int(x) for x in args.tenants.split(",")):
-        result = Fleet(n, args.interval, args.intervals, args.timeout).run()
+        result = Fleet(n, args.interval, args.intervals, args.timeout, args.profile).run()
         results.append(result)
         if not args.json:
             print_result(result)

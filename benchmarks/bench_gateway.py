@@ -51,6 +51,7 @@ from charging_analytics.simulator.chargepoints import (  # noqa: E402
 )
 from charging_analytics.simulator.chargepoints.runner import percentile  # noqa: E402
 from charging_analytics.simulator.simulate import SimulationConfig  # noqa: E402
+from profiling import start_profiler, top_frames  # noqa: E402
 
 TENANT = "bench"
 STATE_TOPIC = "bench-gateway-state"
@@ -253,35 +254,6 @@ class CpuWindow:
         }
 
 
-def start_profiler(pid: int, out: Path, seconds: float) -> subprocess.Popen[bytes] | None:
-    """``py-spy record`` of the gateway for ``seconds`` (when py-spy is installed)."""
-    import shutil
-
-    spy = shutil.which("py-spy")
-    if spy is None:
-        progress("py-spy not installed: no profile")
-        return None
-    args = [spy, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "200"]
-    args += ["--format", "raw", "--output", str(out), "--nonblocking"]
-    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def top_frames(raw: Path, limit: int = 12) -> list[tuple[float, str]]:
-    """The functions a py-spy ``raw`` profile most often found running (self time, % of the
-    samples of all threads)."""
-    total = 0
-    counts: dict[str, int] = {}
-    for line in raw.read_text().splitlines():
-        stack, _, n = line.rpartition(" ")
-        if not n.isdigit():
-            continue
-        total += int(n)
-        leaf = stack.rsplit(";", 1)[-1]
-        counts[leaf] = counts.get(leaf, 0) + int(n)
-    ranked = sorted(counts.items(), key=lambda kv: -kv[1])[:limit]
-    return [(round(100 * n / max(1, total), 1), frame) for frame, n in ranked]
-
-
 def split(total: int, parts: int) -> list[tuple[int, int]]:
     size, extra = divmod(total, parts)
     out, first = [], 0
@@ -361,8 +333,7 @@ _LEAN_CALLS: Final = {
 _LEAN_BOOT: Final = {
     "1.6": '","BootNotification",{"chargePointVendor":"Bench","chargePointModel":"Lean"}]',
     "2.0.1": (
-        '","BootNotification",{"chargingStation":{"vendorName":"Bench","model":"Lean"},'
-        '"reason":"PowerUp"}]'
+        '","BootNotification",{"chargingStation":{"vendorName":"Bench","model":"Lean"},"reason":"PowerUp"}]'
     ),
 }
 
