@@ -76,10 +76,10 @@ from tests.rw_double import RisingWaveDouble  # noqa: E402
 
 #: Seconds the freshly started operator idles (watching, no resource) before the burst.
 IDLE_SECONDS = 15.0
-#: What a steady-state profile reports as shares: the drift timer's passes (Kopf's path around
-#: the handler included), the handler itself, the interval's catalog read.
+#: What a steady-state profile reports as shares: the drift daemons (Kopf's path around the
+#: handler included), the handler itself, the interval's catalog read.
 PROFILE_SHARES = {
-    "Kopf timers": "_timer (kopf/",
+    "Kopf daemons": "_daemon (kopf/",
     "drift pass (handler)": "drift_check (",
     "catalog read": "snapshot (charging_analytics/rw/client.py",
     "garbage collection": "(garbage collection)",

@@ -244,7 +244,7 @@ class Reconciles(list[tuple[str, str]]):
 
     def wait_more(self, name: str, count: int = 2, origin: str = "timer", timeout: float = 60) -> None:
         """Wait until ``count`` more reconciles of ``name`` from ``origin`` have returned (the
-        drift timer's, every 2 s here): what a test then sees is not one reconcile's doing."""
+        drift passes', every 2 s here): what a test then sees is not one reconcile's doing."""
 
         def done() -> int:
             return sum(1 for o, n, _ in self.results if (o, n) == (origin, name))

@@ -112,7 +112,7 @@ def test_deleting_a_resource_whose_spec_became_invalid_still_drops_its_objects(h
 def test_a_deletion_during_a_drift_check_is_released_when_the_check_ends(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Kopf releases the finalizer only once the resource's drift timer has exited; a pass that
+    """Kopf releases the finalizer only once the resource's drift daemon has exited; a pass that
     ends without writing anything wakes nothing, so Kopf's next look comes after its
     ``cancellation_polling`` (60 s by default). The deletion must complete soon after the pass."""
     from charging_analytics.operator import main

@@ -6,7 +6,7 @@ import time
 
 from charging_analytics import constants as c
 from charging_analytics.operator import metrics
-from charging_analytics.operator.main import DRIFT_PASS_LINE
+from charging_analytics.operator.main import DRIFT_CHECK
 from testbed.polling import wait_for
 from tests.service.harness import Harness, Reconciles
 
@@ -78,11 +78,11 @@ def test_unreachable_risingwave_stalls_with_backoff_then_recovers(harness: Harne
         elapsed = time.monotonic() - window_start
         harness.rw.unreachable = False
         harness.wait_ready("acme", timeout=60)
-    # backoff 1, 2, 4, 4 s (+ drift timer every 2 s): a handful of attempts, not a hot loop
+    # backoff 1, 2, 4, 4 s (+ a drift pass every 2 s): a handful of attempts, not a hot loop
     assert 1 <= attempts <= 2 * elapsed, attempts
     ready = next(cond for cond in obj["status"]["conditions"] if cond["type"] == c.COND_READY)
     assert ready["status"] == "False"
-    # a true bound: the backoff is capped by the drift timer (2 s here), which retries too
+    # a true bound: the backoff is capped by the drift interval (2 s here), which retries too
     bound = int(ready["message"].rsplit("next attempt within ", 1)[1].rstrip("s)"))
     assert bound <= 2
     # Events carry no delay, and an identical one is not posted again: one Event, not one per attempt
@@ -151,12 +151,15 @@ def test_second_resource_claiming_a_tenant_is_refused_and_the_first_untouched(ha
 
 
 def test_drift_passes_that_find_nothing_leave_no_log_line(harness: Harness, reconciles: Reconciles) -> None:
-    """A quiet pass per resource per interval would be a log line per resource per interval;
-    Kopf's other lines (the create handler's success) stay."""
+    """A quiet pass per resource per interval would be a log line per resource per interval (Kopf
+    logs one after each pass of a timer); Kopf's other lines (the create handler's success) stay."""
     with harness.operator():
         harness.create(harness.tenant("acme"))
         harness.wait_ready("acme")
         reconciles.wait_more("acme", 3)
     output = harness.outputs[-1]
     assert "Handler 'on_create' succeeded." in output
-    assert DRIFT_PASS_LINE not in output
+    # Kopf logs the drift daemon's exit when the operator stops, once per resource
+    lines = [line for line in output.splitlines() if DRIFT_CHECK in line]
+    assert len(lines) == 1, lines
+    assert lines[0].endswith(f"/acme] Daemon {DRIFT_CHECK!r} succeeded."), lines

@@ -569,10 +569,10 @@ def test_without_patch_on_the_resource_nothing_is_built_and_nothing_leaks_on_del
     cluster: tuple[Harness, ChartRbac], reconciles: Reconciles, refusals: Refusals
 ) -> None:
     """Kopf PATCHes its finalizer (and progress annotations) onto a resource before any change
-    handler runs. Without it the create handler never runs, and the drift timer, which Kopf runs
+    handler runs. Without it the create handler never runs, and the drift daemon, which Kopf runs
     anyway, skips a resource without the operator's finalizer: nothing is built. Deleting the
     resource (gone at once, no finalizer) therefore leaves nothing behind in RisingWave. Before
-    the timer skipped such resources, it built the pipeline and the delete leaked it."""
+    drift passes skipped such resources, they built the pipeline and the delete leaked it."""
     harness, rbac = cluster
     rbac.drop(CR_PATCH)
     body = harness.tenant("acme")
@@ -580,8 +580,8 @@ def test_without_patch_on_the_resource_nothing_is_built_and_nothing_leaks_on_del
     with harness.operator(all_namespaces=True) as runner:
         harness.create(body)
         refusals.wait(CR_PATCH)
-        wait_for(lambda: ("timer", "acme") in reconciles, 15, "the drift timer to fire")
-        time.sleep(GRACE)  # a few more timer intervals (2 s here)
+        wait_for(lambda: ("timer", "acme") in reconciles, 15, "a drift pass")
+        time.sleep(GRACE)  # a few more drift intervals (2 s here)
         assert _finalizers(harness, "acme") == []
         assert harness.rw_objects(tenant) == set()  # nothing built
         assert _status(harness, "acme") == {}

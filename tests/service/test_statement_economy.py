@@ -62,8 +62,8 @@ def test_no_op_reconcile_costs_only_the_shared_snapshot(harness: Harness) -> Non
         harness.wait_ready("acme")
         harness.rw.clear_statements()
         started = time.monotonic()
-        # the drift timer (every 2 s in tests) reconciles with the shared snapshot (1 s cache)
-        wait_for(lambda: time.monotonic() - started > 5, 10, "a few drift-timer reconciles")
+        # drift passes (every 2 s in tests) reconcile with the shared snapshot (1 s cache)
+        wait_for(lambda: time.monotonic() - started > 5, 10, "a few drift passes")
         counts = _counts(harness)
         statements = harness.rw.statements
         assert harness.condition("acme", c.COND_READY)["reason"] == "UpToDate"  # type: ignore[index]

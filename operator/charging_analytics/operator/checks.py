@@ -327,7 +327,7 @@ class Prechecks:
     """The Kafka topics and the PostgreSQL alert table of each resource, checked when their inputs
     (the spec's parts they read, the credentials, the mode) differ from the last check that
     passed, or after the resource stalled (an error may mean the world changed): not on every
-    pass, so a timer pass of a Ready tenant opens no Kafka or PostgreSQL connection."""
+    pass, so a drift pass of a Ready tenant opens no Kafka or PostgreSQL connection."""
 
     def __init__(self, *, kafka: bool, postgres: bool, timeout: float) -> None:
         self.kafka = kafka

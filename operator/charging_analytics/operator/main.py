@@ -35,28 +35,8 @@ RESOURCE = (c.GROUP, c.VERSION, c.PLURAL)
 log = logging.getLogger("charging_analytics.operator")
 
 
-#: The drift timer's handler id, and what Kopf logs after each successful pass of it
-#: (f"{handler} succeeded."), which :class:`QuietDriftPasses` drops.
-DRIFT_TIMER = "drift_check"
-DRIFT_PASS_LINE = f"Timer {DRIFT_TIMER!r} succeeded."
-
-
-class QuietDriftPasses(logging.Filter):
-    """Drops the line Kopf logs after every successful pass of the drift timer.
-
-    One line per resource per interval says nothing a reader needs (a pass that finds or changes
-    something logs that itself, and a failed one still logs), and at a thousand resources
-    formatting and writing it was about a tenth of the operator's steady-state CPU. Kopf's other
-    lines (handlers that succeeded, retries, errors) stay."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.msg != DRIFT_PASS_LINE
-
-
-def _quiet_drift_passes() -> None:
-    kopf_objects = logging.getLogger("kopf.objects")
-    if not any(isinstance(f, QuietDriftPasses) for f in kopf_objects.filters):
-        kopf_objects.addFilter(QuietDriftPasses())
+#: The id of the daemon that runs each resource's drift passes.
+DRIFT_CHECK = "drift_check"
 
 
 def _service(memo: Any) -> Service:
@@ -94,17 +74,16 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         prefix=c.ANNOTATION_KOPF_PREFIX, key="last-handled-configuration"
     )
     settings.posting.level = logging.WARNING  # explicit events only; no log lines as events
-    _quiet_drift_passes()
     settings.watching.server_timeout = 60
     settings.watching.client_timeout = 90
     settings.networking.request_timeout = REQUEST_TIMEOUT_SECONDS
     settings.execution.max_workers = 8
-    # A deletion waits for the resource's drift-check timer to finish its pass. Kopf re-checks a
-    # finishing timer only every cancellation_polling seconds (60 by default), which held the
+    # A deletion waits for the resource's drift-check daemon to finish its pass. Kopf re-checks a
+    # finishing daemon only every cancellation_polling seconds (60 by default), which held the
     # finalizer for a minute whenever a deletion arrived during a pass.
     settings.background.cancellation_polling = 1.0
     # run() hands its settings over in the memo; under `kopf run -m` they are read now, at
-    # start-up (the timer's interval, above, was read at import).
+    # start-up.
     config: OperatorSettings = getattr(memo, "config", None) or OperatorSettings()
     memo.config = config
     # Serving explicit namespaces needs no cluster-wide list of namespaces or CRDs; without this,
@@ -154,24 +133,30 @@ async def on_resume(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     await _reconcile(body, memo, Origin.RESUME)
 
 
-@kopf.timer(
-    *RESOURCE,
-    id=DRIFT_TIMER,
-    interval=SETTINGS.drift_interval_seconds,
-    initial_delay=SETTINGS.drift_interval_seconds,
-    idle=SETTINGS.drift_interval_seconds / 2,
-)
-async def drift_check(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
-    """Periodic drift check against the shared per-endpoint snapshot; corrects under onDrift: Correct."""
+@kopf.daemon(*RESOURCE, id=DRIFT_CHECK)
+async def drift_check(
+    body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, stopped: kopf.DaemonStopped, **_: Any
+) -> None:
+    """Periodic drift check against the shared per-endpoint snapshot; corrects under onDrift: Correct.
+
+    One long-lived daemon per resource that waits between its passes, not a Kopf timer: Kopf runs
+    every timer pass through its handler machinery (handler state, outcomes, a patch to apply, a
+    log line, a new sleeping task), which at a thousand Ready tenants cost more CPU than the
+    passes themselves. Kopf still decides when a resource's passes run at all: it stops the
+    daemon when the resource is being deleted (and waits for a pass in progress to end), when
+    peering pauses this replica, and at exit. The body is Kopf's live view, current at each pass;
+    the service's per-resource lock orders a pass with the create and update handlers."""
     service = _service(memo)
-    try:
-        # Kopf's timers of a whole fleet are all due one interval after the operator started:
-        # the first pass waits a random share of the interval more (the body is Kopf's live
-        # view, so it is current after the wait); later passes stay spread out.
-        await asyncio.sleep(service.first_timer_delay(Resource.from_body(body).owner))
-        await _reconcile(body, memo, Origin.TIMER)
-    except Exception:  # a periodic check must never spin into Kopf retries
-        logger.exception("drift check failed")
+    interval = service.settings.drift_interval_seconds
+    # A fleet's daemons all start together when the operator does: the first pass waits a random
+    # share of the interval more, so that passes stay spread out.
+    delay = interval + service.first_drift_delay(Resource.from_body(body).owner)
+    while not await stopped.wait(delay):
+        try:
+            await _reconcile(body, memo, Origin.TIMER)
+        except Exception:  # a failed pass is logged (and posted); the next one comes as usual
+            logger.exception("drift check failed")
+        delay = interval
 
 
 @kopf.on.delete(*RESOURCE)

@@ -1,10 +1,10 @@
 """What a Ready tenant's last drift pass found, so that a pass with the same inputs does no work.
 
-A drift-timer pass renders the tenant's objects and plans them against the endpoint's shared
+A drift pass renders the tenant's objects and plans them against the endpoint's shared
 snapshot. When nothing changed, both are pure functions of inputs that are the same as at the
 last pass: the spec, the credentials, the secret store and RisingWave capabilities, the owner
 recorded in the ledger, the tenant's catalog slice and the status (its fingerprints). So
-the service remembers, per resource, the report of its last up-to-date timer pass with those
+the service remembers, per resource, the report of its last up-to-date drift pass with those
 inputs, and a later pass whose inputs are equal takes that report instead of rendering and
 planning again: O(1) per tenant, however many objects the tenant has.
 

@@ -227,7 +227,7 @@ class Service:
         #: reconcile's body can predate the previous reconcile's status (it waited on the lock),
         #: and a stale record would take drift for a spec change; the status is the fallback.
         self._dashboards_recorded: dict[str, set[tuple[str, str, str]]] = {}
-        self._timed: set[str] = set()  # resources whose drift timer has run in this process
+        self._timed: set[str] = set()  # resources whose drift passes have begun in this process
         #: each resource's last up-to-date drift pass, reused while its inputs are unchanged
         self.quiet = QuietPasses()
         self.specs = ValidatedSpecs()
@@ -282,7 +282,7 @@ class Service:
         )
 
     # ------------------------------------------------------------------------------------------
-    # Events, timers, Secrets
+    # Events, drift passes, Secrets
     # ------------------------------------------------------------------------------------------
 
     def unrepeated(
@@ -302,9 +302,10 @@ class Service:
             out.append((type_, reason, message))
         return out
 
-    def first_timer_delay(self, owner: str) -> float:
-        """A random share of the drift interval before a resource's first timer pass in this
-        process (0 before later ones), so a restarted operator's timers do not all fire at once."""
+    def first_drift_delay(self, owner: str) -> float:
+        """A random share of the drift interval before a resource's first drift pass in this
+        process (0 when its passes begin again, after peering paused them), so a restarted
+        operator's passes do not all come at once."""
         if owner in self._timed:
             return 0.0
         self._timed.add(owner)
@@ -404,7 +405,7 @@ class Service:
         A new or changed spec plans against a read that began once it existed: for a create, its
         creation (so a burst of creates shares the reads that began after it), and no longer ago
         than the snapshot's age (a create retried long after it came reads anew); for an update,
-        its arrival. A timer, a restart's resume pass or a Secret change share the interval's read.
+        its arrival. A drift pass, a restart's resume pass or a Secret change share the interval's read.
         """
         if origin not in (Origin.CREATE, Origin.UPDATE):
             return None
@@ -456,7 +457,7 @@ class Service:
         if decision is Decision.PLAN_ONLY:
             return self._plan_only(res, target, planned, out)
         if decision is Decision.UP_TO_DATE and origin == Origin.TIMER:
-            # the drift timer's common case: the status already says the rest
+            # a drift pass's common case: the status already says the rest
             out.conditions = [*ready(Reason.UP_TO_DATE, _ready_message(len(planned.desired))), planned.drift]
             out.status.objects = objects_status(planned.desired, view.catalog)
             out.status.plan = None
@@ -721,12 +722,12 @@ class Service:
         self, res: Resource, out: Outcome, reason: Reason, message: str, *, retry: bool = True
     ) -> Outcome:
         """Stalled: Ready=False, an event, and (unless only a spec change can help) a retry with
-        exponential backoff; the drift timer retries too, so nothing waits forever."""
+        exponential backoff; the drift pass retries too, so nothing waits forever."""
         shown = message
         self.checks.forget(res.owner)  # the next attempt checks Kafka and PostgreSQL again
         if retry:
             out.retry_after = self._backoff(res)
-            # the drift timer retries too: the next attempt comes within the shorter of the two
+            # the drift pass retries too: the next attempt comes within the shorter of the two
             within = min(out.retry_after, self.settings.drift_interval_seconds)
             shown = f"{message} (next attempt within {within:.0f}s)"
         out.conditions = stalled(reason, shown)

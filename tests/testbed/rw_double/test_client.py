@@ -88,18 +88,27 @@ def test_snapshot_of_an_empty_database(risingwave: RisingWaveTarget) -> None:
         assert snapshot.owners == {}
 
 
-def test_snapshot_reads_objects_ledger_and_owners(risingwave: RisingWaveTarget, rw_schema: str) -> None:
-    tenant = rw_schema
-    statements = [
+def _ledgered_pipeline(tenant: str, *more_rows: str) -> list[str]:
+    """The base pipeline with the ledger and rows for its schema, source and sessions view, then
+    ``more_rows`` and a FLUSH."""
+    return [
         *p.base_pipeline(tenant),
         *p.ledger_stmts(),
         *p.ledger_row(tenant, "", "Schema", "h-schema"),
         *p.ledger_row(tenant, "ocpp_events", "Source", "h-src"),
         *p.ledger_row(tenant, "sessions", "MaterializedView", "h-sessions", "ocpp_events"),
-        *p.ledger_row(tenant, "alerts_to_kafka", "Sink", "h-sink", "alerts"),
-        *p.ledger_row(tenant, OWNER_ROW, "Schema", "team-a/acme"),
+        *more_rows,
         "FLUSH",
     ]
+
+
+def test_snapshot_reads_objects_ledger_and_owners(risingwave: RisingWaveTarget, rw_schema: str) -> None:
+    tenant = rw_schema
+    statements = _ledgered_pipeline(
+        tenant,
+        *p.ledger_row(tenant, "alerts_to_kafka", "Sink", "h-sink", "alerts"),
+        *p.ledger_row(tenant, OWNER_ROW, "Schema", "team-a/acme"),
+    )
 
     async def scenario(client: RisingWaveClient) -> Any:
         for stmt in statements:
@@ -138,6 +147,29 @@ def test_snapshot_reads_objects_ledger_and_owners(risingwave: RisingWaveTarget, 
     assert any(
         o.schema == "cha_system" and o.name == "ledger" and o.kind == "Table" for o in snapshot.objects
     )
+
+
+def test_a_snapshot_read_in_batches_keeps_every_row_of_every_batch(
+    risingwave: RisingWaveTarget, rw_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Relations and ledger rows are converted a batch at a time: batches of 2 rows, many per
+    read, give the snapshot that one batch of all the rows gives."""
+    from charging_analytics.rw import client as rw_client
+
+    tenant = rw_schema
+    statements = _ledgered_pipeline(tenant)
+
+    async def scenario(client: RisingWaveClient) -> Any:
+        for stmt in statements:
+            await client.execute(stmt)
+        whole = await client.snapshot()
+        monkeypatch.setattr(rw_client, "ROWS_PER_FETCH", 2)
+        return whole, await client.snapshot()
+
+    whole, batched = with_client(risingwave, scenario)
+    assert len(whole.tenant(tenant).objects) == 5
+    assert len(whole.tenant(tenant).ledger) == 3
+    assert (batched.objects, batched.ledger, batched.schemas) == (whole.objects, whole.ledger, whole.schemas)
 
 
 def test_snapshot_lists_secrets(risingwave: RisingWaveTarget, rw_schema: str) -> None:
