@@ -115,9 +115,9 @@ class ReadCounter:
         self.calls = 0
         original = RisingWaveClient.snapshot
 
-        async def counted(client: RisingWaveClient) -> CatalogSnapshot:
+        async def counted(client: RisingWaveClient, previous: CatalogSnapshot | None = None) -> Any:
             self.calls += 1
-            return await original(client)
+            return await original(client, previous)
 
         monkeypatch.setattr(RisingWaveClient, "snapshot", counted)
 
@@ -205,12 +205,21 @@ def test_timer_reconciles_of_many_tenants_share_one_catalog_read_per_interval(
             assert all(is_up_to_date(o) for o in outcomes)
             assert reads() == before
 
-            # Interval 2: once the cache age has passed, exactly one more read.
+            # Interval 2: once the cache age has passed, exactly one more read, whose unchanged
+            # objects are those the first read made (not a second copy of the catalog).
+            client = next(iter(service.endpoints.clients.values()))
+            one = (await service.endpoints.view(client, sorted(tenants)[0])).catalog
             clock.offset += CACHE_SECONDS + 1
             before = reads()
             outcomes = await reconcile_all(service, "timer")
             assert all(is_up_to_date(o) for o in outcomes)
             assert reads() == plus(before, 1)
+            two = (await service.endpoints.view(client, sorted(tenants)[0])).catalog
+            assert reads() == plus(before, 1)
+            assert two is not one
+            assert len(one.objects) >= 5
+            assert all(two.objects[name] is obj for name, obj in one.objects.items())
+            assert all(two.ledger[name] is entry for name, entry in one.ledger.items())
 
             # A spec change (origin "update") never plans against a cached snapshot: it reads anew,
             # though the cache is young, and (nothing to apply) reads nothing else.

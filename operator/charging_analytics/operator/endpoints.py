@@ -215,7 +215,7 @@ class EndpointPool:
 
     async def _read(self, shared: _Shared, client: RisingWaveClient, started: float) -> CatalogSnapshot:
         try:
-            snapshot = await client.snapshot()
+            snapshot = await client.snapshot(previous=shared.snapshot)
         finally:
             shared.inflight = None
         metrics.CATALOG_READS.labels(client.endpoint.key).inc()

@@ -551,15 +551,18 @@ class RisingWaveClient:
                 if not waiting.done():
                     waiting.set_result(found[name])
 
-    async def snapshot(self) -> CatalogSnapshot:
-        """Read what RisingWave has (schemas, relations, secrets, users, DDL progress, ledger)."""
+    async def snapshot(self, previous: CatalogSnapshot | None = None) -> CatalogSnapshot:
+        """Read what RisingWave has (schemas, relations, secrets, users, DDL progress, ledger).
+
+        ``previous``: the endpoint's last snapshot, still held; objects and ledger entries that
+        have not changed since are that snapshot's, not copies."""
         limit = self.options.statement_timeout + 1.0
         async with self._connection() as conn:
 
             async def read(sql: str) -> list[tuple[Any, ...]]:
                 return await self._run(conn, sql, "SELECT", limit=limit, fetch=True)
 
-            parts = _SnapshotParts()
+            parts = _SnapshotParts(previous)
             schema_rows = await read(_SCHEMAS_SQL)
             await self._run(conn, _RELATIONS_SQL, "SELECT", limit=limit, fetch=True, each=parts.relation)
             for row in await read(_SECRETS_SQL):
@@ -666,22 +669,35 @@ class _SnapshotParts:
     its fingerprint as its row arrives, so a whole endpoint's definitions are never held at once
     (they were most of a catalog read's memory at its peak)."""
 
-    def __init__(self) -> None:
+    def __init__(self, previous: CatalogSnapshot | None = None) -> None:
         self.objects: list[ObservedObject] = []
         self.by_id: dict[int, str] = {}  # each relation's qualified name by its id
         self.entries: list[LedgerEntry] = []
         self.owners: dict[str, str] = {}
+        # What the previous snapshot holds, each by itself: an unchanged row yields that object.
+        # Whatever still refers to the previous snapshot's objects (the drift passes' reports,
+        # reconciles in flight) then shares them with this one instead of keeping a second copy
+        # of the endpoint's catalog alive, and comparing a tenant's slices finds them identical.
+        self._objects_before: dict[ObservedObject, ObservedObject] = (
+            {o: o for o in previous.objects} if previous else {}
+        )
+        self._entries_before: dict[LedgerEntry, LedgerEntry] = (
+            {e: e for e in previous.ledger} if previous else {}
+        )
+
+    def _object(self, obj: ObservedObject) -> None:
+        self.objects.append(self._objects_before.get(obj, obj))
 
     def relation(self, row: tuple[Any, ...]) -> None:
         kind, schema, oid, name, definition = row
         schema, name = _shared(schema), _shared(name)
         kind = cast(ObjectKind, _shared(kind))
-        self.objects.append(ObservedObject.read(kind, schema, name, oid, definition))
+        self._object(ObservedObject.read(kind, schema, name, oid, definition))
         self.by_id[int(oid)] = f"{schema}.{name}"
 
     def secret(self, row: tuple[Any, ...]) -> None:
         schema, oid, name = row
-        self.objects.append(ObservedObject.read("Secret", _shared(schema), _shared(name), oid, None))
+        self._object(ObservedObject.read("Secret", _shared(schema), _shared(name), oid, None))
 
     def ledger_table_exists(self) -> bool:
         return any(
@@ -698,15 +714,14 @@ class _SnapshotParts:
         elif kind not in _OBJECT_KINDS:
             log.warning("ignoring ledger row %s/%s with unknown kind %r", tenant, object_name, kind)
             return
-        self.entries.append(
-            LedgerEntry(
-                tenant=_shared(tenant),
-                name=_shared(object_name or ""),
-                kind=cast(ObjectKind, _shared(kind)),
-                hash=definition_hash or "",
-                depends_on=tuple(_shared(d) for d in ledger.decode_depends(depends_on)),
-            )
+        entry = LedgerEntry(
+            tenant=_shared(tenant),
+            name=_shared(object_name or ""),
+            kind=cast(ObjectKind, _shared(kind)),
+            hash=definition_hash or "",
+            depends_on=tuple(_shared(d) for d in ledger.decode_depends(depends_on)),
         )
+        self.entries.append(self._entries_before.get(entry, entry))
 
     def snapshot(
         self,

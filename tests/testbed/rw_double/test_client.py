@@ -102,6 +102,11 @@ def _ledgered_pipeline(tenant: str, *more_rows: str) -> list[str]:
     ]
 
 
+async def _execute_all(client: RisingWaveClient, statements: list[str]) -> None:
+    for stmt in statements:
+        await client.execute(stmt)
+
+
 def test_snapshot_reads_objects_ledger_and_owners(risingwave: RisingWaveTarget, rw_schema: str) -> None:
     tenant = rw_schema
     statements = _ledgered_pipeline(
@@ -157,11 +162,9 @@ def test_a_snapshot_read_in_batches_keeps_every_row_of_every_batch(
     from charging_analytics.rw import client as rw_client
 
     tenant = rw_schema
-    statements = _ledgered_pipeline(tenant)
 
     async def scenario(client: RisingWaveClient) -> Any:
-        for stmt in statements:
-            await client.execute(stmt)
+        await _execute_all(client, _ledgered_pipeline(tenant))
         whole = await client.snapshot()
         monkeypatch.setattr(rw_client, "ROWS_PER_FETCH", 2)
         return whole, await client.snapshot()
@@ -170,6 +173,30 @@ def test_a_snapshot_read_in_batches_keeps_every_row_of_every_batch(
     assert len(whole.tenant(tenant).objects) == 5
     assert len(whole.tenant(tenant).ledger) == 3
     assert (batched.objects, batched.ledger, batched.schemas) == (whole.objects, whole.ledger, whole.schemas)
+
+
+def test_a_snapshot_shares_the_previous_snapshots_unchanged_objects_and_entries(
+    risingwave: RisingWaveTarget, rw_schema: str
+) -> None:
+    """What still refers to the previous snapshot (drift passes' reports) then holds no second
+    copy of the catalog; a changed ledger entry is the new one."""
+    tenant = rw_schema
+
+    async def scenario(client: RisingWaveClient) -> Any:
+        await _execute_all(client, _ledgered_pipeline(tenant))
+        first = await client.snapshot()
+        changed = p.ledger_row(tenant, "sessions", "MaterializedView", "h-sessions-2", "ocpp_events")
+        await _execute_all(client, [*changed, "FLUSH"])
+        return first, await client.snapshot(previous=first)
+
+    first, second = with_client(risingwave, scenario)
+    assert second.objects == first.objects
+    assert all(new is old for new, old in zip(second.objects, first.objects, strict=True))
+    before = {e.name: e for e in first.ledger}
+    after = {e.name: e for e in second.ledger}
+    assert after["sessions"].hash == "h-sessions-2"
+    assert before["sessions"].hash == "h-sessions"
+    assert {name for name in after if after[name] is before[name]} == set(after) - {"sessions"}
 
 
 def test_snapshot_lists_secrets(risingwave: RisingWaveTarget, rw_schema: str) -> None:
