@@ -87,6 +87,12 @@ class _Disconnect(Exception):
 @dataclass
 class _Conn:
     writer: asyncio.StreamWriter
+    #: Messages written but not yet sent: RisingWave's frontend writes a response's messages into
+    #: its stream's buffer (``PgStream::write_no_flush``: every DataRow of a simple query, then
+    #: CommandComplete and ReadyForQuery) and sends them with one ``flush``
+    #: (src/utils/pgwire/src/pg_protocol.rs, ``process_query_msg``), so a client reads a large
+    #: result in few large chunks, not a row per chunk.
+    out: bytearray = field(default_factory=bytearray)
     session: Session | None = None
     cancel: asyncio.Event = field(default_factory=asyncio.Event)
     busy: bool = False
@@ -172,12 +178,12 @@ class WireServer:
                 # handling in src/utils/pgwire/src/pg_protocol.rs, v2.3.0 ... v3.0.3); it asks
                 # for no client certificate.
                 conn.writer.write(b"S")
-                await conn.writer.drain()
+                await conn.writer.drain()  # before any message: nothing is buffered yet
                 await conn.writer.start_tls(self.tls)
                 continue
             if code in (SSL_REQUEST, GSSENC_REQUEST):
                 conn.writer.write(b"N")
-                await conn.writer.drain()
+                await conn.writer.drain()  # before any message: nothing is buffered yet
                 continue
             if code == CANCEL_REQUEST:
                 pid, key = struct.unpack("!ii", body[4:12])
@@ -201,7 +207,7 @@ class WireServer:
         password: str | None = None
         if self.engine.needs_password(user_name):
             self._send(conn, b"R", struct.pack("!i", 3))  # AuthenticationCleartextPassword
-            await conn.writer.drain()
+            await self._flush(conn)
             kind = await reader.readexactly(1)
             length = struct.unpack("!i", await reader.readexactly(4))[0]
             data = await reader.readexactly(length - 4)
@@ -233,12 +239,12 @@ class WireServer:
             self._send(conn, b"S", _c(key) + _c(value))
         self._send(conn, b"K", struct.pack("!ii", pid, session.secret_key))
         self._send(conn, b"Z", b"I")
-        await conn.writer.drain()
+        await self._flush(conn)
         return True
 
     async def _fatal(self, conn: _Conn, error: SqlError) -> None:
         self._send_error(conn, error)
-        await conn.writer.drain()
+        await self._flush(conn)
 
     # ------------------------------------------------------------------ messages
 
@@ -257,15 +263,15 @@ class WireServer:
             if kind == b"Q":
                 txn_status = await self._simple_query(conn, body.rstrip(b"\0").decode())
                 self._send(conn, b"Z", txn_status.encode())
-                await conn.writer.drain()
+                await self._flush(conn)
                 continue
             if kind == b"S":
                 skip_until_sync = False
                 self._send(conn, b"Z", txn_status.encode())
-                await conn.writer.drain()
+                await self._flush(conn)
                 continue
             if kind == b"H":
-                await conn.writer.drain()
+                await self._flush(conn)
                 continue
             if skip_until_sync:
                 continue
@@ -458,7 +464,14 @@ class WireServer:
     # ------------------------------------------------------------------ writing
 
     def _send(self, conn: _Conn, kind: bytes, payload: bytes) -> None:
-        conn.writer.write(kind + struct.pack("!i", len(payload) + 4) + payload)
+        conn.out += kind + struct.pack("!i", len(payload) + 4) + payload
+
+    async def _flush(self, conn: _Conn) -> None:
+        """Send what :meth:`_send` buffered, in one write."""
+        if conn.out:
+            conn.writer.write(bytes(conn.out))
+            conn.out.clear()
+        await conn.writer.drain()
 
     def _send_error(self, conn: _Conn, error: SqlError) -> None:
         fields = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from typing import Any
@@ -55,6 +56,26 @@ def test_fail_next_disconnect_drops_the_connection(double: RisingWaveDouble) -> 
             conn.execute(b"CREATE SCHEMA a")
         assert conn.closed
     assert "a" in double.schemas()
+
+
+def test_a_query_response_of_many_rows_is_sent_in_one_write(
+    double: RisingWaveDouble, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As RisingWave's frontend buffers a response's messages and flushes once, the double does:
+    a client reads a large result in a few large chunks, not one per row."""
+    with connect(double) as conn:
+        conn.execute(b"; ".join(b"CREATE SCHEMA s%d" % i for i in range(40)))
+        writes: list[int] = []
+        original = asyncio.StreamWriter.write
+
+        def counted(writer: asyncio.StreamWriter, data: bytes | bytearray | memoryview) -> None:
+            writes.append(len(data))
+            original(writer, data)
+
+        monkeypatch.setattr(asyncio.StreamWriter, "write", counted)
+        rows = conn.execute(b"SELECT name FROM rw_catalog.rw_schemas").fetchall()
+    assert len(rows) >= 40
+    assert len(writes) == 1, writes
 
 
 def test_latency_delays_each_statement(double: RisingWaveDouble) -> None:
