@@ -115,7 +115,9 @@ class ReadCounter:
         self.calls = 0
         original = RisingWaveClient.snapshot
 
-        async def counted(client: RisingWaveClient, previous: CatalogSnapshot | None = None) -> Any:
+        async def counted(
+            client: RisingWaveClient, previous: CatalogSnapshot | None = None
+        ) -> CatalogSnapshot:
             self.calls += 1
             return await original(client, previous)
 

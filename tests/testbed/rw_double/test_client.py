@@ -116,8 +116,7 @@ def test_snapshot_reads_objects_ledger_and_owners(risingwave: RisingWaveTarget, 
     )
 
     async def scenario(client: RisingWaveClient) -> Any:
-        for stmt in statements:
-            await client.execute(stmt)
+        await _execute_all(client, statements)
         shown = await client.query(
             "SELECT r.id, r.definition FROM rw_catalog.rw_materialized_views r JOIN rw_catalog.rw_schemas s "
             f"ON r.schema_id = s.id WHERE s.name = '{tenant}' AND r.name = 'sessions'"
