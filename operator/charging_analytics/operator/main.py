@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import hashlib
 import logging
@@ -133,6 +134,20 @@ async def on_resume(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     await _reconcile(body, memo, Origin.RESUME)
 
 
+async def stopped_within(stopped: kopf.DaemonStopped, seconds: float) -> bool:
+    """Whether Kopf stops the daemon within ``seconds``.
+
+    Not ``stopped.wait(seconds)``: Kopf waits for that in a task of its own, and the task ends
+    with the TimeoutError each time the seconds run out. At exit Kopf re-raises every error its
+    remaining tasks ended with, so an operator stopping as such a wait ran out exited with that
+    TimeoutError. Here the time limit belongs to the daemon's own task, and the wait it cuts
+    short ends cancelled, which Kopf ignores. The flag is read after the wait either way: a stop
+    that comes as the seconds run out is still a stop."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stopped.wait(), seconds)
+    return bool(stopped)
+
+
 @kopf.daemon(*RESOURCE, id=DRIFT_CHECK)
 async def drift_check(
     body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, stopped: kopf.DaemonStopped, **_: Any
@@ -151,7 +166,7 @@ async def drift_check(
     # A fleet's daemons all start together when the operator does: the first pass waits a random
     # share of the interval more, so that passes stay spread out.
     delay = interval + service.first_drift_delay(Resource.from_body(body).owner)
-    while not await stopped.wait(delay):
+    while not await stopped_within(stopped, delay):
         try:
             await _reconcile(body, memo, Origin.TIMER)
         except Exception:  # a failed pass is logged (and posted); the next one comes as usual
