@@ -14,6 +14,7 @@ import pytest
 from charging_analytics.logs import RateLimit, stable_text
 from charging_analytics.operator import checks, metrics
 from charging_analytics.operator.checks import CheckFailure, KafkaAdmins, check_kafka
+from charging_analytics.render import Credentials
 from charging_analytics.spec import ChargingAnalyticsSpec
 from testbed.kafka import create_topics, list_topics
 from testbed.specs import tenant_spec
@@ -105,3 +106,73 @@ def test_rate_limit_passes_the_first_and_counts_the_held_back() -> None:
         "x", logging.ERROR, __file__, 1, "Connect failed (after 7ms in state CONNECT)", None, None
     )
     assert not held.filter(again)
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_an_admin_client_unused_for_the_idle_time_is_closed_and_the_next_check_opens_one(
+    kafka_broker: str,
+) -> None:
+    """A Ready fleet's passes use no Kafka client, and an open one costs threads that wake on
+    their own: it is closed once idle, and a later check connects again."""
+    run = uuid.uuid4().hex[:8]
+    spec = tenant_spec(f"idle_{run}", bootstrap=kafka_broker, events_topic=f"ocpp.{run}.events", alerts=None)
+    create_topics(kafka_broker, [f"ocpp.{run}.events"])
+    clock = _Clock()
+    admins = KafkaAdmins(idle_seconds=60, clock=clock)
+    opened = metrics.KAFKA_CLIENTS._value.get()
+
+    asyncio.run(check_kafka(spec, None, 10.0, create=False, admins=admins))
+    assert len(admins) == 1
+    clock.now += 59
+    assert not admins.idle()
+    assert admins.close_idle() == 0
+    asyncio.run(check_kafka(spec, None, 10.0, create=False, admins=admins))  # used again: kept
+    clock.now += 59
+    assert admins.close_idle() == 0
+    assert metrics.KAFKA_CLIENTS._value.get() == opened + 1
+
+    clock.now += 2
+    assert admins.idle()
+    assert admins.close_idle() == 1
+    assert len(admins) == 0
+    assert not admins.idle()
+    asyncio.run(check_kafka(spec, None, 10.0, create=False, admins=admins))
+    assert metrics.KAFKA_CLIENTS._value.get() == opened + 2
+
+
+def test_a_client_in_use_is_not_closed_however_long_its_check_takes(kafka_broker: str) -> None:
+    clock = _Clock()
+    admins = KafkaAdmins(idle_seconds=60, clock=clock)
+    with admins.client(_spec(kafka_broker), None, 10.0, None) as (admin, _):
+        clock.now += 3600
+        assert not admins.idle()
+        assert admins.close_idle() == 0
+        assert admin.list_topics(timeout=10).topics is not None  # still a working client
+    assert len(admins) == 1
+    clock.now += 61
+    assert admins.close_idle() == 1
+
+
+def test_a_pass_whose_checks_are_cached_closes_the_idle_client(kafka_broker: str) -> None:
+    run = uuid.uuid4().hex[:8]
+    spec = tenant_spec(f"pass_{run}", bootstrap=kafka_broker, events_topic=f"ocpp.{run}.events", alerts=None)
+    create_topics(kafka_broker, [f"ocpp.{run}.events"])
+    clock = _Clock()
+    prechecks = checks.Prechecks(kafka=True, postgres=False, timeout=10.0)
+    prechecks.admins = KafkaAdmins(idle_seconds=60, clock=clock)
+    asyncio.run(prechecks.run("ns/a", spec, Credentials(), applying=False))
+    assert len(prechecks.admins) == 1
+    asyncio.run(prechecks.run("ns/a", spec, Credentials(), applying=False))  # cached, not yet idle
+    assert len(prechecks.admins) == 1
+    clock.now += 61
+    checks_before = metrics.KAFKA_CHECKS._value.get()
+    asyncio.run(prechecks.run("ns/a", spec, Credentials(), applying=False))
+    assert len(prechecks.admins) == 0
+    assert metrics.KAFKA_CHECKS._value.get() == checks_before  # the pass itself checked nothing
