@@ -10,6 +10,18 @@ RECONCILE_SECONDS = Histogram(
     ["result"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
 )
+_RECONCILE_SECONDS_BY_RESULT: dict[str, Histogram] = {}
+
+
+def reconcile_seconds(result: str) -> Histogram:
+    """:data:`RECONCILE_SECONDS` for one result, looked up once per result (every drift pass
+    observes one; ``labels()`` validates and locks on each call)."""
+    child = _RECONCILE_SECONDS_BY_RESULT.get(result)
+    if child is None:
+        child = _RECONCILE_SECONDS_BY_RESULT[result] = RECONCILE_SECONDS.labels(result)
+    return child
+
+
 RECONCILE_ERRORS = Counter(
     "cha_reconcile_errors_total", "Reconciles that ended Stalled or failed", ["reason"]
 )

@@ -316,7 +316,10 @@ class Service:
     # ------------------------------------------------------------------------------------------
 
     def _lock(self, res: Resource) -> asyncio.Lock:
-        return self._locks.setdefault(res.owner, asyncio.Lock())
+        lock = self._locks.get(res.owner)
+        if lock is None:  # not setdefault: that would make a new lock on every pass, to drop it
+            lock = self._locks[res.owner] = asyncio.Lock()
+        return lock
 
     def _backoff(self, res: Resource) -> float:
         n = self._failures.get(res.owner, 0)
@@ -353,7 +356,7 @@ class Service:
                 if outcome.quiet is not None and idle and not wrote and outcome.retry_after is None:
                     self.quiet.settle(res.owner, outcome.quiet)
             outcome.events = self.unrepeated(res.owner, outcome.events)
-            metrics.RECONCILE_SECONDS.labels(outcome.result).observe(time.monotonic() - started)
+            metrics.reconcile_seconds(outcome.result).observe(time.monotonic() - started)
             return outcome
 
     async def _reconcile(self, res: Resource, origin: Origin) -> Outcome:

@@ -50,6 +50,7 @@ from charging_analytics.catalog import (
     LedgerEntry,
     ObjectKind,
     ObservedObject,
+    definition_fingerprint,
 )
 from charging_analytics.redaction import scrub
 from charging_analytics.rw.capabilities import (
@@ -287,6 +288,8 @@ class RisingWaveClient:
         self._timeout_form: str | None = None  # which SET statement_timeout form the server took
         #: ``SELECT version()`` as the latest new connection read it
         self._version_rows: list[tuple[Any, ...]] | None = None
+        #: the capabilities of that reading
+        self._capabilities: tuple[list[tuple[Any, ...]], Capabilities] | None = None
         #: When each pooled connection last completed a statement (absent: failed, or never used).
         self._last_ok: weakref.WeakKeyDictionary[psycopg.AsyncConnection[Any], float] = (
             weakref.WeakKeyDictionary()
@@ -477,7 +480,12 @@ class RisingWaveClient:
         rows = self._version_rows
         if rows is None:  # a pooled connection that predates the reading
             rows = await self.query(_VERSION_SQL)
-        return capabilities_for(_version_of(rows))
+        known = self._capabilities
+        if known is not None and known[0] is rows:  # every pass asks; the answer is per reading
+            return known[1]
+        found = capabilities_for(_version_of(rows))
+        self._capabilities = (rows, found)
+        return found
 
     async def secrets_available(self) -> bool:
         """Whether ``CREATE SECRET`` works here (a licensed feature, docs/risingwave.md §7).
@@ -562,13 +570,14 @@ class RisingWaveClient:
             async def read(sql: str) -> list[tuple[Any, ...]]:
                 return await self._run(conn, sql, "SELECT", limit=limit, fetch=True)
 
-            parts = _SnapshotParts(previous)
             schema_rows = await read(_SCHEMAS_SQL)
+            # before the relations: only the objects being built need their names by id
+            progress_rows = await read(_PROGRESS_SQL)
+            parts = _SnapshotParts(previous, building=progress_rows)
             await self._run(conn, _RELATIONS_SQL, "SELECT", limit=limit, fetch=True, each=parts.relation)
             for row in await read(_SECRETS_SQL):
                 parts.secret(row)
             user_rows = await read(_USERS_SQL)
-            progress_rows = await read(_PROGRESS_SQL)
             ledger_exists = parts.ledger_table_exists()
             if ledger_exists and not self._flushed:
                 # This client's first read (a new process, say) must see the ledger marks of a
@@ -645,7 +654,7 @@ def build_snapshot(
 ) -> CatalogSnapshot:
     """The snapshot the catalog reads' rows describe (:meth:`RisingWaveClient.snapshot` hands the
     large reads' rows over as they arrive instead)."""
-    parts = _SnapshotParts()
+    parts = _SnapshotParts(building=progress_rows)
     for row in relation_rows:
         parts.relation(row)
     for row in secret_rows:
@@ -669,35 +678,52 @@ class _SnapshotParts:
     its fingerprint as its row arrives, so a whole endpoint's definitions are never held at once
     (they were most of a catalog read's memory at its peak)."""
 
-    def __init__(self, previous: CatalogSnapshot | None = None) -> None:
+    def __init__(self, previous: CatalogSnapshot | None = None, *, building: Rows = ()) -> None:
         self.objects: list[ObservedObject] = []
-        self.by_id: dict[int, str] = {}  # each relation's qualified name by its id
+        #: the qualified name of each relation that a DDL job in ``building`` (progress rows)
+        #: builds, by its id: usually none, so most reads make no name for any row
+        self.by_id: dict[int, str] = {}
+        self._building = frozenset(int(ddl_id) for ddl_id, *_ in building if ddl_id is not None)
         self.entries: list[LedgerEntry] = []
         self.owners: dict[str, str] = {}
         # What the previous snapshot holds, each by itself: an unchanged row yields that object.
         # Whatever still refers to the previous snapshot's objects (the drift passes' reports,
         # reconciles in flight) then shares them with this one instead of keeping a second copy
         # of the endpoint's catalog alive, and comparing a tenant's slices finds them identical.
-        self._objects_before: dict[ObservedObject, ObservedObject] = (
-            {o: o for o in previous.objects} if previous else {}
+        # Keyed by plain tuples of their fields, which a row gives without making the object
+        # first (most rows of a read are unchanged, and the objects' own hashing and comparison
+        # are Python code).
+        self._objects_before: dict[tuple[Any, ...], ObservedObject] = (
+            {(o.kind, o.schema, o.name, o.id, o.fingerprint): o for o in previous.objects} if previous else {}
         )
-        self._entries_before: dict[LedgerEntry, LedgerEntry] = (
-            {e: e for e in previous.ledger} if previous else {}
+        self._entries_before: dict[tuple[Any, ...], LedgerEntry] = (
+            {
+                (e.tenant, e.name, e.kind, e.hash, ledger.encode_depends(e.depends_on)): e
+                for e in previous.ledger
+            }
+            if previous
+            else {}
         )
 
-    def _object(self, obj: ObservedObject) -> None:
-        self.objects.append(self._objects_before.get(obj, obj))
+    def _object(
+        self, kind: ObjectKind, schema: str, name: str, oid: int | None, definition: str | None
+    ) -> None:
+        fingerprint = definition_fingerprint(kind, oid, definition)
+        found = self._objects_before.get((kind, schema, name, oid, fingerprint))
+        if found is None:
+            shared_kind = cast(ObjectKind, _shared(kind))
+            found = ObservedObject(shared_kind, _shared(schema), _shared(name), oid, fingerprint)
+        self.objects.append(found)
 
     def relation(self, row: tuple[Any, ...]) -> None:
         kind, schema, oid, name, definition = row
-        schema, name = _shared(schema), _shared(name)
-        kind = cast(ObjectKind, _shared(kind))
-        self._object(ObservedObject.read(kind, schema, name, oid, definition))
-        self.by_id[int(oid)] = f"{schema}.{name}"
+        self._object(kind, schema, name, oid, definition)
+        if self._building and int(oid) in self._building:
+            self.by_id[int(oid)] = f"{schema}.{name}"
 
     def secret(self, row: tuple[Any, ...]) -> None:
         schema, oid, name = row
-        self._object(ObservedObject.read("Secret", _shared(schema), _shared(name), oid, None))
+        self._object("Secret", schema, name, oid, None)
 
     def ledger_table_exists(self) -> bool:
         return any(
@@ -714,14 +740,17 @@ class _SnapshotParts:
         elif kind not in _OBJECT_KINDS:
             log.warning("ignoring ledger row %s/%s with unknown kind %r", tenant, object_name, kind)
             return
-        entry = LedgerEntry(
-            tenant=_shared(tenant),
-            name=_shared(object_name or ""),
-            kind=cast(ObjectKind, _shared(kind)),
-            hash=definition_hash or "",
-            depends_on=tuple(_shared(d) for d in ledger.decode_depends(depends_on)),
-        )
-        self.entries.append(self._entries_before.get(entry, entry))
+        name, value = object_name or "", definition_hash or ""
+        entry = self._entries_before.get((tenant, name, kind, value, depends_on or ""))
+        if entry is None:  # new or changed (or its dependencies written in another form)
+            entry = LedgerEntry(
+                tenant=_shared(tenant),
+                name=_shared(name),
+                kind=cast(ObjectKind, _shared(kind)),
+                hash=value,
+                depends_on=tuple(_shared(d) for d in ledger.decode_depends(depends_on)),
+            )
+        self.entries.append(entry)
 
     def snapshot(
         self,

@@ -384,6 +384,23 @@ def test_query_returns_rows_and_ping_succeeds(risingwave: RisingWaveTarget) -> N
     assert with_client(risingwave, scenario) == [("root",)]
 
 
+def test_capabilities_are_derived_once_per_version_reading(risingwave: RisingWaveTarget) -> None:
+    """Every pass asks for them; the answer changes only with what a new connection reads."""
+
+    async def scenario(client: RisingWaveClient) -> Any:
+        first = await client.capabilities()
+        again = await client.capabilities()
+        assert again is first
+        await client.close()  # a new pool: its connections read the version anew
+        await client.open()
+        await client.ping()
+        return first, await client.capabilities()
+
+    first, after = with_client(risingwave, scenario)
+    assert after == first
+    assert after is not first
+
+
 def test_secrets_available_follows_the_license(risingwave: RisingWaveTarget) -> None:
     """docs/risingwave.md §7: secrets need a license; probe leaves nothing behind."""
     risingwave.license = False
