@@ -65,6 +65,37 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def thread_cpu_seconds(pid: int) -> dict[int, tuple[str, float]]:
+    """Each live thread of ``pid``: its name (``/proc/PID/task/TID/comm``, the main thread's
+    named ``main``) and its CPU time so far. Threads that have exited are not listed."""
+    threads: dict[int, tuple[str, float]] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            name = (task / "comm").read_text().strip()
+            stat = (task / "stat").read_text()
+        except OSError:  # the thread exited meanwhile
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        tid = int(task.name)
+        cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        threads[tid] = ("main" if tid == pid else name, cpu)
+    return threads
+
+
+def cpu_by_thread_kind(
+    before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]], total: float
+) -> dict[str, float]:
+    """CPU seconds between two :func:`thread_cpu_seconds` readings, by thread name with its
+    number dropped (``asyncio_3`` counts as ``asyncio_``); what threads that exited in between
+    used is the rest of ``total`` (the process's CPU over the same time)."""
+    kinds: dict[str, float] = {}
+    for tid, (name, cpu) in after.items():
+        kind = name.rstrip("0123456789")
+        kinds[kind] = kinds.get(kind, 0.0) + cpu - before.get(tid, (name, 0.0))[1]
+    kinds["(threads that exited)"] = max(0.0, total - sum(kinds.values()))
+    return {k: round(v, 2) for k, v in sorted(kinds.items(), key=lambda kv: -kv[1]) if round(v, 2)}
+
+
 def ready(item: dict[str, Any]) -> bool:
     status = item.get("status") or {}
     if status.get("observedGeneration") != item["metadata"].get("generation"):

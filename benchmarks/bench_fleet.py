@@ -53,9 +53,11 @@ for entry in (ROOT, ROOT / "benchmarks"):
 from bench_burst import (  # noqa: E402
     NOT_RISINGWAVE,
     OperatorProcess,
+    cpu_by_thread_kind,
     process_cpu_seconds,
     resources_path,
     tenant_body,
+    thread_cpu_seconds,
     wait_all_ready,
 )
 from charging_analytics import constants as c  # noqa: E402
@@ -166,6 +168,7 @@ class Phase:
         b = self.bench
         self.t0 = time.monotonic()
         self.cpu0 = 0.0 if new_process else b.running.cpu_seconds()
+        self.threads0 = {} if new_process else thread_cpu_seconds(b.running.process.pid)
         self.api0 = b.rest.request_counts()
         self.ops0 = (
             dict.fromkeys(OPERATOR_COUNTERS, 0.0) if new_process else operator_counters(b.metrics_port)
@@ -178,6 +181,7 @@ class Phase:
         b = self.bench
         wall = time.monotonic() - self.t0
         cpu = b.running.cpu_seconds() - self.cpu0
+        threads = cpu_by_thread_kind(self.threads0, thread_cpu_seconds(b.running.process.pid), cpu)
         api = request_delta(self.api0, b.rest.request_counts())
         for key, n in self.own.items():
             api[key] = api.get(key, 0) - n
@@ -187,6 +191,7 @@ class Phase:
             "seconds": round(wall, 1),
             "cpu_seconds": round(cpu, 1),
             "cpu_percent_of_core": round(100 * cpu / max(wall, 1e-9), 1),
+            "cpu_seconds_by_thread": threads,
             "peak_rss_mib": round(b.running.peak_rss_mib(), 0),
             "api_requests": {
                 f"{v} {r}": n for (v, r), n in sorted(api.items()) if n and r in OPERATOR_RESOURCES
@@ -374,6 +379,8 @@ def print_result(result: dict[str, Any]) -> None:
             f"  operator CPU {p['cpu_seconds']} s ({p['cpu_percent_of_core']} % of a core), "
             f"peak RSS {p['peak_rss_mib']:.0f} MiB; reconciles {p['reconciles']}"
         )
+        by_thread = ", ".join(f"{k} {v} s" for k, v in p["cpu_seconds_by_thread"].items())
+        print(f"  operator CPU by thread: {by_thread}")
         print(
             f"  catalog reads {p['catalog_reads']}; Kafka admin clients opened {p['kafka_clients']}, "
             f"topic checks {p.get('kafka_checks', 'n/a')}; "
