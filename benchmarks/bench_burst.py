@@ -58,11 +58,15 @@ def tenant_body(
     return resource(f"{prefix}-{index:04d}", namespace, spec)
 
 
-def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU time of ``pid`` so far (``/proc/PID/stat`` fields 14 and 15, in clock ticks)."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
+def _stat_cpu_seconds(stat: str) -> float:
+    """User + system CPU time in a ``/proc`` ``stat`` line (fields 14 and 15, in clock ticks)."""
     fields = stat[stat.rindex(")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` so far (``/proc/PID/stat``)."""
+    return _stat_cpu_seconds(Path(f"/proc/{pid}/stat").read_text())
 
 
 def thread_cpu_seconds(pid: int) -> dict[int, tuple[str, float]]:
@@ -75,10 +79,8 @@ def thread_cpu_seconds(pid: int) -> dict[int, tuple[str, float]]:
             stat = (task / "stat").read_text()
         except OSError:  # the thread exited meanwhile
             continue
-        fields = stat[stat.rindex(")") + 2 :].split()
         tid = int(task.name)
-        cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        threads[tid] = ("main" if tid == pid else name, cpu)
+        threads[tid] = ("main" if tid == pid else name, _stat_cpu_seconds(stat))
     return threads
 
 

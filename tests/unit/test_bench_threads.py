@@ -3,24 +3,15 @@ and what threads that exited used is the rest of the process's CPU."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 import threading
-from pathlib import Path
 from types import ModuleType
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_burst.py"
+from tests.unit.benchmark_modules import load_benchmark
 
 
 def _bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_burst", BENCH)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("bench_burst")
 
 
 def test_threads_are_grouped_by_name_without_their_number_and_exited_ones_are_the_rest() -> None:

@@ -8,22 +8,13 @@ per-tenant section once, which asserts its own no-op plan is empty.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import ModuleType
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_render_plan.py"
+from tests.unit.benchmark_modules import load_benchmark
 
 
 def _bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_render_plan", BENCH)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve their annotations through it
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("bench_render_plan")
 
 
 def test_the_benchmarks_applied_catalog_plans_nothing() -> None:

@@ -207,22 +207,24 @@ class KafkaAdmins:
             if failed and self._clients.get(key) is admin:
                 del self._clients[key]
 
+    def _unused(self) -> list[str]:
+        """The clients unused for longer than ``idle_seconds`` (call with the lock held)."""
+        since = self._clock() - self.idle_seconds
+        return [k for k, a in self._clients.items() if a.in_use == 0 and a.last_used < since]
+
     def idle(self) -> bool:
         """Whether a client has gone unused for longer than ``idle_seconds``."""
         if not self._clients:
             return False
-        since = self._clock() - self.idle_seconds
         with self._lock:
-            return any(a.in_use == 0 and a.last_used < since for a in self._clients.values())
+            return bool(self._unused())
 
     def close_idle(self) -> int:
         """Close the clients unused for longer than ``idle_seconds``; how many. A client is
         closed by its last reference going, which joins librdkafka's threads: this blocks, so
         it runs in a worker thread, never on the event loop."""
-        since = self._clock() - self.idle_seconds
         with self._lock:
-            gone = [k for k, a in self._clients.items() if a.in_use == 0 and a.last_used < since]
-            closing = [self._clients.pop(k) for k in gone]
+            closing = [self._clients.pop(k) for k in self._unused()]
         n = len(closing)
         while closing:
             # its last queued error callbacks and log lines; then the last reference goes
