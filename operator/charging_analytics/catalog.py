@@ -103,7 +103,7 @@ class CatalogSnapshot:
         first call groups the whole snapshot by tenant once (O(snapshot)), every call then costs
         O(the tenant's own objects). Each call returns fresh dicts (callers may not share them).
         """
-        objects, ledger, progress = self._by_tenant.get(tenant, _NO_ROWS)
+        objects, ledger, progress = self.index.tenants.get(tenant, _NO_ROWS)
         return TenantCatalog(
             tenant=tenant,
             schema_exists=tenant in self.schemas,
@@ -115,18 +115,16 @@ class CatalogSnapshot:
         )
 
     @cached_property
-    def _by_tenant(self) -> dict[str, _TenantRows]:
-        """Objects, ledger rows (without the owner row) and DDL progress, grouped by tenant.
+    def index(self) -> SnapshotIndex:
+        """The snapshot grouped by tenant, built on first use and kept on the (immutable)
+        snapshot; later duplicates win, as in a dict built in snapshot order."""
+        tenants: dict[str, TenantRows] = {}
+        owner_rows: dict[str, LedgerEntry] = {}
 
-        Built on first use and kept on the (immutable) snapshot; later duplicates win, as in a
-        dict built in snapshot order.
-        """
-        index: dict[str, _TenantRows] = {}
-
-        def rows(tenant: str) -> _TenantRows:
-            found = index.get(tenant)
+        def rows(tenant: str) -> TenantRows:
+            found = tenants.get(tenant)
             if found is None:
-                found = index[tenant] = ({}, {}, {})
+                found = tenants[tenant] = ({}, {}, {})
             return found
 
         for o in self.objects:
@@ -134,13 +132,27 @@ class CatalogSnapshot:
         for e in self.ledger:
             if e.name != OWNER_ROW:
                 rows(e.tenant)[1][e.name] = e
+            else:
+                owner_rows[e.tenant] = e
         for qualified, progress in self.ddl_progress.items():
             schema, dot, name = qualified.partition(".")
             if dot:
                 rows(schema)[2][name] = progress
-        return index
+        return SnapshotIndex(tenants, owner_rows)
 
 
-#: Per tenant: objects, ledger entries and DDL progress, each by object name.
-_TenantRows = tuple[dict[str, ObservedObject], dict[str, LedgerEntry], dict[str, str]]
-_NO_ROWS: _TenantRows = ({}, {}, {})
+#: Per tenant: objects, ledger entries (without the owner row) and DDL progress, each by object
+#: name.
+TenantRows = tuple[dict[str, ObservedObject], dict[str, LedgerEntry], dict[str, str]]
+_NO_ROWS: TenantRows = ({}, {}, {})
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotIndex:
+    """A snapshot's rows by tenant (:attr:`CatalogSnapshot.index`): what each tenant's reconcile
+    takes its slice from, and where the next read of the endpoint finds the objects and ledger
+    entries it can reuse, by schema and name, without an index of its own."""
+
+    tenants: dict[str, TenantRows]
+    #: each tenant's owner row in the ledger
+    owner_rows: dict[str, LedgerEntry]

@@ -24,6 +24,7 @@ from prometheus_client import REGISTRY
 
 from charging_analytics import constants as c
 from charging_analytics.catalog import CatalogSnapshot, TenantCatalog
+from charging_analytics.operator import endpoints as endpoints_module
 from charging_analytics.operator import service as service_module
 from charging_analytics.operator.endpoints import EndpointPool
 from charging_analytics.operator.kube import ApiSession, KubeError
@@ -170,6 +171,13 @@ def test_timer_reconciles_of_many_tenants_share_one_catalog_read_per_interval(
     monkeypatch.setattr(service_module, "time", clock)
     monkeypatch.setattr(client_module, "time", clock)
     client_reads = ReadCounter(monkeypatch)
+    trims: list[bool] = []
+
+    def trimmed() -> bool:
+        trims.append(True)
+        return True
+
+    monkeypatch.setattr(endpoints_module, "release_free_memory", trimmed)
 
     def reads() -> tuple[float, int]:
         """(the service's counter for this endpoint, snapshot() calls on any client)"""
@@ -236,6 +244,8 @@ def test_timer_reconciles_of_many_tenants_share_one_catalog_read_per_interval(
             outcomes = await reconcile_all(service, "timer")
             assert all(is_up_to_date(o) for o in outcomes)
             assert reads() == before
+            # each read's C memory (its whole result) went back to the system once it was done
+            assert len(trims) == client_reads.calls
         finally:
             await service.close()
 

@@ -30,6 +30,7 @@ from ..catalog import CatalogSnapshot, TenantCatalog
 from ..pipeline import SecretStore
 from ..rw.client import ClientOptions, Endpoint, RisingWaveClient, RisingWaveUnavailable
 from . import metrics
+from .memory import release_free_memory
 from .settings import OperatorSettings
 
 log = logging.getLogger(__name__)
@@ -221,4 +222,6 @@ class EndpointPool:
         metrics.CATALOG_READS.labels(client.endpoint.key).inc()
         if started >= shared.started:
             shared.started, shared.snapshot = started, snapshot
+        # what the read held in C memory (its whole result) and the snapshot it replaced are free
+        release_free_memory()
         return snapshot

@@ -623,14 +623,16 @@ class Service:
             finally:
                 stop.set()
                 await reporter
-            # The apply's own results say what the tenant now has, except the ids and definitions
-            # RisingWave gave what it built (the fingerprints that reveal a later change behind
-            # the operator's back): one read of the tenant's schema, not a snapshot of the endpoint.
-            try:
-                return result, await client.schema_objects(tenant)
-            except RisingWaveError as err:
-                log.info("could not read %s after the apply: %s", tenant, err)
-                return result, None
+        # The apply's own results say what the tenant now has, except the ids and definitions
+        # RisingWave gave what it built (the fingerprints that reveal a later change behind the
+        # operator's back): one read of the tenant's schema, not a snapshot of the endpoint. It
+        # changes nothing, so it waits outside the slot: the next plan's statements need not wait
+        # for it, and the reads of applies finishing meanwhile are made together.
+        try:
+            return result, await client.schema_objects(tenant)
+        except RisingWaveError as err:
+            log.info("could not read %s after the apply: %s", tenant, err)
+            return result, None
 
     def _applied(
         self,

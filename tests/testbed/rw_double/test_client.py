@@ -246,6 +246,72 @@ def test_ddl_progress_of_unlisted_jobs_is_named_from_the_statement() -> None:
     assert snapshot.ddl_progress == {"acme.Sessions": "12.50%"}
 
 
+def _rows_read(
+    relations: list[tuple[Any, ...]],
+    secrets: list[tuple[Any, ...]],
+    ledger_rows: list[tuple[Any, ...]],
+    previous: Any = None,
+) -> Any:
+    return build_snapshot(
+        "h:4566/dev",
+        schema_rows=[(1, "acme")],
+        relation_rows=relations,
+        secret_rows=secrets,
+        user_rows=[("root",)],
+        progress_rows=[],
+        ledger_rows=ledger_rows,
+        ledger_exists=True,
+        previous=previous,
+    )
+
+
+def test_a_read_reuses_only_the_previous_objects_and_entries_whose_every_field_is_unchanged() -> None:
+    """Reuse is found by schema and name, and then every field must match the row: a changed
+    definition, id or kind, a secret of a relation's name, a changed hash, kind or dependency
+    list, or a changed owner makes a new object or entry, equal to one read without a previous."""
+    relations = [
+        ("MaterializedView", "acme", 11, "sessions", "CREATE MATERIALIZED VIEW sessions AS SELECT 1"),
+        ("MaterializedView", "acme", 12, "energy", "CREATE MATERIALIZED VIEW energy AS SELECT 1"),
+        ("MaterializedView", "acme", 13, "revenue", "CREATE MATERIALIZED VIEW revenue AS SELECT 1"),
+        ("Source", "acme", 14, "events", "CREATE SOURCE events"),
+    ]
+    ledger_rows = [
+        ("acme", OWNER_ROW, "Schema", "default/acme", ""),
+        ("acme", "sessions", "MaterializedView", "h1", "events"),
+        ("acme", "energy", "MaterializedView", "h2", "events"),
+        ("acme", "revenue", "MaterializedView", "h3", "events"),
+        ("acme", "events", "Source", "h4", ""),
+    ]
+    first = _rows_read(relations, [("acme", 20, "events_key")], ledger_rows)
+    unchanged = _rows_read(relations, [("acme", 20, "events_key")], ledger_rows, previous=first)
+    assert all(new is old for new, old in zip(unchanged.objects, first.objects, strict=True))
+    assert all(new is old for new, old in zip(unchanged.ledger, first.ledger, strict=True))
+    assert unchanged.users is first.users  # every tenant's slice compares it by identity
+
+    changed_relations = [
+        relations[0],
+        ("MaterializedView", "acme", 12, "energy", "CREATE MATERIALIZED VIEW energy AS SELECT 2"),
+        ("MaterializedView", "acme", 31, "revenue", "CREATE MATERIALIZED VIEW revenue AS SELECT 1"),
+        ("Table", "acme", 14, "events", "CREATE SOURCE events"),
+    ]
+    changed_ledger = [
+        ("acme", OWNER_ROW, "Schema", "other/acme", ""),
+        ledger_rows[1],
+        ("acme", "energy", "MaterializedView", "h2-new", "events"),
+        ("acme", "revenue", "MaterializedView", "h3", "events,sessions"),
+        ("acme", "events", "Table", "h4", ""),
+    ]
+    secrets = [("acme", 20, "sessions")]  # a secret named like a relation
+    second = _rows_read(changed_relations, secrets, changed_ledger, previous=first)
+    fresh = _rows_read(changed_relations, secrets, changed_ledger)
+    assert (second.objects, second.ledger, second.owners) == (fresh.objects, fresh.ledger, fresh.owners)
+    reused_objects = [new.name for new in second.objects if any(new is old for old in first.objects)]
+    reused_entries = [new.name for new in second.ledger if any(new is old for old in first.ledger)]
+    assert reused_objects == ["sessions"]
+    assert reused_entries == ["sessions"]
+    assert second.owners == {"acme": "other/acme"}
+
+
 # ----------------------------------------------------------------------------- execute
 
 
