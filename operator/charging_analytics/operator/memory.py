@@ -11,11 +11,8 @@ pages (a few milliseconds for a heap of a few hundred MiB).
 from __future__ import annotations
 
 import ctypes
-import logging
 import sys
 from collections.abc import Callable
-
-log = logging.getLogger(__name__)
 
 
 def _malloc_trim() -> Callable[[int], int] | None:

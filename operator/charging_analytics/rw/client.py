@@ -730,15 +730,14 @@ class _SnapshotParts:
     def ledger_row(self, row: tuple[Any, ...]) -> None:
         """One ledger row (a row of an unknown kind is skipped; an owner row names the owner)."""
         tenant, object_name, kind, definition_hash, depends_on = row
-        if object_name == ledger.OWNER_ROW:
-            self.owners[tenant] = definition_hash or ""
+        name, value = object_name or "", definition_hash or ""
+        if name == ledger.OWNER_ROW:
+            self.owners[tenant] = value
             kind = kind if kind in _OBJECT_KINDS else "Schema"
+            entry = self._owner_rows_before.get(tenant)
         elif kind not in _OBJECT_KINDS:
             log.warning("ignoring ledger row %s/%s with unknown kind %r", tenant, object_name, kind)
             return
-        name, value = object_name or "", definition_hash or ""
-        if name == ledger.OWNER_ROW:
-            entry = self._owner_rows_before.get(tenant)
         else:
             rows = self._before.get(tenant)
             entry = rows[1].get(name) if rows is not None else None

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from charging_analytics.catalog import LedgerEntry, definition_fingerprint
+from charging_analytics.catalog import CatalogSnapshot, LedgerEntry, definition_fingerprint
 from charging_analytics.ledger import OWNER_ROW
 from charging_analytics.rw.client import (
     ClientOptions,
@@ -250,8 +250,8 @@ def _rows_read(
     relations: list[tuple[Any, ...]],
     secrets: list[tuple[Any, ...]],
     ledger_rows: list[tuple[Any, ...]],
-    previous: Any = None,
-) -> Any:
+    previous: CatalogSnapshot | None = None,
+) -> CatalogSnapshot:
     return build_snapshot(
         "h:4566/dev",
         schema_rows=[(1, "acme")],
